@@ -1,0 +1,37 @@
+# make demo / make test build .venv from a Python >= 3.12 found on PATH or in pyenv, then run.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PEERS := tests/peers
+STAMP := $(VENV)/.installed
+NPM_STAMP := $(PEERS)/node_modules/.installed
+
+.PHONY: demo test bench soak venv peers clean
+
+demo: $(STAMP)
+	$(VENV)/bin/gwsvcr demo
+
+test: $(STAMP) $(NPM_STAMP)
+	$(PY) -m pytest -q -p no:randomly
+
+bench: $(STAMP) $(NPM_STAMP)
+	$(PY) bench/run.py
+
+soak: $(STAMP) $(NPM_STAMP)
+	$(PY) -m pytest -q tests/soak --soak
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@py=$$(scripts/find-python) || exit 1; \
+	 [ -x $(PY) ] || $$py -m venv $(VENV); \
+	 $(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]' && touch $@
+
+peers: $(NPM_STAMP)
+
+$(NPM_STAMP): $(PEERS)/package.json $(PEERS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 + npm for the CometD JS / Faye peers" >&2; exit 1; }
+	cd $(PEERS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
+
+clean:
+	rm -rf $(VENV) $(PEERS)/node_modules

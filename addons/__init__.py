@@ -1,0 +1,1 @@
+"""mitmproxy addons: recorder, replayer, simulator."""

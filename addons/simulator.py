@@ -1,0 +1,46 @@
+"""The GWS simulator as a mitmproxy addon: every request is answered here, nothing goes upstream.
+
+    mitmdump --mode reverse:http://127.0.0.1:9 --set connection_strategy=lazy -s addons/simulator.py
+"""
+
+from __future__ import annotations
+
+from mitmproxy import ctx, exceptions, http
+
+from gwsvcr.addons.flowconv import request_of, to_mitmproxy
+from gwsvcr.simulator import Simulator, SimulatorConfig
+
+
+class GwsSimulator:
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.core = Simulator(config)
+
+    def load(self, loader):  # type: ignore[no-untyped-def]
+        loader.add_option("gwsvcr_sim_event_delay_ms", int, 250,
+                          "Delay between an operation's reply and its CometD notification, in milliseconds.")
+        loader.add_option("gwsvcr_sim_user", str, "", "The only user name accepted (empty: any user).")
+        loader.add_option("gwsvcr_sim_password", str, "", "The password of gwsvcr_sim_user.")
+
+    def configure(self, updated: set[str]) -> None:
+        names = {"gwsvcr_sim_event_delay_ms", "gwsvcr_sim_user", "gwsvcr_sim_password"}
+        if not names & updated:
+            return
+        if ctx.options.gwsvcr_sim_event_delay_ms < 0:
+            raise exceptions.OptionsError("gwsvcr_sim_event_delay_ms must be 0 or more")
+        if bool(ctx.options.gwsvcr_sim_user) != bool(ctx.options.gwsvcr_sim_password):
+            raise exceptions.OptionsError("gwsvcr_sim_user and gwsvcr_sim_password go together")
+        cfg = self.core.config
+        cfg.event_delay = ctx.options.gwsvcr_sim_event_delay_ms / 1000
+        cfg.user = ctx.options.gwsvcr_sim_user or None
+        cfg.password = ctx.options.gwsvcr_sim_password or None
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        flow.response = to_mitmproxy(await self.core.handle(request_of(flow.request)))
+
+    def done(self) -> None:
+        self.core.bayeux.close()
+
+
+addons = [GwsSimulator()]

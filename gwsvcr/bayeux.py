@@ -1,0 +1,348 @@
+"""The Bayeux (CometD) server core, written once and driven by both the replayer and the simulator.
+
+It answers handshake, connect, subscribe, unsubscribe, disconnect and publish messages, several per request;
+echoes the request's ``id`` in every reply; holds a ``/meta/connect`` only when it is alone in its request, the
+session is already connected and nothing is queued, until an event arrives or the hold ends; queues events that
+fall due while no connect is held; answers an unknown clientId with ``402::session_unknown``. Requests never wait
+behind a held connect: each request is its own coroutine.
+
+What is pluggable is the *policy*: a :class:`Hooks` object decides reply fields (the replayer takes them from the
+cassette, the simulator from its GWS model), how long a connect is held and where events come from (they are
+pushed with :meth:`Session.deliver` or :meth:`BayeuxServer.publish`). No mitmproxy import here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+HANDSHAKE = "/meta/handshake"
+CONNECT = "/meta/connect"
+SUBSCRIBE = "/meta/subscribe"
+UNSUBSCRIBE = "/meta/unsubscribe"
+DISCONNECT = "/meta/disconnect"
+
+SESSION_UNKNOWN = "402::session_unknown"
+SERVER_CONNECTION_TYPES = ("long-polling", "callback-polling")
+
+Message = dict[str, Any]
+
+
+def is_bayeux(data: Any) -> bool:
+    """A JSON body is Bayeux when it is a non-empty array of objects that all name a channel."""
+    return (isinstance(data, list) and bool(data)
+            and all(isinstance(m, dict) and isinstance(m.get("channel"), str) for m in data))
+
+
+def is_event(message: Message) -> bool:
+    return "data" in message and not str(message.get("channel", "")).startswith("/meta/")
+
+
+def channel_matches(pattern: str, channel: str) -> bool:
+    """Bayeux channel globbing: ``/a/*`` matches one segment, ``/a/**`` any number."""
+    if pattern == channel:
+        return True
+    if pattern.endswith("/**"):
+        return channel.startswith(pattern[:-2])
+    if pattern.endswith("/*"):
+        prefix = pattern[:-1]
+        return channel.startswith(prefix) and "/" not in channel[len(prefix):]
+    return False
+
+
+def new_client_id() -> str:
+    return secrets.token_hex(13)
+
+
+@dataclass
+class ServerConfig:
+    timeout_ms: int = 30_000  # how long a connect is held when nothing comes (advice.timeout)
+    interval_ms: int = 0  # advice.interval
+    max_interval_ms: int = 10_000  # a session with no connect for this long expires
+    connection_types: tuple[str, ...] = SERVER_CONNECTION_TYPES
+
+
+@dataclass(eq=False)
+class Session:
+    client_id: str
+    created: float
+    context: Any = None
+    connected: bool = False  # a connect has been answered: the next lone connect may be held
+    subscriptions: set[str] = field(default_factory=set)
+    queue: list[Message] = field(default_factory=list)
+    last_seen: float = 0.0
+    connects: int = 0  # connects received so far
+    held: bool = False
+    ack_enabled: bool = False
+    ack_batch: int = 0
+    unacked: list[tuple[int, list[Message]]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)  # for the hooks
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _release: int = 0  # bumped to answer a held connect at once (a second connect, a disconnect)
+
+    def subscribed(self, channel: str) -> bool:
+        return any(channel_matches(p, channel) for p in self.subscriptions)
+
+    def deliver(self, message: Message) -> None:
+        """Queue an event for this client; a held connect returns with it at once."""
+        self.queue.append(message)
+        self._wakeup.set()
+
+    def release(self) -> None:
+        self._release += 1
+        self._wakeup.set()
+
+
+class Hooks:
+    """The policy and event source of a Bayeux server. The defaults behave like a plain CometD server."""
+
+    def on_handshake(self, session: Session, message: Message) -> Message | None:
+        """Extra or overriding reply fields; ``{"successful": False, ...}`` refuses the handshake."""
+        return None
+
+    def on_connect(self, session: Session, message: Message) -> Message | None:
+        """Extra reply fields for this connect (e.g. advice); called before any hold."""
+        return None
+
+    def hold_seconds(self, session: Session, message: Message, default: float) -> float:
+        """How long to hold this connect when nothing is queued."""
+        return default
+
+    def on_subscribe(self, session: Session, message: Message, subscription: str) -> Message | None:
+        return None
+
+    def on_unsubscribe(self, session: Session, message: Message, subscription: str) -> Message | None:
+        return None
+
+    def on_publish(self, server: BayeuxServer, session: Session, message: Message) -> Message | None:
+        """Reply fields for a publish; by default the message goes to every subscriber."""
+        server.publish(message["channel"], message.get("data"))
+        return None
+
+    def on_session_end(self, session: Session, reason: str) -> None:
+        """A session disconnected or expired."""
+
+    def on_unknown(self, message: Message) -> Message | None:
+        """A message for an unknown clientId; return reply fields to answer otherwise than with 402."""
+        return None
+
+
+class BayeuxServer:
+    def __init__(self, hooks: Hooks | None = None, config: ServerConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.hooks = hooks or Hooks()
+        self.config = config or ServerConfig()
+        self.clock = clock
+        self.sessions: dict[str, Session] = {}
+        self._last_sweep = clock()
+
+    # ------------------------------------------------------------------------------------------------ events
+    def publish(self, channel: str, data: Any, *, only: Callable[[Session], bool] | None = None,
+                extra: Message | None = None) -> int:
+        """Deliver an event to every session subscribed to ``channel``; returns how many got it."""
+        count = 0
+        for session in list(self.sessions.values()):
+            if session.subscribed(channel) and (only is None or only(session)):
+                message: Message = {"channel": channel, "data": data}
+                if extra:
+                    message.update(extra)
+                session.deliver(message)
+                count += 1
+        return count
+
+    def expire(self) -> list[Session]:
+        """End the sessions that sent no connect for max_interval (and are not held)."""
+        now = self.clock()
+        limit = self.config.max_interval_ms / 1000
+        gone = [s for s in self.sessions.values() if not s.held and now - s.last_seen > limit]
+        for s in gone:
+            self._end(s, "expired")
+        self._last_sweep = now
+        return gone
+
+    def close(self) -> None:
+        for s in list(self.sessions.values()):
+            self._end(s, "server stopped")
+
+    def _end(self, session: Session, reason: str) -> None:
+        if self.sessions.pop(session.client_id, None) is not None:
+            session.release()
+            self.hooks.on_session_end(session, reason)
+
+    # ---------------------------------------------------------------------------------------------- requests
+    async def handle(self, messages: list[Message], context: Any = None) -> list[Message]:
+        """Answer one HTTP request's worth of Bayeux messages (the reply array, events included)."""
+        now = self.clock()
+        if now - self._last_sweep > 1.0:
+            self.expire()
+        replies: list[Message] = []
+        connect: tuple[Session, Message] | None = None
+        for message in messages:
+            channel = message.get("channel")
+            if not isinstance(channel, str) or not channel.startswith("/"):
+                replies.append(_reply(message, successful=False, error="400::channel missing or invalid"))
+                continue
+            if channel == HANDSHAKE:
+                replies.append(self._handshake(message, context))
+                continue
+            session = self.sessions.get(str(message.get("clientId")))
+            if session is None:
+                replies.append(self._unknown(message))
+                continue
+            session.last_seen = now
+            if session.context is None:
+                session.context = context
+            if channel == CONNECT:
+                connect = (session, message)
+            elif channel == DISCONNECT:
+                replies.append(_reply(message, successful=True, clientId=session.client_id))
+                self._end(session, "disconnected")
+            elif channel == SUBSCRIBE:
+                replies.append(self._subscribe(session, message, add=True))
+            elif channel == UNSUBSCRIBE:
+                replies.append(self._subscribe(session, message, add=False))
+            elif channel.startswith("/meta/"):
+                replies.append(_reply(message, successful=False, error=f"400::unknown meta channel {channel}"))
+            else:
+                extra = self.hooks.on_publish(self, session, message)
+                replies.append(_reply(message, successful=True, **(extra or {})))
+        if connect is None:
+            return replies
+        session, message = connect
+        alone = len(messages) == 1
+        return replies + await self._connect(session, message, alone)
+
+    def _handshake(self, message: Message, context: Any) -> Message:
+        offered = message.get("supportedConnectionTypes")
+        ours = list(self.config.connection_types)
+        common = [t for t in ours if not isinstance(offered, list) or t in offered]
+        session = Session(new_client_id(), self.clock(), context=context, last_seen=self.clock())
+        extra = self.hooks.on_handshake(session, message) or {}
+        reply = _reply(message, successful=True, version="1.0", supportedConnectionTypes=common or ours,
+                       advice={"reconnect": "retry", "interval": self.config.interval_ms,
+                               "timeout": self.config.timeout_ms})
+        if not common:
+            reply.update(successful=False, error=f"301::{offered}::connection types not supported")
+        reply.update({k: v for k, v in extra.items() if k not in ("id", "channel")})
+        ext = message.get("ext")
+        if isinstance(ext, dict) and ext.get("ack") is True:
+            session.ack_enabled = True
+            reply.setdefault("ext", {})["ack"] = True
+        if reply.get("successful"):
+            reply["clientId"] = session.client_id
+            self.sessions[session.client_id] = session
+        else:
+            reply.pop("clientId", None)
+        _timesync(message, reply, 0.0, self.clock)
+        return reply
+
+    def _unknown(self, message: Message) -> Message:
+        extra = self.hooks.on_unknown(message)
+        if extra is not None:
+            return _reply(message, **extra)
+        return _reply(message, successful=False, error=SESSION_UNKNOWN,
+                      advice={"reconnect": "handshake", "interval": 0})
+
+    def _subscribe(self, session: Session, message: Message, *, add: bool) -> Message:
+        subs = message.get("subscription")
+        names = subs if isinstance(subs, list) else [subs]
+        if not names or not all(isinstance(s, str) and s.startswith("/") for s in names):
+            return _reply(message, successful=False, error="403::subscription missing or invalid",
+                          subscription=subs, clientId=session.client_id)
+        extra: Message = {}
+        for name in names:
+            hook = self.hooks.on_subscribe if add else self.hooks.on_unsubscribe
+            extra.update(hook(session, message, name) or {})
+        if extra.get("successful", True):
+            for name in names:
+                (session.subscriptions.add if add else session.subscriptions.discard)(name)
+        return _reply(message, successful=True, subscription=subs, clientId=session.client_id, **extra)
+
+    async def _connect(self, session: Session, message: Message, alone: bool) -> list[Message]:
+        started = self.clock()
+        session.connects += 1
+        extra = self.hooks.on_connect(session, message) or {}
+        self._take_ack(session, message)
+        # Only one connect is held per client: a new one answers the old one at once.
+        if session.held:
+            session.release()
+        advice = message.get("advice")
+        client_timeout = advice.get("timeout") if isinstance(advice, dict) else None
+        hold = alone and session.connected and not session.queue and client_timeout != 0
+        if hold:
+            seconds = self.hooks.hold_seconds(session, message, self.config.timeout_ms / 1000)
+            await self._hold(session, seconds)
+        session.connected = True
+        session.last_seen = self.clock()
+        events, session.queue = session.queue, []
+        if session.client_id not in self.sessions and not events:
+            reply = _reply(message, successful=False, error=SESSION_UNKNOWN,
+                           advice={"reconnect": "handshake", "interval": 0})
+            return [reply]
+        reply = _reply(message, successful=True, clientId=session.client_id,
+                       advice={"reconnect": "retry", "interval": self.config.interval_ms,
+                               "timeout": self.config.timeout_ms})
+        reply.update({k: v for k, v in extra.items() if k not in ("id", "channel")})
+        if session.ack_enabled:
+            session.ack_batch += 1
+            if events:
+                session.unacked.append((session.ack_batch, list(events)))
+            reply.setdefault("ext", {})["ack"] = session.ack_batch
+        _timesync(message, reply, self.clock() - started, self.clock)
+        return [*events, reply]
+
+    async def _hold(self, session: Session, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        session.held = True
+        release = session._release
+        deadline = self.clock() + seconds
+        try:
+            while not session.queue and session._release == release:
+                session._wakeup.clear()
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(session._wakeup.wait(), remaining)
+                except TimeoutError:
+                    break
+        finally:
+            session.held = False
+
+    @staticmethod
+    def _take_ack(session: Session, message: Message) -> None:
+        """The ack extension: events of batches the client did not confirm are sent again."""
+        if not session.ack_enabled:
+            return
+        ext = message.get("ext")
+        acked = ext.get("ack") if isinstance(ext, dict) else None
+        if not isinstance(acked, int) or isinstance(acked, bool):
+            return
+        # Whatever was not confirmed goes out again with the next reply (and is tracked anew there).
+        lost = [m for batch, msgs in session.unacked if batch > acked for m in msgs]
+        session.unacked = []
+        session.queue[:0] = lost
+
+
+def _reply(message: Message, **fields: Any) -> Message:
+    reply: Message = {"channel": message.get("channel")}
+    if "id" in message:
+        reply["id"] = message["id"]
+    reply.update(fields)
+    return reply
+
+
+def _timesync(request: Message, reply: Message, held: float, clock: Callable[[], float]) -> None:
+    """The timesync extension: echo the client's tc, say when we answered and how long we held."""
+    ext = request.get("ext")
+    sync = ext.get("timesync") if isinstance(ext, dict) else None
+    if not isinstance(sync, dict) or "tc" not in sync:
+        return
+    reply.setdefault("ext", {})["timesync"] = {"tc": sync["tc"], "ts": int(time.time() * 1000),
+                                               "p": int(held * 1000), "a": 0}
+

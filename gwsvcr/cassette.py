@@ -1,0 +1,689 @@
+"""Cassette format v1: the one module that owns its schema, loading, validation and writing.
+
+A cassette is a YAML stream that a person can read and review in a diff:
+
+* the first document is the header (``gwsvcr: 1``, when and against what it was recorded, the redaction rules);
+* every further document is one HTTP exchange, written append-only as soon as its reply completed, so a writer
+  killed at any moment leaves a file that loads (at most the exchange in flight is lost);
+* an ``episode`` document starts a later recording appended to the same file (record mode new_episodes);
+  ``start`` times count from the beginning of their episode.
+
+CometD exchanges (a JSON array of Bayeux messages) keep ``messages`` instead of a plain ``json`` body; every message
+of a reply is its own item and carries what replay needs: an event's cause (the exchange number of the last client
+request whose reply completed before the event was delivered) and its delay after that reply, a connect's hold.
+
+Security: documents are loaded with PyYAML's *safe* loader only: a YAML tag outside the standard ones is an error,
+never code. Parsed documents are cached as JSON (never pickle), keyed by the SHA-256 of the file, so the same
+cassette loads fast on every later run with exactly the objects the safe loader produced.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from gwsvcr import __version__
+
+VERSION = 1
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER_BASE = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_CACHE_FORMAT = "gwsvcr-parse-cache-1"
+_CACHE_KEEP = 32
+BODY_KINDS = ("json", "messages", "text", "base64")
+
+
+class CassetteError(Exception):
+    """A cassette that cannot be used; ``problems`` holds every ``FILE:LINE: what is wrong`` line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+# --------------------------------------------------------------------------------------------------- the model
+
+
+@dataclass(slots=True)
+class ReplyItem:
+    """One Bayeux message of a recorded reply with what the timeline needs to replay it."""
+
+    message: dict[str, Any]
+    cause: int | None = None  # exchange number of the request that caused this event
+    delay: float | None = None  # seconds after the cause's reply completed
+    hold: float | None = None  # for a /meta/connect reply: how long the server held it
+    event: str | None = None  # human summary, e.g. "CallRecordingStateChange (Stopped)"
+    after: str | None = None  # human summary of the cause, e.g. "StopCallRecording"
+
+    @property
+    def is_event(self) -> bool:
+        return "data" in self.message and not str(self.message.get("channel", "")).startswith("/meta/")
+
+
+@dataclass(slots=True)
+class Message:
+    """The request or response half of an exchange. ``kind`` tells which body field is set."""
+
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    kind: str | None = None  # one of BODY_KINDS or None (no body)
+    body: Any = None  # json data, list[dict] (request messages), list[ReplyItem] (reply messages), str
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+    def content(self) -> bytes:
+        """The body as bytes on the wire."""
+        if self.kind is None:
+            return b""
+        if self.kind == "base64":
+            return base64.b64decode(self.body)
+        if self.kind == "text":
+            return str(self.body).encode()
+        if self.kind == "messages" and self.body and isinstance(self.body[0], ReplyItem):
+            return json_bytes([item.message for item in self.body])
+        return json_bytes(self.body)
+
+
+@dataclass(slots=True)
+class Request(Message):
+    method: str = "GET"
+    path: str = "/"
+    query: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Response(Message):
+    status: int = 200
+
+
+@dataclass(slots=True)
+class Exchange:
+    number: int
+    session: str
+    start: float  # seconds since the episode began, when the request started
+    request: Request
+    response: Response | None = None
+    ttfb: float | None = None  # seconds from the end of the request to the first byte of the reply
+    ttlb: float | None = None  # seconds from the end of the request to the last byte of the reply
+    error: str | None = None  # what went wrong when there is no response (upstream unreachable, ...)
+    transport: str = "http"  # http | long-polling | callback-polling | websocket
+    episode: int = 1
+
+    @property
+    def is_bayeux(self) -> bool:
+        return self.request.kind == "messages"
+
+    def reply_items(self) -> list[ReplyItem]:
+        if self.response is not None and self.response.kind == "messages":
+            return self.response.body  # type: ignore[no-any-return]
+        return []
+
+
+@dataclass(slots=True)
+class Header:
+    version: int = VERSION
+    recorded_at: str = ""
+    upstream: str = ""
+    recorder: str = ""
+    redactions: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Episode:
+    number: int
+    recorded_at: str
+    upstream: str = ""
+
+
+@dataclass(slots=True)
+class Cassette:
+    path: str
+    header: Header
+    exchanges: list[Exchange] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def by_number(self) -> dict[int, Exchange]:
+        return {ex.number: ex for ex in self.exchanges}
+
+    def sessions(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for ex in self.exchanges:
+            seen.setdefault(ex.session, None)
+        return list(seen)
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --------------------------------------------------------------------------------------- documents <-> model
+
+
+def _headers_to_doc(headers: list[tuple[str, str]]) -> list[list[str]]:
+    return [_Flow([k, v]) for k, v in headers]
+
+
+def _message_to_doc(msg: Message, out: dict[str, Any]) -> None:
+    if msg.headers:
+        out["headers"] = _headers_to_doc(msg.headers)
+    if msg.kind == "messages" and msg.body and isinstance(msg.body[0], ReplyItem):
+        out["messages"] = [_reply_item_to_doc(item) for item in msg.body]
+    elif msg.kind is not None:
+        out[msg.kind] = msg.body
+
+
+def _reply_item_to_doc(item: ReplyItem) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if item.event is not None:
+        doc["event"] = item.event
+    if item.cause is not None:
+        doc["cause"] = item.cause
+    if item.after is not None:
+        doc["after"] = item.after
+    if item.delay is not None:
+        doc["delay"] = round(item.delay, 6)
+    if item.hold is not None:
+        doc["hold"] = round(item.hold, 6)
+    doc["message"] = item.message
+    return doc
+
+
+def exchange_to_doc(ex: Exchange) -> dict[str, Any]:
+    doc: dict[str, Any] = {"exchange": ex.number, "session": ex.session, "start": round(ex.start, 6)}
+    if ex.transport != "http":
+        doc["transport"] = ex.transport
+    if ex.ttfb is not None:
+        doc["ttfb"] = round(ex.ttfb, 6)
+    if ex.ttlb is not None:
+        doc["ttlb"] = round(ex.ttlb, 6)
+    req: dict[str, Any] = {"method": ex.request.method, "path": ex.request.path}
+    if ex.request.query:
+        req["query"] = _headers_to_doc(ex.request.query)
+    _message_to_doc(ex.request, req)
+    doc["request"] = req
+    if ex.response is not None:
+        resp: dict[str, Any] = {"status": ex.response.status}
+        _message_to_doc(ex.response, resp)
+        doc["response"] = resp
+    if ex.error is not None:
+        doc["error"] = ex.error
+    return doc
+
+
+def header_to_doc(h: Header) -> dict[str, Any]:
+    doc: dict[str, Any] = {"gwsvcr": h.version, "recorded_at": h.recorded_at, "upstream": h.upstream,
+                           "recorder": h.recorder, "redactions": list(h.redactions)}
+    doc.update(h.extra)
+    return doc
+
+
+class _Flow(list):  # type: ignore[type-arg]
+    """A short list written on one line (headers, query pairs)."""
+
+
+class _Dumper(_DUMPER_BASE):  # type: ignore[misc,valid-type]
+    pass
+
+
+def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # Multi-line text (HTML error pages, JSONP) reads best as a literal block.
+    style = "|" if "\n" in data and not data.endswith((" ", "\n\n")) and "\r" not in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(_Flow, _represent_flow)
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_document(doc: dict[str, Any]) -> str:
+    text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10_000,
+                          explicit_start=True, default_flow_style=False)
+    return text
+
+
+# ----------------------------------------------------------------------------------------------------- writing
+
+
+class CassetteWriter:
+    """Appends documents to a cassette, each flushed to the OS as one write the moment it is complete.
+
+    A SIGKILL therefore never leaves half a document behind; a full disk raises ``OSError`` to the caller, who
+    must stop rather than let traffic pass unrecorded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: Header | None = None, *, append: bool = False,
+                 upstream: str = "") -> None:
+        self.path = Path(path)
+        self.next_number = 1
+        self.episode = 1
+        if append and self.path.exists() and self.path.stat().st_size > 0:
+            existing = load(self.path)
+            self.next_number = max((ex.number for ex in existing.exchanges), default=0) + 1
+            self.episode = max((e.number for e in existing.episodes), default=1) + 1
+            self._fh: IO[str] = open(self.path, "a", encoding="utf-8")
+            self._write({"episode": self.episode, "recorded_at": now_iso(), "upstream": upstream})
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "w", encoding="utf-8")
+            self._write(header_to_doc(header or Header(recorded_at=now_iso(), upstream=upstream,
+                                                       recorder=f"gwsvcr {__version__}")))
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        self._fh.write(dump_document(doc))
+        self._fh.flush()
+
+    def write(self, ex: Exchange) -> None:
+        ex.episode = self.episode
+        self._write(exchange_to_doc(ex))
+
+    def take_number(self) -> int:
+        n = self.next_number
+        self.next_number += 1
+        return n
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+# ----------------------------------------------------------------------------------------------------- loading
+
+
+_DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+
+
+def _cache_dir() -> Path | None:
+    if os.environ.get("GWSVCR_NO_CACHE"):
+        return None
+    base = os.environ.get("GWSVCR_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gwsvcr")
+    return Path(base)
+
+
+def _cache_get(digest: str) -> list[Any] | None:
+    d = _cache_dir()
+    if d is None:
+        return None
+    try:
+        raw = (d / f"{digest}.json").read_bytes()
+        blob = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(blob, dict) or blob.get("format") != _CACHE_FORMAT or blob.get("sha256") != digest:
+        return None
+    docs = blob.get("docs")
+    return docs if isinstance(docs, list) else None
+
+
+def _cache_put(digest: str, docs: list[Any]) -> None:
+    d = _cache_dir()
+    if d is None:
+        return
+    try:
+        text = json.dumps({"format": _CACHE_FORMAT, "sha256": digest, "docs": docs}, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return  # a timestamp or binary node: JSON cannot hold it identically, so it is not cached
+    if json.loads(text)["docs"] != docs:
+        return  # e.g. integer mapping keys: JSON would change them; keep the cache exact
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{digest}.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, d / f"{digest}.json")
+        entries = sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-_CACHE_KEEP]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only home must not stop a replay
+
+
+def _doc_starts(text: str) -> list[int]:
+    """1-based line numbers where each document starts (the explicit ``---`` lines the writer emits)."""
+    starts = [text.count("\n", 0, m.start()) + 1 for m in _DOC_START.finditer(text)]
+    if not starts or text[: _DOC_START.search(text).start()].strip():  # type: ignore[union-attr]
+        starts.insert(0, 1)
+    return starts
+
+
+def _parse_documents(path: str, text: str) -> tuple[list[tuple[int, Any]], list[Problem], list[Problem]]:
+    """Parse every document; returns (line, data) pairs, errors, and warnings (a dropped truncated tail)."""
+    try:
+        docs = list(yaml.load_all(text, Loader=_LOADER))
+    except yaml.YAMLError:
+        pass
+    else:
+        starts = _doc_starts(text)
+        if len(starts) == len(docs):
+            return list(zip(starts, docs)), [], []
+        return [(starts[0] if i == 0 else 0, d) for i, d in enumerate(docs)], [], []
+    # Slow path, only for a broken file: parse document by document to report every problem with its line
+    # and to recover what is intact.
+    lines = text.splitlines(keepends=True)
+    starts = _doc_starts(text)
+    out: list[tuple[int, Any]] = []
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(lines)
+        chunk = "".join(lines[start - 1:end])
+        try:
+            data = yaml.load(chunk, Loader=_LOADER)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+            line = start + (mark.line if mark is not None else 0)
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
+            if isinstance(e, yaml.constructor.ConstructorError) and "tag" in str(what):
+                msg = (f"YAML tag not allowed ({what.strip()}); cassettes are plain YAML data: remove the tag "
+                       "(no tag ever runs code here)")
+                errors.append(Problem(path, line, msg))
+            elif i == len(starts) - 1 and i > 0:
+                errors.append(Problem(path, start, f"truncated last document ({what}); the writer was probably "
+                                                   f"stopped mid-write: delete from line {start} to the end"))
+                warnings.append(Problem(path, start, "ignored a truncated last document"))
+            else:
+                errors.append(Problem(path, line, f"YAML syntax error: {what}"))
+            continue
+        out.append((start, data))
+    return out, errors, warnings
+
+
+def _line_of(path: str, text: str, start: int, keys: tuple[Any, ...]) -> int:
+    """Best-effort line of ``keys`` inside the document starting at ``start`` (only used to report errors)."""
+    lines = text.splitlines(keepends=True)
+    starts = _doc_starts(text)
+    idx = starts.index(start) if start in starts else 0
+    end = starts[idx + 1] - 1 if idx + 1 < len(starts) else len(lines)
+    try:
+        node = yaml.compose("".join(lines[start - 1:end]), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return start
+    line = node.start_mark.line if node is not None else 0
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == key), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line
+        else:
+            break
+    return start + line
+
+
+class _Invalid(Exception):
+    def __init__(self, keys: tuple[Any, ...], message: str) -> None:
+        self.keys = keys
+        self.message = message
+
+
+def _need(doc: dict[str, Any], key: str, types: type | tuple[type, ...], where: tuple[Any, ...] = (),
+          optional: bool = False) -> Any:
+    if key not in doc or doc[key] is None:
+        if optional:
+            return None
+        raise _Invalid(where, f"missing field '{'.'.join(map(str, where + (key,)))}'")
+    value = doc[key]
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise _Invalid(where + (key,), f"field '{key}' must be {_tname(types)}, not a boolean")
+    if not isinstance(value, types):
+        raise _Invalid(where + (key,), f"field '{key}' must be {_tname(types)}, got {type(value).__name__}")
+    return value
+
+
+def _tname(types: type | tuple[type, ...]) -> str:
+    ts = types if isinstance(types, tuple) else (types,)
+    names = {int: "an integer", float: "a number", str: "a string", dict: "a mapping", list: "a list"}
+    return " or ".join(names.get(t, t.__name__) for t in ts)
+
+
+def _pairs(value: Any, where: tuple[Any, ...]) -> list[tuple[str, str]]:
+    if not isinstance(value, list):
+        raise _Invalid(where, f"'{where[-1]}' must be a list of [name, value] pairs")
+    out = []
+    for i, pair in enumerate(value):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise _Invalid(where + (i,), f"'{where[-1]}' item {i + 1} must be [name, value] (two strings)")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _body(doc: dict[str, Any], where: tuple[Any, ...], reply: bool) -> tuple[str | None, Any]:
+    present = [k for k in BODY_KINDS if k in doc]
+    if len(present) > 1:
+        raise _Invalid(where, f"only one body field allowed, found {', '.join(present)}")
+    if not present:
+        return None, None
+    kind = present[0]
+    value = doc[kind]
+    if kind in ("text", "base64") and not isinstance(value, str):
+        raise _Invalid(where + (kind,), f"'{kind}' body must be a string")
+    if kind == "base64":
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise _Invalid(where + (kind,), "'base64' body is not valid base64") from None
+    if kind == "messages":
+        if not isinstance(value, list):
+            raise _Invalid(where + (kind,), "'messages' must be a list of Bayeux messages")
+        if reply:
+            return kind, [_reply_item(item, where + (kind, i)) for i, item in enumerate(value)]
+        for i, m in enumerate(value):
+            if not isinstance(m, dict):
+                raise _Invalid(where + (kind, i), "each Bayeux message must be a mapping")
+    return kind, value
+
+
+def _reply_item(item: Any, where: tuple[Any, ...]) -> ReplyItem:
+    if not isinstance(item, dict):
+        raise _Invalid(where, "each reply item must be a mapping with a 'message'")
+    msg = _need(item, "message", dict, where)
+    cause = _need(item, "cause", int, where, optional=True)
+    delay = _need(item, "delay", (int, float), where, optional=True)
+    hold = _need(item, "hold", (int, float), where, optional=True)
+    event = _need(item, "event", str, where, optional=True)
+    after = _need(item, "after", str, where, optional=True)
+    return ReplyItem(msg, cause, None if delay is None else float(delay), None if hold is None else float(hold),
+                     event, after)
+
+
+def _exchange(doc: dict[str, Any], episode: int) -> Exchange:
+    number = _need(doc, "exchange", int)
+    session = _need(doc, "session", str)
+    start = float(_need(doc, "start", (int, float)))
+    rq = _need(doc, "request", dict)
+    method = _need(rq, "method", str, ("request",))
+    rpath = _need(rq, "path", str, ("request",))
+    query = _pairs(rq.get("query") or [], ("request", "query"))
+    headers = _pairs(rq.get("headers") or [], ("request", "headers"))
+    kind, body = _body(rq, ("request",), reply=False)
+    request = Request(headers=headers, kind=kind, body=body, method=method, path=rpath, query=query)
+    response = None
+    rs = _need(doc, "response", dict, optional=True)
+    if rs is not None:
+        status = _need(rs, "status", int, ("response",))
+        rkind, rbody = _body(rs, ("response",), reply=True)
+        response = Response(headers=_pairs(rs.get("headers") or [], ("response", "headers")), kind=rkind,
+                            body=rbody, status=status)
+    error = _need(doc, "error", str, optional=True)
+    if response is None and error is None:
+        raise _Invalid((), "an exchange needs a 'response' or an 'error'")
+    ttfb = _need(doc, "ttfb", (int, float), optional=True)
+    ttlb = _need(doc, "ttlb", (int, float), optional=True)
+    transport = _need(doc, "transport", str, optional=True) or "http"
+    return Exchange(number, session, start, request, response, None if ttfb is None else float(ttfb),
+                    None if ttlb is None else float(ttlb), error, transport, episode)
+
+
+def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[Problem]) -> Cassette:
+    cassette = Cassette(path, Header())
+    if not parsed:
+        return cassette
+    first_line, head = parsed[0]
+    if not isinstance(head, dict) or "gwsvcr" not in head:
+        problems.append(Problem(path, first_line or 1, "not a gwsvcr cassette: the first document must be the "
+                                                       "header with 'gwsvcr: 1'"))
+        return cassette
+    version = head.get("gwsvcr")
+    if version != VERSION:
+        problems.append(Problem(path, first_line, f"unknown cassette format version {version!r}: this gwsvcr "
+                                                  f"reads version {VERSION}; upgrade gwsvcr or re-record"))
+        return cassette
+    extra = {k: v for k, v in head.items() if k not in ("gwsvcr", "recorded_at", "upstream", "recorder",
+                                                        "redactions")}
+    red = head.get("redactions") or []
+    cassette.header = Header(VERSION, str(head.get("recorded_at", "")), str(head.get("upstream", "")),
+                             str(head.get("recorder", "")), [str(r) for r in red] if isinstance(red, list) else [],
+                             extra)
+    cassette.episodes.append(Episode(1, cassette.header.recorded_at, cassette.header.upstream))
+    episode = 1
+    numbers: set[int] = set()
+    for line, doc in parsed[1:]:
+        try:
+            if not isinstance(doc, dict):
+                raise _Invalid((), f"each document must be a mapping (an exchange), got {type(doc).__name__}")
+            if "episode" in doc:
+                episode = _need(doc, "episode", int)
+                cassette.episodes.append(Episode(episode, str(doc.get("recorded_at", "")),
+                                                 str(doc.get("upstream", ""))))
+                continue
+            ex = _exchange(doc, episode)
+            if ex.number in numbers:
+                raise _Invalid(("exchange",), f"exchange number {ex.number} used twice")
+            numbers.add(ex.number)
+            cassette.exchanges.append(ex)
+        except _Invalid as bad:
+            problems.append(Problem(path, _line_of(path, text, line, bad.keys) if line else 1, bad.message))
+    for ex in cassette.exchanges:
+        for item in ex.reply_items():
+            if item.cause is not None and item.cause not in numbers:
+                problems.append(Problem(path, _line_of(path, text, _line_for(parsed, ex.number), ()),
+                                        f"exchange {ex.number}: event cause {item.cause} is not an exchange "
+                                        "of this cassette"))
+    return cassette
+
+
+def _line_for(parsed: list[tuple[int, Any]], number: int) -> int:
+    for line, doc in parsed:
+        if isinstance(doc, dict) and doc.get("exchange") == number:
+            return line
+    return 1
+
+
+def _read_text(path: str) -> tuple[bytes, str | Problem]:
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return b"", Problem(path, 0, "no such file; record one with 'gwsvcr record' or check the path")
+    except IsADirectoryError:
+        return b"", Problem(path, 0, "is a directory, not a cassette file")
+    except OSError as e:
+        return b"", Problem(path, 0, f"cannot read: {e.strerror}")
+    if not raw.strip():
+        return raw, Problem(path, 1, "empty file: not a cassette (a cassette starts with the header 'gwsvcr: 1')")
+    if b"\x00" in raw:
+        return raw, Problem(path, 1, "binary data: a cassette is UTF-8 YAML text")
+    try:
+        return raw, raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        return raw, Problem(path, line, "not UTF-8 text: a cassette is UTF-8 YAML")
+
+
+def _load(path: str, use_cache: bool) -> tuple[Cassette, list[Problem]]:
+    raw, text = _read_text(path)
+    if isinstance(text, Problem):
+        return Cassette(path, Header()), [text]
+    digest = hashlib.sha256(raw).hexdigest()
+    if use_cache:
+        docs = _cache_get(digest)
+        if docs is not None:
+            problems: list[Problem] = []
+            cassette = _build(path, text, [(0, d) for d in docs], problems)
+            if not problems:
+                return cassette, []
+    parsed, problems, warnings = _parse_documents(path, text)
+    if not parsed and not problems:
+        problems.append(Problem(path, 1, "no YAML document found"))
+    cassette = _build(path, text, parsed, problems)
+    cassette.warnings.extend(warnings)
+    if use_cache and not problems:
+        _cache_put(digest, [d for _, d in parsed])
+    return cassette, problems
+
+
+def validate(path: str | os.PathLike[str]) -> list[Problem]:
+    """Every problem of the cassette at ``path`` as ``FILE:LINE: message``; empty when it is valid."""
+    return _load(os.fspath(path), use_cache=False)[1]
+
+
+def load(path: str | os.PathLike[str], *, use_cache: bool = True) -> Cassette:
+    """Load a valid cassette. A truncated last document (a writer killed mid-write) is dropped with a warning;
+    any other problem raises :class:`CassetteError` listing them all."""
+    cassette, problems = _load(os.fspath(path), use_cache)
+    fatal = [p for p in problems if not p.message.startswith("truncated last document")]
+    if fatal:
+        raise CassetteError(problems)
+    return cassette
+
+
+def iter_documents(cassette: Cassette) -> Iterator[dict[str, Any]]:
+    """The cassette as documents again (header first), e.g. to rewrite it after redaction."""
+    yield header_to_doc(cassette.header)
+    episode = 1
+    for ex in cassette.exchanges:
+        if ex.episode != episode:
+            episode = ex.episode
+            ep = next((e for e in cassette.episodes if e.number == episode), Episode(episode, ""))
+            yield {"episode": ep.number, "recorded_at": ep.recorded_at, "upstream": ep.upstream}
+        yield exchange_to_doc(ex)
+
+
+def save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
+    """Write a whole cassette atomically (tools that rewrite one: redact, har import)."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for doc in iter_documents(cassette):
+            fh.write(dump_document(doc))
+    os.replace(tmp, target)
+
+
+def replace_number(ex: Exchange, number: int) -> Exchange:
+    return dataclasses.replace(ex, number=number)

@@ -1,0 +1,131 @@
+"""From bytes on the wire to the cassette model and back: bodies, Bayeux transports, client identity.
+
+Bayeux arrives as a JSON array in a POST (long-polling), as a form field ``message=`` (allowed by the spec), or
+as ``GET ?jsonp=<callback>&message=<url-encoded array>`` (callback-polling). A body is Bayeux when it parses to
+an array of objects that all name a channel, whatever its path: GWS versions differ in where CometD lives.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qsl
+
+from gwsvcr.bayeux import is_bayeux
+from gwsvcr.cassette import Request, Response, json_bytes
+
+_JSONP_NAME = re.compile(r"^[A-Za-z_$][\w$.]{0,127}$")
+_TEXTUAL = ("text/", "json", "javascript", "xml", "x-www-form-urlencoded", "html")
+
+
+def parse_body(content: bytes, content_type: str | None) -> tuple[str | None, Any]:
+    """(kind, body) for the cassette: JSON as data, text as text, anything else as base64."""
+    if not content:
+        return None, None
+    ctype = (content_type or "").lower()
+    looks_json = "json" in ctype or (not ctype and content[:1] in (b"{", b"["))
+    if looks_json:
+        try:
+            data = json.loads(content)
+        except (ValueError, UnicodeDecodeError):
+            pass
+        else:
+            return ("messages" if is_bayeux(data) else "json"), data
+    if any(t in ctype for t in _TEXTUAL) or not ctype:
+        try:
+            return "text", content.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return "base64", base64.b64encode(content).decode("ascii")
+
+
+@dataclass
+class BayeuxRequest:
+    messages: list[dict[str, Any]]
+    transport: str  # long-polling | callback-polling
+    jsonp: str | None = None  # callback name for callback-polling
+
+
+def bayeux_of(request: Request) -> BayeuxRequest | None:
+    """The Bayeux messages a request carries, whatever the transport, or None."""
+    if request.kind == "messages":
+        return BayeuxRequest(request.body, "long-polling")
+    query = dict(request.query)
+    raw = query.get("message")
+    if raw is None and request.kind == "text" and "message=" in str(request.body):
+        raw = dict(parse_qsl(str(request.body))).get("message")
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        data = [data]
+    if not is_bayeux(data):
+        return None
+    callback = query.get("jsonp")
+    if callback is not None:
+        if not _JSONP_NAME.match(callback):
+            return None
+        return BayeuxRequest(data, "callback-polling", callback)
+    return BayeuxRequest(data, "long-polling")
+
+
+def bayeux_reply(messages: list[dict[str, Any]], jsonp: str | None = None,
+                 headers: list[tuple[str, str]] | None = None) -> Response:
+    """The HTTP reply carrying Bayeux messages, wrapped in the live client's callback for callback-polling."""
+    body = json_bytes(messages)
+    out = [h for h in headers or [] if h[0].lower() != "content-type"]
+    if jsonp is not None:
+        text = f"{jsonp}({body.decode()})"
+        return Response(headers=[("Content-Type", "text/javascript;charset=UTF-8"), *out], kind="text",
+                        body=text, status=200)
+    return Response(headers=[("Content-Type", "application/json;charset=UTF-8"), *out], kind="json",
+                    body=messages, status=200)
+
+
+def json_reply(status: int, data: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(headers=[("Content-Type", "application/json;charset=UTF-8"), *(headers or [])],
+                    kind="json", body=data, status=status)
+
+
+def cookies(request: Request) -> dict[str, str]:
+    jar: dict[str, str] = {}
+    for name, value in request.headers:
+        if name.lower() == "cookie":
+            try:
+                parsed = SimpleCookie()
+                parsed.load(value)
+            except CookieError:
+                continue
+            jar.update({k: m.value for k, m in parsed.items()})
+    return jar
+
+
+def set_cookie_values(headers: list[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() == "set-cookie":
+            first = value.split(";", 1)[0]
+            if "=" in first:
+                k, v = first.split("=", 1)
+                out[k.strip()] = v.strip()
+    return out
+
+
+def basic_auth(value: str | None) -> tuple[str, str] | None:
+    """(user, password) of an ``Authorization: Basic`` value, or None."""
+    if not value or not value[:6].lower() == "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None

@@ -1,0 +1,159 @@
+"""The Bayeux server core, driven directly (no HTTP): the rules of PROTOCOL.md sections 2 and 3."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gwsvcr.bayeux import SESSION_UNKNOWN, BayeuxServer, ServerConfig, channel_matches, is_bayeux
+
+HS = {"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"], "id": "a1"}
+
+
+async def connected(server: BayeuxServer, *subscriptions: str) -> str:
+    [reply] = await server.handle([HS])
+    cid = reply["clientId"]
+    await server.handle([{"channel": "/meta/connect", "clientId": cid, "id": "c0", "connectionType": "long-polling",
+                          "advice": {"timeout": 0}}])
+    for sub in subscriptions:
+        await server.handle([{"channel": "/meta/subscribe", "clientId": cid, "subscription": sub, "id": "s"}])
+    return cid
+
+
+def connect(cid: str, id_: str = "c1") -> dict:
+    return {"channel": "/meta/connect", "clientId": cid, "id": id_, "connectionType": "long-polling"}
+
+
+async def test_handshake_issues_client_id_and_echoes_id() -> None:
+    server = BayeuxServer()
+    [reply] = await server.handle([HS])
+    assert reply["successful"] is True and reply["id"] == "a1"
+    assert reply["clientId"] in server.sessions
+    assert reply["supportedConnectionTypes"] == ["long-polling"]
+
+
+async def test_handshake_without_common_transport_fails() -> None:
+    [reply] = await BayeuxServer().handle([{**HS, "supportedConnectionTypes": ["websocket"]}])
+    assert reply["successful"] is False and "clientId" not in reply
+
+
+async def test_first_connect_answers_at_once_then_held_until_event() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=5000))
+    cid = await connected(server, "/v2/me/calls")
+    held = asyncio.create_task(server.handle([connect(cid)]))
+    await asyncio.sleep(0)
+    assert not held.done(), "a lone connect of a connected session is held"
+    assert server.publish("/v2/me/calls", {"n": 1}) == 1
+    event, reply = await asyncio.wait_for(held, 1)
+    assert event == {"channel": "/v2/me/calls", "data": {"n": 1}}
+    assert reply["id"] == "c1" and reply["successful"] is True
+
+
+async def test_held_connect_times_out_empty() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=50))
+    cid = await connected(server)
+    [reply] = await asyncio.wait_for(server.handle([connect(cid)]), 2)
+    assert reply["successful"] is True and reply["advice"]["timeout"] == 50
+
+
+async def test_connect_in_a_batch_or_with_queue_is_not_held() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=60_000))
+    cid = await connected(server, "/a")
+    sub = {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/b", "id": "9"}
+    replies = await asyncio.wait_for(server.handle([sub, connect(cid)]), 1)
+    assert [r["channel"] for r in replies] == ["/meta/subscribe", "/meta/connect"]
+    server.publish("/a", 1)
+    replies = await asyncio.wait_for(server.handle([connect(cid, "c2")]), 1)
+    assert replies[0]["data"] == 1 and replies[-1]["id"] == "c2"
+
+
+async def test_events_due_between_connects_wait_for_the_next() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=60_000))
+    cid = await connected(server, "/a")
+    server.publish("/a", 1)
+    server.publish("/a", 2)
+    replies = await asyncio.wait_for(server.handle([connect(cid)]), 1)
+    assert [r.get("data") for r in replies] == [1, 2, None]
+
+
+async def test_other_requests_never_wait_behind_a_held_connect() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=60_000))
+    cid = await connected(server)
+    held = asyncio.create_task(server.handle([connect(cid)]))
+    await asyncio.sleep(0)
+    [sub] = await asyncio.wait_for(server.handle([{"channel": "/meta/subscribe", "clientId": cid,
+                                                   "subscription": "/x", "id": "7"}]), 1)
+    assert sub["successful"] and not held.done()
+    held.cancel()
+
+
+async def test_second_connect_answers_the_first() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=60_000))
+    cid = await connected(server)
+    first = asyncio.create_task(server.handle([connect(cid, "c1")]))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(server.handle([connect(cid, "c2")]))
+    [reply] = await asyncio.wait_for(first, 1)
+    assert reply["id"] == "c1"
+    assert not second.done()
+    second.cancel()
+
+
+async def test_unknown_client_gets_402_with_handshake_advice() -> None:
+    [reply] = await BayeuxServer().handle([connect("nobody", "5")])
+    assert reply["error"] == SESSION_UNKNOWN and reply["id"] == "5"
+    assert reply["advice"] == {"reconnect": "handshake", "interval": 0}
+
+
+async def test_disconnect_releases_held_connect_and_ends_session() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=60_000))
+    cid = await connected(server)
+    held = asyncio.create_task(server.handle([connect(cid)]))
+    await asyncio.sleep(0)
+    [bye] = await server.handle([{"channel": "/meta/disconnect", "clientId": cid, "id": "d"}])
+    assert bye["successful"] and cid not in server.sessions
+    [reply] = await asyncio.wait_for(held, 1)
+    assert reply["error"] == SESSION_UNKNOWN
+
+
+async def test_ack_extension_resends_unconfirmed_events() -> None:
+    server = BayeuxServer(config=ServerConfig(timeout_ms=60_000))
+    [hs] = await server.handle([{**HS, "ext": {"ack": True}}])
+    assert hs["ext"]["ack"] is True
+    cid = hs["clientId"]
+    await server.handle([{"channel": "/meta/subscribe", "clientId": cid, "subscription": "/a", "id": "s"}])
+    server.publish("/a", "lost")
+    first = await server.handle([{**connect(cid), "ext": {"ack": -1}}])
+    assert first[0]["data"] == "lost" and first[-1]["ext"]["ack"] == 1
+    # the client never saw batch 1 (its connection dropped): it acks 0, the event comes again
+    again = await server.handle([{**connect(cid, "c2"), "ext": {"ack": 0}}])
+    assert again[0]["data"] == "lost"
+    server.publish("/a", "next")
+    after = await server.handle([{**connect(cid, "c3"), "ext": {"ack": again[-1]["ext"]["ack"]}}])
+    assert [m.get("data") for m in after] == ["next", None]
+
+
+async def test_sessions_without_connect_expire() -> None:
+    now = [0.0]
+    server = BayeuxServer(config=ServerConfig(max_interval_ms=1000), clock=lambda: now[0])
+    cid = await connected(server)
+    now[0] = 5.0
+    assert [s.client_id for s in server.expire()] == [cid] and not server.sessions
+
+
+async def test_timesync_round_trip() -> None:
+    [reply] = await BayeuxServer().handle([{**HS, "ext": {"timesync": {"tc": 123, "l": 0, "o": 0}}}])
+    assert reply["ext"]["timesync"]["tc"] == 123 and reply["ext"]["timesync"]["p"] == 0
+
+
+@pytest.mark.parametrize("pattern,channel,ok", [
+    ("/v2/me/calls", "/v2/me/calls", True), ("/v2/me/*", "/v2/me/calls", True), ("/v2/*", "/v2/me/calls", False),
+    ("/v2/**", "/v2/me/calls", True), ("/v2/me/calls", "/v2/me/devices", False)])
+def test_channel_globbing(pattern: str, channel: str, ok: bool) -> None:
+    assert channel_matches(pattern, channel) is ok
+
+
+def test_bayeux_detection() -> None:
+    assert is_bayeux([{"channel": "/meta/connect"}])
+    assert not is_bayeux([]) and not is_bayeux({"channel": "/a"}) and not is_bayeux([{"id": 1}])

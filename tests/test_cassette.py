@@ -1,0 +1,149 @@
+"""Cassette format v1: writing, loading, and a validator that names FILE:LINE for every problem."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gwsvcr import cassette as cas
+from gwsvcr.cassette import CassetteWriter, Exchange, ReplyItem, Request, Response
+from tests.procs import GWSVCR
+
+
+def _exchange(number: int, *, bayeux: bool = False) -> Exchange:
+    if bayeux:
+        req = Request(kind="messages", body=[{"channel": "/meta/connect", "clientId": "c1", "id": "3"}],
+                      method="POST", path="/api/v2/notifications/connect")
+        items = [ReplyItem({"channel": "/v2/me/calls", "data": {"notificationType": "CallRecordingStateChange",
+                                                                "call": {"recordingState": "Stopped",
+                                                                         "userData": {"GSIP_RECORD": "OFF"}}}},
+                           cause=1, delay=0.252, event="CallRecordingStateChange (Stopped)",
+                           after="StopCallRecording"),
+                 ReplyItem({"channel": "/meta/connect", "successful": True, "id": "3"}, hold=0.252)]
+        return Exchange(number, "s1", 1.5, req, Response(kind="messages", body=items), 0.252, 0.253,
+                        transport="long-polling")
+    req = Request(headers=[("Content-Type", "application/json")], kind="json",
+                  body={"operationName": "StopCallRecording"}, method="POST",
+                  path="/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V")
+    return Exchange(number, "s1", 1.0, req, Response(kind="json", body={"statusCode": 0}), 0.004, 0.005)
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    path = tmp_path / "good.yaml"
+    w = CassetteWriter(path, upstream="http://gws.example")
+    w.write(_exchange(w.take_number()))
+    w.write(_exchange(w.take_number(), bayeux=True))
+    w.close()
+    return path
+
+
+def test_round_trip_keeps_every_field(good: Path) -> None:
+    c = cas.load(good, use_cache=False)
+    assert c.header.upstream == "http://gws.example"
+    assert [e.number for e in c.exchanges] == [1, 2]
+    assert c.exchanges[0].request.body == {"operationName": "StopCallRecording"}
+    assert c.exchanges[0].request.header("content-type") == "application/json"
+    event, connect = c.exchanges[1].reply_items()
+    assert (event.cause, event.delay, event.is_event) == (1, 0.252, True)
+    assert event.message["data"]["call"]["userData"]["GSIP_RECORD"] == "OFF"  # stays a string, not false
+    assert connect.hold == 0.252 and not connect.is_event
+
+
+def test_cassette_reads_at_a_glance(good: Path) -> None:
+    text = good.read_text()
+    assert "event: CallRecordingStateChange (Stopped)" in text
+    assert "after: StopCallRecording" in text and "delay: 0.252" in text
+    assert "operationName: StopCallRecording" in text  # JSON stored as YAML data, not an escaped string
+
+
+def test_cache_gives_identical_objects(good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GWSVCR_CACHE_DIR", str(tmp_path / "cache"))
+    cold = cas.load(good)
+    assert list((tmp_path / "cache").glob("*.json")), "the first load fills the cache"
+    warm = cas.load(good)
+    assert warm.exchanges == cold.exchanges and warm.header == cold.header
+
+
+def test_cache_is_keyed_by_content(good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GWSVCR_CACHE_DIR", str(tmp_path / "cache"))
+    cas.load(good)
+    good.write_text(good.read_text().replace("StopCallRecording", "StartCallRecording"))
+    assert cas.load(good).exchanges[0].request.body == {"operationName": "StartCallRecording"}
+
+
+def test_append_starts_a_new_episode(good: Path) -> None:
+    w = CassetteWriter(good, append=True, upstream="http://other")
+    assert w.take_number() == 3
+    w.write(_exchange(3))
+    w.close()
+    c = cas.load(good, use_cache=False)
+    assert [(e.number, e.episode) for e in c.exchanges] == [(1, 1), (2, 1), (3, 2)]
+
+
+BROKEN = {
+    "empty": ("", 1, "empty file"),
+    "binary": (b"\x89PNG\x00\x01\x02", 1, "binary data"),
+    "version": ("--- {gwsvcr: 7}\n", 1, "unknown cassette format version 7"),
+    "not-cassette": ("--- {hello: world}\n", 1, "not a gwsvcr cassette"),
+    "missing-field": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: s1\nstart: 0.1\nrequest:\n  path: /x\n"
+                      "response: {status: 200}\n", 6, "missing field 'request.method'"),
+    "mistyped": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: s1\nstart: soon\nrequest: {method: GET, path: /}\n"
+                 "response: {status: 200}\n", 5, "field 'start' must be"),
+    "truncated": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: s1\nstart: 0.1\nrequest: {method: GET, path: /}\n"
+                  "response: {status: 200}\n---\nexchange: 2\nrequest: {method: 'GE\n", 8, "truncated last document"),
+    "python-tag": ("--- {gwsvcr: 1}\n---\nexchange: !!python/object/apply:os.system ['touch PWNED']\n", 3,
+                   "YAML tag not allowed"),
+    "custom-tag": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: !secret s1\n", 4, "YAML tag not allowed"),
+    "bad-cause": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: s1\nstart: 0.1\nrequest: {method: POST, path: /c}\n"
+                  "response:\n  status: 200\n  messages:\n  - {cause: 99, message: {channel: /a, data: 1}}\n", 3,
+                  "event cause 99 is not an exchange"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_validator_names_file_and_line(tmp_path: Path, name: str) -> None:
+    content, line, words = BROKEN[name]
+    path = tmp_path / f"{name}.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    problems = cas.validate(path)
+    assert problems, f"{name} should be invalid"
+    assert any(p.line == line and words in p.message for p in problems), [str(p) for p in problems]
+    assert all(str(p).startswith(f"{path}:") for p in problems)
+
+
+def test_cli_validate_exit_codes_and_no_traceback(tmp_path: Path, good: Path) -> None:
+    tag = tmp_path / "tag.yaml"
+    tag.write_text(BROKEN["python-tag"][0])
+    ok = subprocess.run([GWSVCR, "validate", str(good)], capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    bad = subprocess.run([GWSVCR, "validate", str(good), str(tag), str(tmp_path / "missing.yaml")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert f"{tag}:3: YAML tag not allowed" in bad.stderr
+    assert "missing.yaml:0: no such file" in bad.stderr
+    assert "Traceback" not in bad.stderr + bad.stdout
+    assert not (tmp_path / "PWNED").exists(), "a python tag must never run"
+
+
+def test_load_drops_truncated_tail_with_warning(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(BROKEN["truncated"][0])
+    c = cas.load(path, use_cache=False)
+    assert [e.number for e in c.exchanges] == [1]
+    assert c.warnings and "truncated" in c.warnings[0].message
+
+
+def test_load_refuses_invalid_with_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(BROKEN["mistyped"][0] + "---\nexchange: 2\n")
+    with pytest.raises(cas.CassetteError) as info:
+        cas.load(path, use_cache=False)
+    assert len(info.value.problems) == 2
+    assert os.fspath(path) in str(info.value)
