@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -75,3 +77,104 @@ def validate(files: tuple[str, ...]) -> None:
         else:
             click.echo(f"{path}: ok")
     sys.exit(1 if bad else 0)
+
+
+@main.command()
+@click.option("--upstream", required=True, help="The GWS server to record (reverse mode), e.g. https://gws:8443.")
+@click.option("--cassette", required=True, type=click.Path(dir_okay=False), help="Cassette file to write.")
+@host_port
+@click.option("--mode", type=click.Choice(["reverse", "regular"]), default="reverse", show_default=True,
+              help="reverse: clients point at this proxy instead of GWS. regular: an HTTP(S) proxy for a "
+                   "browser or app (trust mitmproxy's CA from --confdir).")
+@click.option("--record-mode", type=click.Choice(["once", "new_episodes", "all", "none"]), default="once",
+              show_default=True, help="once: refuse an existing cassette; new_episodes: append new sessions; "
+                                      "all: rewrite; none: record nothing (pass-through check).")
+@click.option("--redact-header", multiple=True, metavar="NAME", help="Also redact this header's values.")
+@click.option("--redact-json", multiple=True, metavar="PATH",
+              help="Also redact this dotted JSON path, e.g. call.participants.*.phoneNumber.")
+@click.option("--allow-host", multiple=True, metavar="HOST",
+              help="Regular mode: intercept and record only these hosts (others pass through untouched).")
+@click.option("--confdir", type=click.Path(file_okay=False), default=None,
+              help="mitmproxy configuration directory holding its CA (default ~/.mitmproxy).")
+@click.option("--insecure", is_flag=True, help="Do not verify the upstream's TLS certificate (warns).")
+def record(upstream: str, cassette: str, host: str, port: int, mode: str, record_mode: str,
+           redact_header: tuple[str, ...], redact_json: tuple[str, ...], allow_host: tuple[str, ...],
+           confdir: str | None, insecure: bool) -> None:
+    """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
+
+    \b
+    Examples:
+      gwsvcr record --upstream https://gws.example.com:8443 --cassette stop.yaml
+      gwsvcr record --upstream http://127.0.0.1:8090 --cassette lab.yaml --record-mode all
+      gwsvcr record --mode regular --upstream gws.example.com --allow-host gws.example.com \\
+          --cassette wwe.yaml --port 8080     # then set the browser's proxy to 127.0.0.1:8080
+    """
+    from urllib.parse import urlsplit
+
+    from gwsvcr.addons.recorder import GwsRecorder
+    from gwsvcr.cli.serve import serve
+
+    if mode == "reverse":
+        parts = urlsplit(upstream)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise click.BadParameter("give a URL such as https://gws.example.com:8443", param_hint="--upstream")
+        proxy_mode = f"reverse:{upstream}"
+    else:
+        proxy_mode = "regular"
+    if record_mode == "once" and Path(cassette).exists() and Path(cassette).stat().st_size > 0:
+        raise click.UsageError(f"{cassette} exists and --record-mode once never touches an existing cassette: "
+                               "replay it, or use --record-mode new_episodes to append, all to rewrite")
+    if insecure:
+        click.echo("gwsvcr: WARNING: --insecure: the upstream's TLS certificate is NOT verified", err=True)
+    settings: dict[str, object] = {
+        "gwsvcr_record_cassette": cassette, "gwsvcr_record_mode": record_mode,
+        "gwsvcr_redact_headers": list(redact_header), "gwsvcr_redact_json": list(redact_json),
+        "gwsvcr_record_hosts": list(allow_host), "ssl_insecure": insecure}
+    if allow_host:
+        settings["allow_hosts"] = [re.escape(h) for h in allow_host]
+    if confdir:
+        settings["confdir"] = confdir
+    serve([GwsRecorder()], host=host, port=port, mode=proxy_mode, settings=settings)
+
+
+@main.command()
+@click.argument("cassette_path", metavar="CASSETTE", type=click.Path(dir_okay=False))
+@host_port
+@click.option("--timing", type=click.Choice(["recorded", "instant"]), default="recorded", show_default=True,
+              help="recorded: each reply and event after its recorded delay; instant: no delays, same order.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Scale every delay: 2 replays twice as fast.")
+@click.option("--strict/--lenient", default=True, show_default=True,
+              help="strict: an unmatched request gets a 500 explaining the closest recorded ones, and the run "
+                   "exits 1; lenient: 404, or --upstream answers it.")
+@click.option("--json-ignore", multiple=True, metavar="PATH",
+              help="JSON body path ignored when matching REST requests (volatile fields), e.g. requestId.")
+@click.option("--upstream", default=None, help="Lenient mode: send unmatched requests to this server.")
+def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
+           json_ignore: tuple[str, ...], upstream: str | None) -> None:
+    """Serve a cassette as the server, with its recorded timing, offline.
+
+    \b
+    Examples:
+      gwsvcr replay cassettes/stop_call_recording.yaml
+      gwsvcr replay cassettes/recording_lifecycle.yaml --timing instant --port 8090
+      gwsvcr replay field.yaml --lenient --upstream https://gws-lab:8443
+
+    On stop (Ctrl-C or SIGTERM) it prints what was served, missed and never used; strict replay with a miss
+    exits 1 so CI notices.
+    """
+    from gwsvcr.addons.replayer import GwsReplayer
+    from gwsvcr.cli.serve import NO_UPSTREAM, serve
+
+    try:
+        cassette.load(cassette_path)  # fills the parse cache the addon then reads
+    except cassette.CassetteError as e:
+        raise click.ClickException(f"cannot replay:\n{e}") from None
+    if upstream and strict:
+        raise click.UsageError("--upstream only serves misses in --lenient mode")
+    addon = GwsReplayer()
+    serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={
+        "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing, "gwsvcr_replay_speed": speed,
+        "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
+        "gwsvcr_replay_upstream": upstream or "", **({"connection_strategy": "lazy"} if upstream else {})})
+    sys.exit(1 if addon.failed else 0)

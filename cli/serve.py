@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -42,6 +43,11 @@ def warn_if_exposed(host: str) -> None:
 
 async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings: dict[str, Any],
                on_ready: Callable[[str], None] | None) -> None:
+    # mitmproxy's own warnings and addon errors go to stderr (its terminal log is off: stdout is ours).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("gwsvcr: %(levelname)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
     opts = options.Options(mode=[mode], listen_host=host, listen_port=port)
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     master.addons.add(*addons, Announce(on_ready))

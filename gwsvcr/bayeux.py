@@ -209,7 +209,7 @@ class BayeuxServer:
                 replies.append(_reply(message, successful=False, error=f"400::unknown meta channel {channel}"))
             else:
                 extra = self.hooks.on_publish(self, session, message)
-                replies.append(_reply(message, successful=True, **(extra or {})))
+                replies.append(_merge(_reply(message, successful=True), extra))
         if connect is None:
             return replies
         session, message = connect
@@ -227,7 +227,7 @@ class BayeuxServer:
                                "timeout": self.config.timeout_ms})
         if not common:
             reply.update(successful=False, error=f"301::{offered}::connection types not supported")
-        reply.update({k: v for k, v in extra.items() if k not in ("id", "channel")})
+        _merge(reply, extra)
         ext = message.get("ext")
         if isinstance(ext, dict) and ext.get("ack") is True:
             session.ack_enabled = True
@@ -260,7 +260,7 @@ class BayeuxServer:
         if extra.get("successful", True):
             for name in names:
                 (session.subscriptions.add if add else session.subscriptions.discard)(name)
-        return _reply(message, successful=True, subscription=subs, clientId=session.client_id, **extra)
+        return _merge(_reply(message, successful=True, subscription=subs, clientId=session.client_id), extra)
 
     async def _connect(self, session: Session, message: Message, alone: bool) -> list[Message]:
         started = self.clock()
@@ -286,7 +286,7 @@ class BayeuxServer:
         reply = _reply(message, successful=True, clientId=session.client_id,
                        advice={"reconnect": "retry", "interval": self.config.interval_ms,
                                "timeout": self.config.timeout_ms})
-        reply.update({k: v for k, v in extra.items() if k not in ("id", "channel")})
+        _merge(reply, extra)
         if session.ack_enabled:
             session.ack_batch += 1
             if events:
@@ -334,6 +334,14 @@ def _reply(message: Message, **fields: Any) -> Message:
     if "id" in message:
         reply["id"] = message["id"]
     reply.update(fields)
+    return reply
+
+
+def _merge(reply: Message, extra: Message | None) -> Message:
+    """Add a hook's fields to a reply; the fields that tie a reply to its request stay the core's."""
+    for key, value in (extra or {}).items():
+        if key not in ("id", "channel", "clientId", "subscription"):
+            reply[key] = value
     return reply
 
 

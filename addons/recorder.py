@@ -1,0 +1,116 @@
+"""The recorder as a mitmproxy addon: every exchange passes through live and is written to the cassette the
+moment its reply completed, secrets redacted.
+
+    mitmdump --mode reverse:https://gws.example.com -s addons/recorder.py \\
+        --set gwsvcr_record_cassette=session.yaml --set gwsvcr_record_mode=all
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from mitmproxy import ctx, exceptions, http
+
+from gwsvcr.addons.flowconv import request_of, response_of
+from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
+from gwsvcr.recording import Recorder, Timing
+from gwsvcr.redact import Redactor
+from gwsvcr import __version__
+
+logger = logging.getLogger(__name__)
+RECORD_MODES = ["once", "new_episodes", "all", "none"]
+
+
+def upstream_of(mode: str) -> str:
+    return mode.split(":", 1)[1] if mode.startswith("reverse:") else mode
+
+
+class GwsRecorder:
+    def __init__(self) -> None:
+        self.core: Recorder | None = None
+        self.failed: str | None = None
+
+    def load(self, loader):  # type: ignore[no-untyped-def]
+        loader.add_option("gwsvcr_record_cassette", str, "", "Path of the cassette to record into.")
+        loader.add_option("gwsvcr_record_mode", str, "once",
+                          "once: refuse an existing cassette; new_episodes: append; all: rewrite; "
+                          "none: record nothing (pass-through).", choices=RECORD_MODES)
+        loader.add_option("gwsvcr_redact_headers", Sequence[str], [],
+                          "More header names whose values are redacted (Authorization, Cookie, Set-Cookie, "
+                          "X-CSRF-TOKEN and others always are).")
+        loader.add_option("gwsvcr_redact_json", Sequence[str], [],
+                          "Dotted JSON paths whose values are redacted, e.g. call.participants.*.phoneNumber.")
+        loader.add_option("gwsvcr_record_hosts", Sequence[str], [],
+                          "Record only requests to these hosts (regular proxy mode); empty: all.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "gwsvcr_record_cassette" not in updated and "gwsvcr_record_mode" not in updated:
+            return
+        path, mode = ctx.options.gwsvcr_record_cassette, ctx.options.gwsvcr_record_mode
+        if not path:
+            raise exceptions.OptionsError("gwsvcr_record_cassette: say where to record (a file path)")
+        redactor = Redactor(tuple(ctx.options.gwsvcr_redact_headers), tuple(ctx.options.gwsvcr_redact_json))
+        upstream = upstream_of(ctx.options.mode[0]) if ctx.options.mode else ""
+        writer = None
+        try:
+            if mode == "once" and os.path.exists(path) and os.path.getsize(path) > 0:
+                raise exceptions.OptionsError(
+                    f"{path} exists and record mode 'once' never touches an existing cassette: replay it, or "
+                    "use --record-mode new_episodes to append or --record-mode all to rewrite it")
+            if mode != "none":
+                header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
+                                redactions=redactor.rules())
+                writer = CassetteWriter(path, header, append=mode == "new_episodes", upstream=upstream)
+        except OSError as e:
+            raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror}") from e
+        self.core = Recorder(writer, redactor, time.time())
+
+    def _recorded(self, flow: http.HTTPFlow) -> bool:
+        hosts = ctx.options.gwsvcr_record_hosts
+        return not hosts or flow.request.pretty_host in hosts
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if self.core is None or not self._recorded(flow) or flow.response is None:
+            return
+        req, resp = flow.request, flow.response
+        timing = Timing(req.timestamp_start, req.timestamp_end or req.timestamp_start,
+                        resp.timestamp_start, resp.timestamp_end or resp.timestamp_start)
+        self._write(flow, lambda: self.core.complete(request_of(req), response_of(resp), timing))  # type: ignore
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """The upstream failed: record the failure; mitmproxy answers the client with a 502 naming it."""
+        if self.core is None or not self._recorded(flow) or flow.error is None:
+            return
+        req = flow.request
+        end = req.timestamp_end or req.timestamp_start
+        reason = f"upstream {flow.request.pretty_url} failed: {flow.error.msg}"
+        self._write(flow, lambda: self.core.complete(request_of(req), None,  # type: ignore[union-attr]
+                                                     Timing(req.timestamp_start, end, None, time.time()), reason))
+
+    def _write(self, flow: http.HTTPFlow, record) -> None:  # type: ignore[no-untyped-def]
+        if self.failed:
+            return
+        try:
+            record()
+        except OSError as e:
+            # Never let traffic pass unrecorded: answer with the reason and stop the proxy.
+            self.failed = f"gwsvcr: cannot write cassette {ctx.options.gwsvcr_record_cassette}: {e.strerror}"
+            logger.error(self.failed)
+            print(self.failed, flush=True, file=sys.stderr)
+            flow.response = http.Response.make(
+                502, json_bytes({"error": self.failed}), {"Content-Type": "application/json"})
+            ctx.master.shutdown()
+
+    def done(self) -> None:
+        if self.core is None:
+            return
+        if self.core.writer is not None:
+            self.core.writer.close()
+        print(self.core.summary(), flush=True)
+
+
+addons = [GwsRecorder()]

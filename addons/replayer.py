@@ -1,0 +1,81 @@
+"""The replayer as a mitmproxy addon: the cassette answers every request; nothing reaches the network unless
+lenient mode sends a miss to an upstream.
+
+    mitmdump --mode reverse:http://127.0.0.1:9 --set connection_strategy=lazy -s addons/replayer.py \\
+        --set gwsvcr_replay_cassette=cassettes/stop_call_recording.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from mitmproxy import ctx, exceptions, http
+
+from gwsvcr.addons.flowconv import request_of, to_mitmproxy
+from gwsvcr.cassette import CassetteError, load
+from gwsvcr.replay import ReplayConfig, Replayer
+
+logger = logging.getLogger(__name__)
+
+
+class GwsReplayer:
+    def __init__(self) -> None:
+        self.core: Replayer | None = None
+
+    def load(self, loader):  # type: ignore[no-untyped-def]
+        loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
+        loader.add_option("gwsvcr_replay_timing", str, "recorded",
+                          "recorded: the recorded delays; instant: no delays, causal order kept.",
+                          choices=["recorded", "instant"])
+        loader.add_option("gwsvcr_replay_speed", float, 1.0, "Scale every delay: 2.0 replays twice as fast.")
+        loader.add_option("gwsvcr_replay_strict", bool, True,
+                          "Answer an unmatched request with an explanation (500); off: 404, or the upstream.")
+        loader.add_option("gwsvcr_replay_json_ignore", Sequence[str], [],
+                          "Dotted JSON body paths ignored when matching REST requests, e.g. requestId.")
+        loader.add_option("gwsvcr_replay_upstream", str, "",
+                          "Lenient mode: where unmatched requests go (empty: answered 404 here).")
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(name.startswith("gwsvcr_replay_") for name in updated):
+            return
+        path = ctx.options.gwsvcr_replay_cassette
+        if not path:
+            raise exceptions.OptionsError("gwsvcr_replay_cassette: say which cassette to replay")
+        if ctx.options.gwsvcr_replay_speed <= 0:
+            raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
+        try:
+            cassette = load(path)
+        except CassetteError as e:
+            raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
+        for warning in cassette.warnings:
+            logger.warning(str(warning))
+        config = ReplayConfig(timing=ctx.options.gwsvcr_replay_timing, speed=ctx.options.gwsvcr_replay_speed,
+                              strict=ctx.options.gwsvcr_replay_strict,
+                              json_ignore=tuple(ctx.options.gwsvcr_replay_json_ignore),
+                              has_upstream=bool(ctx.options.gwsvcr_replay_upstream))
+        if self.core is not None:
+            self.core.close()
+        self.core = Replayer(cassette, config)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if self.core is None or flow.response is not None:
+            return
+        response = await self.core.handle(request_of(flow.request))
+        if response is None:
+            return  # lenient miss: mitmproxy forwards it to the upstream
+        flow.response = to_mitmproxy(response)
+        flow.is_replay = "response"
+
+    @property
+    def failed(self) -> bool:
+        """Strict replay with a miss: the run failed (exit status 1)."""
+        return self.core is not None and self.core.config.strict and bool(self.core.misses)
+
+    def done(self) -> None:
+        if self.core is not None:
+            print(self.core.summary(), flush=True)
+            self.core.close()
+
+
+addons = [GwsReplayer()]

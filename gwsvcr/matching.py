@@ -1,0 +1,121 @@
+"""Request matching: a hashed key per request (O(1) lookup), and, only on a miss, why nothing matched.
+
+REST: method, path, query and body; JSON compared as data (key order and whitespace ignored), headers ignored,
+``ignore`` paths (``--json-ignore``) dropped before comparing. Bayeux messages are matched per message by the
+replay timeline, never on ``id``, ``clientId``, ``connectionType``, ``ext`` or ``advice``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gwsvcr.cassette import Request
+
+Key = tuple[str, str, tuple[tuple[str, str], ...], str]
+# Bayeux fields that vary between clients and runs (PROTOCOL.md section 1): never part of a match.
+VOLATILE_BAYEUX = frozenset({"id", "clientId", "connectionType", "supportedConnectionTypes", "version",
+                             "minimumVersion", "advice", "ext"})
+
+
+def _drop(data: Any, path: list[str]) -> Any:
+    if not path:
+        return data
+    head, rest = path[0], path[1:]
+    if isinstance(data, dict):
+        return {k: (_drop(v, rest) if head in ("*", k) else v) for k, v in data.items()
+                if not (not rest and head in ("*", k))}
+    if isinstance(data, list) and head == "*":
+        return [_drop(v, rest) for v in data]
+    return data
+
+
+def canonical(kind: str | None, body: Any, ignore: tuple[str, ...] = ()) -> str:
+    """A body as a comparable string: JSON data sorted and compact, text as is."""
+    if kind in ("json", "messages"):
+        for path in ignore:
+            body = _drop(body, path.split("."))
+        return "j:" + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if kind is None:
+        return ""
+    return f"{kind[0]}:{body}"
+
+
+def rest_key(request: Request, ignore: tuple[str, ...] = ()) -> Key:
+    return (request.method.upper(), request.path, tuple(sorted(request.query)),
+            canonical(request.kind, request.body, ignore))
+
+
+def bayeux_key(message: dict[str, Any]) -> str:
+    """What identifies a publish: its channel and data (everything volatile dropped)."""
+    stable = {k: v for k, v in message.items() if k not in VOLATILE_BAYEUX}
+    return json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ------------------------------------------------------------------------------------------- explaining a miss
+
+
+@dataclass
+class Closest:
+    """A recorded request near the one that missed, and exactly how it differs."""
+
+    exchange: int
+    session: str
+    summary: str
+    differences: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"exchange": self.exchange, "session": self.session, "request": self.summary,
+                "differences": self.differences}
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    if isinstance(data, list):
+        out = {}
+        for i, v in enumerate(data):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out or {prefix: []}
+    return {prefix: data}
+
+
+def differences(live: Key, recorded: Key) -> list[str]:
+    out = []
+    if live[0] != recorded[0]:
+        out.append(f"method: {live[0]} here, {recorded[0]} recorded")
+    if live[1] != recorded[1]:
+        out.append(f"path: {live[1]} here, {recorded[1]} recorded")
+    if live[2] != recorded[2]:
+        out.append(f"query: {dict(live[2])} here, {dict(recorded[2])} recorded")
+    if live[3] != recorded[3]:
+        if live[3].startswith("j:") and recorded[3].startswith("j:"):
+            a, b = _flatten(json.loads(live[3][2:])), _flatten(json.loads(recorded[3][2:]))
+            for field in sorted(set(a) | set(b)):
+                if a.get(field, "<absent>") != b.get(field, "<absent>"):
+                    out.append(f"body.{field}: {a.get(field, '<absent>')!r} here, "
+                               f"{b.get(field, '<absent>')!r} recorded")
+        else:
+            out.append("body differs")
+    return out
+
+
+def closest(live: Key, recorded: list[tuple[Key, int, str, str]], limit: int = 3) -> list[Closest]:
+    """The ``limit`` recorded requests with the fewest differences (method and path weigh most)."""
+    def score(diffs: list[str]) -> int:
+        return sum(5 if d.startswith(("method", "path")) else 1 for d in diffs)
+
+    scored = []
+    seen: set[Key] = set()
+    for key, number, session, summary in recorded[:50_000]:
+        if key in seen:
+            continue
+        seen.add(key)
+        diffs = differences(live, key)
+        scored.append((score(diffs), number, Closest(number, session, summary, diffs)))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    return [c for _, _, c in scored[:limit]]

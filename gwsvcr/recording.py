@@ -1,0 +1,185 @@
+"""Turning completed exchanges into cassette documents: sessions kept apart, causes and delays of pushed events,
+secrets redacted, each exchange written the moment its reply completed.
+
+Sessions: an agent is known by the JSESSIONID cookie (sent or set), the Basic user name, or a CometD clientId;
+whichever is seen first links the others, so one agent's REST calls and CometD messages share one timeline.
+
+Causes: an event delivered at time T (first byte of the reply that carried it) is caused by the last request of
+its session, other than a ``/meta/connect``, whose reply completed before T; its delay is T minus that completion.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from gwsvcr import gws, wire
+from gwsvcr.bayeux import CONNECT, HANDSHAKE, is_bayeux, is_event
+from gwsvcr.cassette import CassetteWriter, Exchange, ReplyItem, Request, Response
+from gwsvcr.redact import Redactor
+
+_JSONP = re.compile(r"^\s*[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds (time.time()) of one exchange."""
+
+    request_start: float
+    request_end: float
+    response_start: float | None = None
+    response_end: float | None = None
+
+
+@dataclass
+class _Done:
+    end: float  # when the reply completed
+    number: int
+    summary: str
+
+
+@dataclass
+class _Session:
+    label: str
+    done: list[_Done] = field(default_factory=list)  # non-connect exchanges, in order of completion
+
+
+@dataclass
+class Stats:
+    exchanges: int = 0
+    events: int = 0
+    errors: int = 0
+
+    def line(self, sessions: int, redactions: int) -> str:
+        return (f"gwsvcr: recorded {self.exchanges} exchanges, {sessions} sessions, {self.events} events, "
+                f"{redactions} redactions, {self.errors} upstream failures")
+
+
+class SessionTracker:
+    """Links cookies, Basic users and clientIds to one session label."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, _Session] = {}
+        self.sessions: list[_Session] = []
+
+    def _keys(self, request: Request, response: Response | None,
+              replies: list[dict[str, object]]) -> list[str]:
+        keys = []
+        sid = wire.cookies(request).get("JSESSIONID")
+        if sid is None and response is not None:
+            sid = wire.set_cookie_values(response.headers).get("JSESSIONID")
+        if sid:
+            keys.append(f"cookie:{sid}")
+        bayeux = wire.bayeux_of(request)
+        for m in (bayeux.messages if bayeux else []):
+            if isinstance(m.get("clientId"), str):
+                keys.append(f"client:{m['clientId']}")
+        for m in replies:
+            if m.get("channel") == HANDSHAKE and isinstance(m.get("clientId"), str):
+                keys.append(f"client:{m['clientId']}")
+        creds = wire.basic_auth(request.header("Authorization"))
+        if creds:
+            keys.append(f"user:{creds[0]}")
+        return keys
+
+    def assign(self, request: Request, response: Response | None, replies: list[dict[str, object]]) -> _Session:
+        keys = self._keys(request, response, replies)
+        session = next((self.by_key[k] for k in keys if k in self.by_key), None)
+        if session is None:
+            session = _Session(f"s{len(self.sessions) + 1}")
+            self.sessions.append(session)
+        for k in keys:
+            self.by_key.setdefault(k, session)
+        return session
+
+
+def reply_messages(response: Response | None) -> list[dict[str, object]]:
+    """The Bayeux messages of a reply: a JSON array, or one wrapped in a JSONP callback."""
+    if response is None:
+        return []
+    if response.kind in ("messages", "json") and is_bayeux(response.body):
+        return list(response.body)
+    if response.kind == "text":
+        m = _JSONP.match(str(response.body))
+        if m:
+            try:
+                data = json.loads(m.group(1))
+            except ValueError:
+                return []
+            if is_bayeux(data):
+                return list(data)
+    return []
+
+
+class Recorder:
+    """The recorder's logic without mitmproxy: give it each completed exchange; it writes the cassette."""
+
+    def __init__(self, writer: CassetteWriter | None, redactor: Redactor, t0: float) -> None:
+        self.writer = writer
+        self.redactor = redactor
+        self.t0 = t0
+        self.tracker = SessionTracker()
+        self.stats = Stats()
+
+    def complete(self, request: Request, response: Response | None, timing: Timing,
+                 error: str | None = None) -> Exchange | None:
+        replies = reply_messages(response)
+        session = self.tracker.assign(request, response, replies)
+        bayeux = wire.bayeux_of(request)
+        number = self.writer.take_number() if self.writer else self.stats.exchanges + 1
+        ttfb = None if timing.response_start is None else timing.response_start - timing.request_end
+        ttlb = None if timing.response_end is None else timing.response_end - timing.request_end
+        ex = Exchange(number, session.label, timing.request_start - self.t0, request, response, ttfb, ttlb, error,
+                      transport=bayeux.transport if bayeux else "http")
+        if bayeux is not None and replies and response is not None:
+            response.kind, response.body = "messages", self._items(session, replies, timing, ttfb)
+        self.stats.exchanges += 1
+        self.stats.errors += error is not None
+        if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
+                                                                    for m in bayeux.messages)):
+            session.done.append(_Done(timing.response_end, number, self._summary(request)))
+        self._redact(ex)
+        if self.writer is not None:
+            self.writer.write(ex)
+        return ex
+
+    def _items(self, session: _Session, replies: list[dict[str, object]], timing: Timing,
+               ttfb: float | None) -> list[ReplyItem]:
+        delivered = timing.response_start if timing.response_start is not None else timing.request_end
+        cause = next((d for d in reversed(session.done) if d.end <= delivered), None)
+        items = []
+        for m in replies:
+            item = ReplyItem(dict(m))
+            if is_event(m):
+                self.stats.events += 1
+                item.event = gws.summarize_notification(m.get("data")) or str(m.get("channel"))
+                if cause is not None:
+                    item.cause, item.after, item.delay = cause.number, cause.summary, delivered - cause.end
+            elif m.get("channel") == CONNECT and ttfb is not None:
+                item.hold = ttfb
+            items.append(item)
+        return items
+
+    @staticmethod
+    def _summary(request: Request) -> str:
+        bayeux = wire.bayeux_of(request)
+        if bayeux is not None:
+            return " + ".join(str(m.get("channel")) for m in bayeux.messages if m.get("channel") != CONNECT)
+        return gws.summarize_request(request.method, request.path, request.body)
+
+    def _redact(self, ex: Exchange) -> None:
+        ex.request.query = self.redactor.query(ex.request.query)
+        self.redactor.message(ex.request)
+        if ex.response is not None:
+            if ex.response.kind == "messages":
+                ex.response.headers = self.redactor.headers(ex.response.headers)
+                for item in ex.response.body:
+                    item.message = self.redactor.data(item.message)
+            else:
+                self.redactor.message(ex.response)
+        if ex.error is not None:
+            ex.error = self.redactor.text(ex.error)
+
+    def summary(self) -> str:
+        return self.stats.line(len(self.tracker.sessions), sum(self.redactor.counts.values()))

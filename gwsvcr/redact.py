@@ -1,0 +1,135 @@
+"""Secrets never reach disk: redaction applied at record time, by default.
+
+Every secret value is replaced by a placeholder ``REDACTED-<12 hex>`` drawn at random the first time that value
+is seen and reused for it afterwards, so one secret maps to one placeholder within a cassette and replay can still
+correlate (the same session cookie on REST and CometD). The mapping lives in memory only: a placeholder says
+nothing about its secret (no hash of it, nothing a dictionary attack could reverse).
+
+Basic credentials keep the user name (replay ties REST calls to sessions by it) and lose the password; the
+header stays valid Basic syntax so every tool can still parse it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from gwsvcr import wire
+from gwsvcr.cassette import Message
+
+PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
+DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",
+                   "x-auth-token", "x-api-key", "x-xsrf-token", "x-amz-security-token")
+# JSON object keys (any depth) whose string values are secrets: password, passwd, secret, token, apiKey, ...
+SECRET_KEY = re.compile(r"pass(word|wd)?$|secret|token|api[-_]?key|credential|authorization|^auth$|^pin$",
+                        re.IGNORECASE)
+
+
+@dataclass
+class Redactor:
+    extra_headers: tuple[str, ...] = ()
+    json_paths: tuple[str, ...] = ()  # dotted paths, e.g. "call.userData.GSIP_REC_FN"; "*" matches any key
+    patterns: tuple[str, ...] = ()  # regexes redacted inside any string value
+    _map: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._headers = set(DEFAULT_HEADERS) | {h.lower() for h in self.extra_headers}
+        self._paths = [p.split(".") for p in self.json_paths]
+        self._patterns = [re.compile(p) for p in self.patterns]
+
+    def rules(self) -> list[str]:
+        """What this redactor removes, for the cassette header."""
+        out = ["header Authorization/Proxy-Authorization: Basic password (user name kept), Bearer and other "
+               "tokens",
+               "header Cookie, Set-Cookie: every cookie value",
+               f"headers {', '.join(sorted(self._headers - {'authorization', 'proxy-authorization', 'cookie',
+                                                             'set-cookie'}))}: values",
+               "JSON fields named like password, secret, token, apiKey, credential: values"]
+        out += [f"JSON path {p}" for p in self.json_paths]
+        out += [f"pattern {p}" for p in self.patterns]
+        return out
+
+    def placeholder(self, secret: str, what: str) -> str:
+        if PLACEHOLDER.fullmatch(secret):
+            return secret
+        self.counts[what] = self.counts.get(what, 0) + 1
+        if secret not in self._map:
+            self._map[secret] = f"REDACTED-{secrets.token_hex(6)}"
+        return self._map[secret]
+
+    # ---------------------------------------------------------------------------------------------- headers
+    def header(self, name: str, value: str) -> str:
+        lname = name.lower()
+        if lname in ("authorization", "proxy-authorization"):
+            return self._authorization(value, name)
+        if lname == "cookie":
+            return "; ".join(self._cookie_pair(part.strip(), name) for part in value.split(";") if part.strip())
+        if lname == "set-cookie":
+            first, sep, attrs = value.partition(";")
+            return self._cookie_pair(first.strip(), name) + sep + attrs
+        if lname in self._headers:
+            return self.placeholder(value, name)
+        return self.text(value)
+
+    def _authorization(self, value: str, name: str) -> str:
+        creds = wire.basic_auth(value)
+        if creds is not None:
+            user, password = creds
+            hidden = f"{user}:{self.placeholder(password, name)}"
+            return "Basic " + base64.b64encode(hidden.encode()).decode()
+        scheme, sep, token = value.partition(" ")
+        if sep and token:
+            return f"{scheme} {self.placeholder(token, name)}"
+        return self.placeholder(value, name)
+
+    def _cookie_pair(self, pair: str, name: str) -> str:
+        key, sep, val = pair.partition("=")
+        return f"{key}={self.placeholder(val, name)}" if sep else self.placeholder(pair, name)
+
+    def headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, self.header(k, v)) for k, v in headers]
+
+    # ------------------------------------------------------------------------------------------------- data
+    def text(self, value: str) -> str:
+        for pattern in self._patterns:
+            value = pattern.sub(lambda m: self.placeholder(m.group(0), "pattern"), value)
+        return value
+
+    def data(self, value: Any, path: tuple[str, ...] = ()) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                sub = (*path, str(k))
+                if isinstance(v, (str, int, float)) and not isinstance(v, bool) and (
+                        SECRET_KEY.search(str(k)) or self._on_path(sub)):
+                    out[k] = self.placeholder(str(v), f"json {k}")
+                else:
+                    out[k] = self.data(v, sub)
+            return out
+        if isinstance(value, list):
+            return [self.data(v, path) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+    def _on_path(self, path: tuple[str, ...]) -> bool:
+        for rule in self._paths:
+            # a rule matches the end of the path, so "call.userData.X" also matches "data.call.userData.X"
+            if len(rule) <= len(path) and all(r in ("*", p) for r, p in zip(rule, path[-len(rule):])):
+                return True
+        return False
+
+    def message(self, msg: Message) -> None:
+        """Redact a request or response half in place."""
+        msg.headers = self.headers(msg.headers)
+        if msg.kind in ("json", "messages"):
+            msg.body = self.data(msg.body)
+        elif msg.kind == "text":
+            msg.body = self.text(msg.body)
+
+    def query(self, query: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, self.placeholder(v, f"query {k}") if SECRET_KEY.search(k) else self.text(v)) for k, v in query]

@@ -1,0 +1,266 @@
+"""Scripted GWS call-recording session driven by the PyPI CometD client aiocometd-ng.
+
+The Python twin of cometd_client.js: same arguments, same JSON-lines output.
+
+    python aiocometd_client.py --url http://127.0.0.1:PORT [--cometd-path /api/v2/notifications]
+        [--call-id ID] [--ops StartCallRecording,...] [--user agent1] [--password secret]
+        [--pause-ms 0] [--extra-pause StopCallRecording=1500 ...]
+        [--transport long-polling|websocket] [--event-timeout-ms 10000] [--timeout-ms 60000]
+
+Importable too: ``await run_session(url, ...)`` returns the records instead of printing them.
+Times ``t`` are ms from time.perf_counter() (monotonic) since this module was imported, which for
+the command line is process start.
+
+aiocometd-ng notes (0.5.6):
+- It has no request-header option; extensions get ``outgoing(payload, headers)`` before every
+  request (long-polling POST and the websocket upgrade alike), so HeaderExtension adds
+  Authorization and Cookie there. It also timestamps the handshake reply (``incoming``).
+- callback-polling is not implemented (only long-polling and websocket); the handshake always goes
+  over long-polling, the switch to websocket happens afterwards.
+- ``Client(connection_timeout=...)`` makes every receive() race a watcher that calls
+  ``asyncio.wait_for(..., loop=...)``, which Python >= 3.10 rejects with TypeError as soon as the
+  transport starts reconnecting; so it is 0 (off) here and we time out on our own.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import sys
+import time
+from typing import Any, Callable, Iterable, Optional
+from urllib.parse import quote
+
+import aiohttp
+from aiocometd_ng import Client, ConnectionType
+from aiocometd_ng.extensions import Extension
+
+CALLS_CHANNEL = "/v2/me/calls"
+DEFAULT_CALL_ID = "01RCC3N118B1V0SL8O7GK2LAES00000V"
+DEFAULT_OPS = ("StartCallRecording", "PauseCallRecording", "ResumeCallRecording",
+               "StopCallRecording")
+TRANSPORTS = {"long-polling": ConnectionType.LONG_POLLING, "websocket": ConnectionType.WEBSOCKET}
+
+_T0 = time.perf_counter()
+
+
+def _now() -> float:
+    return round((time.perf_counter() - _T0) * 1000, 3)
+
+
+class SessionError(Exception):
+    """The scripted session failed (bad HTTP status, CometD failure, missing event)."""
+
+
+class HeaderExtension(Extension):
+    """Adds fixed headers to every CometD request; notes when the handshake reply arrived."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+        self.handshake: Optional[dict[str, Any]] = None
+
+    async def outgoing(self, payload, headers) -> None:
+        headers.update(self.headers)
+
+    async def incoming(self, payload, headers=None) -> None:
+        for message in payload:
+            if message.get("channel") == "/meta/handshake" and self.handshake is None:
+                self.handshake = {"message": message, "t": _now()}
+
+
+def _ignore_cancelled(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
+                      call_id: str = DEFAULT_CALL_ID, ops: Iterable[str] = DEFAULT_OPS,
+                      user: str = "agent1", password: str = "secret", pause_ms: float = 0,
+                      extra_pause: Optional[dict[str, float]] = None, event_timeout: float = 10.0,
+                      transport: str = "long-polling",
+                      on_record: Optional[Callable[[dict], None]] = None) -> list[dict]:
+    """Run the session; return its records (handshake, reply, event, ..., done).
+
+    Raises SessionError (or aiocometd/aiohttp errors) on failure; ``on_record`` sees each record
+    as soon as it exists, so a caller can stream them.
+    """
+    if transport not in TRANSPORTS:
+        raise SessionError(f"transport {transport!r} is not supported by aiocometd-ng")
+    url = url.rstrip("/")
+    extra_pause = extra_pause or {}
+    records: list[dict] = []
+
+    def emit(record: dict) -> None:
+        records.append(record)
+        if on_record:
+            on_record(record)
+
+    authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    # DummyCookieJar: cookies are handled by hand, as in the JS client (aiohttp's default jar
+    # would also silently drop cookies set by an IP-address host such as 127.0.0.1).
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        # 1. Log in: JSESSIONID cookie and CSRF token.
+        async with http.get(f"{url}/api/v2/me", headers={"Authorization": authorization}) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise SessionError(f"GET /api/v2/me answered {resp.status}: {body[:200]!r}")
+            cookie = "; ".join(c.split(";")[0].strip() for c in resp.headers.getall("Set-Cookie", []))
+            csrf_header = resp.headers.get("X-CSRF-HEADER", "X-CSRF-TOKEN")
+            csrf_token = resp.headers.get("X-CSRF-TOKEN")
+        session_headers = {"Authorization": authorization}
+        if cookie:
+            session_headers["Cookie"] = cookie
+
+        # 2. CometD: handshake + first connect (open), subscribe.
+        ext = HeaderExtension(session_headers)
+        client = Client(url + cometd_path, [TRANSPORTS[transport]], extensions=[ext],
+                        connection_timeout=0)
+        events: asyncio.Queue = asyncio.Queue()
+        last_op: Optional[str] = None
+
+        async def receiver() -> None:
+            # Drain the client's queue as events arrive so that t is the arrival time.
+            try:
+                while True:
+                    message = await client.receive()
+                    events.put_nowait((message, _now(), last_op))
+            except Exception as exc:  # the session waits on `events`: hand it the failure
+                events.put_nowait(exc)
+
+        receiver_task: Optional[asyncio.Task] = None
+        try:
+            try:
+                await client.open()
+            except Exception as exc:  # aiocometd's own errors can be cryptic (e.g. on an HTTP 404)
+                raise SessionError(f"CometD handshake/connect to {url + cometd_path} failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            assert ext.handshake is not None
+            emit({"type": "handshake", "clientId": ext.handshake["message"].get("clientId"),
+                  "t": ext.handshake["t"]})
+            receiver_task = asyncio.ensure_future(receiver())
+            await client.subscribe(CALLS_CHANNEL)
+
+            # 3. Operations, each followed by its CallRecordingStateChange notification.
+            reply_t: dict[str, float] = {}
+            for op in ops:
+                await asyncio.sleep((pause_ms + extra_pause.get(op, 0)) / 1000)
+                last_op = op
+                headers = {**session_headers, "Content-Type": "application/json"}
+                if csrf_token:
+                    headers[csrf_header] = csrf_token
+                async with http.post(f"{url}/api/v2/me/calls/{quote(call_id, safe='')}",
+                                     data=json.dumps({"operationName": op}),
+                                     headers=headers) as resp:
+                    raw = await resp.read()
+                    reply_t[op] = _now()
+                    emit({"type": "reply", "op": op, "status": resp.status,
+                          "body": _json_or_text(raw), "t": reply_t[op]})
+                    if resp.status != 200:
+                        raise SessionError(f"{op} answered HTTP {resp.status}")
+
+                while True:
+                    try:
+                        item = await asyncio.wait_for(events.get(), event_timeout)
+                    except asyncio.TimeoutError:
+                        raise SessionError(f"timed out after {event_timeout * 1000:g} ms waiting "
+                                           f"for a {CALLS_CHANNEL} notification after {op}") from None
+                    if isinstance(item, Exception):
+                        raise SessionError(f"CometD receive failed: {item!r}")
+                    message, t, ev_op = item
+                    data = message.get("data") or {}
+                    call = data.get("call") or {}
+                    # A notification about another call (e.g. a late one caused by an earlier
+                    # session's POST: the Faye channel is global) does not answer our op.
+                    ours = call.get("id") in (None, call_id)
+                    emit({"type": "event" if ours else "stray_event", "channel": message.get("channel"),
+                          "notificationType": data.get("notificationType"),
+                          "recordingState": call.get("recordingState"),
+                          "gsipRecord": (call.get("userData") or {}).get("GSIP_RECORD"),
+                          "op": ev_op,
+                          "delay_ms": (round(t - reply_t[ev_op], 3) if ev_op in reply_t else None),
+                          "t": t, "data": data})
+                    if ours and data.get("notificationType") == "CallRecordingStateChange":
+                        break
+        finally:
+            if receiver_task:
+                receiver_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receiver_task
+            # 4. Disconnect (sends /meta/disconnect if the client is open). Cancelling the held
+            # /meta/connect makes aiocometd's done-callback re-raise CancelledError, which the loop
+            # would log as an "Exception in callback" traceback: keep that one out of stderr.
+            loop = asyncio.get_running_loop()
+            previous = loop.get_exception_handler()
+            loop.set_exception_handler(_ignore_cancelled)
+            try:
+                await asyncio.wait_for(client.close(), 5)
+            finally:
+                loop.set_exception_handler(previous)
+    emit({"type": "done"})
+    return records
+
+
+def _parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    def extra(value: str) -> tuple[str, float]:
+        op, sep, ms = value.partition("=")
+        if not sep or not op:
+            raise argparse.ArgumentTypeError("--extra-pause wants OP=MS")
+        return op, float(ms)
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8090")
+    p.add_argument("--cometd-path", default="/api/v2/notifications")
+    p.add_argument("--call-id", default=DEFAULT_CALL_ID)
+    p.add_argument("--ops", default=",".join(DEFAULT_OPS))
+    p.add_argument("--user", default="agent1")
+    p.add_argument("--password", default="secret")
+    p.add_argument("--pause-ms", type=float, default=0)
+    p.add_argument("--extra-pause", type=extra, action="append", default=[])
+    p.add_argument("--transport", default="long-polling",
+                   choices=["long-polling", "callback-polling", "websocket"])
+    p.add_argument("--event-timeout-ms", type=float, default=10000)
+    p.add_argument("--timeout-ms", type=float, default=60000)
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parse_args(argv)
+
+    def out(record: dict) -> None:
+        print(json.dumps(record), flush=True)
+
+    session = run_session(
+        args.url, cometd_path=args.cometd_path, call_id=args.call_id,
+        ops=[op.strip() for op in args.ops.split(",") if op.strip()],
+        user=args.user, password=args.password, pause_ms=args.pause_ms,
+        extra_pause=dict(args.extra_pause), event_timeout=args.event_timeout_ms / 1000,
+        transport=args.transport, on_record=out)
+    async def guarded() -> None:
+        deadline = asyncio.timeout(args.timeout_ms / 1000)
+        try:
+            async with deadline:
+                await session
+        except TimeoutError:
+            if deadline.expired():  # ours, not some inner timeout
+                raise SessionError(f"global timeout: {args.timeout_ms:g} ms") from None
+            raise
+
+    try:
+        asyncio.run(guarded())
+    except Exception as exc:  # any failure is reported on stdout, as the JS client does
+        out({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+#!/usr/bin/env node
+// Scripted GWS call-recording session driven by the OFFICIAL CometD JavaScript client
+// (npm "cometd", run under Node through npm "cometd-nodejs-client").
+//
+//   node cometd_client.js --url http://127.0.0.1:PORT [--cometd-path /api/v2/notifications]
+//       [--call-id ID] [--ops StartCallRecording,PauseCallRecording,...] [--user agent1]
+//       [--password secret] [--pause-ms 0] [--extra-pause StopCallRecording=1500 ...]
+//       [--transport long-polling|callback-polling|websocket] [--event-timeout-ms 10000]
+//       [--timeout-ms 60000] [--debug]
+//
+// stdout: one JSON object per line (handshake, reply, event, stray_event, done | error);
+// t = performance.now(), i.e. ms since process start on a monotonic clock.
+// Exit 0 on success, 1 on any failure.
+// CometD's own logging goes to stderr (--debug for the client's debug log).
+//
+// What cometd-nodejs-client 2.0 does with headers and cookies (read from its src/XMLHttpRequest.js):
+// - adapt() installs window.XMLHttpRequest (a small node:http shim) and window.WebSocket (= ws).
+// - CometD's `requestHeaders` reach the shim through setRequestHeader() on every long-polling POST.
+//   The shim forwards every header as is, EXCEPT "Cookie": that one is split on ";" into a jar local
+//   to the request and merged with a process-global jar (filled from every Set-Cookie the CometD
+//   responses carry, keyed by host name only; path/domain/expiry ignored) into one Cookie header.
+//   That global jar is private to the shim (or replaced via adapt({cookies: {storeCookie,
+//   retrieveCookies}})), so a JSESSIONID obtained by our own REST call is NOT known to CometD:
+//   we pass it explicitly as requestHeaders.Cookie.
+// - WebSocket: CometD calls `new window.WebSocket(url[, protocol])` (the browser API), so
+//   requestHeaders are NOT sent on the upgrade and the ws shim has no cookie jar. We install a ws
+//   subclass that adds our Authorization and Cookie headers to the upgrade request.
+// - callback-polling: CometD's CallbackPollingTransport.jsonpSend() injects a <script> element into
+//   window.document, which does not exist under Node, so that transport cannot work as shipped
+//   (the adapter only shims XHR and WebSocket). jsonpSend() is the hook the transport offers for
+//   other environments; we override just that one method with a GET through the same XHR shim
+//   (same URL and callback naming, same headers) and unwrap the JSONP reply.
+// - adapt() also sets window.console = console and console.debug = console.log, so CometD would
+//   log to stdout; we point window.console at stderr to keep stdout pure JSON lines.
+// Both packages are ES modules ("type": "module"), hence the dynamic import() below.
+'use strict';
+
+const http = require('node:http');
+const {performance} = require('node:perf_hooks');
+
+const CALLS_CHANNEL = '/v2/me/calls';
+
+function parseArgs(argv) {
+    const opts = {
+        url: null,
+        cometdPath: '/api/v2/notifications',
+        callId: '01RCC3N118B1V0SL8O7GK2LAES00000V',
+        ops: ['StartCallRecording', 'PauseCallRecording', 'ResumeCallRecording', 'StopCallRecording'],
+        user: 'agent1',
+        password: 'secret',
+        pauseMs: 0,
+        extraPause: {},
+        transport: 'long-polling',
+        eventTimeoutMs: 10000,
+        timeoutMs: 60000,
+        debug: false,
+    };
+    for (let i = 0; i < argv.length; i++) {
+        const arg = argv[i];
+        const value = () => {
+            if (i + 1 >= argv.length) throw new Error(`missing value for ${arg}`);
+            return argv[++i];
+        };
+        const number = () => {
+            const n = Number(value());
+            if (!Number.isFinite(n) || n < 0) throw new Error(`bad number for ${arg}`);
+            return n;
+        };
+        switch (arg) {
+            case '--url': opts.url = value().replace(/\/+$/, ''); break;
+            case '--cometd-path': opts.cometdPath = value(); break;
+            case '--call-id': opts.callId = value(); break;
+            case '--ops': opts.ops = value().split(',').map((s) => s.trim()).filter(Boolean); break;
+            case '--user': opts.user = value(); break;
+            case '--password': opts.password = value(); break;
+            case '--pause-ms': opts.pauseMs = number(); break;
+            case '--extra-pause': {
+                const m = /^([^=]+)=(\d+(?:\.\d+)?)$/.exec(value());
+                if (!m) throw new Error('--extra-pause wants OP=MS');
+                opts.extraPause[m[1]] = Number(m[2]);
+                break;
+            }
+            case '--transport': opts.transport = value(); break;
+            case '--event-timeout-ms': opts.eventTimeoutMs = number(); break;
+            case '--timeout-ms': opts.timeoutMs = number(); break;
+            case '--debug': opts.debug = true; break;
+            default: throw new Error(`unknown argument ${arg}`);
+        }
+    }
+    if (!opts.url) throw new Error('--url is required');
+    if (!['long-polling', 'callback-polling', 'websocket'].includes(opts.transport)) {
+        throw new Error(`unsupported transport ${opts.transport}`);
+    }
+    return opts;
+}
+
+const now = () => Math.round(performance.now() * 1000) / 1000;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function emit(record) {
+    // stdout to a pipe or file is synchronous on Linux, so process.exit() right after loses nothing.
+    process.stdout.write(JSON.stringify(record) + '\n');
+}
+
+function fail(message) {
+    emit({type: 'error', message});
+    process.exit(1);
+}
+
+function withTimeout(promise, ms, what) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Plain node:http request; resolves once the whole body is in, with t taken at that moment.
+function request(method, url, headers, body) {
+    return new Promise((resolve, reject) => {
+        const req = http.request(url, {method, headers, agent: false}, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({
+                status: res.statusCode,
+                headers: res.headers,
+                text: Buffer.concat(chunks).toString('utf8'),
+                t: now(),
+            }));
+            res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body);
+    });
+}
+
+function parseJson(text) {
+    try {
+        return JSON.parse(text);
+    } catch {
+        return text;
+    }
+}
+
+async function loadCometD(opts, headers) {
+    const {adapt} = await import('cometd-nodejs-client');
+    adapt();
+    const window = globalThis.window;
+    window.console = new console.Console({stdout: process.stderr, stderr: process.stderr});
+
+    const ShimWebSocket = window.WebSocket;
+    window.WebSocket = class extends ShimWebSocket {
+        constructor(url, protocols) {
+            super(url, protocols, {headers});
+        }
+    };
+
+    const cometdLib = await import('cometd');
+
+    class NodeCallbackPollingTransport extends cometdLib.CallbackPollingTransport {
+        #counter = 0;
+
+        jsonpSend(packet) {
+            const callback = `_cometd_jsonp_${this.#counter++}`;
+            const url = `${packet.url}${packet.url.includes('?') ? '&' : '?'}jsonp=${callback}` +
+                `&message=${encodeURIComponent(packet.body)}`;
+            const xhr = new window.XMLHttpRequest();
+            xhr.open('GET', url, packet.sync !== true);
+            for (const [name, value] of Object.entries(packet.headers || {})) xhr.setRequestHeader(name, value);
+            xhr.onload = () => {
+                // Faye answers `/**/callback([...]);`: hand CometD the JSON array inside.
+                const m = /^[^(]*\(([\s\S]*)\);?\s*$/.exec(xhr.responseText);
+                if (xhr.status === 200 && m) packet.onSuccess(m[1]);
+                else packet.onError(`jsonp HTTP ${xhr.status} ${xhr.statusText}`);
+            };
+            xhr.onerror = () => packet.onError(xhr.statusText);
+            xhr.send();
+        }
+    }
+
+    const transports = {
+        'long-polling': () => new cometdLib.LongPollingTransport(),
+        'callback-polling': () => new NodeCallbackPollingTransport(),
+        'websocket': () => new cometdLib.WebSocketTransport(),
+    };
+
+    const cometd = new cometdLib.CometD();
+    // Only the requested transport: no silent fallback to long-polling.
+    cometd.unregisterTransports();
+    cometd.registerTransport(opts.transport, transports[opts.transport]());
+    cometd.configure({
+        url: opts.url + opts.cometdPath,
+        requestHeaders: headers,
+        logLevel: opts.debug ? 'debug' : 'info',
+    });
+    return cometd;
+}
+
+async function main(opts) {
+    const authorization = 'Basic ' + Buffer.from(`${opts.user}:${opts.password}`).toString('base64');
+
+    // 1. Log in: GET /api/v2/me gives the JSESSIONID cookie and the CSRF token.
+    const me = await request('GET', `${opts.url}/api/v2/me`, {Authorization: authorization});
+    if (me.status !== 200) throw new Error(`GET /api/v2/me answered ${me.status}: ${me.text}`);
+    const cookie = (me.headers['set-cookie'] || []).map((c) => c.split(';')[0].trim()).join('; ');
+    const csrfHeader = me.headers['x-csrf-header'] || 'X-CSRF-TOKEN';
+    const csrfToken = me.headers['x-csrf-token'];
+    const sessionHeaders = {Authorization: authorization};
+    if (cookie) sessionHeaders.Cookie = cookie;
+
+    // 2. CometD handshake, then subscribe.
+    const cometd = await loadCometD(opts, sessionHeaders);
+    const handshake = await withTimeout(new Promise((resolve) => cometd.handshake(resolve)),
+        opts.timeoutMs, 'the handshake reply');
+    if (!handshake.successful) {
+        const f = handshake.failure || {};
+        throw new Error(`handshake failed: ${handshake.error || `HTTP ${f.httpCode} ${f.reason || f.exception || ''}`}`);
+    }
+    emit({type: 'handshake', clientId: handshake.clientId, t: now()});
+
+    const events = [];          // received, not yet reported
+    let wakeUp = null;          // resolves a pending nextEvent()
+    let lastOp = null;
+    const replyT = {};
+    const onEvent = (message) => {
+        events.push({message, t: now(), op: lastOp});
+        if (wakeUp) wakeUp();
+    };
+    const nextEvent = async () => {
+        while (events.length === 0) {
+            await withTimeout(new Promise((resolve) => { wakeUp = resolve; }),
+                opts.eventTimeoutMs, `a ${CALLS_CHANNEL} notification after ${lastOp}`);
+        }
+        return events.shift();
+    };
+
+    const subscribed = await withTimeout(new Promise((resolve) => {
+        cometd.subscribe(CALLS_CHANNEL, onEvent, resolve);
+    }), opts.timeoutMs, 'the subscribe reply');
+    if (!subscribed.successful) throw new Error(`subscribe failed: ${JSON.stringify(subscribed)}`);
+
+    // 3. The operations, each followed by its CallRecordingStateChange notification.
+    for (const op of opts.ops) {
+        await sleep(opts.pauseMs + (opts.extraPause[op] || 0));
+        lastOp = op;
+        const reply = await request('POST', `${opts.url}/api/v2/me/calls/${encodeURIComponent(opts.callId)}`, {
+            ...sessionHeaders,
+            ...(csrfToken ? {[csrfHeader]: csrfToken} : {}),
+            'Content-Type': 'application/json',
+        }, JSON.stringify({operationName: op}));
+        replyT[op] = reply.t;
+        emit({type: 'reply', op, status: reply.status, body: parseJson(reply.text), t: reply.t});
+        if (reply.status !== 200) throw new Error(`${op} answered HTTP ${reply.status}`);
+
+        for (;;) {
+            const {message, t, op: evOp} = await nextEvent();
+            const data = message.data || {};
+            // /v2/me/calls is one global Faye channel: a notification about another call (say, a
+            // late one caused by an earlier session's POST) is reported but does not answer our op.
+            const ours = !(data.call && data.call.id) || data.call.id === opts.callId;
+            emit({
+                type: ours ? 'event' : 'stray_event',
+                channel: message.channel,
+                notificationType: data.notificationType,
+                recordingState: data.call && data.call.recordingState,
+                gsipRecord: data.call && data.call.userData && data.call.userData.GSIP_RECORD,
+                op: evOp,
+                delay_ms: replyT[evOp] === undefined ? null : Math.round((t - replyT[evOp]) * 1000) / 1000,
+                t,
+                data,
+            });
+            if (ours && data.notificationType === 'CallRecordingStateChange') break;
+        }
+    }
+
+    // 4. Disconnect (the reply, or a failure, both end the session).
+    await withTimeout(new Promise((resolve) => cometd.disconnect(resolve)), 5000, 'the disconnect reply');
+    emit({type: 'done'});
+}
+
+let options;
+try {
+    options = parseArgs(process.argv.slice(2));
+} catch (e) {
+    fail(e.message);
+}
+setTimeout(() => fail(`global timeout: ${options.timeoutMs} ms`), options.timeoutMs);
+main(options).then(() => process.exit(0), (e) => fail(e && e.message ? e.message : String(e)));

@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// A GWS-like upstream for the gwsvcr tests, built on a real Faye Bayeux server.
+//
+//   node faye_gws.js [--port 0] [--event-delay-ms 250] [--password secret] [--check-csrf]
+//
+// Prints exactly one line "gwsvcr: listening on http://127.0.0.1:PORT" on stdout once it accepts
+// connections; diagnostics go to stderr. Serves:
+//   /api/v2/notifications[/...]  Faye (long-polling, callback-polling, websocket, ...)
+//   GET  /api/v2/me              Basic auth -> user JSON + JSESSIONID cookie + CSRF token headers
+//   POST /api/v2/me/calls/{id}   {"operationName": "<Start|Stop|Pause|Resume>CallRecording"}
+//                                -> {"statusCode":0}, then after --event-delay-ms a
+//                                CallRecordingStateChange event on /v2/me/calls (shape of
+//                                /work/shared/seed/StopCallRecording.txt).
+'use strict';
+
+const http = require('node:http');
+const crypto = require('node:crypto');
+const faye = require('faye');
+
+const COMETD_PATH = '/api/v2/notifications';
+const CALLS_CHANNEL = '/v2/me/calls';
+
+function parseArgs(argv) {
+    const opts = {port: 0, eventDelayMs: 250, password: 'secret', checkCsrf: false};
+    for (let i = 0; i < argv.length; i++) {
+        const arg = argv[i];
+        const value = () => {
+            if (i + 1 >= argv.length) throw new Error(`missing value for ${arg}`);
+            return argv[++i];
+        };
+        switch (arg) {
+            case '--port': opts.port = Number(value()); break;
+            case '--event-delay-ms': opts.eventDelayMs = Number(value()); break;
+            case '--password': opts.password = value(); break;
+            case '--check-csrf': opts.checkCsrf = true; break;
+            default: throw new Error(`unknown argument ${arg}`);
+        }
+    }
+    return opts;
+}
+
+function log(...parts) {
+    process.stderr.write(`faye_gws: ${parts.join(' ')}\n`);
+}
+
+// ---- GWS notification payloads ---------------------------------------------------------------
+
+// The seed's capabilities, minus StartCallRecording: the recording ones depend on the state.
+const BASE_CAPABILITIES = [
+    'UpdateUserData', 'SendDtmf', 'InitiateConference', 'Hold', 'SingleStepTransfer',
+    'InitiateTransfer', 'AttachUserData', 'DeleteUserDataPair', 'SingleStepConference',
+    'DeleteUserData', 'Hangup',
+];
+
+const RECORDING_STATES = {
+    StartCallRecording: {state: 'Recording', gsip: 'ON', caps: ['PauseCallRecording', 'StopCallRecording']},
+    PauseCallRecording: {state: 'Paused', gsip: 'PAUSED', caps: ['ResumeCallRecording', 'StopCallRecording']},
+    ResumeCallRecording: {state: 'Recording', gsip: 'ON', caps: ['PauseCallRecording', 'StopCallRecording']},
+    StopCallRecording: {state: 'Stopped', gsip: 'OFF', caps: ['StartCallRecording']},
+};
+
+// The seed's call object (StopCallRecording sample) with the call id and recording fields swapped in.
+function callObject(id, rec) {
+    return {
+        id,
+        state: 'Established',
+        callUuid: id,
+        connId: '007102719818001f',
+        deviceUri: 'http://127.0.0.1:8080/api/v2/devices/631608b3-ceb1-472b-ba05-2ae39555b0d1',
+        participants: [
+            {e164Number: '', formattedPhoneNumber: '15001', phoneNumber: '15001', digits: '15001'},
+        ],
+        dnis: '15001',
+        callType: 'Internal',
+        capabilities: [...BASE_CAPABILITIES, ...rec.caps],
+        userData: {
+            GSIP_RECORD: rec.gsip,
+            IW_BundleUid: '717f9130-a1d9-4092-f8b9-7804ee2592ea',
+            IW_CaseUid: 'd7e2c775-edaa-4d1e-b65c-bd48371b43ad',
+            GSIP_REC_FN: `${id}_15000_15000_15001_2015-10-16_14-26-23_hpe-voicevm-70-dot-genesyslab-dot-com__%3Ccont_center_id%3E`,
+        },
+        duration: '353',
+        mute: 'Off',
+        recordingState: rec.state,
+        supervisorListeningIn: false,
+        monitoredUserMuted: false,
+        monitoring: false,
+        uri: `http://127.0.0.1:8080/api/v2/me/calls/${id}`,
+        path: `/calls/${id}`,
+    };
+}
+
+function recordingNotification(id, operationName) {
+    return {
+        messageType: 'CallStateChangeMessage',
+        notificationType: 'CallRecordingStateChange',
+        phoneNumber: '15000',
+        call: callObject(id, RECORDING_STATES[operationName]),
+    };
+}
+
+// ---- HTTP helpers ----------------------------------------------------------------------------
+
+function sendJson(res, status, body, headers = {}) {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+        'Content-Type': 'application/json;charset=UTF-8',
+        'Content-Length': Buffer.byteLength(text),
+        ...headers,
+    });
+    res.end(text);
+}
+
+function authorized(req, password) {
+    const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization || '');
+    if (!m) return false;
+    const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon > 0 && decoded.slice(colon + 1) === password;
+}
+
+function cookieValue(req, name) {
+    for (const part of (req.headers.cookie || '').split(';')) {
+        const [k, ...v] = part.trim().split('=');
+        if (k === name) return v.join('=');
+    }
+    return undefined;
+}
+
+function readBody(req) {
+    return new Promise((resolve, reject) => {
+        const chunks = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        req.on('error', reject);
+    });
+}
+
+// ---- server ----------------------------------------------------------------------------------
+
+function main() {
+    let opts;
+    try {
+        opts = parseArgs(process.argv.slice(2));
+    } catch (e) {
+        log(e.message);
+        process.exit(2);
+    }
+
+    const bayeux = new faye.NodeAdapter({mount: COMETD_PATH, timeout: 30});
+    const csrfTokens = new Map(); // JSESSIONID -> CSRF token (only enforced with --check-csrf)
+    const connectedClients = new Set();
+
+    bayeux.addExtension({
+        // Three declared parameters: Faye then passes the HTTP (or WebSocket upgrade) request.
+        incoming(message, request, callback) {
+            if (message.channel === '/meta/handshake' && request) {
+                // GWS needs the session's credentials on CometD too; this also proves that the
+                // clients (and the proxy) really put Authorization/Cookie on CometD requests.
+                const ok = authorized(request, opts.password);
+                log(`handshake auth=${ok ? 'ok' : 'missing'} cookie=${request.headers.cookie || '-'}`);
+                if (!ok) message.error = '401::Unauthorized';
+            } else if (message.channel === '/meta/connect' && !connectedClients.has(message.clientId)) {
+                // Faye holds every /meta/connect for the full timeout unless the client itself asks
+                // for advice.timeout 0 (CometD JS does, aiocometd does not). The CometD server that
+                // GWS runs answers the first connect after a handshake at once: do the same.
+                connectedClients.add(message.clientId);
+                if (request) {
+                    log(`first connect ${message.clientId} connectionType=${message.connectionType}`,
+                        `via=${request.headers.upgrade ? 'websocket' : request.method}`,
+                        `auth=${authorized(request, opts.password) ? 'ok' : 'missing'}`);
+                }
+                message.advice = {...(message.advice || {}), timeout: 0};
+            } else if (message.channel === '/meta/disconnect') {
+                connectedClients.delete(message.clientId);
+            }
+            callback(message);
+        },
+        outgoing(message, request, callback) {
+            // Faye answers any handshake error with advice reconnect:"handshake", so a client without
+            // credentials would retry for ever; GWS-like servers tell it to give up.
+            if (message.channel === '/meta/handshake' && /^401:/.test(message.error || '')) {
+                message.advice = {reconnect: 'none', interval: 0};
+            }
+            callback(message);
+        },
+    });
+
+    // Faye's in-process client publishes the GWS notifications.
+    const publisher = bayeux.getClient();
+
+    const server = http.createServer(async (req, res) => {
+        try {
+            await handleRest(req, res);
+        } catch (e) {
+            log('error', e.stack || e);
+            if (!res.headersSent) sendJson(res, 500, {statusCode: 1, statusMessage: String(e.message || e)});
+        }
+    });
+
+    async function handleRest(req, res) {
+        const path = new URL(req.url, 'http://127.0.0.1').pathname;
+        const callMatch = /^\/api\/v2\/me\/calls\/([^/]+)$/.exec(path);
+        if (!(path === '/api/v2/me' && req.method === 'GET') && !(callMatch && req.method === 'POST')) {
+            return sendJson(res, 404, {statusCode: 1, statusMessage: `Not found: ${req.method} ${path}`});
+        }
+        const body = await readBody(req);
+        if (!authorized(req, opts.password)) {
+            return sendJson(res, 401, {statusCode: 2, statusMessage: 'Unauthorized'});
+        }
+
+        if (path === '/api/v2/me') {
+            const session = crypto.randomBytes(16).toString('hex').toUpperCase();
+            const token = crypto.randomUUID();
+            csrfTokens.set(session, token);
+            return sendJson(res, 200, {statusCode: 0, user: {userName: 'agent1', employeeId: 'agent1'}}, {
+                'Set-Cookie': `JSESSIONID=${session}; Path=/; HttpOnly`,
+                'X-CSRF-HEADER': 'X-CSRF-TOKEN',
+                'X-CSRF-TOKEN': token,
+            });
+        }
+
+        if (opts.checkCsrf) {
+            const expected = csrfTokens.get(cookieValue(req, 'JSESSIONID'));
+            if (!expected || req.headers['x-csrf-token'] !== expected) {
+                return sendJson(res, 403, {statusCode: 3, statusMessage: 'Missing or invalid Csrf token'});
+            }
+        }
+
+        let operationName;
+        try {
+            operationName = JSON.parse(body).operationName;
+        } catch (e) {
+            return sendJson(res, 400, {statusCode: 1, statusMessage: `Invalid JSON body: ${e.message}`});
+        }
+        if (!Object.hasOwn(RECORDING_STATES, operationName)) {
+            return sendJson(res, 400, {statusCode: 1, statusMessage: `Unknown operation ${operationName}`});
+        }
+
+        const callId = decodeURIComponent(callMatch[1]);
+        sendJson(res, 200, {statusCode: 0});
+        setTimeout(() => {
+            publisher.publish(CALLS_CHANNEL, recordingNotification(callId, operationName)).then(
+                () => log(`published ${operationName} for ${callId}`),
+                (err) => log(`publish ${operationName} failed: ${JSON.stringify(err)}`));
+        }, opts.eventDelayMs);
+    }
+
+    // attach() wraps the server's 'request' and 'upgrade' listeners: requests under COMETD_PATH go to
+    // Faye, the rest to handleRest above.
+    bayeux.attach(server);
+
+    const shutdown = () => {
+        server.close();
+        process.exit(0);
+    };
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
+
+    server.listen(opts.port, '127.0.0.1', () => {
+        // Pipes and files are written synchronously by Node on Linux, so this line is flushed here.
+        process.stdout.write(`gwsvcr: listening on http://127.0.0.1:${server.address().port}\n`);
+    });
+}
+
+main();
