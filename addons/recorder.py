@@ -52,7 +52,9 @@ class GwsRecorder:
             return
         path, mode = ctx.options.gwsvcr_record_cassette, ctx.options.gwsvcr_record_mode
         if not path:
-            raise exceptions.OptionsError("gwsvcr_record_cassette: say where to record (a file path)")
+            self.core = None
+            logger.info("gwsvcr recorder: gwsvcr_record_cassette is not set, nothing is recorded")
+            return
         redactor = Redactor(tuple(ctx.options.gwsvcr_redact_headers), tuple(ctx.options.gwsvcr_redact_json))
         upstream = upstream_of(ctx.options.mode[0]) if ctx.options.mode else ""
         writer = None
@@ -66,7 +68,7 @@ class GwsRecorder:
                                 redactions=redactor.rules())
                 writer = CassetteWriter(path, header, append=mode == "new_episodes", upstream=upstream)
         except OSError as e:
-            raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror}") from e
+            raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror} ({e.filename})") from e
         self.core = Recorder(writer, redactor, time.time())
 
     def _recorded(self, flow: http.HTTPFlow) -> bool:
@@ -87,7 +89,10 @@ class GwsRecorder:
             return
         req = flow.request
         end = req.timestamp_end or req.timestamp_start
-        reason = f"upstream {flow.request.pretty_url} failed: {flow.error.msg}"
+        if flow.response is not None or "client disconnected" in flow.error.msg.lower():
+            reason = f"client gone before the reply ({flow.error.msg})"
+        else:
+            reason = f"upstream {flow.request.pretty_url} failed: {flow.error.msg}"
         self._write(flow, lambda: self.core.complete(request_of(req), None,  # type: ignore[union-attr]
                                                      Timing(req.timestamp_start, end, None, time.time()), reason))
 

@@ -41,7 +41,9 @@ class GwsReplayer:
             return
         path = ctx.options.gwsvcr_replay_cassette
         if not path:
-            raise exceptions.OptionsError("gwsvcr_replay_cassette: say which cassette to replay")
+            self.core = None
+            logger.info("gwsvcr replayer: gwsvcr_replay_cassette is not set, nothing is replayed")
+            return
         if ctx.options.gwsvcr_replay_speed <= 0:
             raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
         try:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
-from mitmproxy import ctx, options
+from mitmproxy import ctx, exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 # Replay and simulation answer every request themselves; this upstream is never contacted.
@@ -65,5 +65,7 @@ def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREA
     warn_if_exposed(host)
     try:
         asyncio.run(_run(addons, host, port, mode, settings or {}, on_ready))
+    except exceptions.OptionsError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}") from None

@@ -135,7 +135,7 @@ class Recorder:
         if bayeux is not None and replies and response is not None:
             response.kind, response.body = "messages", self._items(session, replies, timing, ttfb)
         self.stats.exchanges += 1
-        self.stats.errors += error is not None
+        self.stats.errors += error is not None and error.startswith("upstream")
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
             session.done.append(_Done(timing.response_end, number, self._summary(request)))

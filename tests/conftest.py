@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.procs import Proc, gwsvcr
+from tests.procs import PEERS, Proc, gwsvcr, need_node, start
 
 
 @pytest.fixture
@@ -13,3 +14,19 @@ def sim() -> Iterator[Proc]:
     proc = gwsvcr("sim", "--port", "0", "--event-delay-ms", "250")
     yield proc
     assert proc.stop() == 0, proc.stderr
+
+
+@pytest.fixture
+def faye() -> Iterator[Proc]:
+    """A real Bayeux server (npm faye) with GWS-like REST in front of it (tests/peers/faye_gws.js)."""
+    proc = start([need_node(), str(PEERS / "faye_gws.js"), "--port", "0", "--event-delay-ms", "250"])
+    yield proc
+    proc.stop()
+
+
+def record(upstream: str, cassette: Path, *args: str) -> Proc:
+    return gwsvcr("record", "--upstream", upstream, "--cassette", str(cassette), "--port", "0", *args)
+
+
+def replay(cassette: Path, *args: str) -> Proc:
+    return gwsvcr("replay", str(cassette), "--port", "0", *args)
