@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr.addons.flowconv import request_of, to_mitmproxy
-from gwsvcr.cassette import CassetteError, load
+from gwsvcr.cassette import CassetteError, json_bytes, load
 from gwsvcr.replay import ReplayConfig, Replayer
 
 logger = logging.getLogger(__name__)
+# Where a test harness (the pytest plugin) reads misses and unused exchanges while the replay runs.
+STATUS_PATH = "/__gwsvcr__/status"
 
 
 class GwsReplayer:
@@ -62,6 +64,10 @@ class GwsReplayer:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if self.core is None or flow.response is not None:
+            return
+        if flow.request.path == STATUS_PATH:
+            flow.response = http.Response.make(200, json_bytes(self.core.status()),
+                                               {"Content-Type": "application/json"})
             return
         response = await self.core.handle(request_of(flow.request))
         if response is None:

@@ -178,3 +178,22 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
         "gwsvcr_replay_upstream": upstream or "", **({"connection_strategy": "lazy"} if upstream else {})})
     sys.exit(1 if addon.failed else 0)
+
+
+DEMO_OPERATIONS = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")
+
+
+@main.command()
+@click.option("--cassette", "cassette_path", default="out/demo.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="Where the demo writes its recording.")
+def demo(cassette_path: str) -> None:
+    """Record a scripted session against the simulator, replay it, and compare the timing.
+
+    \b
+    Starts `gwsvcr sim`, records a CometD + REST session (the four recording operations) through
+    `gwsvcr record`, replays the cassette with `gwsvcr replay` to the same client, and prints the delay of
+    each notification after its operation, recorded vs replayed. Loopback only, a few seconds.
+    """
+    from gwsvcr.cli.demo import run_demo
+
+    sys.exit(run_demo(Path(cassette_path), DEMO_OPERATIONS))

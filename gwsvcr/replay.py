@@ -411,6 +411,10 @@ class Replayer(Hooks):
             wanted.update(n for pubs in s.publishes.values() for n, _ in pubs)
         return sorted(wanted - self.used)
 
+    def status(self) -> dict[str, Any]:
+        return {"served": self.served, "clients": len(self.agents), "events_released": self.events_released,
+                "misses": [m.as_dict() for m in self.misses], "unused": self.unused()}
+
     def summary(self) -> str:
         return (f"gwsvcr: served {self.served} requests to {len(self.agents)} clients, "
                 f"{self.events_released} events released, {len(self.misses)} misses, "

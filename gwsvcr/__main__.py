@@ -1,0 +1,5 @@
+"""``python -m gwsvcr``: the same as the ``gwsvcr`` command."""
+
+from gwsvcr.cli.main import main
+
+main()
