@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
 from mitmproxy import http
 
 from gwsvcr import wire
-from gwsvcr.cassette import Request, Response
+from gwsvcr.bayeux import BayeuxServer
+from gwsvcr.cassette import Request, Response, json_bytes
+
+logger = logging.getLogger(__name__)
 
 # Framing headers are recomputed by mitmproxy for the body we send; a recorded one would be wrong.
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
@@ -30,3 +37,35 @@ def response_of(resp: http.Response) -> Response:
 def to_mitmproxy(resp: Response) -> http.Response:
     headers = [(k.encode(), v.encode()) for k, v in resp.headers if k.lower() not in _FRAMING]
     return http.Response.make(resp.status, resp.content(), headers)
+
+
+async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Response | None]]) -> None:
+    """Answer ``flow`` with ``handler``; a bug or hostile input becomes a JSON 500 naming the request, and the
+    server goes on serving others."""
+    try:
+        response = await handler(request_of(flow.request))
+    except Exception as e:  # noqa: BLE001 - whatever went wrong, this client gets an answer
+        logger.exception("gwsvcr: cannot answer %s %s", flow.request.method, flow.request.path)
+        flow.response = http.Response.make(500, json_bytes({
+            "error": f"gwsvcr could not answer {flow.request.method} {flow.request.path}: {type(e).__name__}"}),
+            {"Content-Type": "application/json"})
+        return
+    if response is not None:
+        flow.response = to_mitmproxy(response)
+        flow.is_replay = "response"
+
+
+def requeue_if_dropped(flow: http.HTTPFlow, server: BayeuxServer) -> None:
+    """The client left while its reply was held: give the reply's events to its next connect."""
+    if flow.response is None or flow.is_replay != "response":
+        return
+    request = request_of(flow.request)
+    bayeux = wire.bayeux_of(request)
+    if bayeux is None:
+        return
+    try:
+        replies = json.loads(flow.response.get_content(strict=False) or b"[]")
+    except ValueError:
+        return
+    if isinstance(replies, list):
+        server.requeue(bayeux.messages, [m for m in replies if isinstance(m, dict)])

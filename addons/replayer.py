@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
-from gwsvcr.addons.flowconv import request_of, to_mitmproxy
+from gwsvcr.addons.flowconv import answer, requeue_if_dropped
 from gwsvcr.cassette import CassetteError, json_bytes, load
 from gwsvcr.replay import ReplayConfig, Replayer
 
@@ -69,11 +69,11 @@ class GwsReplayer:
             flow.response = http.Response.make(200, json_bytes(self.core.status()),
                                                {"Content-Type": "application/json"})
             return
-        response = await self.core.handle(request_of(flow.request))
-        if response is None:
-            return  # lenient miss: mitmproxy forwards it to the upstream
-        flow.response = to_mitmproxy(response)
-        flow.is_replay = "response"
+        await answer(flow, self.core.handle)  # no answer: a lenient miss goes to the upstream
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if self.core is not None:
+            requeue_if_dropped(flow, self.core.bayeux)
 
     @property
     def failed(self) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from mitmproxy import ctx, exceptions, http
 
-from gwsvcr.addons.flowconv import request_of, to_mitmproxy
+from gwsvcr.addons.flowconv import answer, requeue_if_dropped
 from gwsvcr.simulator import Simulator, SimulatorConfig
 
 
@@ -37,7 +37,10 @@ class GwsSimulator:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
-        flow.response = to_mitmproxy(await self.core.handle(request_of(flow.request)))
+        await answer(flow, self.core.handle)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        requeue_if_dropped(flow, self.core.bayeux)
 
     def done(self) -> None:
         self.core.bayeux.close()

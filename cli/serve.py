@@ -51,7 +51,8 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     opts = options.Options(mode=[mode], listen_host=host, listen_port=port)
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     master.addons.add(*addons, Announce(on_ready))
-    base = {"connection_strategy": "lazy"} if mode == NO_UPSTREAM else {}
+    # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
+    base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}
     master.options.update(**base, **settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -154,6 +154,18 @@ class BayeuxServer:
                 count += 1
         return count
 
+    def requeue(self, messages: list[Message], replies: list[Message]) -> int:
+        """A reply never reached its client (it dropped a held connect): its events go out again, first, with
+        that client's next connect. Sessions with the ack extension need not: their next ack asks for them."""
+        events = [m for m in replies if is_event(m)]
+        for m in messages:
+            session = self.sessions.get(str(m.get("clientId")))
+            if session is not None and events and not session.ack_enabled:
+                session.queue[:0] = events
+                session._wakeup.set()
+                return len(events)
+        return 0
+
     def expire(self) -> list[Session]:
         """End the sessions that sent no connect for max_interval (and are not held)."""
         now = self.clock()

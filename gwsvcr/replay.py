@@ -201,6 +201,9 @@ class Agent:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self._heap.clear()
+        self.pending.clear()
+        self.cursors.clear()
 
 
 @dataclass
@@ -399,6 +402,9 @@ class Replayer(Hooks):
         agent = session.context
         if isinstance(agent, Agent) and agent.session is session:
             agent.session = None
+            if reason == "expired":  # the client is gone: free what it held, keep only its counts
+                agent.close()
+                self.by_cookie.pop(agent.cookie, None)
 
     # ---------------------------------------------------------------------------------------- summary
     def unused(self) -> list[int]:

@@ -32,7 +32,7 @@ def parse_body(content: bytes, content_type: str | None) -> tuple[str | None, An
     if looks_json:
         try:
             data = json.loads(content)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting
             pass
         else:
             return ("messages" if is_bayeux(data) else "json"), data
@@ -63,7 +63,7 @@ def bayeux_of(request: Request) -> BayeuxRequest | None:
         return None
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(data, dict):
         data = [data]
