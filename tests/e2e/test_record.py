@@ -141,7 +141,7 @@ def test_record_modes(sim: Proc, tmp_path: Path) -> None:
     assert rec.stop() == 0
     assert cas.load(path, use_cache=False).exchanges == c.exchanges
     rec = record(sim.url, path, "--record-mode", "all")
-    run("python", rec.url, ("StartCallRecording",), user="fresh")
+    run("python", rec.url, ("StopCallRecording",), user="fresh")
     assert rec.stop() == 0
     assert {e.episode for e in cas.load(path, use_cache=False).exchanges} == {1}
 
