@@ -8,12 +8,15 @@ lenient mode sends a miss to an upstream.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
-from gwsvcr.addons.flowconv import answer, requeue_if_dropped
-from gwsvcr.cassette import CassetteError, json_bytes, load
+from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
+from gwsvcr.cassette import CassetteError, CassetteWriter, json_bytes, load
+from gwsvcr.recording import Recorder, Timing
+from gwsvcr.redact import Redactor
 from gwsvcr.replay import ReplayConfig, Replayer
 
 logger = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ STATUS_PATH = "/__gwsvcr__/status"
 class GwsReplayer:
     def __init__(self) -> None:
         self.core: Replayer | None = None
+        self.appender: Recorder | None = None
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
@@ -36,7 +40,8 @@ class GwsReplayer:
         loader.add_option("gwsvcr_replay_json_ignore", Sequence[str], [],
                           "Dotted JSON body paths ignored when matching REST requests, e.g. requestId.")
         loader.add_option("gwsvcr_replay_upstream", str, "",
-                          "Lenient mode: where unmatched requests go (empty: answered 404 here).")
+                          "Lenient mode: where unmatched requests go (empty: answered 404 here); their "
+                          "exchanges are appended to the cassette as a new episode.")
 
     def configure(self, updated: set[str]) -> None:
         if not any(name.startswith("gwsvcr_replay_") for name in updated):
@@ -71,6 +76,19 @@ class GwsReplayer:
             return
         await answer(flow, self.core.handle)  # no answer: a lenient miss goes to the upstream
 
+    def response(self, flow: http.HTTPFlow) -> None:
+        """A lenient miss answered by the upstream is appended to the cassette as a new episode."""
+        if self.core is None or flow.is_replay == "response" or flow.response is None:
+            return
+        if self.appender is None:
+            upstream = ctx.options.gwsvcr_replay_upstream
+            writer = CassetteWriter(ctx.options.gwsvcr_replay_cassette, append=True, upstream=upstream)
+            self.appender = Recorder(writer, Redactor(), time.time())
+        req, resp = flow.request, flow.response
+        self.appender.complete(request_of(req), response_of(resp), Timing(
+            req.timestamp_start, req.timestamp_end or req.timestamp_start, resp.timestamp_start,
+            resp.timestamp_end or resp.timestamp_start))
+
     def error(self, flow: http.HTTPFlow) -> None:
         if self.core is not None:
             requeue_if_dropped(flow, self.core.bayeux)
@@ -84,6 +102,10 @@ class GwsReplayer:
         if self.core is not None:
             print(self.core.summary(), flush=True)
             self.core.close()
+        if self.appender is not None and self.appender.writer is not None:
+            self.appender.writer.close()
+            print(f"gwsvcr: appended {self.appender.stats.exchanges} upstream exchanges to "
+                  f"{ctx.options.gwsvcr_replay_cassette}", flush=True)
 
 
 addons = [GwsReplayer()]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import pytest
 from gwsvcr import cassette as cas
 from tests.clients import Session, assert_lifecycle, run
 from tests.conftest import record, replay
-from tests.procs import PEERS, need_node, start
+from tests.procs import PEERS, ROOT, need_node, start
 
 OPS = ("StartCallRecording", "PauseCallRecording", "ResumeCallRecording", "StopCallRecording")
 CLIENTS = ("python", "node")
@@ -134,3 +136,21 @@ async def test_200_clients_each_get_their_own_events(recordings: dict[str, Path]
         events = [r for r in records if r["type"] == "event"]
         assert [e["op"] for e in events] == list(OPS)
     assert "to 200 clients" in server.stdout and "800 events released" in server.stdout
+
+
+def test_lenient_misses_go_upstream_and_are_appended(tmp_path: Path, sim) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.yaml"
+    shutil.copy(ROOT / "cassettes" / "stop_call_recording.yaml", path)
+    before = len(cas.load(path, use_cache=False).exchanges)
+    server = replay(path, "--lenient", "--upstream", sim.url)
+    req = urllib.request.Request(server.url + "/api/v2/me/calls", headers={
+        "Authorization": "Basic " + base64.b64encode(b"agent1:secret").decode()})
+    with urllib.request.urlopen(req, timeout=10) as r:  # not in the cassette: the simulator answers
+        assert json.loads(r.read())["calls"][0]["id"] == "01RCC3N118B1V0SL8O7GK2LAES00000V"
+    assert server.stop() == 0
+    assert "appended 1 upstream exchanges" in server.stdout
+    after = cas.load(path, use_cache=False)
+    assert len(after.exchanges) == before + 1
+    new = after.exchanges[-1]
+    assert (new.episode, new.request.path, new.response.status) == (2, "/api/v2/me/calls", 200)
+    assert base64.b64encode(b"agent1:secret").decode() not in path.read_text(), "appended exchanges are redacted"
