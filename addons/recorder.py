@@ -7,6 +7,7 @@ moment its reply completed, secrets redacted.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -17,7 +18,8 @@ from mitmproxy import ctx, exceptions, http
 
 from gwsvcr.addons.flowconv import request_of, response_of
 from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
-from gwsvcr.recording import Recorder, Timing
+from gwsvcr.bayeux import is_bayeux
+from gwsvcr.recording import Recorder, Timing, WebSocketRecording
 from gwsvcr.redact import Redactor
 from gwsvcr import __version__
 
@@ -33,6 +35,7 @@ class GwsRecorder:
     def __init__(self) -> None:
         self.core: Recorder | None = None
         self.failed: str | None = None
+        self.sockets: dict[str, WebSocketRecording] = {}
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_record_cassette", str, "", "Path of the cassette to record into.")
@@ -76,12 +79,36 @@ class GwsRecorder:
         return not hosts or flow.request.pretty_host in hosts
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if self.core is None or not self._recorded(flow) or flow.response is None:
-            return
+        if self.core is None or not self._recorded(flow) or flow.response is None or flow.websocket is not None:
+            return  # a WebSocket upgrade is recorded frame by frame instead
         req, resp = flow.request, flow.response
         timing = Timing(req.timestamp_start, req.timestamp_end or req.timestamp_start,
                         resp.timestamp_start, resp.timestamp_end or resp.timestamp_start)
         self._write(flow, lambda: self.core.complete(request_of(req), response_of(resp), timing))  # type: ignore
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        if self.core is not None and self._recorded(flow):
+            self.sockets[flow.id] = WebSocketRecording(self.core, request_of(flow.request))
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        socket = self.sockets.get(flow.id)
+        if socket is None or flow.websocket is None:
+            return
+        frame = flow.websocket.messages[-1]
+        try:
+            data = json.loads(frame.content)
+        except (ValueError, RecursionError):
+            return  # not Bayeux: nothing for the timeline
+        messages = [data] if isinstance(data, dict) else data
+        if not is_bayeux(messages):
+            return
+        on = socket.client_frame if frame.from_client else socket.server_frame
+        self._write(flow, lambda: on(messages, frame.timestamp))
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        socket = self.sockets.pop(flow.id, None)
+        if socket is not None:
+            self._write(flow, lambda: socket.close(time.time()))
 
     def error(self, flow: http.HTTPFlow) -> None:
         """The upstream failed: record the failure; mitmproxy answers the client with a 502 naming it."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
+from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
 from gwsvcr.cassette import CassetteError, CassetteWriter, json_bytes, load
 from gwsvcr.recording import Recorder, Timing
@@ -28,6 +29,7 @@ class GwsReplayer:
     def __init__(self) -> None:
         self.core: Replayer | None = None
         self.appender: Recorder | None = None
+        self.websockets = WebSocketServer()
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
@@ -70,15 +72,27 @@ class GwsReplayer:
     async def request(self, flow: http.HTTPFlow) -> None:
         if self.core is None or flow.response is not None:
             return
+        if is_upgrade(flow):
+            self.websockets.accept(flow)
+            return
         if flow.request.path == STATUS_PATH:
             flow.response = http.Response.make(200, json_bytes(self.core.status()),
                                                {"Content-Type": "application/json"})
+            flow.is_replay = "response"
             return
         await answer(flow, self.core.handle)  # no answer: a lenient miss goes to the upstream
 
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        if self.core is not None:
+            self.websockets.message(flow, self.core.bayeux_replies)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self.websockets.end(flow)
+
     def response(self, flow: http.HTTPFlow) -> None:
         """A lenient miss answered by the upstream is appended to the cassette as a new episode."""
-        if self.core is None or flow.is_replay == "response" or flow.response is None:
+        if (self.core is None or flow.is_replay == "response" or flow.response is None
+                or not ctx.options.gwsvcr_replay_upstream):
             return
         if self.appender is None:
             upstream = ctx.options.gwsvcr_replay_upstream

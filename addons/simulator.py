@@ -8,12 +8,14 @@ from __future__ import annotations
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr.addons.flowconv import answer, requeue_if_dropped
+from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.simulator import Simulator, SimulatorConfig
 
 
 class GwsSimulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.core = Simulator(config)
+        self.websockets = WebSocketServer()
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_sim_event_delay_ms", int, 250,
@@ -37,7 +39,16 @@ class GwsSimulator:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
+        if is_upgrade(flow):
+            self.websockets.accept(flow)
+            return
         await answer(flow, self.core.handle)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        self.websockets.message(flow, self.core.bayeux_replies)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self.websockets.end(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         requeue_if_dropped(flow, self.core.bayeux)

@@ -27,7 +27,7 @@ UNSUBSCRIBE = "/meta/unsubscribe"
 DISCONNECT = "/meta/disconnect"
 
 SESSION_UNKNOWN = "402::session_unknown"
-SERVER_CONNECTION_TYPES = ("long-polling", "callback-polling")
+SERVER_CONNECTION_TYPES = ("websocket", "long-polling", "callback-polling")
 
 Message = dict[str, Any]
 

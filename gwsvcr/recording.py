@@ -122,8 +122,10 @@ class Recorder:
         self.tracker = SessionTracker()
         self.stats = Stats()
 
-    def complete(self, request: Request, response: Response | None, timing: Timing,
-                 error: str | None = None) -> Exchange | None:
+    def complete(self, request: Request, response: Response | None, timing: Timing, error: str | None = None,
+                 *, transport: str | None = None, delivered_at: list[float] | None = None) -> Exchange:
+        """Write one exchange. ``delivered_at`` gives each reply message its own delivery time (WebSocket
+        frames arrive one by one); otherwise every message arrived with the reply's first byte."""
         replies = reply_messages(response)
         session = self.tracker.assign(request, response, replies)
         bayeux = wire.bayeux_of(request)
@@ -131,9 +133,11 @@ class Recorder:
         ttfb = None if timing.response_start is None else timing.response_start - timing.request_end
         ttlb = None if timing.response_end is None else timing.response_end - timing.request_end
         ex = Exchange(number, session.label, timing.request_start - self.t0, request, response, ttfb, ttlb, error,
-                      transport=bayeux.transport if bayeux else "http")
+                      transport=transport or (bayeux.transport if bayeux else "http"))
         if bayeux is not None and replies and response is not None:
-            response.kind, response.body = "messages", self._items(session, replies, timing, ttfb)
+            first = timing.response_start if timing.response_start is not None else timing.request_end
+            times = delivered_at or [first] * len(replies)
+            response.kind, response.body = "messages", self._items(session, replies, times, timing.request_end)
         self.stats.exchanges += 1
         self.stats.errors += error is not None and error.startswith("upstream")
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
@@ -144,20 +148,19 @@ class Recorder:
             self.writer.write(ex)
         return ex
 
-    def _items(self, session: _Session, replies: list[dict[str, object]], timing: Timing,
-               ttfb: float | None) -> list[ReplyItem]:
-        delivered = timing.response_start if timing.response_start is not None else timing.request_end
-        cause = next((d for d in reversed(session.done) if d.end <= delivered), None)
+    def _items(self, session: _Session, replies: list[dict[str, object]], delivered_at: list[float],
+               request_end: float) -> list[ReplyItem]:
         items = []
-        for m in replies:
+        for m, delivered in zip(replies, delivered_at):
             item = ReplyItem(dict(m))
             if is_event(m):
                 self.stats.events += 1
                 item.event = gws.summarize_notification(m.get("data")) or str(m.get("channel"))
+                cause = next((d for d in reversed(session.done) if d.end <= delivered), None)
                 if cause is not None:
                     item.cause, item.after, item.delay = cause.number, cause.summary, delivered - cause.end
-            elif m.get("channel") == CONNECT and ttfb is not None:
-                item.hold = ttfb
+            elif m.get("channel") == CONNECT:
+                item.hold = delivered - request_end
             items.append(item)
         return items
 
@@ -183,3 +186,66 @@ class Recorder:
 
     def summary(self) -> str:
         return self.stats.line(len(self.tracker.sessions), sum(self.redactor.counts.values()))
+
+
+@dataclass
+class _Frame:
+    """A client WebSocket frame waiting for the replies to its messages."""
+
+    messages: list[dict[str, object]]
+    sent: float
+    waiting: set[str]
+    replies: list[tuple[dict[str, object], float]] = field(default_factory=list)
+
+
+class WebSocketRecording:
+    """Pairs the frames of one CometD WebSocket into exchanges: a client frame and the replies to its messages
+    (matched by ``id``), plus the events pushed while it waited, each with its own delivery time."""
+
+    def __init__(self, recorder: Recorder, upgrade: Request) -> None:
+        self.recorder = recorder
+        self.upgrade = upgrade
+        self.pending: list[_Frame] = []
+        self.orphans: list[tuple[dict[str, object], float]] = []  # events pushed with no frame waiting
+
+    def client_frame(self, messages: list[dict[str, object]], at: float) -> None:
+        ids = {str(m["id"]) for m in messages if "id" in m}
+        frame = _Frame(messages, at, ids, list(self.orphans))
+        self.orphans.clear()
+        if ids:
+            self.pending.append(frame)
+        else:
+            self._write(frame, at)
+
+    def server_frame(self, messages: list[dict[str, object]], at: float) -> None:
+        for m in messages:
+            frame = None
+            if not is_event(m) and "id" in m:
+                frame = next((f for f in self.pending if str(m["id"]) in f.waiting), None)
+                if frame is not None:
+                    frame.waiting.discard(str(m["id"]))
+            elif self.pending:  # an event rides the held connect, else the oldest frame waiting
+                frame = next((f for f in self.pending if any(x.get("channel") == CONNECT for x in f.messages)),
+                             self.pending[0])
+            if frame is None:
+                self.orphans.append((m, at))
+                continue
+            frame.replies.append((m, at))
+            if not frame.waiting:
+                self.pending.remove(frame)
+                self._write(frame, at)
+
+    def close(self, at: float) -> None:
+        for frame in self.pending:
+            self._write(frame, at, error="WebSocket closed before the reply")
+        self.pending.clear()
+
+    def _write(self, frame: _Frame, at: float, error: str | None = None) -> None:
+        request = Request(headers=list(self.upgrade.headers), kind="messages", body=frame.messages, method="WS",
+                          path=self.upgrade.path, query=list(self.upgrade.query))
+        response = None
+        if frame.replies:
+            response = Response(kind="json", body=[m for m, _ in frame.replies], status=101)
+        first = frame.replies[0][1] if frame.replies else None
+        self.recorder.complete(request, response, Timing(frame.sent, frame.sent, first, at), error,
+                               transport="websocket", delivered_at=[t for _, t in frame.replies])

@@ -314,23 +314,28 @@ class Replayer(Hooks):
                         body=miss.as_dict(), status=500 if self.config.strict else 404)
 
     async def _bayeux(self, request: Request, bayeux: wire.BayeuxRequest) -> Response:
+        return wire.bayeux_reply(await self.bayeux_replies(request, bayeux.messages), bayeux.jsonp)
+
+    async def bayeux_replies(self, request: Request, messages: list[Message]) -> list[Message]:
+        """The replies to Bayeux messages, whatever carried them (an HTTP request, a WebSocket frame; then
+        ``request`` is the upgrade request, which tells whose session it is)."""
         agent = None
-        if any(m.get("channel") == HANDSHAKE for m in bayeux.messages):
+        if any(m.get("channel") == HANDSHAKE for m in messages):
             agent = self.agent_for(request, lambda a: a.session is None or
                                    a.session.client_id not in self.bayeux.sessions)
         matched: list[int] = []
         token = _MATCHED.set(matched)
         try:
-            replies = await self.bayeux.handle(bayeux.messages, context=agent)
+            replies = await self.bayeux.handle(messages, context=agent)
         finally:
             _MATCHED.reset(token)
         now = asyncio.get_running_loop().time()
         for number in matched:
             self.used.add(number)
-            owner = self._agent_of_messages(bayeux.messages) or agent
+            owner = self._agent_of_messages(messages) or agent
             if owner is not None:
                 owner.fire(number, now)
-        return wire.bayeux_reply(replies, bayeux.jsonp)
+        return replies
 
     def _agent_of_messages(self, messages: list[Message]) -> Agent | None:
         for m in messages:

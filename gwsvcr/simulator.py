@@ -96,6 +96,14 @@ class Simulator(Hooks):
         return wire.json_reply(404, {"statusCode": gws.NOT_FOUND,
                                      "statusMessage": f"No resource {request.method} {request.path}"}, extra)
 
+    async def bayeux_replies(self, upgrade: Request, messages: list[Message]) -> list[Message]:
+        """Bayeux over a WebSocket: the upgrade request authenticated the socket."""
+        auth = self._authenticate(upgrade)
+        if isinstance(auth, Response):
+            return [{"channel": m.get("channel"), "id": m.get("id"), "successful": False,
+                     "error": "401::not authenticated", "advice": {"reconnect": "none"}} for m in messages]
+        return await self.bayeux.handle(messages, context=auth[0])
+
     def _get(self, user: str, path: str, extra: list[tuple[str, str]]) -> Response:
         agent = self.agent(user)
         if path.rstrip("/") == "/api/v2/me":

@@ -72,3 +72,14 @@ def test_event_of_a_dropped_held_connect_comes_with_the_next(tmp_path: Path) -> 
         assert [e["data"]["call"]["recordingState"] for e in seen] == ["Stopped"], "exactly once"
     finally:
         assert server.stop() == 0
+
+
+def test_replay_never_writes_to_its_cassette(tmp_path: Path) -> None:
+    import shutil
+    path = tmp_path / "c.yaml"
+    shutil.copy(SAMPLE, path)
+    before = path.read_bytes()
+    server = replay(path)
+    status(server.url)
+    assert server.stop() == 0
+    assert path.read_bytes() == before

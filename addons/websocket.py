@@ -1,0 +1,129 @@
+"""CometD over WebSocket without an upstream: answer the upgrade ourselves, take each client frame away from the
+(never connected) server side, and inject the Bayeux replies back to the client as frames.
+
+A frame is answered in a task of its own, so a held ``/meta/connect`` never blocks the subscribes and publishes
+that follow it on the same socket (PROTOCOL.md section 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
+
+from mitmproxy import ctx, http
+from mitmproxy.proxy import commands, events
+from mitmproxy.proxy.layers.websocket import WebsocketLayer
+
+from gwsvcr.addons.flowconv import request_of
+from gwsvcr.bayeux import Message, is_bayeux
+from gwsvcr.cassette import Request, json_bytes
+
+logger = logging.getLogger(__name__)
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
+
+Answer = Callable[[Request, list[Message]], Awaitable[list[Message]]]
+CommandGenerator = Generator[commands.Command, Any, None]
+
+
+def _no_server_side() -> None:
+    """mitmproxy relays a client's close (and pings) to the server side of a WebSocket. When we answered the
+    upgrade ourselves there is no server connection, and mitmproxy 12 fails on such a send. mitmproxy has no hook
+    for this, so the WebSocket layer of a socket whose 101 we made drops every command addressed to its server
+    side; other sockets are untouched. Tests exercise it on every run (close, then serve the next client)."""
+    original = WebsocketLayer.start
+    if getattr(original, "_gwsvcr", False):
+        return
+
+    def start(self: WebsocketLayer, event: events.Event) -> CommandGenerator:
+        yield from original(self, event)
+        if getattr(self.flow, "is_replay", None) != "response":
+            return
+        relay, server = self._handle_event, self.context.server
+
+        def relay_without_server(event: events.Event) -> CommandGenerator:
+            inner = relay(event)
+            sent = None
+            while True:
+                try:
+                    command = inner.send(sent)
+                except StopIteration:
+                    return
+                if isinstance(command, commands.ConnectionCommand) and command.connection is server:
+                    sent = None
+                    continue
+                sent = yield command
+
+        self._handle_event = relay_without_server  # type: ignore[method-assign]
+
+    start._gwsvcr = True  # type: ignore[attr-defined]
+    WebsocketLayer.start = start  # type: ignore[method-assign]
+    WebsocketLayer._handle_event = start  # type: ignore[method-assign]
+
+
+_no_server_side()
+
+
+def is_upgrade(flow: http.HTTPFlow) -> bool:
+    return (flow.request.headers.get("upgrade", "").lower() == "websocket"
+            and "sec-websocket-key" in flow.request.headers)
+
+
+class WebSocketServer:
+    """Serves the WebSocket side of a replayer or simulator; ``answer`` is its Bayeux entry point."""
+
+    def __init__(self) -> None:
+        self.upgrades: dict[str, Request] = {}  # flow id -> the upgrade request (cookies, auth)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def accept(self, flow: http.HTTPFlow) -> None:
+        """Answer the upgrade with 101: mitmproxy then relays frames, and we take them."""
+        key = flow.request.headers["sec-websocket-key"]
+        accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": accept}
+        protocol = flow.request.headers.get("sec-websocket-protocol")
+        if protocol:
+            headers["Sec-WebSocket-Protocol"] = protocol.split(",")[0].strip()
+        flow.response = http.Response.make(101, b"", headers)
+        flow.is_replay = "response"
+        self.upgrades[flow.id] = request_of(flow.request)
+
+    def message(self, flow: http.HTTPFlow, answer: Answer) -> None:
+        assert flow.websocket is not None
+        frame = flow.websocket.messages[-1]
+        if not frame.from_client or frame.injected or flow.id not in self.upgrades:
+            return
+        frame.drop()  # nothing goes to the server side: there is none
+        try:
+            messages = json.loads(frame.content)
+        except (ValueError, RecursionError):
+            messages = None
+        if isinstance(messages, dict):
+            messages = [messages]
+        if not is_bayeux(messages):
+            self._send(flow, [{"successful": False, "error": "400::a WebSocket frame must hold Bayeux messages"}])
+            return
+        task = asyncio.create_task(self._answer(flow, answer, messages))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _answer(self, flow: http.HTTPFlow, answer: Answer, messages: list[Message]) -> None:
+        try:
+            replies = await answer(self.upgrades[flow.id], messages)
+        except Exception:  # noqa: BLE001 - one bad frame must not end the socket
+            logger.exception("gwsvcr: cannot answer a WebSocket frame")
+            replies = [{"channel": m.get("channel"), "id": m.get("id"), "successful": False,
+                        "error": "500::gwsvcr internal error"} for m in messages]
+        if flow.id in self.upgrades and flow.live:
+            self._send(flow, replies)
+
+    @staticmethod
+    def _send(flow: http.HTTPFlow, replies: list[Message]) -> None:
+        ctx.master.commands.call("inject.websocket", flow, True, json_bytes(replies), True)
+
+    def end(self, flow: http.HTTPFlow) -> None:
+        self.upgrades.pop(flow.id, None)
