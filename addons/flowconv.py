@@ -44,7 +44,7 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Res
     server goes on serving others."""
     try:
         response = await handler(request_of(flow.request))
-    except Exception as e:  # noqa: BLE001 - whatever went wrong, this client gets an answer
+    except Exception as e:
         logger.exception("gwsvcr: cannot answer %s %s", flow.request.method, flow.request.path)
         flow.response = http.Response.make(500, json_bytes({
             "error": f"gwsvcr could not answer {flow.request.method} {flow.request.path}: {type(e).__name__}"}),

@@ -11,10 +11,10 @@ import logging
 import time
 from collections.abc import Sequence
 
+from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
+from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from mitmproxy import ctx, exceptions, http
 
-from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
 from gwsvcr.cassette import CassetteError, CassetteWriter, json_bytes, load
 from gwsvcr.recording import Recorder, Timing
 from gwsvcr.redact import Redactor

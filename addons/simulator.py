@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from mitmproxy import ctx, exceptions, http
-
 from gwsvcr.addons.flowconv import answer, requeue_if_dropped
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
+from mitmproxy import ctx, exceptions, http
+
 from gwsvcr.simulator import Simulator, SimulatorConfig
 
 

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
+from gwsvcr.addons.flowconv import request_of
 from mitmproxy import ctx, http
 from mitmproxy.proxy import commands, events
 from mitmproxy.proxy.layers.websocket import WebsocketLayer
 
-from gwsvcr.addons.flowconv import request_of
 from gwsvcr.bayeux import Message, is_bayeux
 from gwsvcr.cassette import Request, json_bytes
 
@@ -114,7 +114,7 @@ class WebSocketServer:
     async def _answer(self, flow: http.HTTPFlow, answer: Answer, messages: list[Message]) -> None:
         try:
             replies = await answer(self.upgrades[flow.id], messages)
-        except Exception:  # noqa: BLE001 - one bad frame must not end the socket
+        except Exception:
             logger.exception("gwsvcr: cannot answer a WebSocket frame")
             replies = [{"channel": m.get("channel"), "id": m.get("id"), "successful": False,
                         "error": "500::gwsvcr internal error"} for m in messages]

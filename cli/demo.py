@@ -69,7 +69,7 @@ def run_demo(cassette: Path, operations: tuple[str, ...]) -> int:
     click.echo("")
     click.echo(f"{'operation':<22}{'notification':<38}{'recorded':>10}{'replayed':>10}{'diff':>8}")
     worst = 0.0
-    for rec, rep in zip(recorded, replayed):
+    for rec, rep in zip(recorded, replayed, strict=False):
         diff = (rep.delay - rec.delay) * 1000
         worst = max(worst, abs(diff))
         click.echo(f"{rec.operation:<22}{rec.notification:<38}{rec.delay * 1000:>8.0f}ms"

@@ -46,6 +46,7 @@ def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: s
     """
     from gwsvcr.addons.simulator import GwsSimulator
     from gwsvcr.cli.serve import serve
+
     from gwsvcr.simulator import SimulatorConfig
 
     if (user is None) != (password is None):

@@ -261,8 +261,9 @@ class BayeuxServer:
 
     def _subscribe(self, session: Session, message: Message, *, add: bool) -> Message:
         subs = message.get("subscription")
-        names = subs if isinstance(subs, list) else [subs]
-        if not names or not all(isinstance(s, str) and s.startswith("/") for s in names):
+        raw = subs if isinstance(subs, list) else [subs]
+        names = [s for s in raw if isinstance(s, str) and s.startswith("/")]
+        if not names or len(names) != len(raw):
             return _reply(message, successful=False, error="403::subscription missing or invalid",
                           subscription=subs, clientId=session.client_id)
         extra: Message = {}

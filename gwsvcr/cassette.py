@@ -295,11 +295,11 @@ class CassetteWriter:
             existing = load(self.path)
             self.next_number = max((ex.number for ex in existing.exchanges), default=0) + 1
             self.episode = max((e.number for e in existing.episodes), default=1) + 1
-            self._fh: IO[str] = open(self.path, "a", encoding="utf-8")
+            self._fh: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open until close()
             self._write({"episode": self.episode, "recorded_at": now_iso(), "upstream": upstream})
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "w", encoding="utf-8")
+            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - open until close()
             self._write(header_to_doc(header or Header(recorded_at=now_iso(), upstream=upstream,
                                                        recorder=f"gwsvcr {__version__}")))
 
@@ -389,7 +389,7 @@ def _parse_documents(path: str, text: str) -> tuple[list[tuple[int, Any]], list[
     else:
         starts = _doc_starts(text)
         if len(starts) == len(docs):
-            return list(zip(starts, docs)), [], []
+            return list(zip(starts, docs, strict=False)), [], []
         return [(starts[0] if i == 0 else 0, d) for i, d in enumerate(docs)], [], []
     # Slow path, only for a broken file: parse document by document to report every problem with its line
     # and to recover what is intact.
@@ -458,12 +458,12 @@ def _need(doc: dict[str, Any], key: str, types: type | tuple[type, ...], where: 
     if key not in doc or doc[key] is None:
         if optional:
             return None
-        raise _Invalid(where, f"missing field '{'.'.join(map(str, where + (key,)))}'")
+        raise _Invalid(where, f"missing field '{'.'.join(map(str, (*where, key)))}'")
     value = doc[key]
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise _Invalid(where + (key,), f"field '{key}' must be {_tname(types)}, not a boolean")
+        raise _Invalid((*where, key), f"field '{key}' must be {_tname(types)}, not a boolean")
     if not isinstance(value, types):
-        raise _Invalid(where + (key,), f"field '{key}' must be {_tname(types)}, got {type(value).__name__}")
+        raise _Invalid((*where, key), f"field '{key}' must be {_tname(types)}, got {type(value).__name__}")
     return value
 
 
@@ -479,7 +479,7 @@ def _pairs(value: Any, where: tuple[Any, ...]) -> list[tuple[str, str]]:
     out = []
     for i, pair in enumerate(value):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-            raise _Invalid(where + (i,), f"'{where[-1]}' item {i + 1} must be [name, value] (two strings)")
+            raise _Invalid((*where, i), f"'{where[-1]}' item {i + 1} must be [name, value] (two strings)")
         out.append((pair[0], pair[1]))
     return out
 
@@ -493,20 +493,20 @@ def _body(doc: dict[str, Any], where: tuple[Any, ...], reply: bool) -> tuple[str
     kind = present[0]
     value = doc[kind]
     if kind in ("text", "base64") and not isinstance(value, str):
-        raise _Invalid(where + (kind,), f"'{kind}' body must be a string")
+        raise _Invalid((*where, kind), f"'{kind}' body must be a string")
     if kind == "base64":
         try:
             base64.b64decode(value, validate=True)
         except binascii.Error:
-            raise _Invalid(where + (kind,), "'base64' body is not valid base64") from None
+            raise _Invalid((*where, kind), "'base64' body is not valid base64") from None
     if kind == "messages":
         if not isinstance(value, list):
-            raise _Invalid(where + (kind,), "'messages' must be a list of Bayeux messages")
+            raise _Invalid((*where, kind), "'messages' must be a list of Bayeux messages")
         if reply:
-            return kind, [_reply_item(item, where + (kind, i)) for i, item in enumerate(value)]
+            return kind, [_reply_item(item, (*where, kind, i)) for i, item in enumerate(value)]
         for i, m in enumerate(value):
             if not isinstance(m, dict):
-                raise _Invalid(where + (kind, i), "each Bayeux message must be a mapping")
+                raise _Invalid((*where, kind, i), "each Bayeux message must be a mapping")
     return kind, value
 
 

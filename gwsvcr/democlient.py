@@ -84,7 +84,7 @@ class DemoClient:
                     return
 
     def operate(self, call_id: str, operation: str, timeout: float = 10) -> Observed:
-        status, body, _ = self._call("POST", f"{self.base}/api/v2/me/calls/{call_id}",
+        _, body, _ = self._call("POST", f"{self.base}/api/v2/me/calls/{call_id}",
                                      {"operationName": operation})
         replied = time.monotonic()
         at, event = self.events.get(timeout=timeout)

@@ -106,11 +106,11 @@ def _start(args: list[str], what: str) -> tuple[str, subprocess.Popen[str], list
     stderr: list[str] = []
     err = proc.stderr
     threading.Thread(target=lambda: stderr.extend(err), daemon=True).start()
-    for line in proc.stdout:
+    out = proc.stdout
+    for line in out:
         m = _LISTENING.match(line.strip())
         if m:
-            out = proc.stdout
-            threading.Thread(target=lambda: out.read(), daemon=True).start()
+            threading.Thread(target=out.read, daemon=True).start()  # keep the pipe drained
             return m.group(1), proc, stderr
     proc.wait(30)
     raise pytest.fail(f"gwsvcr could not start {what}:\n{''.join(stderr)}", pytrace=False)

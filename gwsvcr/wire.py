@@ -121,7 +121,7 @@ def set_cookie_values(headers: list[tuple[str, str]]) -> dict[str, str]:
 
 def basic_auth(value: str | None) -> tuple[str, str] | None:
     """(user, password) of an ``Authorization: Basic`` value, or None."""
-    if not value or not value[:6].lower() == "basic ":
+    if not value or value[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8")

@@ -34,7 +34,7 @@ async def test_handshake_issues_client_id_and_echoes_id() -> None:
 
 
 async def test_handshake_without_common_transport_fails() -> None:
-    [reply] = await BayeuxServer().handle([{**HS, "supportedConnectionTypes": ["websocket"]}])
+    [reply] = await BayeuxServer().handle([{**HS, "supportedConnectionTypes": ["flash"]}])
     assert reply["successful"] is False and "clientId" not in reply
 
 

@@ -51,7 +51,7 @@ def test_everything_recorded_with_cause_and_delay_and_no_added_delay(
     evs = events(c)
     assert [e.message["data"]["call"]["recordingState"] for e in evs] == \
         [r["recordingState"] for r in through.events]
-    for ev, ex in zip(evs, rest):
+    for ev, ex in zip(evs, rest, strict=False):
         assert ev.cause == ex.number and ev.after == ex.request.body["operationName"]
         assert 0.24 <= ev.delay <= 0.40
     # The recorder passes long-polls through live: the client sees the delays it sees without it.
