@@ -34,11 +34,10 @@ from typing import IO, Any
 
 import yaml
 
-from gwsvcr import __version__
+from gwsvcr import __version__, yamlemit
 
 VERSION = 1
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DUMPER_BASE = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _CACHE_FORMAT = "gwsvcr-parse-cache-1"
 _CACHE_KEEP = 32
 BODY_KINDS = ("json", "messages", "text", "base64")
@@ -191,7 +190,7 @@ def now_iso() -> str:
 
 
 def _headers_to_doc(headers: list[tuple[str, str]]) -> list[list[str]]:
-    return [_Flow([k, v]) for k, v in headers]
+    return [yamlemit.Flow([k, v]) for k, v in headers]
 
 
 def _message_to_doc(msg: Message, out: dict[str, Any]) -> None:
@@ -248,32 +247,8 @@ def header_to_doc(h: Header) -> dict[str, Any]:
     return doc
 
 
-class _Flow(list):  # type: ignore[type-arg]
-    """A short list written on one line (headers, query pairs)."""
-
-
-class _Dumper(_DUMPER_BASE):  # type: ignore[misc,valid-type]
-    pass
-
-
-def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    # Multi-line text (HTML error pages, JSONP) reads best as a literal block.
-    style = "|" if "\n" in data and not data.endswith((" ", "\n\n")) and "\r" not in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(_Flow, _represent_flow)
-_Dumper.add_representer(str, _represent_str)
-
-
 def dump_document(doc: dict[str, Any]) -> str:
-    text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10_000,
-                          explicit_start=True, default_flow_style=False)
-    return text
+    return yamlemit.document(doc)
 
 
 # ----------------------------------------------------------------------------------------------------- writing
