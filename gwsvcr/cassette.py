@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
+import gc
 import hashlib
 import json
 import os
@@ -58,7 +58,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
 
 
 # --------------------------------------------------------------------------------------------------- the model
@@ -349,8 +349,14 @@ def _cache_put(digest: str, docs: list[Any]) -> None:
 
 def _doc_starts(text: str) -> list[int]:
     """1-based line numbers where each document starts (the explicit ``---`` lines the writer emits)."""
-    starts = [text.count("\n", 0, m.start()) + 1 for m in _DOC_START.finditer(text)]
-    if not starts or text[: _DOC_START.search(text).start()].strip():  # type: ignore[union-attr]
+    starts: list[int] = []
+    line, pos = 1, 0
+    for m in _DOC_START.finditer(text):
+        line += text.count("\n", pos, m.start())  # counted once, as we go: linear in the file
+        pos = m.start()
+        starts.append(line)
+    first = _DOC_START.search(text)
+    if first is None or text[: first.start()].strip():
         starts.insert(0, 1)
     return starts
 
@@ -448,12 +454,14 @@ def _tname(types: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in ts)
 
 
-def _pairs(value: Any, where: tuple[Any, ...]) -> list[tuple[str, str]]:
+def _pairs(value: Any, where: tuple[Any, ...], trusted: bool = False) -> list[tuple[str, str]]:
+    if trusted:  # from the parse cache: validated before it was stored
+        return [(a, b) for a, b in value]
     if not isinstance(value, list):
         raise _Invalid(where, f"'{where[-1]}' must be a list of [name, value] pairs")
     out = []
     for i, pair in enumerate(value):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not str:
             raise _Invalid((*where, i), f"'{where[-1]}' item {i + 1} must be [name, value] (two strings)")
         out.append((pair[0], pair[1]))
     return out
@@ -498,15 +506,15 @@ def _reply_item(item: Any, where: tuple[Any, ...]) -> ReplyItem:
                      event, after)
 
 
-def _exchange(doc: dict[str, Any], episode: int) -> Exchange:
+def _exchange(doc: dict[str, Any], episode: int, trusted: bool = False) -> Exchange:
     number = _need(doc, "exchange", int)
     session = _need(doc, "session", str)
     start = float(_need(doc, "start", (int, float)))
     rq = _need(doc, "request", dict)
     method = _need(rq, "method", str, ("request",))
     rpath = _need(rq, "path", str, ("request",))
-    query = _pairs(rq.get("query") or [], ("request", "query"))
-    headers = _pairs(rq.get("headers") or [], ("request", "headers"))
+    query = _pairs(rq.get("query") or [], ("request", "query"), trusted)
+    headers = _pairs(rq.get("headers") or [], ("request", "headers"), trusted)
     kind, body = _body(rq, ("request",), reply=False)
     request = Request(headers=headers, kind=kind, body=body, method=method, path=rpath, query=query)
     response = None
@@ -514,7 +522,7 @@ def _exchange(doc: dict[str, Any], episode: int) -> Exchange:
     if rs is not None:
         status = _need(rs, "status", int, ("response",))
         rkind, rbody = _body(rs, ("response",), reply=True)
-        response = Response(headers=_pairs(rs.get("headers") or [], ("response", "headers")), kind=rkind,
+        response = Response(headers=_pairs(rs.get("headers") or [], ("response", "headers"), trusted), kind=rkind,
                             body=rbody, status=status)
     error = _need(doc, "error", str, optional=True)
     if response is None and error is None:
@@ -526,7 +534,8 @@ def _exchange(doc: dict[str, Any], episode: int) -> Exchange:
                     None if ttlb is None else float(ttlb), error, transport, episode)
 
 
-def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[Problem]) -> Cassette:
+def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[Problem],
+           trusted: bool = False) -> Cassette:
     cassette = Cassette(path, Header())
     if not parsed:
         return cassette
@@ -558,7 +567,7 @@ def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[P
                 cassette.episodes.append(Episode(episode, str(doc.get("recorded_at", "")),
                                                  str(doc.get("upstream", ""))))
                 continue
-            ex = _exchange(doc, episode)
+            ex = _exchange(doc, episode, trusted)
             if ex.number in numbers:
                 raise _Invalid(("exchange",), f"exchange number {ex.number} used twice")
             numbers.add(ex.number)
@@ -581,38 +590,44 @@ def _line_for(parsed: list[tuple[int, Any]], number: int) -> int:
     return 1
 
 
-def _read_text(path: str) -> tuple[bytes, str | Problem]:
+def _read_bytes(path: str) -> bytes | Problem:
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        return b"", Problem(path, 0, "no such file; record one with 'gwsvcr record' or check the path")
+        return Problem(path, 0, "no such file; record one with 'gwsvcr record' or check the path")
     except IsADirectoryError:
-        return b"", Problem(path, 0, "is a directory, not a cassette file")
+        return Problem(path, 0, "is a directory, not a cassette file")
     except OSError as e:
-        return b"", Problem(path, 0, f"cannot read: {e.strerror}")
-    if not raw.strip():
-        return raw, Problem(path, 1, "empty file: not a cassette (a cassette starts with the header 'gwsvcr: 1')")
+        return Problem(path, 0, f"cannot read: {e.strerror}")
+    if not raw or raw.isspace():
+        return Problem(path, 1, "empty file: not a cassette (a cassette starts with the header 'gwsvcr: 1')")
     if b"\x00" in raw:
-        return raw, Problem(path, 1, "binary data: a cassette is UTF-8 YAML text")
+        return Problem(path, 1, "binary data: a cassette is UTF-8 YAML text")
+    return raw
+
+
+def _decode(path: str, raw: bytes) -> str | Problem:
     try:
-        return raw, raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        return raw, Problem(path, line, "not UTF-8 text: a cassette is UTF-8 YAML")
+        return Problem(path, raw[: e.start].count(b"\n") + 1, "not UTF-8 text: a cassette is UTF-8 YAML")
 
 
 def _load(path: str, use_cache: bool) -> tuple[Cassette, list[Problem]]:
-    raw, text = _read_text(path)
-    if isinstance(text, Problem):
-        return Cassette(path, Header()), [text]
+    raw = _read_bytes(path)
+    if isinstance(raw, Problem):
+        return Cassette(path, Header()), [raw]
     digest = hashlib.sha256(raw).hexdigest()
     if use_cache:
         docs = _cache_get(digest)
         if docs is not None:
             problems: list[Problem] = []
-            cassette = _build(path, text, [(0, d) for d in docs], problems)
+            cassette = _build(path, "", [(0, d) for d in docs], problems, trusted=True)
             if not problems:
                 return cassette, []
+    text = _decode(path, raw)
+    if isinstance(text, Problem):
+        return Cassette(path, Header()), [text]
     parsed, problems, warnings = _parse_documents(path, text)
     if not parsed and not problems:
         problems.append(Problem(path, 1, "no YAML document found"))
@@ -631,7 +646,14 @@ def validate(path: str | os.PathLike[str]) -> list[Problem]:
 def load(path: str | os.PathLike[str], *, use_cache: bool = True) -> Cassette:
     """Load a valid cassette. A truncated last document (a writer killed mid-write) is dropped with a warning;
     any other problem raises :class:`CassetteError` listing them all."""
-    cassette, problems = _load(os.fspath(path), use_cache)
+    # Building many small containers triggers the cyclic GC again and again; they hold no cycles.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        cassette, problems = _load(os.fspath(path), use_cache)
+    finally:
+        if collecting:
+            gc.enable()
     fatal = [p for p in problems if not p.message.startswith("truncated last document")]
     if fatal:
         raise CassetteError(problems)
@@ -659,6 +681,3 @@ def save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
             fh.write(dump_document(doc))
     os.replace(tmp, target)
 
-
-def replace_number(ex: Exchange, number: int) -> Exchange:
-    return dataclasses.replace(ex, number=number)

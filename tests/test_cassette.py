@@ -127,7 +127,7 @@ def test_cli_validate_exit_codes_and_no_traceback(tmp_path: Path, good: Path) ->
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 1
     assert f"{tag}:3: YAML tag not allowed" in bad.stderr
-    assert "missing.yaml:0: no such file" in bad.stderr
+    assert "missing.yaml: no such file" in bad.stderr
     assert "Traceback" not in bad.stderr + bad.stdout
     assert not (tmp_path / "PWNED").exists(), "a python tag must never run"
 
