@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from gwsvcr.cli.tools import register as register_tools
 
 from gwsvcr import __version__, cassette
 
@@ -198,3 +199,6 @@ def demo(cassette_path: str) -> None:
     from gwsvcr.cli.demo import run_demo
 
     sys.exit(run_demo(Path(cassette_path), DEMO_OPERATIONS))
+
+
+register_tools(main)

@@ -143,7 +143,7 @@ class Recorder:
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
             session.done.append(_Done(timing.response_end, number, self._summary(request)))
-        self._redact(ex)
+        self.redactor.exchange(ex)
         if self.writer is not None:
             self.writer.write(ex)
         return ex
@@ -151,7 +151,7 @@ class Recorder:
     def _items(self, session: _Session, replies: list[dict[str, object]], delivered_at: list[float],
                request_end: float) -> list[ReplyItem]:
         items = []
-        for m, delivered in zip(replies, delivered_at):
+        for m, delivered in zip(replies, delivered_at, strict=True):
             item = ReplyItem(dict(m))
             if is_event(m):
                 self.stats.events += 1
@@ -170,19 +170,6 @@ class Recorder:
         if bayeux is not None:
             return " + ".join(str(m.get("channel")) for m in bayeux.messages if m.get("channel") != CONNECT)
         return gws.summarize_request(request.method, request.path, request.body)
-
-    def _redact(self, ex: Exchange) -> None:
-        ex.request.query = self.redactor.query(ex.request.query)
-        self.redactor.message(ex.request)
-        if ex.response is not None:
-            if ex.response.kind == "messages":
-                ex.response.headers = self.redactor.headers(ex.response.headers)
-                for item in ex.response.body:
-                    item.message = self.redactor.data(item.message)
-            else:
-                self.redactor.message(ex.response)
-        if ex.error is not None:
-            ex.error = self.redactor.text(ex.error)
 
     def summary(self) -> str:
         return self.stats.line(len(self.tracker.sessions), sum(self.redactor.counts.values()))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gwsvcr import wire
-from gwsvcr.cassette import Message
+from gwsvcr.cassette import Exchange, Message
 
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",
@@ -39,7 +39,8 @@ class Redactor:
     def __post_init__(self) -> None:
         self._headers = set(DEFAULT_HEADERS) | {h.lower() for h in self.extra_headers}
         self._paths = [p.split(".") for p in self.json_paths]
-        self._patterns = [re.compile(p) for p in self.patterns]
+        # An existing placeholder matches first and is kept, so a pattern never eats the digits inside one.
+        self._patterns = [re.compile(f"{PLACEHOLDER.pattern}|(?:{p})") for p in self.patterns]
 
     def rules(self) -> list[str]:
         """What this redactor removes, for the cassette header."""
@@ -54,8 +55,8 @@ class Redactor:
         return out
 
     def placeholder(self, secret: str, what: str) -> str:
-        if PLACEHOLDER.fullmatch(secret):
-            return secret
+        if not secret or PLACEHOLDER.fullmatch(secret):
+            return secret  # nothing to hide, or hidden already
         self.counts[what] = self.counts.get(what, 0) + 1
         if secret not in self._map:
             self._map[secret] = f"REDACTED-{secrets.token_hex(6)}"
@@ -99,6 +100,22 @@ class Redactor:
             value = pattern.sub(lambda m: self.placeholder(m.group(0), "pattern"), value)
         return value
 
+    def exchange(self, ex: Exchange) -> None:
+        """Redact a whole exchange in place: the one place that knows where secrets live in one."""
+        ex.request.query = self.query(ex.request.query)
+        self.message(ex.request)
+        if ex.response is not None:
+            if ex.response.kind == "messages":
+                ex.response.headers = self.headers(ex.response.headers)
+                for item in ex.response.body:
+                    item.message = self.data(item.message)
+                    item.event = None if item.event is None else self.text(item.event)
+                    item.after = None if item.after is None else self.text(item.after)
+            else:
+                self.message(ex.response)
+        if ex.error is not None:
+            ex.error = self.text(ex.error)
+
     def data(self, value: Any, path: tuple[str, ...] = ()) -> Any:
         if isinstance(value, dict):
             out = {}
@@ -119,7 +136,7 @@ class Redactor:
     def _on_path(self, path: tuple[str, ...]) -> bool:
         for rule in self._paths:
             # a rule matches the end of the path, so "call.userData.X" also matches "data.call.userData.X"
-            if len(rule) <= len(path) and all(r in ("*", p) for r, p in zip(rule, path[-len(rule):])):
+            if len(rule) <= len(path) and all(r in ("*", p) for r, p in zip(rule, path[-len(rule):], strict=True)):
                 return True
         return False
 

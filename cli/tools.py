@@ -1,0 +1,361 @@
+"""Cassette tools for field issues: ``show``, ``diff``, ``redact``, ``har import/export`` and ``report``.
+
+Thin click adapters over gwsvcr.show, gwsvcr.diff, gwsvcr.har and gwsvcr.report; ``register(main)`` adds them
+to the ``gwsvcr`` command group. Bad input (a missing file, an invalid cassette or HAR) is one clear message
+per problem on stderr, ``FILE:LINE: what``, and exit 1 (exit 2 for ``diff``, whose 1 means "they differ").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gwsvcr import cassette as cassettes
+from gwsvcr import diff as semantic_diff
+from gwsvcr import har as har_format
+from gwsvcr import report as html_report
+from gwsvcr import show as timeline
+from gwsvcr.cassette import Cassette, Problem
+from gwsvcr.progress import Progress
+from gwsvcr.redact import PLACEHOLDER, Redactor
+
+# GWS fields that carry a person's phone number or name (docs.genesys.com call and user resources).
+PERSONAL_FIELDS = ("phoneNumber", "formattedPhoneNumber", "e164Number", "digits", "dnis", "ani", "otherDN",
+                   "userName", "employeeId", "firstName", "lastName", "emailAddress", "displayName")
+
+
+class BadInput(click.ClickException):
+    """Printed as is (``FILE:LINE: what`` lines), without click's ``Error:`` prefix."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+class BadDiffInput(BadInput):
+    """For ``diff``, whose exit 1 means "they differ"."""
+
+    exit_code = 2
+
+
+def _problem_text(problem: Problem) -> str:
+    return f"{problem.path}: {problem.message}" if problem.line <= 0 else str(problem)
+
+
+def load(path: str, error: type[BadInput] = BadInput) -> Cassette:
+    """A valid cassette, or ``error`` listing every problem; a long parse shows progress on stderr."""
+    with Progress(f"loading {path}"):
+        try:
+            loaded = cassettes.load(path)
+        except cassettes.CassetteError as e:
+            raise error("\n".join(_problem_text(p) for p in e.problems)) from None
+    for warning in loaded.warnings:
+        click.echo(f"gwsvcr: warning: {_problem_text(warning)}", err=True)
+    return loaded
+
+
+def emit(lines: Iterable[str]) -> None:
+    """Print lines; a reader that goes away (``| head``) ends the command quietly."""
+    try:
+        for line in lines:
+            click.echo(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+def _writing(path: str, write: Callable[[], None]) -> None:
+    try:
+        write()
+    except OSError as e:
+        raise BadInput(f"{path}: cannot write: {e.strerror}") from None
+
+
+# ----------------------------------------------------------------------------------------------------- show
+
+
+@click.command()
+@click.argument("cassette_path", metavar="CASSETTE")
+@click.option("--session", "-s", metavar="S", help="Only this session (s1, s2, ...).")
+@click.option("--channel", "-c", metavar="C",
+              help="Only Bayeux messages on this channel; globs /v2/* and /v2/** work. REST rows drop out.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row instead of text.")
+def show(cassette_path: str, session: str | None, channel: str | None, as_json: bool) -> None:
+    """Print a cassette as a timeline: time since the episode began, session, exchange, direction, REST
+    call or Bayeux channel, a summary (operationName, statusCode, notificationType and recordingState), and
+    for each pushed event its cause and delay. Fits 100 columns.
+
+    \b
+    Examples:
+      gwsvcr show field.yaml
+      gwsvcr show field.yaml --session s2 --channel /v2/me/calls
+      gwsvcr show field.yaml --json | jq 'select(.kind == "event")'
+
+    \b
+    Reading a row:
+      2.759 s1  #6 <- /v2/me/calls CallRecordingStateChange (Stopped)  251 ms after #5
+
+    Exchange #6 (a long-poll reply) delivered this event 2.759 s into the episode, 251 ms after the reply to
+    exchange #5 (StopCallRecording) completed.
+    """
+    loaded = load(cassette_path)
+    if session is not None and session not in loaded.sessions():
+        known = ", ".join(loaded.sessions()) or "none"
+        raise BadInput(f"{cassette_path}: no session {session!r}; it has {known}")
+    rows = timeline.select(timeline.timeline(loaded), session, channel)
+    emit(timeline.json_lines(rows) if as_json else timeline.render(rows, loaded))
+
+
+# ----------------------------------------------------------------------------------------------------- diff
+
+
+@click.command("diff")
+@click.argument("a_path", metavar="A")
+@click.argument("b_path", metavar="B")
+@click.option("--threshold-ms", default=50.0, show_default=True, type=click.FloatRange(min=0),
+              help="Report an event whose delay after its cause differs by more than this.")
+@click.option("--ignore", multiple=True, metavar="FIELD",
+              help="Also ignore this field: a key name (duration) or the end of a path (call.userData.X).")
+@click.option("--exact", is_flag=True, help="Compare volatile values too (ids, uuids, times, placeholders).")
+def diff(a_path: str, b_path: str, threshold_ms: float, ignore: tuple[str, ...], exact: bool) -> None:
+    """Compare two recordings semantically: per session, the same REST operations, Bayeux messages and
+    notifications in the same order, with the same fields? Exit 0 when equivalent, 1 when not, 2 on bad input.
+
+    Ignored unless --exact: headers (cookies, hosts), Bayeux id, clientId, ext and request advice, fields
+    named like an id, uuid, time, date or duration, and inside strings: REDACTED-xxxx placeholders, uuids,
+    timestamps and generated ids (call ids, clientIds). /meta/connect long-polls are not compared: how many a
+    session needs depends on timing. Differences name the exchanges (A#6, B#6) and the field paths.
+
+    \b
+    Examples:
+      gwsvcr diff lab.yaml field.yaml
+      gwsvcr diff lab.yaml field.yaml --threshold-ms 200 --ignore call.userData.GSIP_REC_FN
+    """
+    a, b = load(a_path, BadDiffInput), load(b_path, BadDiffInput)
+    volatility = semantic_diff.Volatility(exact=exact, ignore=ignore)
+    differences, steps = semantic_diff.compare(a, b, threshold_ms / 1000, volatility)
+    emit(semantic_diff.report(differences))
+    if not differences:
+        click.echo(f"equivalent: {a_path} and {b_path} ({steps} steps compared)")
+        return
+    timing = sum(d.timing_only for d in differences)
+    click.echo(f"different: {len(differences)} difference(s), {timing} in timing, between {a_path} (A) and "
+               f"{b_path} (B)")
+    sys.exit(1)
+
+
+# --------------------------------------------------------------------------------------------------- redact
+
+
+def redaction_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--header", "headers", multiple=True, metavar="NAME",
+                     help="Also redact this header's values.")(f)
+    f = click.option("--pii/--no-pii", default=True, show_default=True,
+                     help="Redact GWS fields holding phone numbers and names "
+                          f"({', '.join(PERSONAL_FIELDS)}), and their values inside other strings.")(f)
+    f = click.option("--pattern", "patterns", multiple=True, metavar="REGEX",
+                     help="Redact what this regex matches inside any string, e.g. "
+                          "'(?<!\\d)1500\\d(?!\\d)'.")(f)
+    return click.option("--json", "json_paths", multiple=True, metavar="PATH",
+                        help="Redact this JSON field: a dotted path end, '*' for any key, e.g. "
+                             "call.participants.*.phoneNumber.")(f)
+
+
+def personal_values(bodies: Iterable[Any]) -> set[str]:
+    """Values of personal GWS fields anywhere in these JSON bodies, so that they can be found inside other
+    strings too (GSIP_REC_FN holds the agent's and the other party's numbers)."""
+    found: set[str] = set()
+    stack = list(bodies)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in PERSONAL_FIELDS and isinstance(item, (str, int)) and not isinstance(item, bool):
+                    text = str(item)
+                    if len(text) >= 3 and not PLACEHOLDER.fullmatch(text):  # "" or "1" would hit everything
+                        found.add(text)
+                else:
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
+
+
+def make_redactor(json_paths: tuple[str, ...], patterns: tuple[str, ...], pii: bool, headers: tuple[str, ...],
+                  bodies: Iterable[Any] = ()) -> tuple[Redactor, list[str]]:
+    """A redactor and the rules it applies (for the cassette header). With ``pii``, the personal values found
+    in ``bodies`` are also replaced inside any string, by the same placeholder as in their own field."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise click.BadParameter(f"{pattern!r} is not a regex: {e}", param_hint="--pattern") from None
+    paths = tuple(json_paths) + (PERSONAL_FIELDS if pii else ())
+    rules = Redactor(headers, paths, patterns).rules()
+    found = sorted(personal_values(bodies), key=len, reverse=True) if pii else []
+    if found:
+        patterns += ("(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, found)) + ")(?![0-9A-Za-z])",)
+        rules.append("values of those personal fields wherever they occur inside other strings")
+    return Redactor(headers, paths, patterns), rules
+
+
+def cassette_bodies(loaded: Cassette) -> Iterator[Any]:
+    for ex in loaded.exchanges:
+        yield ex.request.body
+        if ex.response is not None:
+            yield [item.message for item in ex.reply_items()] or ex.response.body
+
+
+def redact_cassette(loaded: Cassette, redactor: Redactor, rules: list[str]) -> None:
+    for ex in loaded.exchanges:
+        redactor.exchange(ex)
+    loaded.header.redactions += [r for r in rules if r not in loaded.header.redactions]
+
+
+def _counts(redactor: Redactor) -> str:
+    total = sum(redactor.counts.values())
+    parts = ", ".join(f"{what}: {n}" for what, n in sorted(redactor.counts.items()))
+    return f"{total} values redacted" + (f" ({parts})" if parts else "")
+
+
+def _default_redacted_path(path: str) -> str:
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.redacted{p.suffix or '.yaml'}"))
+
+
+@click.command()
+@click.argument("cassette_path", metavar="CASSETTE")
+@click.option("-o", "--output", metavar="OUT",
+              help="Where to write; '-' for stdout. Default: CASSETTE with .redacted before its extension.")
+@click.option("--in-place", is_flag=True, help="Replace CASSETTE itself (atomically), like -o CASSETTE.")
+@redaction_options
+def redact(cassette_path: str, output: str | None, in_place: bool, json_paths: tuple[str, ...],
+           patterns: tuple[str, ...], pii: bool, headers: tuple[str, ...]) -> None:
+    """Redact an existing cassette before sharing it: every value found becomes a stable placeholder
+    (REDACTED-xxxxxxxxxxxx, the same value the same placeholder everywhere), so the cassette still replays.
+
+    The original is never touched unless you say so (--in-place or -o CASSETTE); the new file replaces any
+    old one atomically, so a reader never sees half of it. Secrets redacted at record time stay as they are;
+    by default phone numbers and names in GWS fields are redacted too (--no-pii keeps them).
+
+    Paths are left as they are (a client asks for them on replay); a value a client sends in a request body is
+    redacted there too, so replay that cassette with --json-ignore for that field.
+
+    \b
+    Examples:
+      gwsvcr redact field.yaml                     # writes field.redacted.yaml
+      gwsvcr redact field.yaml --pattern '(?<!\\d)1500\\d(?!\\d)' -o share.yaml
+      gwsvcr redact field.yaml --json call.userData.GSIP_REC_FN --in-place
+    """
+    if in_place and output not in (None, cassette_path):
+        raise click.UsageError("--in-place writes CASSETTE itself: drop -o, or drop --in-place")
+    target = cassette_path if in_place else output or _default_redacted_path(cassette_path)
+    loaded = load(cassette_path)
+    redactor, rules = make_redactor(json_paths, patterns, pii, headers, cassette_bodies(loaded))
+    with Progress(f"redacting {cassette_path}"):
+        redact_cassette(loaded, redactor, rules)
+    if target == "-":
+        emit(cassettes.dump_document(doc).rstrip("\n") for doc in cassettes.iter_documents(loaded))
+    else:
+        _writing(target, lambda: cassettes.save(loaded, target))
+    click.echo(f"gwsvcr: {_counts(redactor)}; wrote {'stdout' if target == '-' else target}", err=True)
+
+
+# ------------------------------------------------------------------------------------------------------ har
+
+
+@click.group()
+def har() -> None:
+    """Exchange recordings with browser DevTools, Charles, Fiddler and mitmproxy as HAR 1.2 files."""
+
+
+@har.command("export")
+@click.argument("cassette_path", metavar="CASSETTE")
+@click.option("-o", "--output", required=True, metavar="FILE.har", help="The HAR file to write.")
+def har_export(cassette_path: str, output: str) -> None:
+    """Write a cassette as a HAR 1.2 file (bodies as sent, timings from the recorded first and last byte).
+
+    \b
+    Example:
+      gwsvcr har export field.yaml -o field.har     # then: mitmproxy -r field.har
+    """
+    loaded = load(cassette_path)
+    _writing(output, lambda: har_format.write(har_format.export(loaded), output))
+    click.echo(f"gwsvcr: wrote {len(loaded.exchanges)} entries to {output}", err=True)
+
+
+@har.command("import")
+@click.argument("har_path", metavar="FILE.har")
+@click.option("-o", "--output", required=True, metavar="CASSETTE", help="The cassette to write.")
+@click.option("--all", "keep_all", is_flag=True,
+              help="Keep every entry; by default only API traffic (Bayeux, or JSON either way) is kept, "
+                   "not pages, scripts and images.")
+@click.option("--host", "hosts", multiple=True, metavar="HOST", help="Keep only requests to this host.")
+@redaction_options
+def har_import(har_path: str, output: str, keep_all: bool, hosts: tuple[str, ...],
+               json_paths: tuple[str, ...], patterns: tuple[str, ...], pii: bool, headers: tuple[str, ...],
+               ) -> None:
+    """Turn a HAR (e.g. saved from a browser running a CometD client) into a replayable cassette: sessions
+    linked, Bayeux bodies as messages, each event's cause and delay computed as 'gwsvcr record' does, and
+    secrets redacted (Authorization, cookies, CSRF tokens, password-like fields; phone numbers and names
+    unless --no-pii).
+
+    \b
+    Examples:
+      gwsvcr har import wwe-session.har -o wwe.yaml --host gws.example.com
+      gwsvcr replay wwe.yaml
+    """
+    try:
+        raw_entries = har_format.read(har_path)
+        with Progress(f"importing {har_path}", total=len(raw_entries)) as progress:
+            entries = list(har_format.parse_entries(har_path, raw_entries))
+            bodies = [body for e in entries for body in (e.request.body, e.response and e.response.body)]
+            redactor, rules = make_redactor(json_paths, patterns, pii, headers, bodies)
+            imported = har_format.to_cassette(output, entries, redactor, rules, keep_all=keep_all,
+                                              hosts=hosts, on_progress=progress.step)
+    except har_format.HarError as e:
+        raise BadInput(str(e)) from None
+    _writing(output, lambda: cassettes.save(imported, output))
+    events = sum(item.is_event for ex in imported.exchanges for item in ex.reply_items())
+    kept = len(imported.exchanges)
+    hint = "" if keep_all else ": --all keeps pages, scripts and images"
+    sessions = len(imported.sessions())
+    click.echo(f"gwsvcr: imported {kept} of {len(raw_entries)} entries into {output} "
+               f"({len(raw_entries) - kept} left out{hint}): {sessions} session(s), {events} event(s); "
+               f"{_counts(redactor)}", err=True)
+
+
+# --------------------------------------------------------------------------------------------------- report
+
+
+@click.command()
+@click.argument("cassette_path", metavar="CASSETTE")
+@click.option("-o", "--output", metavar="FILE.html",
+              help="Default: CASSETTE with .html instead of its extension.")
+def report(cassette_path: str, output: str | None) -> None:
+    """Write one self-contained HTML page (no network needed to view it): a sequence diagram of clients and
+    server over time with REST calls, CometD events, each event's cause drawn and its delay labelled; click an
+    arrow for its exchange as JSON.
+
+    \b
+    Example:
+      gwsvcr report field.yaml -o timeline.html
+    """
+    loaded = load(cassette_path)
+    target = output or str(Path(cassette_path).with_suffix(".html"))
+    page = html_report.render(loaded)
+    _writing(target, lambda: har_format.write_atomically(target, page))
+    click.echo(f"gwsvcr: wrote {target}", err=True)
+
+
+def register(group: click.Group) -> None:
+    for command in (show, diff, redact, har, report):
+        group.add_command(command)

@@ -1,0 +1,267 @@
+"""A semantic diff of two cassettes: did both sessions do the same operations and get the same notifications?
+
+Each session becomes a sequence of steps in time order: REST calls (request and reply), the Bayeux messages a
+client sent (except ``/meta/connect``: how many long-polls a session needed depends on timing, not on what it
+did) with their replies, and pushed events with their causes. Sessions pair up by label (s1 with s1); their
+steps are aligned on what they are (``POST /api/v2/me/calls/<id> StopCallRecording``, ``event /v2/me/calls
+CallRecordingStateChange``), then aligned steps are compared field by field.
+
+What differs between two runs of the same thing is ignored unless ``exact``: headers (cookies, hosts, dates),
+Bayeux ``id``/``clientId``/``ext``/request ``advice``, fields named like an id, uuid, time, date or duration,
+and inside any string: redaction placeholders, uuids, timestamps and long generated ids (call ids, clientIds).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gwsvcr import wire
+from gwsvcr.bayeux import CONNECT
+from gwsvcr.cassette import Cassette, Exchange
+from gwsvcr.matching import VOLATILE_BAYEUX
+from gwsvcr.show import bayeux_request_summary, rest_operation
+
+# Reply fields that differ per run; unlike a request's advice, a reply's tells how the server behaves.
+VOLATILE_REPLY = frozenset({"id", "clientId", "connectionType", "supportedConnectionTypes", "version",
+                            "minimumVersion", "ext"})
+VOLATILE_KEY = re.compile(r"^(id|uuid|time|date|timestamp|duration)$"
+                          r"|(Id|ID|Uuid|UUID|Uid|Time|Timestamp|Date|At|Duration)$")
+_VOLATILE_TEXT = [
+    (re.compile(r"REDACTED-[0-9a-f]{12}"), "<redacted>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (re.compile(r"\d{4}-\d\d-\d\d[T _]\d\d[:-]\d\d[:-]\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
+    # generated ids: call ids, connIds, clientIds, session ids: long runs mixing letters and digits
+    (re.compile(r"\b(?=[0-9A-Za-z]*[0-9])(?=[0-9A-Za-z]*[A-Za-z])[0-9A-Za-z]{16,}\b"), "<id>"),
+]
+MASKED = "<volatile>"
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Volatility:
+    """What the comparison leaves out. ``ignore``: more key names or dotted path ends (``call.duration``)."""
+
+    exact: bool = False
+    ignore: tuple[str, ...] = ()
+
+    def text(self, value: str) -> str:
+        if self.exact:
+            return value
+        for pattern, marker in _VOLATILE_TEXT:
+            value = pattern.sub(marker, value)
+        return value
+
+    def flatten(self, data: Any, prefix: str, out: dict[str, Any] | None = None,
+                drop: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """``{"a.b[0].c": leaf}``; ``drop`` names top-level keys left out (volatile Bayeux fields)."""
+        out = {} if out is None else out
+        if isinstance(data, dict) and data:
+            for key, value in data.items():
+                path = f"{prefix}.{key}"
+                if (key in drop and not self.exact) or self._ignored(path):
+                    continue
+                if not self.exact and VOLATILE_KEY.search(str(key)) and not isinstance(value, (dict, list)):
+                    out[path] = MASKED
+                else:
+                    self.flatten(value, path, out)
+        elif isinstance(data, list) and data:
+            for i, value in enumerate(data):
+                self.flatten(value, f"{prefix}[{i}]", out)
+        else:
+            out[prefix] = self.text(data) if isinstance(data, str) else data
+        return out
+
+    def _ignored(self, path: str) -> bool:
+        return any(path == rule or path.endswith("." + rule) for rule in self.ignore)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a session did or received, reduced to what a comparison looks at."""
+
+    exchange: int
+    time: float
+    key: str  # what it is: aligned steps have equal keys
+    fields: dict[str, Any] = field(compare=False)
+    cause: str | None = None  # events: the key of the step that caused it
+    delay: float | None = None  # events: seconds after the cause's reply
+
+    def label(self, side: str) -> str:
+        return f"{side}#{self.exchange} {self.key}"
+
+
+def steps_by_session(cassette: Cassette, volatility: Volatility) -> dict[str, list[Step]]:
+    keys = {ex.number: _exchange_key(ex, volatility) for ex in cassette.exchanges}
+    sessions: dict[str, list[Step]] = {}
+    for ex in cassette.exchanges:
+        label = ex.session if ex.episode == 1 else f"{ex.session}@{ex.episode}"
+        sessions.setdefault(label, []).extend(_steps(ex, volatility, keys))
+    for steps in sessions.values():
+        steps.sort(key=lambda s: s.time)
+    return sessions
+
+
+def _rest_key(ex: Exchange, volatility: Volatility) -> str:
+    return f"{ex.request.method} {volatility.text(ex.request.path)} {rest_operation(ex.request)}".rstrip()
+
+
+def _bayeux_key(message: dict[str, Any]) -> str:
+    return f"{message.get('channel')} {bayeux_request_summary(message)}".rstrip()
+
+
+def _exchange_key(ex: Exchange, volatility: Volatility) -> str:
+    bayeux = wire.bayeux_of(ex.request)
+    if bayeux is None:
+        return _rest_key(ex, volatility)
+    return " + ".join(_bayeux_key(m) for m in bayeux.messages if m.get("channel") != CONNECT) or CONNECT
+
+
+def _steps(ex: Exchange, volatility: Volatility, keys: dict[int, str]) -> list[Step]:
+    bayeux = wire.bayeux_of(ex.request)
+    if bayeux is None:
+        steps = [_rest_step(ex, volatility, keys[ex.number])]
+    else:
+        steps = _bayeux_steps(ex, bayeux.messages, volatility)
+    if ex.error is not None:
+        error = {"error": volatility.text(ex.error)}
+        steps.append(Step(ex.number, ex.start, f"error {keys[ex.number]}", error))
+    return steps + _event_steps(ex, volatility, keys)
+
+
+def _rest_step(ex: Exchange, volatility: Volatility, key: str) -> Step:
+    fields = volatility.flatten(dict(ex.request.query), "request.query") if ex.request.query else {}
+    volatility.flatten(ex.request.body, "request.body", fields)
+    if ex.response is not None:
+        fields["response.status"] = ex.response.status
+        volatility.flatten(ex.response.body, "response.body", fields)
+    return Step(ex.number, ex.start, key, fields)
+
+
+def _bayeux_steps(ex: Exchange, messages: list[dict[str, Any]], volatility: Volatility) -> list[Step]:
+    """A step per message the client sent (but connects) with the reply that has its id."""
+    replies = {str(i.message.get("id")): i.message for i in ex.reply_items() if not i.is_event}
+    steps = []
+    for message in messages:
+        if message.get("channel") == CONNECT:
+            continue
+        fields = volatility.flatten(message, "request", drop=VOLATILE_BAYEUX)
+        reply = replies.get(str(message.get("id")))
+        if reply is not None:
+            volatility.flatten(reply, "reply", fields, drop=VOLATILE_REPLY)
+        steps.append(Step(ex.number, ex.start, _bayeux_key(message), fields))
+    return steps
+
+
+def _event_steps(ex: Exchange, volatility: Volatility, keys: dict[int, str]) -> list[Step]:
+    delivered = ex.start + (ex.ttfb or 0.0)
+    steps = []
+    for item in ex.reply_items():
+        if not item.is_event:
+            continue
+        data = item.message.get("data")
+        kind = (data.get("notificationType") or data.get("messageType")) if isinstance(data, dict) else None
+        key = f"event {item.message.get('channel')} {kind or ''}".rstrip()
+        fields = volatility.flatten(item.message, "event", drop=VOLATILE_REPLY)
+        cause = None if item.cause is None else keys.get(item.cause)
+        steps.append(Step(ex.number, delivered, key, fields, cause, item.delay))
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------- comparing
+
+
+@dataclass
+class Difference:
+    session: str
+    headline: str
+    details: list[str] = field(default_factory=list)
+    timing_only: bool = False
+
+    def lines(self) -> list[str]:
+        return [f"{self.session}: {self.headline}", *(f"    {d}" for d in self.details)]
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "absent"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def field_differences(a: Step, b: Step) -> list[str]:
+    out = []
+    for path in dict.fromkeys([*a.fields, *b.fields]):
+        va, vb = a.fields.get(path, _ABSENT), b.fields.get(path, _ABSENT)
+        if va != vb:
+            out.append(f"{path}: {_show(va)} in A, {_show(vb)} in B")
+    if a.cause != b.cause:
+        out.append(f"cause: after {a.cause or 'nothing'} in A, after {b.cause or 'nothing'} in B")
+    return out
+
+
+def _timing(a: Step, b: Step, threshold: float) -> str | None:
+    if a.delay is None or b.delay is None or abs(a.delay - b.delay) <= threshold:
+        return None
+    return (f"delay {a.delay * 1000:.0f} ms in A, {b.delay * 1000:.0f} ms in B (apart by "
+            f"{abs(a.delay - b.delay) * 1000:.0f} ms > {threshold * 1000:.0f} ms) after {a.cause}")
+
+
+Opcode = tuple[str, int, int, int, int]
+
+
+def alignment(a: list[str], b: list[str]) -> list[Opcode]:
+    """difflib's opcodes, the common head and tail matched first: linear for the usual, nearly equal
+    recordings, where difflib alone is quadratic (long runs of a few keys repeated)."""
+    shortest = min(len(a), len(b))
+    head = next((i for i in range(shortest) if a[i] != b[i]), shortest)
+    tail = next((i for i in range(shortest - head) if a[-1 - i] != b[-1 - i]), shortest - head)
+    middle = difflib.SequenceMatcher(a=a[head:len(a) - tail], b=b[head:len(b) - tail], autojunk=False)
+    ops: list[Opcode] = [("equal", 0, head, 0, head)]
+    ops += [(op, a1 + head, a2 + head, b1 + head, b2 + head) for op, a1, a2, b1, b2 in middle.get_opcodes()]
+    ops.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
+    return [op for op in ops if op[1] != op[2] or op[3] != op[4]]
+
+
+def compare_steps(session: str, a: list[Step], b: list[Step], threshold: float) -> list[Difference]:
+    out: list[Difference] = []
+    for op, a1, a2, b1, b2 in alignment([s.key for s in a], [s.key for s in b]):
+        # a replaced run is compared pairwise as far as both sides go; the rest is only on one side
+        pairs = list(zip(a[a1:a2], b[b1:b2], strict=False)) if op in ("equal", "replace") else []
+        for sa, sb in pairs:
+            pair = f"A#{sa.exchange} / B#{sb.exchange} {sa.key}"
+            details = field_differences(sa, sb)
+            if sa.key != sb.key:
+                out.append(Difference(session, f"{sa.label('A')} became {sb.label('B')}", details))
+            elif details:
+                out.append(Difference(session, f"{pair}: fields differ", details))
+            timing = _timing(sa, sb, threshold)
+            if timing:
+                out.append(Difference(session, f"{pair}: timing differs", [timing], timing_only=True))
+        out += [Difference(session, f"only in A: {s.label('A')}") for s in a[a1 + len(pairs):a2]]
+        out += [Difference(session, f"only in B: {s.label('B')}") for s in b[b1 + len(pairs):b2]]
+    return out
+
+
+def compare(a: Cassette, b: Cassette, threshold: float = 0.05,
+            volatility: Volatility | None = None) -> tuple[list[Difference], int]:
+    """Every difference between the two cassettes, and how many steps were compared."""
+    volatility = volatility or Volatility()
+    sessions_a, sessions_b = steps_by_session(a, volatility), steps_by_session(b, volatility)
+    out: list[Difference] = []
+    for label in dict.fromkeys([*sessions_a, *sessions_b]):
+        if label not in sessions_b:
+            out.append(Difference(label, f"session only in A ({len(sessions_a[label])} steps)"))
+        elif label not in sessions_a:
+            out.append(Difference(label, f"session only in B ({len(sessions_b[label])} steps)"))
+        else:
+            out += compare_steps(label, sessions_a[label], sessions_b[label], threshold)
+    return out, sum(len(s) for s in sessions_a.values())
+
+
+def report(differences: Iterable[Difference]) -> list[str]:
+    return [line for d in differences for line in d.lines()]

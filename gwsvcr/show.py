@@ -1,0 +1,207 @@
+"""A cassette as a timeline: one row per thing that crossed the wire, in time order, per episode.
+
+Rows: a REST request (``->``) and its reply (``<-``) when the reply completed; each Bayeux message a client
+sent, except ``/meta/connect`` (a long-poll is shown once, by its reply, with how long the server held it);
+each reply message, and each pushed event with its cause and delay. ``gwsvcr show`` prints them in 100 columns
+or as JSON lines; ``gwsvcr report`` draws them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gwsvcr import gws, wire
+from gwsvcr.bayeux import CONNECT, SUBSCRIBE, channel_matches
+from gwsvcr.cassette import Cassette, Exchange, ReplyItem, Request
+
+REQUEST, REPLY, EVENT, ERROR = "request", "reply", "event", "error"
+TO_SERVER, TO_CLIENT = "->", "<-"
+WIDTH = 100
+_TARGET_WIDTH = 16  # room for the longest /meta channel; longer REST paths push their summary right
+_LONG_SEGMENT = 12  # path segments longer than this (call ids, uuids) are cut in the terminal view
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    episode: int
+    time: float  # seconds since the episode began
+    session: str
+    exchange: int
+    direction: str  # TO_SERVER or TO_CLIENT
+    kind: str  # REQUEST, REPLY, EVENT or ERROR
+    target: str  # "POST /api/v2/me/calls/…", "HTTP 200" or a Bayeux channel
+    summary: str
+    cause: int | None = None  # events: the exchange whose reply caused it
+    after: str | None = None  # events: what that exchange was
+    delay: float | None = None  # events: seconds after the cause's reply completed
+    hold: float | None = None  # connect replies: seconds the server held the long-poll
+
+    @property
+    def is_bayeux(self) -> bool:
+        return self.target.startswith("/")
+
+    def cause_text(self, short: bool = False) -> str:
+        if self.cause is None:
+            return ""
+        delay = "" if self.delay is None else f"{self.delay * 1000:.0f} ms "
+        after = "" if short or not self.after else f" {self.after}"
+        return f"{delay}after #{self.cause}{after}"
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"episode": self.episode, "time": round(self.time, 6), "session": self.session,
+                               "exchange": self.exchange, "direction": self.direction, "kind": self.kind,
+                               "target": self.target, "summary": self.summary}
+        if self.cause is not None:
+            out.update(cause=self.cause, after=self.after)
+        if self.delay is not None:
+            out["delay_ms"] = round(self.delay * 1000, 3)
+        if self.hold is not None:
+            out["hold_ms"] = round(self.hold * 1000, 3)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ building
+
+
+def timeline(cassette: Cassette) -> list[Row]:
+    rows = [row for ex in cassette.exchanges for row in exchange_rows(ex)]
+    # stable: an exchange's request row stays before its replies, an event before the connect reply with it
+    rows.sort(key=lambda r: (r.episode, r.time))
+    return rows
+
+
+def exchange_rows(ex: Exchange) -> list[Row]:
+    bayeux = wire.bayeux_of(ex.request)
+    rows: list[Row] = []
+    if bayeux is None:
+        rows.append(_row(ex, ex.start, TO_SERVER, REQUEST, rest_target(ex), rest_operation(ex.request)))
+    else:
+        rows += [_row(ex, ex.start, TO_SERVER, REQUEST, str(m.get("channel")), bayeux_request_summary(m))
+                 for m in bayeux.messages if m.get("channel") != CONNECT]
+    if ex.response is None:
+        done = ex.start + (ex.ttlb or 0.0)
+        target = str(bayeux.messages[0].get("channel")) if bayeux else rest_target(ex)
+        rows.append(_row(ex, done, TO_CLIENT, ERROR, target, f"no reply: {ex.error or 'none recorded'}"))
+    elif ex.reply_items():
+        delivered = ex.start + (ex.ttfb or 0.0)
+        rows += [_item_row(ex, delivered, item) for item in ex.reply_items()]
+    else:
+        done = ex.start + (ex.ttlb if ex.ttlb is not None else ex.ttfb or 0.0)
+        rows.append(_row(ex, done, TO_CLIENT, REPLY, f"HTTP {ex.response.status}", _reply_summary(ex)))
+    return rows
+
+
+def _row(ex: Exchange, time: float, direction: str, kind: str, target: str, summary: str, **more: Any) -> Row:
+    return Row(ex.episode, time, ex.session, ex.number, direction, kind, target, summary, **more)
+
+
+def _item_row(ex: Exchange, delivered: float, item: ReplyItem) -> Row:
+    channel = str(item.message.get("channel"))
+    if item.is_event:
+        summary = item.event or gws.summarize_notification(item.message.get("data")) or "event"
+        return _row(ex, delivered, TO_CLIENT, EVENT, channel, summary, cause=item.cause, after=item.after,
+                    delay=item.delay)
+    ok = item.message.get("successful")
+    summary = f"failed: {item.message.get('error', '?')}" if ok is False else "ok"
+    if item.hold is not None:
+        summary += f", held {item.hold * 1000:.0f} ms"
+    return _row(ex, delivered, TO_CLIENT, REPLY, channel, summary, hold=item.hold)
+
+
+def rest_target(ex: Exchange) -> str:
+    query = "?" + "&".join(f"{k}={v}" for k, v in ex.request.query) if ex.request.query else ""
+    return f"{ex.request.method} {ex.request.path}{query}"
+
+
+def rest_operation(request: Request) -> str:
+    """The GWS operation a REST request asks for (``StopCallRecording``), or ``""``."""
+    summary = gws.summarize_request(request.method, request.path, request.body)
+    return "" if summary == f"{request.method} {request.path}" else summary
+
+
+def bayeux_request_summary(message: dict[str, Any]) -> str:
+    channel = str(message.get("channel"))
+    if channel == SUBSCRIBE:
+        return str(message.get("subscription"))
+    if not channel.startswith("/meta/"):
+        return gws.summarize_notification(message.get("data")) or "publish"
+    return ""
+
+
+def _reply_summary(ex: Exchange) -> str:
+    assert ex.response is not None
+    body = ex.response.body
+    parts = []
+    if isinstance(body, dict) and "statusCode" in body:
+        parts.append(f"statusCode {body['statusCode']}")
+        if body.get("statusMessage"):
+            parts.append(str(body["statusMessage"]))
+    elif ex.response.kind == "text":
+        parts.append(" ".join(str(body).split())[:60])
+    if ex.ttlb is not None:
+        parts.append(f"in {ex.ttlb * 1000:.0f} ms")
+    return ", ".join(parts)
+
+
+def select(rows: Iterable[Row], session: str | None = None, channel: str | None = None) -> list[Row]:
+    """Rows of one session and/or one Bayeux channel (globs like ``/v2/**`` allowed; REST rows drop out)."""
+    return [r for r in rows if (session is None or r.session == session)
+            and (channel is None or (r.is_bayeux and channel_matches(channel, r.target)))]
+
+
+# ----------------------------------------------------------------------------------------------- rendering
+
+
+def shorten_path(target: str) -> str:
+    """Cut long path segments (call ids, uuids) so a REST call fits a terminal column."""
+    words = target.split(" ", 1)
+    if len(words) < 2 or not words[1].startswith("/"):
+        return target
+    segments = [s if len(s) <= _LONG_SEGMENT else s[:6] + "…" for s in words[1].split("/")]
+    return f"{words[0]} {'/'.join(segments)}"
+
+
+def render(rows: list[Row], cassette: Cassette, width: int = WIDTH) -> Iterator[str]:
+    """The rows as aligned text lines no wider than ``width``."""
+    if not rows:
+        return
+    time_w = max(4, *(len(f"{r.time:.3f}") for r in rows))
+    session_w = max(3, *(len(r.session) for r in rows))
+    number_w = max(len(f"#{r.exchange}") for r in rows)
+    target_w = min(_TARGET_WIDTH, max(len(shorten_path(r.target)) for r in rows))
+    yield _fit(f"{'time':>{time_w}} {'ses':<{session_w}} {'#':>{number_w}}    "
+               f"{'call / channel':<{target_w}} summary", width)
+    episodes = {e.number: e for e in cassette.episodes}
+    episode = None
+    for row in rows:
+        if row.episode != episode and len(episodes) > 1:
+            recorded = episodes[row.episode].recorded_at if row.episode in episodes else "?"
+            yield f"-- episode {row.episode}, recorded {recorded}"
+        episode = row.episode
+        head = f"{row.time:>{time_w}.3f} {row.session:<{session_w}} {'#' + str(row.exchange):>{number_w}} " \
+               f"{row.direction}"
+        target = shorten_path(row.target)
+        yield _line(head, target, target_w, row, width)
+
+
+def _line(head: str, target: str, target_w: int, row: Row, width: int) -> str:
+    """Cause text in full when it fits; else the target unpadded, then the cause without its summary."""
+    summary = row.summary
+    candidates = []
+    for short in (False, True):
+        cause = row.cause_text(short)
+        text = f"{summary}  {cause}" if cause else summary
+        candidates += [f"{head} {target:<{target_w}} {text}".rstrip(), f"{head} {target} {text}".rstrip()]
+    return _fit(next((c for c in candidates if len(c) <= width), candidates[-1]), width)
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def json_lines(rows: Iterable[Row]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(row.as_json(), ensure_ascii=False)
