@@ -9,6 +9,7 @@ with PyYAML's safe loader: tests/test_yamlemit.py checks that property on genera
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -35,7 +36,17 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\u{code:04x}"
 
 
+@functools.lru_cache(maxsize=8192)
+def _string(value: str) -> str:
+    """Header names, channels, operation names repeat in every exchange: each is worked out once."""
+    if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
+        return value
+    return _ESCAPE.sub(_escape, json.dumps(value, ensure_ascii=False))
+
+
 def scalar(value: Any) -> str:
+    if type(value) is str:
+        return _string(value) if len(value) < 200 else _string.__wrapped__(value)
     if value is None:
         return "null"
     if value is True:
@@ -52,10 +63,8 @@ def scalar(value: Any) -> str:
         text = repr(value).lower()
         # YAML 1.1 floats need a dot: 1e-05 would read back as a string
         return text.replace("e", ".0e", 1) if "." not in text and "e" in text else text
-    if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
-            return value
-        return _ESCAPE.sub(_escape, json.dumps(value, ensure_ascii=False))
+    if isinstance(value, str):  # a str subclass
+        return _string.__wrapped__(str(value))
     raise TypeError(f"cannot write {type(value).__name__} to a cassette")
 
 
