@@ -13,6 +13,7 @@ for its next connect: the Bayeux core does that part.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import copy
 import heapq
@@ -29,6 +30,8 @@ from gwsvcr.cassette import Cassette, Exchange, Request, Response
 from gwsvcr.matching import Key, bayeux_key, closest, rest_key
 
 _MATCHED: contextvars.ContextVar[list[int]] = contextvars.ContextVar("matched")
+RECENT_AGENTS = 16  # cookie-less requests look for their client among this many newest ones of their user
+MAX_IDLE_AGENTS = 20_000
 _REPLY_DROP = {"id", "channel", "clientId", "successful"}
 
 
@@ -234,8 +237,10 @@ class Replayer(Hooks):
         interval = next((s.connect_advice.get("interval") for s in self.scripts if s.connect_advice), 0)
         self.bayeux = BayeuxServer(self, ServerConfig(timeout_ms=int(timeout), interval_ms=int(interval or 0),
                                                       max_interval_ms=int(timeout) + 30_000))
-        self.agents: list[Agent] = []
-        self.by_cookie: dict[str, Agent] = {}
+        self.clients = 0  # agents ever created
+        self.by_cookie: dict[str, Agent] = {}  # insertion-ordered: the oldest idle ones are evicted first
+        self._recent: dict[str | None, collections.deque[Agent]] = {}  # newest agents per Basic user
+        self._assigned: collections.Counter[tuple[str, ...]] = collections.Counter()
         self.used: set[int] = set()
         self.misses: list[Miss] = []
         self.served = 0
@@ -248,20 +253,35 @@ class Replayer(Hooks):
     # -------------------------------------------------------------------------------------------- agents
     def _new_agent(self, user: str | None) -> Agent:
         mine = [s for s in self.scripts if user in s.users] or self.scripts
-        taken = sum(1 for a in self.agents if a.script in mine)
-        agent = Agent(len(self.agents) + 1, mine[taken % len(mine)], user, self)
-        self.agents.append(agent)
+        group = tuple(s.label for s in mine)
+        self.clients += 1
+        agent = Agent(self.clients, mine[self._assigned[group] % len(mine)], user, self)
+        self._assigned[group] += 1
         self.by_cookie[agent.cookie] = agent
+        self._recent.setdefault(user, collections.deque(maxlen=RECENT_AGENTS)).append(agent)
+        if len(self.by_cookie) > MAX_IDLE_AGENTS:
+            self._evict_idle()
         return agent
 
+    def _evict_idle(self) -> None:
+        """Clients that never came back (no CometD session) are forgotten, oldest first, so a load test of
+        cookie-less requests cannot grow memory without bound."""
+        for cookie in list(self.by_cookie)[: len(self.by_cookie) - MAX_IDLE_AGENTS // 2]:
+            agent = self.by_cookie[cookie]
+            if agent.session is None or agent.session.client_id not in self.bayeux.sessions:
+                agent.close()
+                del self.by_cookie[cookie]
+
     def agent_for(self, request: Request, fits: Callable[[Agent], bool]) -> Agent:
+        """The live client a request belongs to: by the cookie we issued; else the newest client of the same
+        Basic user that can still take it (a fresh client's first requests carry no cookie yet); else a new one."""
         cookie = wire.cookies(request).get("JSESSIONID")
         if cookie in self.by_cookie:
             return self.by_cookie[cookie]
         creds = wire.basic_auth(request.header("Authorization"))
         user = creds[0] if creds else None
-        for agent in reversed(self.agents):
-            if (user is None or agent.user in (None, user)) and fits(agent):
+        for agent in reversed(self._recent.get(user, ())):
+            if fits(agent):
                 return agent
         return self._new_agent(user)
 
@@ -423,16 +443,16 @@ class Replayer(Hooks):
         return sorted(wanted - self.used)
 
     def status(self) -> dict[str, Any]:
-        return {"served": self.served, "clients": len(self.agents), "events_released": self.events_released,
+        return {"served": self.served, "clients": self.clients, "events_released": self.events_released,
                 "misses": [m.as_dict() for m in self.misses], "unused": self.unused()}
 
     def summary(self) -> str:
-        return (f"gwsvcr: served {self.served} requests to {len(self.agents)} clients, "
+        return (f"gwsvcr: served {self.served} requests to {self.clients} clients, "
                 f"{self.events_released} events released, {len(self.misses)} misses, "
                 f"{len(self.unused())} recorded exchanges never used")
 
     def close(self) -> None:
-        for agent in self.agents:
+        for agent in self.by_cookie.values():
             agent.close()
         self.bayeux.close()
 
