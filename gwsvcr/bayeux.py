@@ -359,11 +359,14 @@ def _merge(reply: Message, extra: Message | None) -> Message:
 
 
 def _timesync(request: Message, reply: Message, held: float, clock: Callable[[], float]) -> None:
-    """The timesync extension: echo the client's tc, say when we answered and how long we held."""
+    """The timesync extension: echo the client's tc, say when we received the request (ts) and how long we held
+    it (p). ``ts`` is the arrival time, not the reply time: clients compute lag = (now - tc - p) / 2 and
+    offset = ts - tc - lag, so a reply-time ts would add every hold to their clock offset."""
     ext = request.get("ext")
     sync = ext.get("timesync") if isinstance(ext, dict) else None
     if not isinstance(sync, dict) or "tc" not in sync:
         return
-    reply.setdefault("ext", {})["timesync"] = {"tc": sync["tc"], "ts": int(time.time() * 1000),
-                                               "p": int(held * 1000), "a": 0}
+    held_ms = int(held * 1000)
+    reply.setdefault("ext", {})["timesync"] = {"tc": sync["tc"], "ts": int(time.time() * 1000) - held_ms,
+                                               "p": held_ms, "a": 0}
 

@@ -19,7 +19,7 @@ from gwsvcr.bayeux import CONNECT, HANDSHAKE, is_bayeux, is_event
 from gwsvcr.cassette import CassetteWriter, Exchange, ReplyItem, Request, Response
 from gwsvcr.redact import Redactor
 
-_JSONP = re.compile(r"^\s*[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+_JSONP = re.compile(r"^\s*(?:/\*\*/\s*)?[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)  # Faye writes /**/cb([...]);
 
 
 @dataclass

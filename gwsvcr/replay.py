@@ -69,6 +69,8 @@ class Script:
     connects: list[tuple[float | None, bool]] = field(default_factory=list)  # (hold, carried events)
     connect_advice: dict[str, Any] = field(default_factory=dict)
     events_by_cause: dict[int | None, list[RecordedEvent]] = field(default_factory=dict)
+    # Bayeux requests the server answered with something else (an HTML 500): replayed as recorded
+    failures: dict[str, list[Exchange]] = field(default_factory=dict)
 
 
 def _reply_fields(reply: Message) -> Message:
@@ -89,6 +91,12 @@ def _reply_fields(reply: Message) -> Message:
     return out
 
 
+def failure_key(messages: list[Message]) -> str:
+    """What a Bayeux request asked, for replaying a non-Bayeux answer: its messages but for connects, with
+    everything volatile dropped."""
+    return "|".join(sorted(bayeux_key(m) for m in messages if m.get("channel") != CONNECT))
+
+
 def build_scripts(cassette: Cassette, ignore: tuple[str, ...] = ()) -> list[Script]:
     scripts: dict[str, Script] = {}
     order = itertools.count()
@@ -101,6 +109,9 @@ def build_scripts(cassette: Cassette, ignore: tuple[str, ...] = ()) -> list[Scri
         bayeux = wire.bayeux_of(ex.request)
         if bayeux is None:
             script.rest.setdefault(rest_key(ex.request, ignore), []).append(ex)
+            continue
+        if ex.response is not None and ex.response.kind != "messages":
+            script.failures.setdefault(failure_key(bayeux.messages), []).append(ex)
             continue
         replies = {str(item.message.get("id")): item.message for item in ex.reply_items()
                    if not item.is_event and "id" in item.message}
@@ -246,6 +257,7 @@ class Replayer(Hooks):
         self.served = 0
         self.events_released = 0
         self.on_miss = on_miss or (lambda miss: print(miss.text(), file=sys.stderr, flush=True))
+        self._rest_keys = {key for script in self.scripts for key in script.rest}
         self._recorded_keys = [(rest_key(ex.request, self.config.json_ignore), ex.number, ex.session,
                                 f"{ex.request.method} {ex.request.path}")
                                for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None]
@@ -296,10 +308,12 @@ class Replayer(Hooks):
 
     async def _rest(self, request: Request) -> Response | None:
         key = rest_key(request, self.config.json_ignore)
+        if key not in self._rest_keys:
+            return self._miss(request, key)  # before choosing a client: a miss creates none
         agent = self.agent_for(request, lambda a: a.fresh(a.script.rest, key))
         ex: Exchange | None = agent.take(agent.script.rest, key)
         if ex is None:
-            return self._miss(request, key)
+            return self._miss(request, key, f"not in the recorded session {agent.script.label} of this client")
         self.used.add(ex.number)
         delay = self.config.scale(ex.ttfb)
         if delay:
@@ -334,6 +348,14 @@ class Replayer(Hooks):
                         body=miss.as_dict(), status=500 if self.config.strict else 404)
 
     async def _bayeux(self, request: Request, bayeux: wire.BayeuxRequest) -> Response:
+        owner = self._agent_of_messages(bayeux.messages)
+        if owner is not None and owner.script.failures:
+            key = failure_key(bayeux.messages)
+            failed: Exchange | None = owner.take(owner.script.failures, key)
+            if failed is not None:  # the server answered this with an error page: so does the replay
+                self.used.add(failed.number)
+                await asyncio.sleep(self.config.scale(failed.ttfb))
+                return self._rewrite(failed, owner)
         return wire.bayeux_reply(await self.bayeux_replies(request, bayeux.messages), bayeux.jsonp)
 
     async def bayeux_replies(self, request: Request, messages: list[Message]) -> list[Message]:

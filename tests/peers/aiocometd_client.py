@@ -6,10 +6,18 @@ The Python twin of cometd_client.js: same arguments, same JSON-lines output.
         [--call-id ID] [--ops StartCallRecording,...] [--user agent1] [--password secret]
         [--pause-ms 0] [--extra-pause StopCallRecording=1500 ...]
         [--transport long-polling|websocket] [--event-timeout-ms 10000] [--timeout-ms 60000]
+        [--trace] [--subscribe-also CHANNEL ...] [--forget-session-after OP]
 
 Importable too: ``await run_session(url, ...)`` returns the records instead of printing them.
 Times ``t`` are ms from time.perf_counter() (monotonic) since this module was imported, which for
 the command line is process start.
+
+Options for the protocol conformance tests (tests/conformance), all off by default, as in the JS twin:
+``--trace`` also emits every request payload ("http": the channels it carries, so batching shows), every
+message sent ("out") and received ("in"), and "rehandshake" records; ``--subscribe-also`` subscribes to more
+channels (a "subscribe" record each, a failure is reported, not fatal); ``--forget-session-after OP`` sends the
+/meta/connect after OP's notification with a clientId the server never issued (once): a server that lost the
+session answers 402 and aiocometd re-handshakes.
 
 aiocometd-ng notes (0.5.6):
 - It has no request-header option; extensions get ``outgoing(payload, headers)`` before every
@@ -30,7 +38,8 @@ import contextlib
 import json
 import sys
 import time
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -59,7 +68,7 @@ class HeaderExtension(Extension):
 
     def __init__(self, headers: dict[str, str]) -> None:
         self.headers = headers
-        self.handshake: Optional[dict[str, Any]] = None
+        self.handshake: dict[str, Any] | None = None
 
     async def outgoing(self, payload, headers) -> None:
         headers.update(self.headers)
@@ -68,6 +77,38 @@ class HeaderExtension(Extension):
         for message in payload:
             if message.get("channel") == "/meta/handshake" and self.handshake is None:
                 self.handshake = {"message": message, "t": _now()}
+
+
+class TraceExtension(Extension):
+    """--trace and --forget-session-after: sees each payload after aiocometd finalized it."""
+
+    def __init__(self, emit: Callable[[dict], None], trace: bool) -> None:
+        self.emit = emit
+        self.trace = trace
+        self.forget = False
+        self.handshakes = 0
+
+    async def outgoing(self, payload, headers) -> None:
+        for message in payload:
+            if self.forget and message.get("channel") == "/meta/connect":
+                self.forget = False
+                issued = message.get("clientId")
+                message["clientId"] = f"forgotten{issued}"
+                self.emit({"type": "forged_client_id", "issued": issued, "sent": message["clientId"],
+                           "t": _now()})
+        if self.trace:
+            self.emit({"type": "http", "channels": [m.get("channel") for m in payload], "t": _now()})
+            for message in payload:
+                self.emit({"type": "out", "message": message, "t": _now()})
+
+    async def incoming(self, payload, headers=None) -> None:
+        for message in payload:
+            if self.trace:
+                self.emit({"type": "in", "message": message, "t": _now()})
+            if message.get("channel") == "/meta/handshake" and message.get("successful"):
+                self.handshakes += 1
+                if self.handshakes > 1 and self.trace:
+                    self.emit({"type": "rehandshake", "clientId": message.get("clientId"), "t": _now()})
 
 
 def _ignore_cancelled(loop: asyncio.AbstractEventLoop, context: dict) -> None:
@@ -85,9 +126,11 @@ def _json_or_text(raw: bytes) -> Any:
 async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                       call_id: str = DEFAULT_CALL_ID, ops: Iterable[str] = DEFAULT_OPS,
                       user: str = "agent1", password: str = "secret", pause_ms: float = 0,
-                      extra_pause: Optional[dict[str, float]] = None, event_timeout: float = 10.0,
+                      extra_pause: dict[str, float] | None = None, event_timeout: float = 10.0,
                       transport: str = "long-polling",
-                      on_record: Optional[Callable[[dict], None]] = None) -> list[dict]:
+                      on_record: Callable[[dict], None] | None = None, trace: bool = False,
+                      subscribe_also: Iterable[str] = (),
+                      forget_session_after: str | None = None) -> list[dict]:
     """Run the session; return its records (handshake, reply, event, ..., done).
 
     Raises SessionError (or aiocometd/aiohttp errors) on failure; ``on_record`` sees each record
@@ -122,10 +165,11 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
 
         # 2. CometD: handshake + first connect (open), subscribe.
         ext = HeaderExtension(session_headers)
-        client = Client(url + cometd_path, [TRANSPORTS[transport]], extensions=[ext],
+        tracer = TraceExtension(emit, trace)
+        client = Client(url + cometd_path, [TRANSPORTS[transport]], extensions=[ext, tracer],
                         connection_timeout=0)
         events: asyncio.Queue = asyncio.Queue()
-        last_op: Optional[str] = None
+        last_op: str | None = None
 
         async def receiver() -> None:
             # Drain the client's queue as events arrive so that t is the arrival time.
@@ -133,10 +177,10 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                 while True:
                     message = await client.receive()
                     events.put_nowait((message, _now(), last_op))
-            except Exception as exc:  # the session waits on `events`: hand it the failure
+            except Exception as exc:  # noqa: BLE001 - the session waits on `events`: hand it the failure
                 events.put_nowait(exc)
 
-        receiver_task: Optional[asyncio.Task] = None
+        receiver_task: asyncio.Task | None = None
         try:
             try:
                 await client.open()
@@ -148,6 +192,14 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                   "t": ext.handshake["t"]})
             receiver_task = asyncio.ensure_future(receiver())
             await client.subscribe(CALLS_CHANNEL)
+            for channel in subscribe_also:
+                try:
+                    await client.subscribe(channel)
+                except Exception as exc:  # noqa: BLE001 - reported, not fatal: the test decides
+                    emit({"type": "subscribe", "subscription": channel, "successful": False,
+                          "error": f"{type(exc).__name__}: {exc}", "t": _now()})
+                else:
+                    emit({"type": "subscribe", "subscription": channel, "successful": True, "t": _now()})
 
             # 3. Operations, each followed by its CallRecordingStateChange notification.
             reply_t: dict[str, float] = {}
@@ -170,7 +222,7 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                 while True:
                     try:
                         item = await asyncio.wait_for(events.get(), event_timeout)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         raise SessionError(f"timed out after {event_timeout * 1000:g} ms waiting "
                                            f"for a {CALLS_CHANNEL} notification after {op}") from None
                     if isinstance(item, Exception):
@@ -190,6 +242,8 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                           "t": t, "data": data})
                     if ours and data.get("notificationType") == "CallRecordingStateChange":
                         break
+                if op == forget_session_after:
+                    tracer.forget = True
         finally:
             if receiver_task:
                 receiver_task.cancel()
@@ -209,7 +263,7 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
     return records
 
 
-def _parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     def extra(value: str) -> tuple[str, float]:
         op, sep, ms = value.partition("=")
         if not sep or not op:
@@ -229,10 +283,13 @@ def _parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                    choices=["long-polling", "callback-polling", "websocket"])
     p.add_argument("--event-timeout-ms", type=float, default=10000)
     p.add_argument("--timeout-ms", type=float, default=60000)
+    p.add_argument("--trace", action="store_true")
+    p.add_argument("--subscribe-also", action="append", default=[])
+    p.add_argument("--forget-session-after", default=None)
     return p.parse_args(argv)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
 
     def out(record: dict) -> None:
@@ -243,7 +300,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         ops=[op.strip() for op in args.ops.split(",") if op.strip()],
         user=args.user, password=args.password, pause_ms=args.pause_ms,
         extra_pause=dict(args.extra_pause), event_timeout=args.event_timeout_ms / 1000,
-        transport=args.transport, on_record=out)
+        transport=args.transport, on_record=out, trace=args.trace,
+        subscribe_also=args.subscribe_also, forget_session_after=args.forget_session_after)
     async def guarded() -> None:
         deadline = asyncio.timeout(args.timeout_ms / 1000)
         try:
@@ -256,7 +314,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         asyncio.run(guarded())
-    except Exception as exc:  # any failure is reported on stdout, as the JS client does
+    except Exception as exc:  # noqa: BLE001 - any failure is reported on stdout, as the JS client does
         out({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
         return 1
     return 0
