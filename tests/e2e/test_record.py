@@ -152,3 +152,18 @@ def test_unwritable_cassette_is_refused_up_front(sim: Proc, tmp_path: Path) -> N
     done = subprocess.run([GWSVCR, "record", "--upstream", sim.url, "--cassette", str(blocker / "c.yaml")],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode != 0 and "cannot write cassette" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_regular_proxy_mode_records_only_allowed_hosts(sim: Proc, tmp_path: Path) -> None:
+    import json
+    path = tmp_path / "c.yaml"
+    rec = record(sim.url, path, "--mode", "regular", "--allow-host", "127.0.0.1")
+    proxy = urllib.request.build_opener(urllib.request.ProxyHandler({"http": rec.url}))
+    auth = {"Authorization": "Basic " + base64.b64encode(b"agent1:secret").decode()}
+    other = sim.url.replace("127.0.0.1", "localhost")
+    for url in (sim.url + "/api/v2/me", other + "/api/v2/me/calls"):
+        with proxy.open(urllib.request.Request(url, headers=auth), timeout=10) as reply:
+            assert json.loads(reply.read())["statusCode"] == 0
+    assert rec.stop() == 0
+    [ex] = cas.load(path, use_cache=False).exchanges  # localhost is not an allowed host: passed, not recorded
+    assert ex.request.path == "/api/v2/me" and ex.response.status == 200
