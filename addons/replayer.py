@@ -15,7 +15,7 @@ from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, respo
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from mitmproxy import ctx, exceptions, http
 
-from gwsvcr.cassette import CassetteError, CassetteWriter, json_bytes, load
+from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, json_bytes, load
 from gwsvcr.recording import Recorder, Timing
 from gwsvcr.redact import Redactor
 from gwsvcr.replay import ReplayConfig, Replayer
@@ -26,7 +26,8 @@ STATUS_PATH = "/__gwsvcr__/status"
 
 
 class GwsReplayer:
-    def __init__(self) -> None:
+    def __init__(self, cassette: Cassette | None = None) -> None:
+        self.preloaded = cassette  # the CLI validated and loaded it already: not loaded twice
         self.core: Replayer | None = None
         self.appender: Recorder | None = None
         self.websockets = WebSocketServer()
@@ -56,7 +57,7 @@ class GwsReplayer:
         if ctx.options.gwsvcr_replay_speed <= 0:
             raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
         try:
-            cassette = load(path)
+            cassette = self.preloaded if self.preloaded and self.preloaded.path == path else load(path)
         except CassetteError as e:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:

@@ -169,12 +169,12 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
     from gwsvcr.cli.serve import NO_UPSTREAM, serve
 
     try:
-        cassette.load(cassette_path)  # fills the parse cache the addon then reads
+        loaded = cassette.load(cassette_path)
     except cassette.CassetteError as e:
         raise click.ClickException(f"cannot replay:\n{e}") from None
     if upstream and strict:
         raise click.UsageError("--upstream only serves misses in --lenient mode")
-    addon = GwsReplayer()
+    addon = GwsReplayer(loaded)
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={
         "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing, "gwsvcr_replay_speed": speed,
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
