@@ -17,8 +17,11 @@ test: $(STAMP) $(NPM_STAMP)
 bench: $(STAMP) $(NPM_STAMP)
 	$(PY) bench/run.py
 
+# make soak [SOAK_MINUTES=10] [SOAK_CLIENTS=200]: bounded, stops by itself, prints its figures.
+SOAK_MINUTES ?= 10
+SOAK_CLIENTS ?= 200
 soak: $(STAMP) $(NPM_STAMP)
-	$(PY) -m pytest -q tests/soak --soak
+	$(PY) -m pytest -q -p no:randomly tests/soak --soak --soak-minutes $(SOAK_MINUTES) --soak-clients $(SOAK_CLIENTS)
 
 venv: $(STAMP)
 

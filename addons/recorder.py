@@ -58,6 +58,11 @@ class GwsRecorder:
             self.core = None
             logger.info("gwsvcr recorder: gwsvcr_record_cassette is not set, nothing is recorded")
             return
+        if any(m.startswith("reverse:") for m in ctx.options.mode) and ctx.options.connection_strategy != "lazy":
+            # Eager (mitmproxy's default) connects upstream when a client connects: an upstream that refuses then
+            # drops the client without an answer and nothing is recorded. Lazy connects per request: the client
+            # gets a 502 naming the failure and the cassette records it.
+            ctx.options.update(connection_strategy="lazy")
         redactor = Redactor(tuple(ctx.options.gwsvcr_redact_headers), tuple(ctx.options.gwsvcr_redact_json))
         upstream = upstream_of(ctx.options.mode[0]) if ctx.options.mode else ""
         writer = None
@@ -116,10 +121,13 @@ class GwsRecorder:
             return
         req = flow.request
         end = req.timestamp_end or req.timestamp_start
-        if flow.response is not None or "client disconnected" in flow.error.msg.lower():
+        # A response without its end is an upstream that broke off mid-reply, not a client that left.
+        complete = flow.response is not None and flow.response.timestamp_end is not None
+        if complete or "client disconnected" in flow.error.msg.lower():
             reason = f"client gone before the reply ({flow.error.msg})"
         else:
-            reason = f"upstream {flow.request.pretty_url} failed: {flow.error.msg}"
+            # Without the query: it may carry a token (access_token=...); the recorded request has it redacted.
+            reason = f"upstream {flow.request.pretty_url.split('?', 1)[0]} failed: {flow.error.msg}"
         self._write(flow, lambda: self.core.complete(request_of(req), None,  # type: ignore[union-attr]
                                                      Timing(req.timestamp_start, end, None, time.time()), reason))
 

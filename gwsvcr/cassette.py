@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import functools
 import gc
 import hashlib
 import json
@@ -40,6 +42,8 @@ VERSION = 1
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CACHE_FORMAT = "gwsvcr-parse-cache-1"
 _CACHE_KEEP = 32
+_MAX_EXPANDED = 1_000_000  # values a document may reach through YAML aliases (more and 10x its size: a bomb)
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")  # a YAML anchor (&name) where a node starts
 BODY_KINDS = ("json", "messages", "text", "base64")
 
 
@@ -365,7 +369,7 @@ def _parse_documents(path: str, text: str) -> tuple[list[tuple[int, Any]], list[
     """Parse every document; returns (line, data) pairs, errors, and warnings (a dropped truncated tail)."""
     try:
         docs = list(yaml.load_all(text, Loader=_LOADER))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: e.g. an integer of 5000 digits
         pass
     else:
         starts = _doc_starts(text)
@@ -399,19 +403,28 @@ def _parse_documents(path: str, text: str) -> tuple[list[tuple[int, Any]], list[
             else:
                 errors.append(Problem(path, line, f"YAML syntax error: {what}"))
             continue
+        except (ValueError, RecursionError) as e:
+            errors.append(Problem(path, start, f"a value in this document cannot be read: {e}"))
+            continue
         out.append((start, data))
     return out, errors, warnings
 
 
+@functools.lru_cache(maxsize=1)
+def _layout(text: str) -> tuple[list[str], list[int]]:
+    """Lines and document starts of a text, computed once however many problems it has."""
+    return text.splitlines(keepends=True), _doc_starts(text)
+
+
 def _line_of(path: str, text: str, start: int, keys: tuple[Any, ...]) -> int:
     """Best-effort line of ``keys`` inside the document starting at ``start`` (only used to report errors)."""
-    lines = text.splitlines(keepends=True)
-    starts = _doc_starts(text)
-    idx = starts.index(start) if start in starts else 0
+    lines, starts = _layout(text)
+    idx = bisect.bisect_left(starts, start)
+    idx = idx if idx < len(starts) and starts[idx] == start else 0
     end = starts[idx + 1] - 1 if idx + 1 < len(starts) else len(lines)
     try:
-        node = yaml.compose("".join(lines[start - 1:end]), Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        node = yaml.compose("".join(lines[start - 1:end]), Loader=_LOADER)
+    except (yaml.YAMLError, RecursionError):  # RecursionError: deep nesting, fine for libyaml, not for Python
         return start
     line = node.start_mark.line if node is not None else 0
     for key in keys:
@@ -540,6 +553,14 @@ def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[P
     if not parsed:
         return cassette
     first_line, head = parsed[0]
+    # Only a text with a YAML anchor can hold aliases (cached documents came from JSON, which has none).
+    aliased = not trusted and _ANCHOR.search(text) is not None
+    try:
+        if aliased:
+            _check_aliases(head)
+    except _Invalid as bad:
+        problems.append(Problem(path, first_line or 1, bad.message))
+        return cassette
     if not isinstance(head, dict) or "gwsvcr" not in head:
         problems.append(Problem(path, first_line or 1, "not a gwsvcr cassette: the first document must be the "
                                                        "header with 'gwsvcr: 1'"))
@@ -562,6 +583,8 @@ def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[P
         try:
             if not isinstance(doc, dict):
                 raise _Invalid((), f"each document must be a mapping (an exchange), got {type(doc).__name__}")
+            if aliased:
+                _check_aliases(doc)
             if "episode" in doc:
                 episode = _need(doc, "episode", int)
                 cassette.episodes.append(Episode(episode, str(doc.get("recorded_at", "")),
@@ -574,20 +597,60 @@ def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[P
             cassette.exchanges.append(ex)
         except _Invalid as bad:
             problems.append(Problem(path, _line_of(path, text, line, bad.keys) if line else 1, bad.message))
+    lines_of: dict[int, int] = {}
     for ex in cassette.exchanges:
         for item in ex.reply_items():
             if item.cause is not None and item.cause not in numbers:
-                problems.append(Problem(path, _line_of(path, text, _line_for(parsed, ex.number), ()),
+                lines_of = lines_of or _exchange_lines(parsed)
+                problems.append(Problem(path, _line_of(path, text, lines_of.get(ex.number, 1), ()),
                                         f"exchange {ex.number}: event cause {item.cause} is not an exchange "
                                         "of this cassette"))
+    _layout.cache_clear()  # the text's lines were only kept while reporting its problems
     return cassette
 
 
-def _line_for(parsed: list[tuple[int, Any]], number: int) -> int:
+def _expansion(data: Any) -> tuple[int, int]:
+    """(values once YAML aliases are expanded, values the document actually holds), the first capped just past
+    _MAX_EXPANDED; (-1, 0) when an alias refers to one of its own parents (a cycle)."""
+    memo: dict[int, int] = {}  # id of a container -> values it expands to
+    held = 0
+    visiting: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        children = list(node.values()) if isinstance(node, dict) else node
+        if done:
+            memo[id(node)] = min(_MAX_EXPANDED + 1, 1 + sum(memo.get(id(c), 1) for c in children))
+            continue
+        if id(node) in memo:
+            continue
+        if id(node) in visiting:
+            return -1, held
+        visiting.add(id(node))
+        held += 1 + len(children)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in memo)
+    return memo.get(id(data), 1), held
+
+
+def _check_aliases(doc: Any) -> None:
+    if not isinstance(doc, (dict, list)):
+        return
+    expanded, held = _expansion(doc)
+    if expanded < 0:
+        raise _Invalid((), "a YAML alias refers to its own parent (a cycle): a cassette holds plain data")
+    if expanded > _MAX_EXPANDED and expanded > 10 * held:
+        raise _Invalid((), f"YAML aliases expand this document to more than {_MAX_EXPANDED} values from {held} "
+                           "(an alias bomb?): a cassette holds plain data; remove the &anchors and *aliases")
+
+
+def _exchange_lines(parsed: list[tuple[int, Any]]) -> dict[int, int]:
+    """Exchange number -> line of its document (the first one, when a number is used twice)."""
+    out: dict[int, int] = {}
     for line, doc in parsed:
-        if isinstance(doc, dict) and doc.get("exchange") == number:
-            return line
-    return 1
+        if isinstance(doc, dict) and isinstance(doc.get("exchange"), int):
+            out.setdefault(doc["exchange"], line)
+    return out
 
 
 def _read_bytes(path: str) -> bytes | Problem:
