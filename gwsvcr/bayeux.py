@@ -199,7 +199,10 @@ class BayeuxServer:
                 replies.append(_reply(message, successful=False, error="400::channel missing or invalid"))
                 continue
             if channel == HANDSHAKE:
-                replies.append(self._handshake(message, context))
+                if any(r.get("channel") == HANDSHAKE for r in replies):  # one session per request, no more
+                    replies.append(_reply(message, successful=False, error="400::one handshake per request"))
+                else:
+                    replies.append(self._handshake(message, context))
                 continue
             session = self.sessions.get(str(message.get("clientId")))
             if session is None:

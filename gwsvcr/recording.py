@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode
 
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, HANDSHAKE, is_bayeux, is_event
@@ -113,29 +112,6 @@ def reply_messages(response: Response | None) -> list[dict[str, object]]:
     return []
 
 
-def redact_encoded(redactor: Redactor, request: Request) -> None:
-    """Secrets in URL-encoded data, which the redactor otherwise sees as plain text: the Bayeux ``message=`` of
-    callback-polling (query) and of a form POST (its ext.authToken ...), and form fields named like passwords
-    (a login form's j_password). Nothing is re-encoded unless a value was redacted: replay matches the rest."""
-    request.query = [(k, _redact_json_text(redactor, v) if k == "message" else v) for k, v in request.query]
-    if request.kind == "text" and "x-www-form-urlencoded" in (request.header("Content-Type") or "").lower():
-        pairs = parse_qsl(str(request.body), keep_blank_values=True)
-        redacted = [(k, _redact_json_text(redactor, v) if k == "message" else v) for k, v in redactor.query(pairs)]
-        if redacted != pairs:
-            request.body = urlencode(redacted)
-
-
-def _redact_json_text(redactor: Redactor, value: str) -> str:
-    if not value.lstrip().startswith(("[", "{")):
-        return value
-    try:
-        data = json.loads(value)
-        redacted = redactor.data(data)
-    except (ValueError, RecursionError):
-        return redactor.placeholder(value, "message")  # JSON-like but unreadable: keep nothing of it
-    return value if redacted == data else json.dumps(redacted, separators=(",", ":"), ensure_ascii=False)
-
-
 class Recorder:
     """The recorder's logic without mitmproxy: give it each completed exchange; it writes the cassette."""
 
@@ -167,7 +143,6 @@ class Recorder:
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
             session.done.append(_Done(timing.response_end, number, self._summary(request)))
-        redact_encoded(self.redactor, ex.request)
         self.redactor.exchange(ex)
         if self.writer is not None:
             self.writer.write(ex)

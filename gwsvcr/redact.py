@@ -12,13 +12,15 @@ header stays valid Basic syntax so every tool can still parse it.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from gwsvcr import wire
-from gwsvcr.cassette import Exchange, Message
+from gwsvcr.cassette import Exchange, Message, Request
 
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",
@@ -102,6 +104,7 @@ class Redactor:
 
     def exchange(self, ex: Exchange) -> None:
         """Redact a whole exchange in place: the one place that knows where secrets live in one."""
+        self._url_encoded(ex.request)
         ex.request.query = self.query(ex.request.query)
         self.message(ex.request)
         if ex.response is not None:
@@ -147,6 +150,27 @@ class Redactor:
             msg.body = self.data(msg.body)
         elif msg.kind == "text":
             msg.body = self.text(msg.body)
+
+    def _url_encoded(self, request: Request) -> None:
+        """Secrets in URL-encoded data, which would otherwise be seen as plain text: the Bayeux ``message=`` of
+        callback-polling (query) and of a form POST (its ext.authToken ...), and form fields named like passwords
+        (a login form's j_password). Nothing is re-encoded unless a value was redacted: replay matches the rest."""
+        request.query = [(k, self._json_text(v) if k == "message" else v) for k, v in request.query]
+        if request.kind == "text" and "x-www-form-urlencoded" in (request.header("Content-Type") or "").lower():
+            pairs = parse_qsl(str(request.body), keep_blank_values=True)
+            redacted = [(k, self._json_text(v) if k == "message" else v) for k, v in self.query(pairs)]
+            if redacted != pairs:
+                request.body = urlencode(redacted)
+
+    def _json_text(self, value: str) -> str:
+        if not value.lstrip().startswith(("[", "{")):
+            return value
+        try:
+            data = json.loads(value)
+            redacted = self.data(data)
+        except (ValueError, RecursionError):
+            return self.placeholder(value, "message")  # JSON-like but unreadable: keep nothing of it
+        return value if redacted == data else json.dumps(redacted, separators=(",", ":"), ensure_ascii=False)
 
     def query(self, query: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(k, self.placeholder(v, f"query {k}") if SECRET_KEY.search(k) else self.text(v)) for k, v in query]

@@ -281,8 +281,18 @@ class Replayer(Hooks):
         for cookie in list(self.by_cookie)[: len(self.by_cookie) - MAX_IDLE_AGENTS // 2]:
             agent = self.by_cookie[cookie]
             if agent.session is None or agent.session.client_id not in self.bayeux.sessions:
-                agent.close()
-                del self.by_cookie[cookie]
+                self._forget(agent)
+
+    def _forget(self, agent: Agent) -> None:
+        """Free a client that is gone: its timers, cursors, cookie, and its place among its user's newest."""
+        agent.close()
+        self.by_cookie.pop(agent.cookie, None)
+        recent = self._recent.get(agent.user)
+        if recent is not None:
+            if agent in recent:
+                recent.remove(agent)
+            if not recent:
+                del self._recent[agent.user]
 
     def agent_for(self, request: Request, fits: Callable[[Agent], bool]) -> Agent:
         """The live client a request belongs to: by the cookie we issued; else the newest client of the same
@@ -450,8 +460,7 @@ class Replayer(Hooks):
         if isinstance(agent, Agent) and agent.session is session:
             agent.session = None
             if reason == "expired":  # the client is gone: free what it held, keep only its counts
-                agent.close()
-                self.by_cookie.pop(agent.cookie, None)
+                self._forget(agent)
 
     # ---------------------------------------------------------------------------------------- summary
     def unused(self) -> list[int]:
@@ -465,7 +474,8 @@ class Replayer(Hooks):
         return sorted(wanted - self.used)
 
     def status(self) -> dict[str, Any]:
-        return {"served": self.served, "clients": self.clients, "events_released": self.events_released,
+        return {"served": self.served, "clients": self.clients, "live_sessions": len(self.bayeux.sessions),
+                "events_released": self.events_released,
                 "misses": [m.as_dict() for m in self.misses], "unused": self.unused()}
 
     def summary(self) -> str:

@@ -30,3 +30,17 @@ def record(upstream: str, cassette: Path, *args: str) -> Proc:
 
 def replay(cassette: Path, *args: str) -> Proc:
     return gwsvcr("replay", str(cassette), "--port", "0", *args)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No cassette any test recorded holds a secret: every recording under pytest's basetemp is scanned."""
+    from tests.reliability.secretscan import scan_tree
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    leaks = scan_tree(factory.getbasetemp())
+    if leaks:
+        session.config.get_terminal_writer().line("SECRETS IN CASSETTES:\n" + "\n".join(leaks), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

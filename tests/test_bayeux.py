@@ -157,3 +157,9 @@ def test_channel_globbing(pattern: str, channel: str, ok: bool) -> None:
 def test_bayeux_detection() -> None:
     assert is_bayeux([{"channel": "/meta/connect"}])
     assert not is_bayeux([]) and not is_bayeux({"channel": "/a"}) and not is_bayeux([{"id": 1}])
+
+
+async def test_one_handshake_per_request() -> None:
+    server = BayeuxServer()
+    replies = await server.handle([HS, {**HS, "id": "a2"}, {**HS, "id": "a3"}])
+    assert [r["successful"] for r in replies] == [True, False, False] and len(server.sessions) == 1

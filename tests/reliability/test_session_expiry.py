@@ -126,9 +126,6 @@ async def test_memory_stays_flat_over_rounds_of_vanishing_clients(replayer: tupl
     assert after[-1] - after[0] < 20_000, f"no growth from round to round: {after}"
 
 
-@pytest.mark.xfail(strict=True, reason="replay.py keeps, for every Basic user ever seen, a deque of its newest "
-                                       "agents (Replayer._recent) even after their sessions expired: about "
-                                       "1.5 kB per distinct user, never freed")
 async def test_memory_stays_flat_with_distinct_users(replayer: tuple[Replayer, Clock]) -> None:
     core, clock = replayer
     users = [f"user{i}" for i in range(5 * FLEET)]
