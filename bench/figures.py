@@ -152,6 +152,21 @@ def _orders(ctx: Context, tools: list[str]) -> list[list[str]]:
     return [tools if i % 2 == 0 else list(reversed(tools)) for i in range(ctx.runs)]
 
 
+def _load_rounds(ctx: Context, fleet: Fleet, names: list[str], figure: str) -> dict[str, Any]:
+    """Every server of the fleet under load at 1 and 10 connections, run after run, in alternating order."""
+    raw: dict[str, Any] = {}
+    for name in names:
+        fleet.up(name)
+    for run, order in enumerate(_orders(ctx, names)):
+        for conns in (1, 10):
+            for name in order:
+                load = fleet.load(name, conns, ctx.load_seconds, f"{figure} run {run + 1} {name} c={conns}")
+                raw.setdefault(f"{conns}/{name}", []).append(load.__dict__)
+                ctx.log(f"{figure} run {run + 1}: {name} c={conns}: {load.rps:.0f} req/s p50 "
+                        f"{load.p50_ms:.2f} ms, {load.errors} errors")
+    return raw
+
+
 # ----------------------------------------------------------------------------------------------- recordings
 
 
@@ -404,17 +419,8 @@ def fig_throughput(ctx: Context) -> Figure:
 
     fleet = Fleet(ctx, {names[0]: lambda: replay_server("gwsvcr", rec_g, timing="instant"),
                         names[1]: lambda: replay_server("mitmdump", rec_m)}, prepare)
-    raw: dict[str, Any] = {}
     try:
-        for name in names:
-            fleet.up(name)
-        for run, order in enumerate(_orders(ctx, names)):
-            for conns in (1, 10):
-                for name in order:
-                    load = fleet.load(name, conns, ctx.load_seconds, f"fig 2 run {run + 1} {name} c={conns}")
-                    raw.setdefault(f"{conns}/{name}", []).append(load.__dict__)
-                    ctx.log(f"fig 2 run {run + 1}: {name} c={conns}: {load.rps:.0f} req/s p50 "
-                            f"{load.p50_ms:.2f} ms, {load.errors} errors")
+        raw = _load_rounds(ctx, fleet, names, "fig 2")
     finally:
         fleet.stop()
     rows = []
@@ -478,17 +484,8 @@ def fig_recorder(ctx: Context) -> Figure:
         names[1]: lambda: mitmdump("mitmdump reverse", "--mode", f"reverse:{upstream().url}"),
         names[2]: lambda: gwsvcr("gwsvcr record", "record", "--upstream", upstream().url, "--cassette",
                                  str(cassette), "--record-mode", "all")}, prepare)
-    raw: dict[str, Any] = {}
     try:
-        for name in names:
-            fleet.up(name)
-        for run, order in enumerate(_orders(ctx, names)):
-            for conns in (1, 10):
-                for name in order:
-                    load = fleet.load(name, conns, ctx.load_seconds, f"fig 3 run {run + 1} {name} c={conns}")
-                    raw.setdefault(f"{conns}/{name}", []).append(load.__dict__)
-                    ctx.log(f"fig 3 run {run + 1}: {name} c={conns}: {load.rps:.0f} req/s p50 "
-                            f"{load.p50_ms:.2f} ms")
+        raw = _load_rounds(ctx, fleet, names, "fig 3")
     finally:
         fleet.stop()
         if "up" in holder:
