@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import click
 
 from gwsvcr import gws
 from gwsvcr.democlient import DemoClient, Observed
+from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 
 
-class _Server:
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gwsvcr", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        self.url = ""
-        self.lines: list[str] = []
-        for line in self.proc.stdout:
-            if line.startswith("gwsvcr: listening on "):
-                self.url = line.split()[-1]
-                break
-        if not self.url:
-            raise click.ClickException(f"gwsvcr {args[0]} did not start: {self.proc.stderr.read()}")  # type: ignore
-        out = self.proc.stdout
-        self._reader = threading.Thread(target=lambda: self.lines.extend(out), daemon=True)
-        self._reader.start()
+def _serve(*args: str) -> Proc:
+    try:
+        return start(gwsvcr_command(*args), timeout=60)
+    except NotListening as e:
+        raise click.ClickException(f"gwsvcr {args[0]} did not start: {e}") from None
 
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
-        self._reader.join(5)
-        return "".join(self.lines).strip()
+
+def _summary(proc: Proc) -> str:
+    """Stop a server; its last line is the one-line summary every gwsvcr server prints on stop."""
+    proc.stop(timeout=30)
+    return proc.out[-1].strip() if proc.out else ""
 
 
 def _session(url: str, operations: tuple[str, ...]) -> list[Observed]:
@@ -50,22 +36,22 @@ def _session(url: str, operations: tuple[str, ...]) -> list[Observed]:
 
 def run_demo(cassette: Path, operations: tuple[str, ...]) -> int:
     cassette.parent.mkdir(parents=True, exist_ok=True)
-    sim = _Server("sim", "--port", "0")
+    sim = _serve("sim", "--port", "0")
     try:
         click.echo(f"1. gwsvcr sim (simulated GWS) on {sim.url}")
-        recorder = _Server("record", "--upstream", sim.url, "--cassette", str(cassette), "--record-mode", "all",
+        recorder = _serve("record", "--upstream", sim.url, "--cassette", str(cassette), "--record-mode", "all",
                            "--port", "0")
         click.echo(f"2. gwsvcr record on {recorder.url} -> {cassette}")
         recorded = _session(recorder.url, operations)
-        click.echo(f"   {recorder.stop()}")
+        click.echo(f"   {_summary(recorder)}")
     finally:
-        sim.stop()
-    replayer = _Server("replay", str(cassette), "--port", "0")
+        sim.stop(timeout=30)
+    replayer = _serve("replay", str(cassette), "--port", "0")
     click.echo(f"3. gwsvcr replay {cassette} on {replayer.url} (simulator stopped: offline)")
     try:
         replayed = _session(replayer.url, operations)
     finally:
-        click.echo(f"   {replayer.stop()}")
+        click.echo(f"   {_summary(replayer)}")
     click.echo("")
     click.echo(f"{'operation':<22}{'notification':<38}{'recorded':>10}{'replayed':>10}{'diff':>8}")
     worst = 0.0

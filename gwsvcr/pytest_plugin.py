@@ -12,21 +12,17 @@ marked cassettes through ``gwsvcr record`` against ``--gws-upstream``; without i
 from __future__ import annotations
 
 import json
-import re
-import signal
-import subprocess
-import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
+
 STATUS_PATH = "/__gwsvcr__/status"
-_LISTENING = re.compile(r"^gwsvcr: listening on (http://\S+)$")
 _KEY = pytest.StashKey["GwsServer"]()
 
 
@@ -55,8 +51,7 @@ class GwsServer:
     cassette: Path
     strict: bool
     recording: bool
-    process: subprocess.Popen[str]
-    stderr: list[str] = field(default_factory=list)
+    process: Proc
     _final: dict[str, Any] | None = None
 
     def status(self) -> dict[str, Any]:
@@ -78,15 +73,10 @@ class GwsServer:
         return list(self.status()["unused"])
 
     def finish(self) -> None:
-        if self.process.poll() is None:
+        if self.process.popen.poll() is None:
             if not self.recording:
                 self._final = self.status()
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.stop(timeout=30)
 
     def explain(self) -> str:
         lines = [f"gwsvcr: {len(self.misses)} request(s) not in {self.cassette}:"]
@@ -97,23 +87,6 @@ class GwsServer:
                 lines += [f"      - {d}" for d in near["differences"]]
         lines.append("Re-record with: pytest --gws-record --gws-upstream URL, or relax with strict=False.")
         return "\n".join(lines)
-
-
-def _start(args: list[str], what: str) -> tuple[str, subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "gwsvcr", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    stderr: list[str] = []
-    err = proc.stderr
-    threading.Thread(target=lambda: stderr.extend(err), daemon=True).start()
-    out = proc.stdout
-    for line in out:
-        m = _LISTENING.match(line.strip())
-        if m:
-            threading.Thread(target=out.read, daemon=True).start()  # keep the pipe drained
-            return m.group(1), proc, stderr
-    proc.wait(30)
-    raise pytest.fail(f"gwsvcr could not start {what}:\n{''.join(stderr)}", pytrace=False)
 
 
 @pytest.fixture
@@ -140,8 +113,11 @@ def gws_replay(request: pytest.FixtureRequest) -> Iterator[GwsServer]:
                 f"or gwsvcr record --upstream URL --cassette {cassette}", pytrace=False)
         args = ["replay", str(cassette), "--port", "0", "--timing", str(options["timing"]),
                 "--speed", str(options["speed"]), "--strict" if options["strict"] else "--lenient"]
-    url, proc, stderr = _start(args, f"{args[0]} of {cassette}")
-    server = GwsServer(url, cassette, bool(options["strict"]), recording, proc, stderr)
+    try:
+        proc = start(gwsvcr_command(*args), timeout=60)
+    except NotListening as e:
+        raise pytest.fail(f"gwsvcr could not start {args[0]} of {cassette}:\n{e}", pytrace=False) from None
+    server = GwsServer(proc.url, cassette, bool(options["strict"]), recording, proc)
     request.node.stash[_KEY] = server
     try:
         yield server

@@ -1,0 +1,92 @@
+"""A gwsvcr serving command (or any server that prints the same line) as a child process: started, ready when it
+prints ``gwsvcr: listening on URL``, its output collected as it comes, stopped by a signal.
+
+Used by the pytest plugin, ``gwsvcr demo`` and the project's own tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LISTENING = re.compile(r"^gwsvcr: listening on (http://\S+)$")
+
+
+class NotListening(RuntimeError):
+    """The process ended, or took too long, without saying where it listens."""
+
+
+def gwsvcr_command(*args: str) -> list[str]:
+    """The command line of ``gwsvcr ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "gwsvcr", *args]
+
+
+@dataclass
+class Proc:
+    """A server process that printed its listening line; its output is collected as it comes."""
+
+    popen: subprocess.Popen[str]
+    url: str = ""
+    out: list[str] = field(default_factory=list)
+    err: list[str] = field(default_factory=list)
+    pumps: list[threading.Thread] = field(default_factory=list)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Signal it, wait for its exit (killing it after ``timeout``) and for the last of its output."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            code = self.popen.wait()
+        for pump in self.pumps:
+            pump.join(5)
+        return code
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.err)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+
+def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> Proc:
+    """Run ``cmd`` and wait (on its output, not a sleep) for ``gwsvcr: listening on URL``."""
+    popen = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                             env={**os.environ, **(env or {})}, start_new_session=True)
+    proc = Proc(popen)
+    ready = threading.Event()
+
+    def pump_out() -> None:
+        assert popen.stdout is not None
+        for line in popen.stdout:
+            proc.out.append(line)
+            m = LISTENING.match(line.strip())
+            if m and not proc.url:
+                proc.url = m.group(1)
+                ready.set()
+        ready.set()
+
+    def pump_err() -> None:
+        assert popen.stderr is not None
+        proc.err.extend(popen.stderr)
+
+    proc.pumps = [threading.Thread(target=pump_out, daemon=True), threading.Thread(target=pump_err, daemon=True)]
+    for pump in proc.pumps:
+        pump.start()
+    ready.wait(timeout)
+    if not proc.url:
+        proc.stop(signal.SIGKILL)
+        raise NotListening(f"{' '.join(cmd)} did not say it was listening:\n{proc.stdout}\n{proc.stderr}")
+    return proc
