@@ -36,7 +36,7 @@ from typing import IO, Any
 
 import yaml
 
-from gwsvcr import __version__, yamlemit
+from gwsvcr import __version__, bayeux, yamlemit
 
 VERSION = 1
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -81,7 +81,7 @@ class ReplyItem:
 
     @property
     def is_event(self) -> bool:
-        return "data" in self.message and not str(self.message.get("channel", "")).startswith("/meta/")
+        return bayeux.is_event(self.message)
 
 
 @dataclass(slots=True)

@@ -416,17 +416,16 @@ class Replayer(Hooks):
         return {"advice": dict(advice)} if advice else None
 
     def hold_seconds(self, session: Session, message: Message, default: float) -> float:
+        """The recorded hold of the n-th connect if it ended empty; else until an event, at most advice.timeout
+        (instant: the full timeout, so a client waiting for an event does not spin)."""
+        instant = self.config.timing == "instant"
+        cap = default if instant else default / self.config.speed
         agent = session.context
-        cap = default
-        if self.config.timing == "instant" or not isinstance(agent, Agent):
-            return cap / (1 if self.config.timing == "instant" else self.config.speed)
-        connects = agent.script.connects
-        n = session.connects - 1
-        if n < len(connects):
-            hold, carried = connects[n]
+        if not instant and isinstance(agent, Agent) and session.connects - 1 < len(agent.script.connects):
+            hold, carried = agent.script.connects[session.connects - 1]
             if hold is not None and not carried:
-                return min(self.config.scale(hold), cap / self.config.speed)
-        return cap / self.config.speed
+                return min(self.config.scale(hold), cap)
+        return cap
 
     def on_subscribe(self, session: Session, message: Message, subscription: str) -> Message | None:
         return self._bayeux_match(session, message, "subscribes", subscription, f"subscribe {subscription}")
