@@ -14,14 +14,14 @@ import sys
 import time
 from collections.abc import Sequence
 
-from gwsvcr.addons.flowconv import request_of, response_of
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr import __version__
+from gwsvcr.addons.flowconv import request_of, response_of
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
-from gwsvcr.recording import Recorder, Timing, WebSocketRecording
-from gwsvcr.redact import Redactor
+from gwsvcr.record.recording import Recorder, Timing, WebSocketRecording
+from gwsvcr.record.redact import Redactor
 
 logger = logging.getLogger(__name__)
 RECORD_MODES = ["once", "new_episodes", "all", "none"]

@@ -12,13 +12,13 @@ import logging
 import time
 from collections.abc import Sequence
 
-from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
-from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from mitmproxy import ctx, exceptions, http
 
+from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
+from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, json_bytes, load
-from gwsvcr.recording import Recorder, Timing
-from gwsvcr.redact import Redactor
+from gwsvcr.record.recording import Recorder, Timing
+from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import ReplayConfig, Replayer
 
 logger = logging.getLogger(__name__)

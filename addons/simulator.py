@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-from gwsvcr.addons.flowconv import answer, requeue_if_dropped
-from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from mitmproxy import ctx, exceptions, http
 
-from gwsvcr.simulator import Simulator, SimulatorConfig
+from gwsvcr.addons.flowconv import answer, requeue_if_dropped
+from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
+from gwsvcr.sim import Simulator, SimulatorConfig
 
 
 class GwsSimulator:

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
-from gwsvcr.addons.flowconv import request_of
 from mitmproxy import ctx, http
 from mitmproxy.proxy import commands, events
 from mitmproxy.proxy.layers.websocket import WebsocketLayer
 
+from gwsvcr.addons.flowconv import request_of
 from gwsvcr.bayeux import Message, is_bayeux
 from gwsvcr.cassette import Request, json_bytes
 

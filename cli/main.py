@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import click
-from gwsvcr.cli.tools import register as register_tools
 
 from gwsvcr import __version__, cassette
+from gwsvcr.cli.tools import register as register_tools
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -47,8 +47,7 @@ def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: s
     """
     from gwsvcr.addons.simulator import GwsSimulator
     from gwsvcr.cli.serve import serve
-
-    from gwsvcr.simulator import SimulatorConfig
+    from gwsvcr.sim import SimulatorConfig
 
     if (user is None) != (password is None):
         raise click.UsageError("--user and --password go together")

@@ -8,26 +8,22 @@ per problem on stderr, ``FILE:LINE: what``, and exit 1 (exit 2 for ``diff``, who
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gwsvcr import cassette as cassettes
-from gwsvcr import diff as semantic_diff
-from gwsvcr import har as har_format
-from gwsvcr import report as html_report
-from gwsvcr import show as timeline
 from gwsvcr.cassette import Cassette, Problem
-from gwsvcr.progress import Progress
-from gwsvcr.redact import PLACEHOLDER, Redactor
-
-# GWS fields that carry a person's phone number or name (docs.genesys.com call and user resources).
-PERSONAL_FIELDS = ("phoneNumber", "formattedPhoneNumber", "e164Number", "digits", "dnis", "ani", "otherDN",
-                   "userName", "employeeId", "firstName", "lastName", "emailAddress", "displayName")
+from gwsvcr.record import privacy
+from gwsvcr.record.redact import Redactor
+from gwsvcr.tools import diff as semantic_diff
+from gwsvcr.tools import har as har_format
+from gwsvcr.tools import report as html_report
+from gwsvcr.tools import show as timeline
+from gwsvcr.tools.progress import Progress
 
 
 class BadInput(click.ClickException):
@@ -160,7 +156,7 @@ def redaction_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Also redact this header's values.")(f)
     f = click.option("--pii/--no-pii", default=True, show_default=True,
                      help="Redact GWS fields holding phone numbers and names "
-                          f"({', '.join(PERSONAL_FIELDS)}), and their values inside other strings.")(f)
+                          f"({', '.join(privacy.PERSONAL_FIELDS)}), and their values inside other strings.")(f)
     f = click.option("--pattern", "patterns", multiple=True, metavar="REGEX",
                      help="Redact what this regex matches inside any string, e.g. "
                           "'(?<!\\d)1500\\d(?!\\d)'.")(f)
@@ -169,55 +165,12 @@ def redaction_options(f: Callable[..., Any]) -> Callable[..., Any]:
                              "call.participants.*.phoneNumber.")(f)
 
 
-def personal_values(bodies: Iterable[Any]) -> set[str]:
-    """Values of personal GWS fields anywhere in these JSON bodies, so that they can be found inside other
-    strings too (GSIP_REC_FN holds the agent's and the other party's numbers)."""
-    found: set[str] = set()
-    stack = list(bodies)
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key in PERSONAL_FIELDS and isinstance(item, (str, int)) and not isinstance(item, bool):
-                    text = str(item)
-                    if len(text) >= 3 and not PLACEHOLDER.fullmatch(text):  # "" or "1" would hit everything
-                        found.add(text)
-                else:
-                    stack.append(item)
-        elif isinstance(value, list):
-            stack.extend(value)
-    return found
-
-
 def make_redactor(json_paths: tuple[str, ...], patterns: tuple[str, ...], pii: bool, headers: tuple[str, ...],
                   bodies: Iterable[Any] = ()) -> tuple[Redactor, list[str]]:
-    """A redactor and the rules it applies (for the cassette header). With ``pii``, the personal values found
-    in ``bodies`` are also replaced inside any string, by the same placeholder as in their own field."""
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise click.BadParameter(f"{pattern!r} is not a regex: {e}", param_hint="--pattern") from None
-    paths = tuple(json_paths) + (PERSONAL_FIELDS if pii else ())
-    rules = Redactor(headers, paths, patterns).rules()
-    found = sorted(personal_values(bodies), key=len, reverse=True) if pii else []
-    if found:
-        patterns += ("(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, found)) + ")(?![0-9A-Za-z])",)
-        rules.append("values of those personal fields wherever they occur inside other strings")
-    return Redactor(headers, paths, patterns), rules
-
-
-def cassette_bodies(loaded: Cassette) -> Iterator[Any]:
-    for ex in loaded.exchanges:
-        yield ex.request.body
-        if ex.response is not None:
-            yield [item.message for item in ex.reply_items()] or ex.response.body
-
-
-def redact_cassette(loaded: Cassette, redactor: Redactor, rules: list[str]) -> None:
-    for ex in loaded.exchanges:
-        redactor.exchange(ex)
-    loaded.header.redactions += [r for r in rules if r not in loaded.header.redactions]
+    try:
+        return privacy.make_redactor(json_paths, patterns, pii, headers, bodies)
+    except privacy.RedactionError as e:
+        raise click.BadParameter(str(e), param_hint="--pattern") from None
 
 
 def _counts(redactor: Redactor) -> str:
@@ -259,9 +212,9 @@ def redact(cassette_path: str, output: str | None, in_place: bool, json_paths: t
         raise click.UsageError("--in-place writes CASSETTE itself: drop -o, or drop --in-place")
     target = cassette_path if in_place else output or _default_redacted_path(cassette_path)
     loaded = load(cassette_path)
-    redactor, rules = make_redactor(json_paths, patterns, pii, headers, cassette_bodies(loaded))
+    redactor, rules = make_redactor(json_paths, patterns, pii, headers, privacy.cassette_bodies(loaded))
     with Progress(f"redacting {cassette_path}"):
-        redact_cassette(loaded, redactor, rules)
+        privacy.redact_cassette(loaded, redactor, rules)
     if target == "-":
         emit(cassettes.dump_document(doc).rstrip("\n") for doc in cassettes.iter_documents(loaded))
     else:

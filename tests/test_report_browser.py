@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gwsvcr import cassette as cas
-from gwsvcr import report, show
+from gwsvcr.tools import report, show
 from tests.procs import IN_CI, ROOT
 
 pytestmark = pytest.mark.browser

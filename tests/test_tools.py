@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from gwsvcr.cli.main import main
-from gwsvcr.cli.tools import register
 
 from gwsvcr import cassette as cas
-from gwsvcr import diff, har, show, wire
+from gwsvcr import wire
 from gwsvcr.cassette import Cassette, Episode, Exchange, Header, ReplyItem, Request, Response
-from gwsvcr.progress import Progress
-from gwsvcr.redact import Redactor
+from gwsvcr.cli.main import main
+from gwsvcr.cli.tools import register
+from gwsvcr.record.redact import Redactor
+from gwsvcr.tools import diff, har, show
+from gwsvcr.tools.progress import Progress
 from tests.procs import PEERS, ROOT, Proc, gwsvcr
 
 if "show" not in main.commands:  # until cli/main.py calls register(main) itself
@@ -346,7 +347,7 @@ def test_report_is_one_self_contained_page(recordings: Recordings, tmp_path: Pat
 
 
 def test_report_data_cannot_break_out_of_its_script(a_copy: Path) -> None:
-    from gwsvcr import report
+    from gwsvcr.tools import report
 
     loaded = cas.load(a_copy)
     hostile = {"statusCode": 0, "x": "</script><script>alert(1)</script>"}

@@ -6,7 +6,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gwsvcr.yamlemit import Flow, document, scalar
+from gwsvcr.cassette.emit import Flow, document, scalar
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
 tricky = st.sampled_from(["", " ", "yes", "No", "ON", "off", "null", "~", "1e3", "0x1F", "0o17", "017", "1_000",

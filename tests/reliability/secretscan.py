@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from gwsvcr import cassette as cas
-from gwsvcr.redact import DEFAULT_HEADERS, PLACEHOLDER, SECRET_KEY
+from gwsvcr.record.redact import DEFAULT_HEADERS, PLACEHOLDER, SECRET_KEY
 
 
 def _hidden(value: str) -> bool:

@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gwsvcr import __version__, wire
 from gwsvcr.cassette import Cassette, Episode, Exchange, Header, Request, Response
-from gwsvcr.recording import Recorder, Timing, reply_messages
-from gwsvcr.redact import Redactor
+from gwsvcr.record.recording import Recorder, Timing, reply_messages
+from gwsvcr.record.redact import Redactor
 
 # Recomputed for the body as stored: a HAR holds bodies decoded, and HTTP/2 pseudo-headers are no headers.
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}

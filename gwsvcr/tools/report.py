@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from gwsvcr.cassette import Cassette, exchange_to_doc
-from gwsvcr.show import EVENT, timeline
+from gwsvcr.tools.show import EVENT, timeline
 
 
 def report_data(cassette: Cassette) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT
 from gwsvcr.cassette import Cassette, Exchange
 from gwsvcr.matching import VOLATILE_BAYEUX
-from gwsvcr.show import bayeux_request_summary, rest_operation
+from gwsvcr.tools.show import bayeux_request_summary, rest_operation
 
 # Reply fields that differ per run; unlike a request's advice, a reply's tells how the server behaves.
 VOLATILE_REPLY = frozenset({"id", "clientId", "connectionType", "supportedConnectionTypes", "version",

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from gwsvcr import wire
-from gwsvcr.cassette import Exchange, Message, Request
+from gwsvcr.cassette import Exchange, HttpMessage, Request
 
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",
@@ -143,7 +143,7 @@ class Redactor:
                 return True
         return False
 
-    def message(self, msg: Message) -> None:
+    def message(self, msg: HttpMessage) -> None:
         """Redact a request or response half in place."""
         msg.headers = self.headers(msg.headers)
         if msg.kind in ("json", "messages"):

@@ -1,21 +1,4 @@
-"""Cassette format v1: the one module that owns its schema, loading, validation and writing.
-
-A cassette is a YAML stream that a person can read and review in a diff:
-
-* the first document is the header (``gwsvcr: 1``, when and against what it was recorded, the redaction rules);
-* every further document is one HTTP exchange, written append-only as soon as its reply completed, so a writer
-  killed at any moment leaves a file that loads (at most the exchange in flight is lost);
-* an ``episode`` document starts a later recording appended to the same file (record mode new_episodes);
-  ``start`` times count from the beginning of their episode.
-
-CometD exchanges (a JSON array of Bayeux messages) keep ``messages`` instead of a plain ``json`` body; every message
-of a reply is its own item and carries what replay needs: an event's cause (the exchange number of the last client
-request whose reply completed before the event was delivered) and its delay after that reply, a connect's hold.
-
-Security: documents are loaded with PyYAML's *safe* loader only: a YAML tag outside the standard ones is an error,
-never code. Parsed documents are cached as JSON (never pickle), keyed by the SHA-256 of the file, so the same
-cassette loads fast on every later run with exactly the objects the safe loader produced.
-"""
+"""Reading cassettes: the safe loader, validation with FILE:LINE problems, and the model built from documents."""
 
 from __future__ import annotations
 
@@ -25,331 +8,33 @@ import bisect
 import functools
 import gc
 import hashlib
-import json
 import os
 import re
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
-from gwsvcr import __version__, bayeux, yamlemit
+from gwsvcr.cassette.cache import cache_get, cache_put
+from gwsvcr.cassette.model import (
+    BODY_KINDS,
+    VERSION,
+    Cassette,
+    CassetteError,
+    Episode,
+    Exchange,
+    Header,
+    Problem,
+    ReplyItem,
+    Request,
+    Response,
+)
 
-VERSION = 1
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_CACHE_FORMAT = "gwsvcr-parse-cache-1"
-_CACHE_KEEP = 32
 _MAX_EXPANDED = 1_000_000  # values a document may reach through YAML aliases (more and 10x its size: a bomb)
 _ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")  # a YAML anchor (&name) where a node starts
-BODY_KINDS = ("json", "messages", "text", "base64")
-
-
-class CassetteError(Exception):
-    """A cassette that cannot be used; ``problems`` holds every ``FILE:LINE: what is wrong`` line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
-
-
-# --------------------------------------------------------------------------------------------------- the model
-
-
-@dataclass(slots=True)
-class ReplyItem:
-    """One Bayeux message of a recorded reply with what the timeline needs to replay it."""
-
-    message: dict[str, Any]
-    cause: int | None = None  # exchange number of the request that caused this event
-    delay: float | None = None  # seconds after the cause's reply completed
-    hold: float | None = None  # for a /meta/connect reply: how long the server held it
-    event: str | None = None  # human summary, e.g. "CallRecordingStateChange (Stopped)"
-    after: str | None = None  # human summary of the cause, e.g. "StopCallRecording"
-
-    @property
-    def is_event(self) -> bool:
-        return bayeux.is_event(self.message)
-
-
-@dataclass(slots=True)
-class Message:
-    """The request or response half of an exchange. ``kind`` tells which body field is set."""
-
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    kind: str | None = None  # one of BODY_KINDS or None (no body)
-    body: Any = None  # json data, list[dict] (request messages), list[ReplyItem] (reply messages), str
-
-    def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
-
-    def content(self) -> bytes:
-        """The body as bytes on the wire."""
-        if self.kind is None:
-            return b""
-        if self.kind == "base64":
-            return base64.b64decode(self.body)
-        if self.kind == "text":
-            return str(self.body).encode()
-        if self.kind == "messages" and self.body and isinstance(self.body[0], ReplyItem):
-            return json_bytes([item.message for item in self.body])
-        return json_bytes(self.body)
-
-
-@dataclass(slots=True)
-class Request(Message):
-    method: str = "GET"
-    path: str = "/"
-    query: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Response(Message):
-    status: int = 200
-
-
-@dataclass(slots=True)
-class Exchange:
-    number: int
-    session: str
-    start: float  # seconds since the episode began, when the request started
-    request: Request
-    response: Response | None = None
-    ttfb: float | None = None  # seconds from the end of the request to the first byte of the reply
-    ttlb: float | None = None  # seconds from the end of the request to the last byte of the reply
-    error: str | None = None  # what went wrong when there is no response (upstream unreachable, ...)
-    transport: str = "http"  # http | long-polling | callback-polling | websocket
-    episode: int = 1
-
-    @property
-    def is_bayeux(self) -> bool:
-        return self.request.kind == "messages"
-
-    def reply_items(self) -> list[ReplyItem]:
-        if self.response is not None and self.response.kind == "messages":
-            return self.response.body  # type: ignore[no-any-return]
-        return []
-
-
-@dataclass(slots=True)
-class Header:
-    version: int = VERSION
-    recorded_at: str = ""
-    upstream: str = ""
-    recorder: str = ""
-    redactions: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Episode:
-    number: int
-    recorded_at: str
-    upstream: str = ""
-
-
-@dataclass(slots=True)
-class Cassette:
-    path: str
-    header: Header
-    exchanges: list[Exchange] = field(default_factory=list)
-    episodes: list[Episode] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-
-    def by_number(self) -> dict[int, Exchange]:
-        return {ex.number: ex for ex in self.exchanges}
-
-    def sessions(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for ex in self.exchanges:
-            seen.setdefault(ex.session, None)
-        return list(seen)
-
-
-def json_bytes(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-# --------------------------------------------------------------------------------------- documents <-> model
-
-
-def _headers_to_doc(headers: list[tuple[str, str]]) -> list[list[str]]:
-    return [yamlemit.Flow([k, v]) for k, v in headers]
-
-
-def _message_to_doc(msg: Message, out: dict[str, Any]) -> None:
-    if msg.headers:
-        out["headers"] = _headers_to_doc(msg.headers)
-    if msg.kind == "messages" and msg.body and isinstance(msg.body[0], ReplyItem):
-        out["messages"] = [_reply_item_to_doc(item) for item in msg.body]
-    elif msg.kind is not None:
-        out[msg.kind] = msg.body
-
-
-def _reply_item_to_doc(item: ReplyItem) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    if item.event is not None:
-        doc["event"] = item.event
-    if item.cause is not None:
-        doc["cause"] = item.cause
-    if item.after is not None:
-        doc["after"] = item.after
-    if item.delay is not None:
-        doc["delay"] = round(item.delay, 6)
-    if item.hold is not None:
-        doc["hold"] = round(item.hold, 6)
-    doc["message"] = item.message
-    return doc
-
-
-def exchange_to_doc(ex: Exchange) -> dict[str, Any]:
-    doc: dict[str, Any] = {"exchange": ex.number, "session": ex.session, "start": round(ex.start, 6)}
-    if ex.transport != "http":
-        doc["transport"] = ex.transport
-    if ex.ttfb is not None:
-        doc["ttfb"] = round(ex.ttfb, 6)
-    if ex.ttlb is not None:
-        doc["ttlb"] = round(ex.ttlb, 6)
-    req: dict[str, Any] = {"method": ex.request.method, "path": ex.request.path}
-    if ex.request.query:
-        req["query"] = _headers_to_doc(ex.request.query)
-    _message_to_doc(ex.request, req)
-    doc["request"] = req
-    if ex.response is not None:
-        resp: dict[str, Any] = {"status": ex.response.status}
-        _message_to_doc(ex.response, resp)
-        doc["response"] = resp
-    if ex.error is not None:
-        doc["error"] = ex.error
-    return doc
-
-
-def header_to_doc(h: Header) -> dict[str, Any]:
-    doc: dict[str, Any] = {"gwsvcr": h.version, "recorded_at": h.recorded_at, "upstream": h.upstream,
-                           "recorder": h.recorder, "redactions": list(h.redactions)}
-    doc.update(h.extra)
-    return doc
-
-
-def dump_document(doc: dict[str, Any]) -> str:
-    return yamlemit.document(doc)
-
-
-# ----------------------------------------------------------------------------------------------------- writing
-
-
-class CassetteWriter:
-    """Appends documents to a cassette, each flushed to the OS as one write the moment it is complete.
-
-    A SIGKILL therefore never leaves half a document behind; a full disk raises ``OSError`` to the caller, who
-    must stop rather than let traffic pass unrecorded.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], header: Header | None = None, *, append: bool = False,
-                 upstream: str = "") -> None:
-        self.path = Path(path)
-        self.next_number = 1
-        self.episode = 1
-        if append and self.path.exists() and self.path.stat().st_size > 0:
-            existing = load(self.path)
-            self.next_number = max((ex.number for ex in existing.exchanges), default=0) + 1
-            self.episode = max((e.number for e in existing.episodes), default=1) + 1
-            self._fh: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open until close()
-            self._write({"episode": self.episode, "recorded_at": now_iso(), "upstream": upstream})
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - open until close()
-            self._write(header_to_doc(header or Header(recorded_at=now_iso(), upstream=upstream,
-                                                       recorder=f"gwsvcr {__version__}")))
-
-    def _write(self, doc: dict[str, Any]) -> None:
-        self._fh.write(dump_document(doc))
-        self._fh.flush()
-
-    def write(self, ex: Exchange) -> None:
-        ex.episode = self.episode
-        self._write(exchange_to_doc(ex))
-
-    def take_number(self) -> int:
-        n = self.next_number
-        self.next_number += 1
-        return n
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-
-
-# ----------------------------------------------------------------------------------------------------- loading
-
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
-
-
-def _cache_dir() -> Path | None:
-    if os.environ.get("GWSVCR_NO_CACHE"):
-        return None
-    base = os.environ.get("GWSVCR_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gwsvcr")
-    return Path(base)
-
-
-def _cache_get(digest: str) -> list[Any] | None:
-    d = _cache_dir()
-    if d is None:
-        return None
-    try:
-        raw = (d / f"{digest}.json").read_bytes()
-        blob = json.loads(raw)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(blob, dict) or blob.get("format") != _CACHE_FORMAT or blob.get("sha256") != digest:
-        return None
-    docs = blob.get("docs")
-    return docs if isinstance(docs, list) else None
-
-
-def _cache_put(digest: str, docs: list[Any]) -> None:
-    d = _cache_dir()
-    if d is None:
-        return
-    try:
-        text = json.dumps({"format": _CACHE_FORMAT, "sha256": digest, "docs": docs}, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return  # a timestamp or binary node: JSON cannot hold it identically, so it is not cached
-    if json.loads(text)["docs"] != docs:
-        return  # e.g. integer mapping keys: JSON would change them; keep the cache exact
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{digest}.{os.getpid()}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, d / f"{digest}.json")
-        entries = sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in entries[:-_CACHE_KEEP]:
-            old.unlink(missing_ok=True)
-    except OSError:
-        pass  # a read-only home must not stop a replay
-
 
 def _doc_starts(text: str) -> list[int]:
     """1-based line numbers where each document starts (the explicit ``---`` lines the writer emits)."""
@@ -682,7 +367,7 @@ def _load(path: str, use_cache: bool) -> tuple[Cassette, list[Problem]]:
         return Cassette(path, Header()), [raw]
     digest = hashlib.sha256(raw).hexdigest()
     if use_cache:
-        docs = _cache_get(digest)
+        docs = cache_get(digest)
         if docs is not None:
             problems: list[Problem] = []
             cassette = _build(path, "", [(0, d) for d in docs], problems, trusted=True)
@@ -697,7 +382,7 @@ def _load(path: str, use_cache: bool) -> tuple[Cassette, list[Problem]]:
     cassette = _build(path, text, parsed, problems)
     cassette.warnings.extend(warnings)
     if use_cache and not problems:
-        _cache_put(digest, [d for _, d in parsed])
+        cache_put(digest, [d for _, d in parsed])
     return cassette, problems
 
 
@@ -721,26 +406,4 @@ def load(path: str | os.PathLike[str], *, use_cache: bool = True) -> Cassette:
     if fatal:
         raise CassetteError(problems)
     return cassette
-
-
-def iter_documents(cassette: Cassette) -> Iterator[dict[str, Any]]:
-    """The cassette as documents again (header first), e.g. to rewrite it after redaction."""
-    yield header_to_doc(cassette.header)
-    episode = 1
-    for ex in cassette.exchanges:
-        if ex.episode != episode:
-            episode = ex.episode
-            ep = next((e for e in cassette.episodes if e.number == episode), Episode(episode, ""))
-            yield {"episode": ep.number, "recorded_at": ep.recorded_at, "upstream": ep.upstream}
-        yield exchange_to_doc(ex)
-
-
-def save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
-    """Write a whole cassette atomically (tools that rewrite one: redact, har import)."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for doc in iter_documents(cassette):
-            fh.write(dump_document(doc))
-    os.replace(tmp, target)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, HANDSHAKE, is_bayeux, is_event
 from gwsvcr.cassette import CassetteWriter, Exchange, ReplyItem, Request, Response
-from gwsvcr.redact import Redactor
+from gwsvcr.record.redact import Redactor
 
 _JSONP = re.compile(r"^\s*(?:/\*\*/\s*)?[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)  # Faye writes /**/cb([...]);
 

@@ -1,0 +1,43 @@
+"""Cassette format v1: the one package that owns its schema, loading, validation and writing.
+
+A cassette is a YAML stream that a person can read and review in a diff:
+
+* the first document is the header (``gwsvcr: 1``, when and against what it was recorded, the redaction rules);
+* every further document is one HTTP exchange, written append-only as soon as its reply completed, so a writer
+  killed at any moment leaves a file that loads (at most the exchange in flight is lost);
+* an ``episode`` document starts a later recording appended to the same file (record mode new_episodes);
+  ``start`` times count from the beginning of their episode.
+
+CometD exchanges (a JSON array of Bayeux messages) keep ``messages`` instead of a plain ``json`` body; every message
+of a reply is its own item and carries what replay needs: an event's cause (the exchange number of the last client
+request whose reply completed before the event was delivered) and its delay after that reply, a connect's hold.
+
+Security: documents are loaded with PyYAML's *safe* loader only: a YAML tag outside the standard ones is an error,
+never code. Parsed documents are cached as JSON (never pickle), keyed by the SHA-256 of the file.
+
+Modules: ``model`` (the dataclasses), ``load`` (reading and validation), ``write`` (the append-only writer and
+atomic saves), ``cache`` (the parse cache), ``emit`` (the YAML emitter).
+"""
+
+from gwsvcr.cassette.load import load, validate
+from gwsvcr.cassette.model import (
+                                   BODY_KINDS,
+                                   VERSION,
+                                   Cassette,
+                                   CassetteError,
+                                   Episode,
+                                   Exchange,
+                                   Header,
+                                   HttpMessage,
+                                   Problem,
+                                   ReplyItem,
+                                   Request,
+                                   Response,
+                                   json_bytes,
+                                   now_iso,
+)
+from gwsvcr.cassette.write import CassetteWriter, dump_document, exchange_to_doc, header_to_doc, iter_documents, save
+
+__all__ = ["BODY_KINDS", "VERSION", "Cassette", "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header",
+           "HttpMessage", "Problem", "ReplyItem", "Request", "Response", "dump_document", "exchange_to_doc",
+           "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate"]

@@ -1,0 +1,57 @@
+"""The parse cache: documents the safe loader produced, kept as JSON (never pickle) keyed by the file's SHA-256,
+so the same cassette loads fast on every later run with exactly the same objects."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+_CACHE_FORMAT = "gwsvcr-parse-cache-1"
+_CACHE_KEEP = 32
+
+def _cache_dir() -> Path | None:
+    if os.environ.get("GWSVCR_NO_CACHE"):
+        return None
+    base = os.environ.get("GWSVCR_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gwsvcr")
+    return Path(base)
+
+
+def cache_get(digest: str) -> list[Any] | None:
+    d = _cache_dir()
+    if d is None:
+        return None
+    try:
+        raw = (d / f"{digest}.json").read_bytes()
+        blob = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(blob, dict) or blob.get("format") != _CACHE_FORMAT or blob.get("sha256") != digest:
+        return None
+    docs = blob.get("docs")
+    return docs if isinstance(docs, list) else None
+
+
+def cache_put(digest: str, docs: list[Any]) -> None:
+    d = _cache_dir()
+    if d is None:
+        return
+    try:
+        text = json.dumps({"format": _CACHE_FORMAT, "sha256": digest, "docs": docs}, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return  # a timestamp or binary node: JSON cannot hold it identically, so it is not cached
+    if json.loads(text)["docs"] != docs:
+        return  # e.g. integer mapping keys: JSON would change them; keep the cache exact
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{digest}.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, d / f"{digest}.json")
+        entries = sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-_CACHE_KEEP]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only home must not stop a replay
+

@@ -1,0 +1,158 @@
+"""The cassette model: the schema version, exchanges, reply items, the header and the problems a check finds."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gwsvcr import bayeux
+
+VERSION = 1
+BODY_KINDS = ("json", "messages", "text", "base64")
+
+
+class CassetteError(Exception):
+    """A cassette that cannot be used; ``problems`` holds every ``FILE:LINE: what is wrong`` line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+
+
+# --------------------------------------------------------------------------------------------------- the model
+
+
+@dataclass(slots=True)
+class ReplyItem:
+    """One Bayeux message of a recorded reply with what the timeline needs to replay it."""
+
+    message: dict[str, Any]
+    cause: int | None = None  # exchange number of the request that caused this event
+    delay: float | None = None  # seconds after the cause's reply completed
+    hold: float | None = None  # for a /meta/connect reply: how long the server held it
+    event: str | None = None  # human summary, e.g. "CallRecordingStateChange (Stopped)"
+    after: str | None = None  # human summary of the cause, e.g. "StopCallRecording"
+
+    @property
+    def is_event(self) -> bool:
+        return bayeux.is_event(self.message)
+
+
+@dataclass(slots=True)
+class HttpMessage:
+    """The request or response half of an exchange. ``kind`` tells which body field is set."""
+
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    kind: str | None = None  # one of BODY_KINDS or None (no body)
+    body: Any = None  # json data, list[dict] (request messages), list[ReplyItem] (reply messages), str
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+    def content(self) -> bytes:
+        """The body as bytes on the wire."""
+        if self.kind is None:
+            return b""
+        if self.kind == "base64":
+            return base64.b64decode(self.body)
+        if self.kind == "text":
+            return str(self.body).encode()
+        if self.kind == "messages" and self.body and isinstance(self.body[0], ReplyItem):
+            return json_bytes([item.message for item in self.body])
+        return json_bytes(self.body)
+
+
+@dataclass(slots=True)
+class Request(HttpMessage):
+    method: str = "GET"
+    path: str = "/"
+    query: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Response(HttpMessage):
+    status: int = 200
+
+
+@dataclass(slots=True)
+class Exchange:
+    number: int
+    session: str
+    start: float  # seconds since the episode began, when the request started
+    request: Request
+    response: Response | None = None
+    ttfb: float | None = None  # seconds from the end of the request to the first byte of the reply
+    ttlb: float | None = None  # seconds from the end of the request to the last byte of the reply
+    error: str | None = None  # what went wrong when there is no response (upstream unreachable, ...)
+    transport: str = "http"  # http | long-polling | callback-polling | websocket
+    episode: int = 1
+
+    @property
+    def is_bayeux(self) -> bool:
+        return self.request.kind == "messages"
+
+    def reply_items(self) -> list[ReplyItem]:
+        if self.response is not None and self.response.kind == "messages":
+            return self.response.body  # type: ignore[no-any-return]
+        return []
+
+
+@dataclass(slots=True)
+class Header:
+    version: int = VERSION
+    recorded_at: str = ""
+    upstream: str = ""
+    recorder: str = ""
+    redactions: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Episode:
+    number: int
+    recorded_at: str
+    upstream: str = ""
+
+
+@dataclass(slots=True)
+class Cassette:
+    path: str
+    header: Header
+    exchanges: list[Exchange] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def by_number(self) -> dict[int, Exchange]:
+        return {ex.number: ex for ex in self.exchanges}
+
+    def sessions(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for ex in self.exchanges:
+            seen.setdefault(ex.session, None)
+        return list(seen)
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+

@@ -1,0 +1,6 @@
+"""Recording: completed exchanges become cassette documents, with sessions kept apart, the causes and delays of
+pushed events, and secrets redacted before anything reaches disk.
+
+Modules: ``recording`` (sessions, causes, WebSocket frame pairing), ``redact`` (secrets, at record time and after),
+``privacy`` (the personal-data policy of ``gwsvcr redact --pii``).
+"""
