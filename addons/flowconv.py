@@ -11,8 +11,11 @@ from mitmproxy import http
 from gwsvcr import wire
 from gwsvcr.bayeux import BayeuxServer
 from gwsvcr.cassette import Request, Response, json_bytes
+from gwsvcr.timeline import Clock
+from gwsvcr.wire import Served
 
 logger = logging.getLogger(__name__)
+CLOCK = Clock()  # the cores' clock: when a reply went out, on their time
 
 # Framing headers are recomputed by mitmproxy for the body we send; a recorded one would be wrong.
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
@@ -39,20 +42,24 @@ def to_mitmproxy(resp: Response) -> http.Response:
     return http.Response.make(resp.status, resp.content(), headers)
 
 
-async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Response | None]]) -> None:
+async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Served | Response]]) -> None:
     """Answer ``flow`` with ``handler``; a bug or hostile input becomes a JSON 500 naming the request, and the
-    server goes on serving others."""
+    server goes on serving others. No response leaves the flow to go upstream."""
     try:
-        response = await handler(request_of(flow.request))
+        served = await handler(request_of(flow.request))
     except Exception as e:
         logger.exception("gwsvcr: cannot answer %s %s", flow.request.method, flow.request.path)
         flow.response = http.Response.make(500, json_bytes({
             "error": f"gwsvcr could not answer {flow.request.method} {flow.request.path}: {type(e).__name__}"}),
             {"Content-Type": "application/json"})
         return
-    if response is not None:
-        flow.response = to_mitmproxy(response)
+    if isinstance(served, Response):
+        served = Served(served)
+    if served.response is not None:
+        flow.response = to_mitmproxy(served.response)
         flow.is_replay = "response"
+        if served.delivered is not None:
+            served.delivered(CLOCK.now())
 
 
 def requeue_if_dropped(flow: http.HTTPFlow, server: BayeuxServer) -> None:

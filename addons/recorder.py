@@ -20,7 +20,7 @@ from gwsvcr import __version__
 from gwsvcr.addons.flowconv import request_of, response_of
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
-from gwsvcr.record.recording import Recorder, Timing, WebSocketRecording
+from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording
 from gwsvcr.record.redact import Redactor
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class GwsRecorder:
         if self.core is None or not self._recorded(flow) or flow.response is None or flow.websocket is not None:
             return  # a WebSocket upgrade is recorded frame by frame instead
         req, resp = flow.request, flow.response
-        timing = Timing(req.timestamp_start, req.timestamp_end or req.timestamp_start,
+        timing = ExchangeTimes(req.timestamp_start, req.timestamp_end or req.timestamp_start,
                         resp.timestamp_start, resp.timestamp_end or resp.timestamp_start)
         self._write(flow, lambda: self.core.complete(request_of(req), response_of(resp), timing))  # type: ignore
 
@@ -128,9 +128,9 @@ class GwsRecorder:
         else:
             # Without the query: it may carry a token (access_token=...); the recorded request has it redacted.
             reason = f"upstream {flow.request.pretty_url.split('?', 1)[0]} failed: {flow.error.msg}"
-        self._write(flow, lambda: self.core.complete(request_of(req), None,  # type: ignore[union-attr]
-                                                     Timing(req.timestamp_start, end, None, time.time()), reason))
-
+        times = ExchangeTimes(req.timestamp_start, end, None, time.time())
+        times = ExchangeTimes(req.timestamp_start, end, None, time.time())
+        self._write(flow, lambda: self.core.complete(request_of(req), None, times, reason))  # type: ignore[union-attr]
     def _write(self, flow: http.HTTPFlow, record) -> None:  # type: ignore[no-untyped-def]
         if self.failed:
             return

@@ -17,9 +17,10 @@ from mitmproxy import ctx, exceptions, http
 from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, json_bytes, load
-from gwsvcr.record.recording import Recorder, Timing
+from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import ReplayConfig, Replayer
+from gwsvcr.timeline import Timing
 
 logger = logging.getLogger(__name__)
 # Where a test harness (the pytest plugin) reads misses and unused exchanges while the replay runs.
@@ -37,7 +38,7 @@ class GwsReplayer:
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
         loader.add_option("gwsvcr_replay_timing", str, "recorded",
                           "recorded: the recorded delays; instant: no delays, causal order kept.",
-                          choices=["recorded", "instant"])
+                          choices=[t.value for t in Timing])
         loader.add_option("gwsvcr_replay_speed", float, 1.0, "Scale every delay: 2.0 replays twice as fast.")
         loader.add_option("gwsvcr_replay_strict", bool, True,
                           "Answer an unmatched request with an explanation (500); off: 404, or the upstream.")
@@ -63,7 +64,7 @@ class GwsReplayer:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:
             logger.warning(str(warning))
-        config = ReplayConfig(timing=ctx.options.gwsvcr_replay_timing, speed=ctx.options.gwsvcr_replay_speed,
+        config = ReplayConfig(timing=Timing(ctx.options.gwsvcr_replay_timing), speed=ctx.options.gwsvcr_replay_speed,
                               strict=ctx.options.gwsvcr_replay_strict,
                               json_ignore=tuple(ctx.options.gwsvcr_replay_json_ignore),
                               has_upstream=bool(ctx.options.gwsvcr_replay_upstream))
@@ -105,7 +106,7 @@ class GwsReplayer:
             writer = CassetteWriter(ctx.options.gwsvcr_replay_cassette, append=True, upstream=upstream)
             self.appender = Recorder(writer, Redactor(), time.time())
         req, resp = flow.request, flow.response
-        self.appender.complete(request_of(req), response_of(resp), Timing(
+        self.appender.complete(request_of(req), response_of(resp), ExchangeTimes(
             req.timestamp_start, req.timestamp_end or req.timestamp_start, resp.timestamp_start,
             resp.timestamp_end or resp.timestamp_start))
 

@@ -19,14 +19,15 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy import commands, events
 from mitmproxy.proxy.layers.websocket import WebsocketLayer
 
-from gwsvcr.addons.flowconv import request_of
+from gwsvcr.addons.flowconv import CLOCK, request_of
 from gwsvcr.bayeux import Message, is_bayeux
 from gwsvcr.cassette import Request, json_bytes
+from gwsvcr.wire import Frame
 
 logger = logging.getLogger(__name__)
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 
-Answer = Callable[[Request, list[Message]], Awaitable[list[Message]]]
+BayeuxEntry = Callable[[Request, list[Message]], Awaitable[Frame | list[Message]]]
 CommandGenerator = Generator[commands.Command, Any, None]
 
 
@@ -92,7 +93,7 @@ class WebSocketServer:
         flow.is_replay = "response"
         self.upgrades[flow.id] = request_of(flow.request)
 
-    def message(self, flow: http.HTTPFlow, answer: Answer) -> None:
+    def message(self, flow: http.HTTPFlow, answer: BayeuxEntry) -> None:
         assert flow.websocket is not None
         frame = flow.websocket.messages[-1]
         if not frame.from_client or frame.injected or flow.id not in self.upgrades:
@@ -111,15 +112,19 @@ class WebSocketServer:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _answer(self, flow: http.HTTPFlow, answer: Answer, messages: list[Message]) -> None:
+    async def _answer(self, flow: http.HTTPFlow, answer: BayeuxEntry, messages: list[Message]) -> None:
         try:
-            replies = await answer(self.upgrades[flow.id], messages)
+            frame = await answer(self.upgrades[flow.id], messages)
         except Exception:
             logger.exception("gwsvcr: cannot answer a WebSocket frame")
-            replies = [{"channel": m.get("channel"), "id": m.get("id"), "successful": False,
-                        "error": "500::gwsvcr internal error"} for m in messages]
+            frame = [{"channel": m.get("channel"), "id": m.get("id"), "successful": False,
+                      "error": "500::gwsvcr internal error"} for m in messages]
+        if isinstance(frame, list):
+            frame = Frame(frame)
         if flow.id in self.upgrades and flow.live:
-            self._send(flow, replies)
+            self._send(flow, frame.replies)
+            if frame.delivered is not None:
+                frame.delivered(CLOCK.now())
 
     @staticmethod
     def _send(flow: http.HTTPFlow, replies: list[Message]) -> None:

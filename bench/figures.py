@@ -713,6 +713,7 @@ def fig_matching(ctx: Context) -> Figure:
     from gwsvcr import cassette as C
     from gwsvcr.matching import rest_key
     from gwsvcr.replay import ReplayConfig, Replayer
+    from gwsvcr.timeline import Timing
 
     rng = random.Random(7)
     raw: dict[str, Any] = {}
@@ -723,7 +724,7 @@ def fig_matching(ctx: Context) -> Figure:
     for n in ctx.match_sizes:
         cas = synth.rest_cassette(n)
         t0 = time.perf_counter()
-        rp = Replayer(cas, ReplayConfig(timing="instant"), on_miss=lambda m: None)
+        rp = Replayer(cas, ReplayConfig(timing=Timing.INSTANT), on_miss=lambda m: None)
         build = time.perf_counter() - t0
         vcas, VRequest = _vcr_cassette(n)
         idx = [rng.randrange(n) for _ in range(lookups)]
@@ -736,8 +737,8 @@ def fig_matching(ctx: Context) -> Figure:
                  for i in idx]
         table_ = rp.scripts[0].rest
 
-        def key_lookup(req: C.Request, table_: dict[Any, Any] = table_) -> None:
-            if not table_[rest_key(req)]:
+        def key_lookup(req: C.Request, table_: Any = table_) -> None:
+            if not table_.answers[rest_key(req)]:
                 raise AssertionError("no match")
 
         # The full REST path of the replayer, as a request from one live client (its session cookie).
@@ -751,7 +752,7 @@ def fig_matching(ctx: Context) -> Figure:
                 t0 = time.perf_counter()
                 done = 0
                 for r in batch:
-                    resp = await rp.handle(r)
+                    resp = (await rp.handle(r)).response
                     if resp is None or resp.status != 200:
                         raise AssertionError(f"replayer answered {resp and resp.status}")
                     done += 1

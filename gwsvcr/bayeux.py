@@ -7,18 +7,21 @@ fall due while no connect is held; answers an unknown clientId with ``402::sessi
 behind a held connect: each request is its own coroutine.
 
 What is pluggable is the *policy*: a :class:`Hooks` object decides reply fields (the replayer takes them from the
-cassette, the simulator from its GWS model), how long a connect is held and where events come from (they are
-pushed with :meth:`Session.deliver` or :meth:`BayeuxServer.publish`). No mitmproxy import here.
+cassette, the simulator from its GWS model) and says what it answered from (an :class:`Answer`'s ``source``, handed
+back in :class:`Handled`); events are pushed with :meth:`Session.deliver` or :meth:`BayeuxServer.publish`. How long
+a connect is held, and every clock reading, belong to the :class:`~gwsvcr.timeline.Timeline`. Each session carries
+a typed ``context``: whose session it is (the replayer's live client, the simulator's user). No mitmproxy import.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from gwsvcr.timeline import Timeline
 
 HANDSHAKE = "/meta/handshake"
 CONNECT = "/meta/connect"
@@ -27,6 +30,8 @@ UNSUBSCRIBE = "/meta/unsubscribe"
 DISCONNECT = "/meta/disconnect"
 
 SESSION_UNKNOWN = "402::session_unknown"
+# Reply fields that tie a reply to its request: always the core's, never a policy's.
+CORE_REPLY_FIELDS = frozenset({"id", "channel", "clientId", "subscription"})
 SERVER_CONNECTION_TYPES = ("websocket", "long-polling", "callback-polling")
 
 Message = dict[str, Any]
@@ -67,20 +72,19 @@ class ServerConfig:
 
 
 @dataclass(eq=False)
-class Session:
+class Session[C]:
     client_id: str
-    created: float
-    context: Any = None
+    context: C
     connected: bool = False  # a connect has been answered: the next lone connect may be held
     subscriptions: set[str] = field(default_factory=set)
     queue: list[Message] = field(default_factory=list)
     last_seen: float = 0.0
     connects: int = 0  # connects received so far
     held: bool = False
+    ended: bool = False  # disconnected or expired: gone from the server's sessions
     ack_enabled: bool = False
     ack_batch: int = 0
     unacked: list[tuple[int, list[Message]]] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)  # for the hooks
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _release: int = 0  # bumped to answer a held connect at once (a second connect, a disconnect)
 
@@ -97,51 +101,64 @@ class Session:
         self._wakeup.set()
 
 
-class Hooks:
+@dataclass
+class Answer:
+    """A policy's answer to one message: reply fields to add or override, and what it answered from."""
+
+    fields: Message = field(default_factory=dict)
+    source: int | None = None  # the replayer: the recorded exchange this reply stands for
+
+
+@dataclass
+class Handled:
+    """The replies to one request's messages (events included) and the sources the policy answered from."""
+
+    replies: list[Message]
+    sources: list[int] = field(default_factory=list)
+
+
+class Hooks[C]:
     """The policy and event source of a Bayeux server. The defaults behave like a plain CometD server."""
 
-    def on_handshake(self, session: Session, message: Message) -> Message | None:
+    def on_handshake(self, session: Session[C], message: Message) -> Answer | None:
         """Extra or overriding reply fields; ``{"successful": False, ...}`` refuses the handshake."""
         return None
 
-    def on_connect(self, session: Session, message: Message) -> Message | None:
+    def on_connect(self, session: Session[C], message: Message) -> Answer | None:
         """Extra reply fields for this connect (e.g. advice); called before any hold."""
         return None
 
-    def hold_seconds(self, session: Session, message: Message, default: float) -> float:
-        """How long to hold this connect when nothing is queued."""
-        return default
-
-    def on_subscribe(self, session: Session, message: Message, subscription: str) -> Message | None:
+    def recorded_connect(self, session: Session[C]) -> tuple[float | None, bool] | None:
+        """How this connect went when recorded, (hold, carried events), for the timeline; None when unknown."""
         return None
 
-    def on_unsubscribe(self, session: Session, message: Message, subscription: str) -> Message | None:
+    def on_subscribe(self, session: Session[C], message: Message, subscription: str) -> Answer | None:
         return None
 
-    def on_publish(self, server: BayeuxServer, session: Session, message: Message) -> Message | None:
+    def on_unsubscribe(self, session: Session[C], message: Message, subscription: str) -> Answer | None:
+        return None
+
+    def on_publish(self, server: BayeuxServer[C], session: Session[C], message: Message) -> Answer | None:
         """Reply fields for a publish; by default the message goes to every subscriber."""
         server.publish(message["channel"], message.get("data"))
         return None
 
-    def on_session_end(self, session: Session, reason: str) -> None:
+    def on_session_end(self, session: Session[C], reason: str) -> None:
         """A session disconnected or expired."""
 
-    def on_unknown(self, message: Message) -> Message | None:
-        """A message for an unknown clientId; return reply fields to answer otherwise than with 402."""
-        return None
 
-
-class BayeuxServer:
-    def __init__(self, hooks: Hooks | None = None, config: ServerConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.hooks = hooks or Hooks()
+class BayeuxServer[C]:
+    def __init__(self, hooks: Hooks[C] | None = None, config: ServerConfig | None = None,
+                 timeline: Timeline | None = None) -> None:
+        self.hooks: Hooks[C] = hooks or Hooks()
         self.config = config or ServerConfig()
-        self.clock = clock
-        self.sessions: dict[str, Session] = {}
-        self._last_sweep = clock()
+        self.timeline = timeline or Timeline()
+        self.clock = self.timeline.clock
+        self.sessions: dict[str, Session[C]] = {}
+        self._last_sweep = self.clock.now()
 
     # ------------------------------------------------------------------------------------------------ events
-    def publish(self, channel: str, data: Any, *, only: Callable[[Session], bool] | None = None,
+    def publish(self, channel: str, data: Any, *, only: Callable[[Session[C]], bool] | None = None,
                 extra: Message | None = None) -> int:
         """Deliver an event to every session subscribed to ``channel``; returns how many got it."""
         count = 0
@@ -166,9 +183,9 @@ class BayeuxServer:
                 return len(events)
         return 0
 
-    def expire(self) -> list[Session]:
+    def expire(self) -> list[Session[C]]:
         """End the sessions that sent no connect for max_interval (and are not held)."""
-        now = self.clock()
+        now = self.clock.now()
         limit = self.config.max_interval_ms / 1000
         gone = [s for s in self.sessions.values() if not s.held and now - s.last_seen > limit]
         for s in gone:
@@ -180,19 +197,22 @@ class BayeuxServer:
         for s in list(self.sessions.values()):
             self._end(s, "server stopped")
 
-    def _end(self, session: Session, reason: str) -> None:
+    def _end(self, session: Session[C], reason: str) -> None:
         if self.sessions.pop(session.client_id, None) is not None:
+            session.ended = True
             session.release()
             self.hooks.on_session_end(session, reason)
 
     # ---------------------------------------------------------------------------------------------- requests
-    async def handle(self, messages: list[Message], context: Any = None) -> list[Message]:
-        """Answer one HTTP request's worth of Bayeux messages (the reply array, events included)."""
-        now = self.clock()
+    async def handle(self, messages: list[Message], context: C | None = None) -> Handled:
+        """Answer one HTTP request's worth of Bayeux messages (the reply array, events included). ``context`` is
+        whose session a handshake in it starts."""
+        now = self.clock.now()
         if now - self._last_sweep > 1.0:
             self.expire()
-        replies: list[Message] = []
-        connect: tuple[Session, Message] | None = None
+        handled = Handled([])
+        replies = handled.replies
+        connect: tuple[Session[C], Message] | None = None
         for message in messages:
             channel = message.get("channel")
             if not isinstance(channel, str) or not channel.startswith("/"):
@@ -201,42 +221,41 @@ class BayeuxServer:
             if channel == HANDSHAKE:
                 if any(r.get("channel") == HANDSHAKE for r in replies):  # one session per request, no more
                     replies.append(_reply(message, successful=False, error="400::one handshake per request"))
+                elif context is None:  # the policy did not say whose session this would be
+                    replies.append(_reply(message, successful=False, error="403::handshake denied"))
                 else:
-                    replies.append(self._handshake(message, context))
+                    replies.append(self._handshake(message, context, handled))
                 continue
             session = self.sessions.get(str(message.get("clientId")))
             if session is None:
                 replies.append(self._unknown(message))
                 continue
             session.last_seen = now
-            if session.context is None:
-                session.context = context
             if channel == CONNECT:
                 connect = (session, message)
             elif channel == DISCONNECT:
                 replies.append(_reply(message, successful=True, clientId=session.client_id))
                 self._end(session, "disconnected")
             elif channel == SUBSCRIBE:
-                replies.append(self._subscribe(session, message, add=True))
+                replies.append(self._subscribe(session, message, handled, add=True))
             elif channel == UNSUBSCRIBE:
-                replies.append(self._subscribe(session, message, add=False))
+                replies.append(self._subscribe(session, message, handled, add=False))
             elif channel.startswith("/meta/"):
                 replies.append(_reply(message, successful=False, error=f"400::unknown meta channel {channel}"))
             else:
-                extra = self.hooks.on_publish(self, session, message)
-                replies.append(_merge(_reply(message, successful=True), extra))
-        if connect is None:
-            return replies
-        session, message = connect
-        alone = len(messages) == 1
-        return replies + await self._connect(session, message, alone)
+                answer = self.hooks.on_publish(self, session, message)
+                replies.append(_merge(_reply(message, successful=True), _fields(answer, handled)))
+        if connect is not None:
+            session, message = connect
+            replies += await self._connect(session, message, alone=len(messages) == 1)
+        return handled
 
-    def _handshake(self, message: Message, context: Any) -> Message:
+    def _handshake(self, message: Message, context: C, handled: Handled) -> Message:
         offered = message.get("supportedConnectionTypes")
         ours = list(self.config.connection_types)
         common = [t for t in ours if not isinstance(offered, list) or t in offered]
-        session = Session(new_client_id(), self.clock(), context=context, last_seen=self.clock())
-        extra = self.hooks.on_handshake(session, message) or {}
+        session = Session(new_client_id(), context, last_seen=self.clock.now())
+        extra = _fields(self.hooks.on_handshake(session, message), handled)
         reply = _reply(message, successful=True, version="1.0", supportedConnectionTypes=common or ours,
                        advice={"reconnect": "retry", "interval": self.config.interval_ms,
                                "timeout": self.config.timeout_ms})
@@ -252,17 +271,15 @@ class BayeuxServer:
             self.sessions[session.client_id] = session
         else:
             reply.pop("clientId", None)
-        _timesync(message, reply, 0.0, self.clock)
+        _timesync(message, reply, 0.0, self.clock.wall())
         return reply
 
-    def _unknown(self, message: Message) -> Message:
-        extra = self.hooks.on_unknown(message)
-        if extra is not None:
-            return _reply(message, **extra)
+    @staticmethod
+    def _unknown(message: Message) -> Message:
         return _reply(message, successful=False, error=SESSION_UNKNOWN,
                       advice={"reconnect": "handshake", "interval": 0})
 
-    def _subscribe(self, session: Session, message: Message, *, add: bool) -> Message:
+    def _subscribe(self, session: Session[C], message: Message, handled: Handled, *, add: bool) -> Message:
         subs = message.get("subscription")
         raw = subs if isinstance(subs, list) else [subs]
         names = [s for s in raw if isinstance(s, str) and s.startswith("/")]
@@ -272,28 +289,28 @@ class BayeuxServer:
         extra: Message = {}
         for name in names:
             hook = self.hooks.on_subscribe if add else self.hooks.on_unsubscribe
-            extra.update(hook(session, message, name) or {})
+            extra.update(_fields(hook(session, message, name), handled))
         if extra.get("successful", True):
             for name in names:
                 (session.subscriptions.add if add else session.subscriptions.discard)(name)
         return _merge(_reply(message, successful=True, subscription=subs, clientId=session.client_id), extra)
 
-    async def _connect(self, session: Session, message: Message, alone: bool) -> list[Message]:
-        started = self.clock()
+    async def _connect(self, session: Session[C], message: Message, alone: bool) -> list[Message]:
+        started = self.clock.now()
         session.connects += 1
-        extra = self.hooks.on_connect(session, message) or {}
+        extra = _fields(self.hooks.on_connect(session, message), None)
         self._take_ack(session, message)
         # Only one connect is held per client: a new one answers the old one at once.
         if session.held:
             session.release()
         advice = message.get("advice")
-        client_timeout = advice.get("timeout") if isinstance(advice, dict) else None
-        hold = alone and session.connected and not session.queue and client_timeout != 0
-        if hold:
-            seconds = self.hooks.hold_seconds(session, message, self.config.timeout_ms / 1000)
-            await self._hold(session, seconds)
+        seconds = self.timeline.connect_hold(
+            alone=alone, connected=session.connected, queued=bool(session.queue),
+            client_timeout=advice.get("timeout") if isinstance(advice, dict) else None,
+            timeout=self.config.timeout_ms / 1000, recorded=self.hooks.recorded_connect(session))
+        await self._hold(session, seconds)
         session.connected = True
-        session.last_seen = self.clock()
+        session.last_seen = self.clock.now()
         events, session.queue = session.queue, []
         if session.client_id not in self.sessions and not events:
             reply = _reply(message, successful=False, error=SESSION_UNKNOWN,
@@ -308,30 +325,27 @@ class BayeuxServer:
             if events:
                 session.unacked.append((session.ack_batch, list(events)))
             reply.setdefault("ext", {})["ack"] = session.ack_batch
-        _timesync(message, reply, self.clock() - started, self.clock)
+        held = self.clock.now() - started
+        _timesync(message, reply, held, self.clock.wall() - held)
         return [*events, reply]
 
-    async def _hold(self, session: Session, seconds: float) -> None:
+    async def _hold(self, session: Session[C], seconds: float) -> None:
         if seconds <= 0:
             return
         session.held = True
         release = session._release
-        deadline = self.clock() + seconds
+        deadline = self.clock.now() + seconds
         try:
             while not session.queue and session._release == release:
                 session._wakeup.clear()
-                remaining = deadline - self.clock()
-                if remaining <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(session._wakeup.wait(), remaining)
-                except TimeoutError:
+                remaining = deadline - self.clock.now()
+                if remaining <= 0 or not await self.clock.wait(session._wakeup, remaining):
                     break
         finally:
             session.held = False
 
     @staticmethod
-    def _take_ack(session: Session, message: Message) -> None:
+    def _take_ack(session: Session[C], message: Message) -> None:
         """The ack extension: events of batches the client did not confirm are sent again."""
         if not session.ack_enabled:
             return
@@ -353,23 +367,32 @@ def _reply(message: Message, **fields: Any) -> Message:
     return reply
 
 
+def _fields(answer: Answer | None, handled: Handled | None) -> Message:
+    """A hook's reply fields; what it answered from is noted for the caller."""
+    if answer is None:
+        return {}
+    if answer.source is not None and handled is not None:
+        handled.sources.append(answer.source)
+    return answer.fields
+
+
 def _merge(reply: Message, extra: Message | None) -> Message:
     """Add a hook's fields to a reply; the fields that tie a reply to its request stay the core's."""
     for key, value in (extra or {}).items():
-        if key not in ("id", "channel", "clientId", "subscription"):
+        if key not in CORE_REPLY_FIELDS:
             reply[key] = value
     return reply
 
 
-def _timesync(request: Message, reply: Message, held: float, clock: Callable[[], float]) -> None:
-    """The timesync extension: echo the client's tc, say when we received the request (ts) and how long we held
-    it (p). ``ts`` is the arrival time, not the reply time: clients compute lag = (now - tc - p) / 2 and
-    offset = ts - tc - lag, so a reply-time ts would add every hold to their clock offset."""
+def _timesync(request: Message, reply: Message, held: float, arrived: float) -> None:
+    """The timesync extension: echo the client's tc, say when we received the request (ts, ``arrived`` in epoch
+    seconds) and how long we held it (p). ``ts`` is the arrival time, not the reply time: clients compute
+    lag = (now - tc - p) / 2 and offset = ts - tc - lag, so a reply-time ts would add every hold to their offset."""
     ext = request.get("ext")
     sync = ext.get("timesync") if isinstance(ext, dict) else None
     if not isinstance(sync, dict) or "tc" not in sync:
         return
     held_ms = int(held * 1000)
-    reply.setdefault("ext", {})["timesync"] = {"tc": sync["tc"], "ts": int(time.time() * 1000) - held_ms,
+    reply.setdefault("ext", {})["timesync"] = {"tc": sync["tc"], "ts": int(arrived * 1000),
                                                "p": held_ms, "a": 0}
 

@@ -1,22 +1,78 @@
-"""Request matching: a hashed key per request (O(1) lookup), and, only on a miss, why nothing matched.
+"""Request matching: a hashed key per request (O(1) lookup), the tables of recorded answers a client walks
+through in recorded order, and, only on a miss, why nothing matched.
 
 REST: method, path, query and body; JSON compared as data (key order and whitespace ignored), headers ignored,
-``ignore`` paths (``--json-ignore``) dropped before comparing. Bayeux messages are matched per message by the
-replay timeline, never on ``id``, ``clientId``, ``connectionType``, ``ext`` or ``advice``.
+``ignore`` paths (``--json-ignore``) dropped before comparing. Bayeux: per message, never per HTTP body; a
+handshake by its order, a subscribe by its subscription, a publish by channel and data; never on the fields in
+:data:`VOLATILE` (nor a request's ``advice``). A Bayeux request the server answered with something else than
+Bayeux (an HTML 500) is matched by :func:`failure_key`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+from gwsvcr.bayeux import CONNECT
 from gwsvcr.cassette import Request
 
 Key = tuple[str, str, tuple[tuple[str, str], ...], str]
-# Bayeux fields that vary between clients and runs (PROTOCOL.md section 1): never part of a match.
-VOLATILE_BAYEUX = frozenset({"id", "clientId", "connectionType", "supportedConnectionTypes", "version",
-                             "minimumVersion", "advice", "ext"})
+# Bayeux fields that vary between clients and runs, in requests and replies alike: never compared.
+VOLATILE = frozenset({"id", "clientId", "connectionType", "supportedConnectionTypes", "version", "minimumVersion",
+                      "ext"})
+# A request's advice is timing input (a connect's timeout: 0), not what it asks; a reply's tells how the server
+# behaves, so it is compared.
+VOLATILE_REQUEST = VOLATILE | {"advice"}
+
+@dataclass
+class Table[K, V]:
+    """Recorded answers by key, in recorded order."""
+
+    name: str
+    answers: dict[K, list[V]] = field(default_factory=dict)
+
+    def add(self, key: K, answer: V) -> None:
+        self.answers.setdefault(key, []).append(answer)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self.answers)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.answers
+
+    def __bool__(self) -> bool:
+        return bool(self.answers)
+
+    def keys(self) -> list[K]:
+        return list(self.answers)
+
+    def values(self) -> list[V]:
+        return [answer for answers in self.answers.values() for answer in answers]
+
+
+class Cursors:
+    """One live client's place in each table: the next recorded answer for a key, in recorded order; the last one
+    again once all were used."""
+
+    def __init__(self) -> None:
+        self._next: dict[tuple[str, Any], int] = {}
+
+    def take[K, V](self, table: Table[K, V], key: K) -> V | None:
+        answers = table.answers.get(key)
+        if not answers:
+            return None
+        i = self._next.get((table.name, key), 0)
+        self._next[(table.name, key)] = i + 1
+        return answers[min(i, len(answers) - 1)]
+
+    def fresh[K, V](self, table: Table[K, V], key: K) -> bool:
+        """Whether ``key`` still has an answer not used yet."""
+        return self._next.get((table.name, key), 0) < len(table.answers.get(key, ()))
+
+    def clear(self) -> None:
+        self._next.clear()
 
 
 def _drop(data: Any, path: list[str]) -> Any:
@@ -49,8 +105,14 @@ def rest_key(request: Request, ignore: tuple[str, ...] = ()) -> Key:
 
 def bayeux_key(message: dict[str, Any]) -> str:
     """What identifies a publish: its channel and data (everything volatile dropped)."""
-    stable = {k: v for k, v in message.items() if k not in VOLATILE_BAYEUX}
+    stable = {k: v for k, v in message.items() if k not in VOLATILE_REQUEST}
     return json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def failure_key(messages: list[dict[str, Any]]) -> str:
+    """What a Bayeux request asked, for replaying a non-Bayeux answer: its messages but for connects, with
+    everything volatile dropped."""
+    return "|".join(sorted(bayeux_key(m) for m in messages if m.get("channel") != CONNECT))
 
 
 # ------------------------------------------------------------------------------------------- explaining a miss

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -75,6 +76,27 @@ def bayeux_of(request: Request) -> BayeuxRequest | None:
             return None
         return BayeuxRequest(data, "callback-polling", callback)
     return BayeuxRequest(data, "long-polling")
+
+
+Delivered = Callable[[float], None]
+
+
+@dataclass(slots=True)
+class Served:
+    """A server core's answer to an HTTP request. ``response`` None sends the request upstream (lenient replay);
+    ``delivered``, when set, is called by the transport with the clock time the client got the response (the
+    replayer starts the clock of the events that reply caused)."""
+
+    response: Response | None
+    delivered: Delivered | None = None
+
+
+@dataclass(slots=True)
+class Frame:
+    """A server core's Bayeux replies to one WebSocket frame, with ``delivered`` as for :class:`Served`."""
+
+    replies: list[dict[str, Any]]
+    delivered: Delivered | None = None
 
 
 def bayeux_reply(messages: list[dict[str, Any]], jsonp: str | None = None,

@@ -23,7 +23,7 @@ _JSONP = re.compile(r"^\s*(?:/\*\*/\s*)?[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)
 
 
 @dataclass
-class Timing:
+class ExchangeTimes:
     """Wall-clock seconds (time.time()) of one exchange."""
 
     request_start: float
@@ -122,7 +122,7 @@ class Recorder:
         self.tracker = SessionTracker()
         self.stats = Stats()
 
-    def complete(self, request: Request, response: Response | None, timing: Timing, error: str | None = None,
+    def complete(self, request: Request, response: Response | None, timing: ExchangeTimes, error: str | None = None,
                  *, transport: str | None = None, delivered_at: list[float] | None = None) -> Exchange:
         """Write one exchange. ``delivered_at`` gives each reply message its own delivery time (WebSocket
         frames arrive one by one); otherwise every message arrived with the reply's first byte."""
@@ -234,5 +234,5 @@ class WebSocketRecording:
         if frame.replies:
             response = Response(kind="json", body=[m for m, _ in frame.replies], status=101)
         first = frame.replies[0][1] if frame.replies else None
-        self.recorder.complete(request, response, Timing(frame.sent, frame.sent, first, at), error,
+        self.recorder.complete(request, response, ExchangeTimes(frame.sent, frame.sent, first, at), error,
                                transport="websocket", delivered_at=[t for _, t in frame.replies])

@@ -8,15 +8,15 @@ send that token back (403 otherwise).
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from gwsvcr import gws, wire
-from gwsvcr.bayeux import BayeuxServer, Hooks, Message, ServerConfig, Session
+from gwsvcr.bayeux import Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Request, Response
+from gwsvcr.timeline import Timeline
 
 _CALL_PATH = "/api/v2/me/calls/"
 
@@ -37,12 +37,13 @@ class _Login:
     csrf: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
-class Simulator(Hooks):
-    def __init__(self, config: SimulatorConfig | None = None, bayeux: ServerConfig | None = None) -> None:
+class Simulator(Hooks[str]):  # a session's context: the user it belongs to
+    def __init__(self, config: SimulatorConfig | None = None, bayeux: ServerConfig | None = None,
+                 timeline: Timeline | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.agents: dict[str, gws.Agent] = {}
         self.logins: dict[str, _Login] = {}  # JSESSIONID -> who
-        self.bayeux = BayeuxServer(self, bayeux)
+        self.bayeux: BayeuxServer[str] = BayeuxServer(self, bayeux, timeline)
         self.published = 0
 
     def agent(self, user: str) -> gws.Agent:
@@ -78,8 +79,8 @@ class Simulator(Hooks):
             if bayeux is None:
                 return wire.json_reply(400, [{"successful": False, "error": "400::not a Bayeux message"}],
                                        extra)
-            replies = await self.bayeux.handle(bayeux.messages, context=user)
-            return wire.bayeux_reply(replies, bayeux.jsonp, extra)
+            handled = await self.bayeux.handle(bayeux.messages, context=user)
+            return wire.bayeux_reply(handled.replies, bayeux.jsonp, extra)
         login = self.logins[sid] if sid else None
         if request.method == "GET":
             if login is not None:
@@ -102,7 +103,7 @@ class Simulator(Hooks):
         if isinstance(auth, Response):
             return [{"channel": m.get("channel"), "id": m.get("id"), "successful": False,
                      "error": "401::not authenticated", "advice": {"reconnect": "none"}} for m in messages]
-        return await self.bayeux.handle(messages, context=auth[0])
+        return (await self.bayeux.handle(messages, context=auth[0])).replies
 
     def _get(self, user: str, path: str, extra: list[tuple[str, str]]) -> Response:
         agent = self.agent(user)
@@ -121,8 +122,9 @@ class Simulator(Hooks):
         def publish() -> None:
             self.published += self.bayeux.publish(gws.CALLS_CHANNEL, notification,
                                                   only=lambda s: s.context == user)
-        asyncio.get_running_loop().call_later(self.config.event_delay, publish)
+        clock = self.bayeux.clock
+        clock.call_at(clock.now() + self.config.event_delay, publish)
 
     # Bayeux hooks: a client may only publish to its own service channels; GWS pushes, clients do not.
-    def on_publish(self, server: BayeuxServer, session: Session, message: Message) -> Message | None:
-        return {"successful": False, "error": f"403::publishing to {message.get('channel')} is not allowed"}
+    def on_publish(self, server: BayeuxServer[str], session: Session[str], message: Message) -> Answer | None:
+        return Answer({"successful": False, "error": f"403::publishing to {message.get('channel')} is not allowed"})

@@ -23,12 +23,9 @@ from typing import Any
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT
 from gwsvcr.cassette import Cassette, Exchange
-from gwsvcr.matching import VOLATILE_BAYEUX
+from gwsvcr.matching import VOLATILE, VOLATILE_REQUEST
 from gwsvcr.tools.show import bayeux_request_summary, rest_operation
 
-# Reply fields that differ per run; unlike a request's advice, a reply's tells how the server behaves.
-VOLATILE_REPLY = frozenset({"id", "clientId", "connectionType", "supportedConnectionTypes", "version",
-                            "minimumVersion", "ext"})
 VOLATILE_KEY = re.compile(r"^(id|uuid|time|date|timestamp|duration)$"
                           r"|(Id|ID|Uuid|UUID|Uid|Time|Timestamp|Date|At|Duration)$")
 _VOLATILE_TEXT = [
@@ -149,10 +146,10 @@ def _bayeux_steps(ex: Exchange, messages: list[dict[str, Any]], volatility: Vola
     for message in messages:
         if message.get("channel") == CONNECT:
             continue
-        fields = volatility.flatten(message, "request", drop=VOLATILE_BAYEUX)
+        fields = volatility.flatten(message, "request", drop=VOLATILE_REQUEST)
         reply = replies.get(str(message.get("id")))
         if reply is not None:
-            volatility.flatten(reply, "reply", fields, drop=VOLATILE_REPLY)
+            volatility.flatten(reply, "reply", fields, drop=VOLATILE)
         steps.append(Step(ex.number, ex.start, _bayeux_key(message), fields))
     return steps
 
@@ -166,7 +163,7 @@ def _event_steps(ex: Exchange, volatility: Volatility, keys: dict[int, str]) -> 
         data = item.message.get("data")
         kind = (data.get("notificationType") or data.get("messageType")) if isinstance(data, dict) else None
         key = f"event {item.message.get('channel')} {kind or ''}".rstrip()
-        fields = volatility.flatten(item.message, "event", drop=VOLATILE_REPLY)
+        fields = volatility.flatten(item.message, "event", drop=VOLATILE)
         cause = None if item.cause is None else keys.get(item.cause)
         steps.append(Step(ex.number, delivered, key, fields, cause, item.delay))
     return steps

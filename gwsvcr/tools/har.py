@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gwsvcr import __version__, wire
 from gwsvcr.cassette import Cassette, Episode, Exchange, Header, Request, Response
-from gwsvcr.record.recording import Recorder, Timing, reply_messages
+from gwsvcr.record.recording import ExchangeTimes, Recorder, reply_messages
 from gwsvcr.record.redact import Redactor
 
 # Recomputed for the body as stored: a HAR holds bodies decoded, and HTTP/2 pseudo-headers are no headers.
@@ -168,7 +168,7 @@ class Entry:
     url: str
     request: Request
     response: Response | None
-    timing: Timing
+    timing: ExchangeTimes
     error: str | None = None
 
     @property
@@ -272,10 +272,10 @@ def parse_entry(data: Any, where: str) -> Entry:
     if not isinstance(har_response.get("status"), int) or har_response["status"] <= 0:
         # a browser's request still pending when the HAR was saved, or failed (blocked, aborted, offline)
         error = har_response.get("_error") or data.get("_error") or "no response in the HAR"
-        return Entry(url, request, None, Timing(started, request_end, None, first_byte), str(error))
+        return Entry(url, request, None, ExchangeTimes(started, request_end, None, first_byte), str(error))
     response = _response(har_response, f"{where}.response")
     last_byte = first_byte + _seconds(timings, "receive")
-    return Entry(url, request, response, Timing(started, request_end, first_byte, last_byte))
+    return Entry(url, request, response, ExchangeTimes(started, request_end, first_byte, last_byte))
 
 
 def parse_entries(path: str, entries: list[Any]) -> Iterator[Entry]:
@@ -318,7 +318,7 @@ def to_cassette(path: str, entries: list[Entry], redactor: Redactor, rules: list
     return Cassette(path, header, exchanges, [Episode(1, header.recorded_at, header.upstream)])
 
 
-def _completed(timing: Timing) -> float:
+def _completed(timing: ExchangeTimes) -> float:
     for moment in (timing.response_end, timing.response_start, timing.request_end):
         if moment is not None:
             return moment

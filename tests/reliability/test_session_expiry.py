@@ -20,6 +20,8 @@ from gwsvcr import cassette as cas
 from gwsvcr.bayeux import SESSION_UNKNOWN
 from gwsvcr.cassette import Request
 from gwsvcr.replay import ReplayConfig, Replayer
+from gwsvcr.timeline import Timing
+from tests.fakeclock import FakeClock
 from tests.procs import ROOT
 from tests.reliability.netutil import COMETD, basic
 
@@ -27,20 +29,10 @@ SAMPLE = ROOT / "cassettes" / "stop_call_recording.yaml"
 FLEET = 500
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def replayer() -> Iterator[tuple[Replayer, Clock]]:
-    clock = Clock()
-    core = Replayer(cas.load(SAMPLE), ReplayConfig(timing="instant"), on_miss=lambda miss: None)
-    core.bayeux.clock = clock
-    core.bayeux._last_sweep = clock.now
+def replayer() -> Iterator[tuple[Replayer, FakeClock]]:
+    clock = FakeClock()
+    core = Replayer(cas.load(SAMPLE), ReplayConfig(timing=Timing.INSTANT), on_miss=lambda miss: None, clock=clock)
     yield core, clock
     core.close()
 
@@ -52,8 +44,8 @@ def _request(user: str, *messages: dict[str, Any]) -> Request:
 
 async def vanish(core: Replayer, user: str) -> str:
     """Handshake, first connect, subscribe: then never come back. Returns the clientId it had."""
-    reply = await core.handle(_request(user, {"channel": "/meta/handshake", "version": "1.0", "id": "1",
-                                              "supportedConnectionTypes": ["long-polling"]}))
+    reply = (await core.handle(_request(user, {"channel": "/meta/handshake", "version": "1.0", "id": "1",
+                                               "supportedConnectionTypes": ["long-polling"]}))).response
     assert reply is not None and reply.body[0]["successful"] is True, reply
     cid: str = reply.body[0]["clientId"]
     await core.handle(_request(user, {"channel": "/meta/connect", "clientId": cid, "id": "2",
@@ -68,7 +60,7 @@ def allocated() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
-async def rounds(core: Replayer, clock: Clock, users: list[str], count: int) -> tuple[list[int], list[int]]:
+async def rounds(core: Replayer, clock: FakeClock, users: list[str], count: int) -> tuple[list[int], list[int]]:
     """``count`` rounds of FLEET clients that vanish, each round expired: bytes allocated while they were
     live, and after they expired, per round."""
     limit = core.bayeux.config.max_interval_ms / 1000
@@ -77,38 +69,38 @@ async def rounds(core: Replayer, clock: Clock, users: list[str], count: int) -> 
         for i in range(FLEET):
             await vanish(core, users[r * FLEET + i] if len(users) > 1 else users[0])
         live.append(allocated())
-        clock.now += limit + 1
+        clock.t += limit + 1
         assert len(core.bayeux.expire()) == FLEET
         after.append(allocated())
     return live, after
 
 
-async def test_vanished_clients_expire_after_max_interval_and_are_freed(replayer: tuple[Replayer, Clock]) -> None:
+async def test_vanished_clients_expire_after_max_interval_and_are_freed(replayer: tuple[Replayer, FakeClock]) -> None:
     core, clock = replayer
     limit = core.bayeux.config.max_interval_ms / 1000
     assert limit == 30 + 30, "the sample's advice.timeout (30 s) + 30 s"
     cids = [await vanish(core, "agent1") for _ in range(FLEET)]
     assert len(core.bayeux.sessions) == FLEET and core.status()["clients"] == FLEET
-    agents = [session.context for session in core.bayeux.sessions.values()]
+    clients = [session.context for session in core.bayeux.sessions.values()]
 
-    clock.now += limit - 1  # not yet: a session lives maxInterval after its last message
+    clock.t += limit - 1  # not yet: a session lives maxInterval after its last message
     assert core.bayeux.expire() == [] and len(core.bayeux.sessions) == FLEET
-    clock.now += 2
+    clock.t += 2
     # The sweep runs on the next request (at most once a second); a late client's connect is how one notices.
-    late = await core.handle(_request("agent1", {"channel": "/meta/connect", "clientId": cids[0], "id": "9",
-                                                 "connectionType": "long-polling"}))
+    late = (await core.handle(_request("agent1", {"channel": "/meta/connect", "clientId": cids[0], "id": "9",
+                                                 "connectionType": "long-polling"}))).response
     assert late is not None
     [answer] = late.body
     assert answer["error"] == SESSION_UNKNOWN and answer["advice"]["reconnect"] == "handshake", answer
     assert core.bayeux.sessions == {}
     assert core.by_cookie == {}, "an expired client's cookie no longer finds it"
-    for agent in agents:
-        assert agent.session is None and not agent.pending and not agent._heap and not agent.cursors
+    for client in clients:
+        assert client.session is None and not client.pending and not len(client._due) and not client.cursors._next
     status = core.status()
     assert status["clients"] == FLEET and status["misses"] == []
 
 
-async def test_memory_stays_flat_over_rounds_of_vanishing_clients(replayer: tuple[Replayer, Clock]) -> None:
+async def test_memory_stays_flat_over_rounds_of_vanishing_clients(replayer: tuple[Replayer, FakeClock]) -> None:
     """A CI fleet on one account: 4 x 500 clients vanish; what the first round left is all that ever stays."""
     core, clock = replayer
     tracemalloc.start()
@@ -126,7 +118,7 @@ async def test_memory_stays_flat_over_rounds_of_vanishing_clients(replayer: tupl
     assert after[-1] - after[0] < 20_000, f"no growth from round to round: {after}"
 
 
-async def test_memory_stays_flat_with_distinct_users(replayer: tuple[Replayer, Clock]) -> None:
+async def test_memory_stays_flat_with_distinct_users(replayer: tuple[Replayer, FakeClock]) -> None:
     core, clock = replayer
     users = [f"user{i}" for i in range(5 * FLEET)]
     tracemalloc.start()

@@ -1,0 +1,78 @@
+"""A live client of the replayer: its own copy of a recorded session (cursors, CometD session, events due)."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from dataclasses import dataclass
+
+from gwsvcr.bayeux import Message, Session
+from gwsvcr.matching import Cursors
+from gwsvcr.replay.script import RecordedEvent, Script
+from gwsvcr.timeline import Schedule, Timeline
+
+
+@dataclass
+class Counters:
+    """What the replayer reports; clients count the events they release."""
+
+    served: int = 0
+    clients: int = 0
+    events_released: int = 0
+
+
+class Client:
+    """One live client replaying its own copy of a script, so N clients of a one-agent cassette each get every
+    event, each on its own timeline."""
+
+    def __init__(self, number: int, script: Script, user: str | None, timeline: Timeline,
+                 counters: Counters) -> None:
+        self.number = number
+        self.script = script
+        self.user = user
+        self.cookie = f"gwsvcr{number}-{secrets.token_hex(8)}"
+        self.cursors = Cursors()
+        self.handshakes = 0
+        self.session: Session[Client] | None = None
+        self.pending: list[Message] = []  # events due while the client had no CometD session
+        self.timeline = timeline
+        self.counters = counters
+        self._due = Schedule(timeline.clock, self._release)
+        self._fired: set[int] = set()
+
+    @property
+    def live(self) -> bool:
+        """Whether the client has a CometD session that has not ended."""
+        return self.session is not None and not self.session.ended
+
+    def fire(self, cause: int, at: float) -> None:
+        """The reply of recorded exchange ``cause`` reached the client at ``at`` (clock time): its events fall due
+        their recorded delays later."""
+        if cause in self._fired:
+            return  # a repeated request does not push its events twice
+        self._fired.add(cause)
+        for event in self.script.events_by_cause.get(cause, ()):
+            self._due.add(at + self.timeline.scale(event.delay), event, event.order)
+
+    def _release(self, event: RecordedEvent) -> None:
+        self.counters.events_released += 1
+        self._deliver(copy.deepcopy(event.message))
+
+    def _deliver(self, message: Message) -> None:
+        if self.session is None or self.session.ended:
+            self.pending.append(message)
+            return
+        if "clientId" in message:
+            message["clientId"] = self.session.client_id
+        self.session.deliver(message)
+
+    def attach(self, session: Session[Client]) -> None:
+        self.session = session
+        pending, self.pending = self.pending, []
+        for message in pending:
+            self._deliver(message)
+
+    def close(self) -> None:
+        self._due.close()
+        self.pending.clear()
+        self.cursors.clear()

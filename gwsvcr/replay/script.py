@@ -1,0 +1,108 @@
+"""A recorded session indexed for replay: its requests in typed match tables, its connects' holds, its events by
+the request that caused them. Built once per cassette; read-only afterwards, shared by every live client."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from gwsvcr import wire
+from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, HANDSHAKE, SUBSCRIBE, Message
+from gwsvcr.cassette import Cassette, Exchange
+from gwsvcr.matching import Key, Table, bayeux_key, failure_key, rest_key
+
+# A recorded Bayeux reply answered from the cassette: the number of its exchange and the reply message.
+Recorded = tuple[int, Message]
+
+
+@dataclass(order=True)
+class RecordedEvent:
+    order: int  # recorded order: among events due at once, the earlier recorded goes first
+    message: Message = field(compare=False)
+    delay: float = field(compare=False, default=0.0)  # seconds after the cause's reply reached the client
+
+
+@dataclass
+class Script:
+    """What one recorded session did."""
+
+    label: str
+    users: set[str] = field(default_factory=set)
+    rest: Table[Key, Exchange] = field(default_factory=lambda: Table("rest"))
+    handshakes: Table[str, Recorded] = field(default_factory=lambda: Table("handshake"))
+    subscribes: Table[str, Recorded] = field(default_factory=lambda: Table("subscribe"))
+    publishes: Table[str, Recorded] = field(default_factory=lambda: Table("publish"))
+    # Bayeux requests the server answered with something else (an HTML 500): replayed as recorded
+    failures: Table[str, Exchange] = field(default_factory=lambda: Table("failure"))
+    connects: list[tuple[float | None, bool]] = field(default_factory=list)  # (hold, carried events), in order
+    connect_advice: dict[str, Any] = field(default_factory=dict)
+    events_by_cause: dict[int | None, list[RecordedEvent]] = field(default_factory=dict)
+
+    def requests(self) -> set[int]:
+        """The numbers of the recorded requests a client may ask for (REST, handshake, subscribe, publish)."""
+        numbers = {ex.number for ex in self.rest.values()}
+        for table in (self.handshakes, self.subscribes, self.publishes):
+            numbers.update(number for number, _ in table.values())
+        return numbers
+
+
+def reply_fields(reply: Message) -> Message:
+    """Recorded reply fields worth replaying: advice (minus artifacts), errors, ext (minus per-run parts). The
+    fields that tie a reply to its request, and the negotiation, are the Bayeux core's."""
+    out = {k: copy.deepcopy(v) for k, v in reply.items()
+           if k not in CORE_REPLY_FIELDS and k not in ("data", "successful", "supportedConnectionTypes")}
+    advice = out.get("advice")
+    if isinstance(advice, dict):
+        advice.pop("multiple-clients", None)  # an artifact of two tabs sharing BAYEUX_BROWSER
+    ext = out.get("ext")
+    if isinstance(ext, dict):
+        for volatile in ("ack", "timesync"):
+            ext.pop(volatile, None)
+        if not ext:
+            out.pop("ext")
+    if reply.get("successful") is False:
+        out["successful"] = False
+    return out
+
+
+def build_scripts(cassette: Cassette, ignore: tuple[str, ...] = ()) -> list[Script]:
+    scripts: dict[str, Script] = {}
+    order = itertools.count()
+    for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
+        label = ex.session if ex.episode == 1 else f"{ex.session}@{ex.episode}"
+        script = scripts.setdefault(label, Script(label))
+        creds = wire.basic_auth(ex.request.header("Authorization"))
+        if creds:
+            script.users.add(creds[0])
+        bayeux = wire.bayeux_of(ex.request)
+        if bayeux is None:
+            script.rest.add(rest_key(ex.request, ignore), ex)
+            continue
+        if ex.response is not None and ex.response.kind != "messages":
+            script.failures.add(failure_key(bayeux.messages), ex)
+            continue
+        replies = {str(item.message.get("id")): item.message for item in ex.reply_items()
+                   if not item.is_event and "id" in item.message}
+        for m in bayeux.messages:
+            reply = replies.get(str(m.get("id")), {})
+            channel = m.get("channel")
+            if channel == HANDSHAKE:
+                script.handshakes.add(HANDSHAKE, (ex.number, reply))
+            elif channel == SUBSCRIBE:
+                subs = m.get("subscription")
+                for sub in subs if isinstance(subs, list) else [subs]:
+                    script.subscribes.add(str(sub), (ex.number, reply))
+            elif channel == CONNECT:
+                carried = any(item.is_event for item in ex.reply_items())
+                script.connects.append((ex.ttfb, carried))
+                if reply.get("successful") and isinstance(reply.get("advice"), dict):
+                    script.connect_advice = reply_fields(reply).get("advice", {})
+            elif isinstance(channel, str) and not channel.startswith("/meta/"):
+                script.publishes.add(bayeux_key(m), (ex.number, reply))
+        for item in ex.reply_items():
+            if item.is_event:
+                event = RecordedEvent(next(order), item.message, item.delay or 0.0)
+                script.events_by_cause.setdefault(item.cause, []).append(event)
+    return list(scripts.values())

@@ -1,0 +1,164 @@
+"""Time, in one place: the clock every server part reads, how recorded delays are scaled, REST latency, each
+client's schedule of events not yet due, and how long a ``/meta/connect`` is held.
+
+One injected :class:`Clock` serves the Bayeux core (holds, session expiry), the replayer (delays, event schedules)
+and the simulator (notification delays). Tests pass a fake clock and move time by hand, so causality and holds are
+checked without sleeping.
+
+Replay timing: an event falls due its recorded delay (divided by ``speed``; zero when instant) after the client
+got the reply of its cause, never before. A connect is held only as the protocol allows (alone in its request,
+after the first connect, nothing queued, the client not asking for ``timeout: 0``); then until an event, the
+recorded hold of that connect when it ended empty, or at most ``advice.timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Timing(StrEnum):
+    """How recorded delays are replayed."""
+
+    RECORDED = "recorded"  # the recorded delays, scaled by speed
+    INSTANT = "instant"  # no delays; causal order kept
+
+    @classmethod
+    def parse(cls, value: str) -> Timing:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"timing must be one of {', '.join(t.value for t in cls)}, not {value!r}") from None
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock:
+    """Monotonic seconds, timers and waits on the running asyncio loop (whose time is ``time.monotonic``)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        """Seconds since the epoch, for what goes on the wire (timesync ``ts``)."""
+        return time.time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
+        return asyncio.get_running_loop().call_at(when, callback)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait for ``event`` at most ``seconds``; True when it was set."""
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+class Timeline:
+    """The timing policy of one server: the clock, the scale of recorded delays and the connect hold."""
+
+    def __init__(self, clock: Clock | None = None, *, timing: Timing = Timing.RECORDED, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be more than 0")
+        self.clock = clock or Clock()
+        self.timing = timing
+        self.speed = speed
+
+    @property
+    def instant(self) -> bool:
+        return self.timing is Timing.INSTANT
+
+    def scale(self, seconds: float | None) -> float:
+        """A recorded delay as replayed: divided by speed, nothing when instant."""
+        if seconds is None or self.instant:
+            return 0.0
+        return max(0.0, seconds / self.speed)
+
+    async def latency(self, recorded: float | None) -> None:
+        """Wait as long as the server took to answer (its recorded time to first byte, scaled)."""
+        await self.clock.sleep(self.scale(recorded))
+
+    def connect_hold(self, *, alone: bool, connected: bool, queued: bool, client_timeout: Any, timeout: float,
+                     recorded: tuple[float | None, bool] | None = None) -> float:
+        """Seconds to hold a ``/meta/connect``; 0 answers at once.
+
+        ``timeout`` is the server's advice.timeout in seconds; ``recorded`` the recorded (hold, carried events) of
+        this connect, if any. Instant replay holds the full timeout, so a client waiting for an event does not
+        spin; recorded replay holds an empty recorded connect as long as it was held.
+        """
+        if not alone or not connected or queued or client_timeout == 0:
+            return 0.0
+        if self.instant:
+            return timeout
+        cap = timeout / self.speed
+        if recorded is not None:
+            hold, carried = recorded
+            if hold is not None and not carried:
+                return min(self.scale(hold), cap)
+        return cap
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    order: int
+    item: Any = None
+
+
+class Schedule:
+    """Items that fall due at given times, released in time order (recorded order among equal times) by one
+    timer on the clock; what the replayer keeps per client for its events."""
+
+    _orders = itertools.count()
+
+    def __init__(self, clock: Clock, release: Callable[[Any], None]) -> None:
+        self.clock = clock
+        self.release = release
+        self._heap: list[_Due] = []
+        self._timer: Cancellable | None = None
+        self._timer_at = float("inf")
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, at: float, item: Any, order: int | None = None) -> None:
+        heapq.heappush(self._heap, _Due(at, next(self._orders) if order is None else order, item))
+        self._arm()
+
+    def _arm(self) -> None:
+        if not self._heap:
+            return
+        due = self._heap[0].at
+        if due >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = self.clock.call_at(due, self._pump)
+
+    def _pump(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        now = self.clock.now()
+        while self._heap and self._heap[0].at <= now:
+            self.release(heapq.heappop(self._heap).item)
+        self._arm()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = float("inf")
+        self._heap.clear()
