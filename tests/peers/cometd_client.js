@@ -63,7 +63,7 @@
 
 const fs = require('node:fs');
 const http = require('node:http');
-const {performance} = require('node:perf_hooks');
+const {eachArg, emit, fail, now, sleep, withTimeout} = require('./peerlib');
 
 const CALLS_CHANNEL = '/v2/me/calls';
 
@@ -91,12 +91,7 @@ function parseArgs(argv) {
         reloadAfter: null,
         appendMessageType: true,
     };
-    for (let i = 0; i < argv.length; i++) {
-        const arg = argv[i];
-        const value = () => {
-            if (i + 1 >= argv.length) throw new Error(`missing value for ${arg}`);
-            return argv[++i];
-        };
+    eachArg(argv, (arg, value) => {
         const number = () => {
             const n = Number(value());
             if (!Number.isFinite(n) || n < 0) throw new Error(`bad number for ${arg}`);
@@ -129,36 +124,16 @@ function parseArgs(argv) {
             case '--reload-state': opts.reloadState = value(); break;
             case '--reload-after': opts.reloadAfter = value(); break;
             case '--no-append-message-type': opts.appendMessageType = false; break;
-            default: throw new Error(`unknown argument ${arg}`);
+            default: return false;
         }
-    }
+        return true;
+    });
     if (!opts.url) throw new Error('--url is required');
     if (!['long-polling', 'callback-polling', 'websocket'].includes(opts.transport)) {
         throw new Error(`unsupported transport ${opts.transport}`);
     }
     if (opts.reloadAfter && !opts.reloadState) throw new Error('--reload-after needs --reload-state FILE');
     return opts;
-}
-
-const now = () => Math.round(performance.now() * 1000) / 1000;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function emit(record) {
-    // stdout to a pipe or file is synchronous on Linux, so process.exit() right after loses nothing.
-    process.stdout.write(JSON.stringify(record) + '\n');
-}
-
-function fail(message) {
-    emit({type: 'error', message});
-    process.exit(1);
-}
-
-function withTimeout(promise, ms, what) {
-    let timer;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 // Plain node:http request; resolves once the whole body is in, with t taken at that moment.

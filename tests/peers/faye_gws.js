@@ -16,26 +16,23 @@
 const http = require('node:http');
 const crypto = require('node:crypto');
 const faye = require('faye');
+const {cookieValue, eachArg, listen, readBody, sendJson} = require('./peerlib');
 
 const COMETD_PATH = '/api/v2/notifications';
 const CALLS_CHANNEL = '/v2/me/calls';
 
 function parseArgs(argv) {
     const opts = {port: 0, eventDelayMs: 250, password: 'secret', checkCsrf: false};
-    for (let i = 0; i < argv.length; i++) {
-        const arg = argv[i];
-        const value = () => {
-            if (i + 1 >= argv.length) throw new Error(`missing value for ${arg}`);
-            return argv[++i];
-        };
+    eachArg(argv, (arg, value) => {
         switch (arg) {
             case '--port': opts.port = Number(value()); break;
             case '--event-delay-ms': opts.eventDelayMs = Number(value()); break;
             case '--password': opts.password = value(); break;
             case '--check-csrf': opts.checkCsrf = true; break;
-            default: throw new Error(`unknown argument ${arg}`);
+            default: return false;
         }
-    }
+        return true;
+    });
     return opts;
 }
 
@@ -101,39 +98,12 @@ function recordingNotification(id, operationName) {
 
 // ---- HTTP helpers ----------------------------------------------------------------------------
 
-function sendJson(res, status, body, headers = {}) {
-    const text = JSON.stringify(body);
-    res.writeHead(status, {
-        'Content-Type': 'application/json;charset=UTF-8',
-        'Content-Length': Buffer.byteLength(text),
-        ...headers,
-    });
-    res.end(text);
-}
-
 function authorized(req, password) {
     const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization || '');
     if (!m) return false;
     const decoded = Buffer.from(m[1], 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     return colon > 0 && decoded.slice(colon + 1) === password;
-}
-
-function cookieValue(req, name) {
-    for (const part of (req.headers.cookie || '').split(';')) {
-        const [k, ...v] = part.trim().split('=');
-        if (k === name) return v.join('=');
-    }
-    return undefined;
-}
-
-function readBody(req) {
-    return new Promise((resolve, reject) => {
-        const chunks = [];
-        req.on('data', (c) => chunks.push(c));
-        req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        req.on('error', reject);
-    });
 }
 
 // ---- server ----------------------------------------------------------------------------------
@@ -250,17 +220,7 @@ function main() {
     // Faye, the rest to handleRest above.
     bayeux.attach(server);
 
-    const shutdown = () => {
-        server.close();
-        process.exit(0);
-    };
-    process.on('SIGTERM', shutdown);
-    process.on('SIGINT', shutdown);
-
-    server.listen(opts.port, '127.0.0.1', () => {
-        // Pipes and files are written synchronously by Node on Linux, so this line is flushed here.
-        process.stdout.write(`gwsvcr: listening on http://127.0.0.1:${server.address().port}\n`);
-    });
+    listen(server, opts.port);
 }
 
 main();
