@@ -55,7 +55,7 @@ class Identifier:
 
     def display(self) -> str:
         """For people: the value only if it is not a secret, or already a redaction placeholder."""
-        from gwsvcr.redact import PLACEHOLDER  # redact imports API_KEY_HEADERS from here
+        from gwsvcr.record.redact import PLACEHOLDER  # redact imports API_KEY_HEADERS from here
 
         shown = self.value if self.kind in (BASIC, CLIENT_ID) or PLACEHOLDER.fullmatch(self.value) else \
             f"<{len(self.value)} characters, not redacted>"
