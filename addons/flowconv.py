@@ -1,16 +1,19 @@
-"""Conversions between mitmproxy flows and the cassette model: the only place the core meets mitmproxy."""
+"""Conversions between mitmproxy flows and the cassette model: the only place the core meets mitmproxy (also
+for the options the recorder and the replayer share)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from mitmproxy import http
 
 from gwsvcr import wire
 from gwsvcr.bayeux import BayeuxServer
 from gwsvcr.cassette import Request, Response, json_bytes
+from gwsvcr.session import SessionRules
 from gwsvcr.timeline import Clock
 from gwsvcr.wire import Served
 
@@ -19,6 +22,19 @@ CLOCK = Clock()  # the cores' clock: when a reply went out, on their time
 
 # Framing headers are recomputed by mitmproxy for the body we send; a recorded one would be wrong.
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
+
+
+def add_session_options(loader: Any) -> None:
+    """The options that name what identifies a client session (gwsvcr/session.py), for record and replay."""
+    loader.add_option("gwsvcr_session_cookies", Sequence[str], [],
+                      "Only these cookies identify a client session (default: any cookie the server sets).")
+    loader.add_option("gwsvcr_session_headers", Sequence[str], [],
+                      "Only these headers identify a client session (default: Authorization, and API-key headers "
+                      "for requests that carry nothing else).")
+
+
+def session_rules(options: Any) -> SessionRules:
+    return SessionRules(tuple(options.gwsvcr_session_cookies), tuple(options.gwsvcr_session_headers))
 
 
 def request_of(req: http.Request) -> Request:

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr import __version__
-from gwsvcr.addons.flowconv import request_of, response_of
+from gwsvcr.addons.flowconv import add_session_options, request_of, response_of, session_rules
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording
 from gwsvcr.record.redact import Redactor
+from gwsvcr.session import HEADER_KEY
 
 logger = logging.getLogger(__name__)
 RECORD_MODES = ["once", "new_episodes", "all", "none"]
@@ -49,6 +50,7 @@ class GwsRecorder:
                           "Dotted JSON paths whose values are redacted, e.g. call.participants.*.phoneNumber.")
         loader.add_option("gwsvcr_record_hosts", Sequence[str], [],
                           "Record only requests to these hosts (regular proxy mode); empty: all.")
+        add_session_options(loader)
 
     def configure(self, updated: set[str]) -> None:
         if "gwsvcr_record_cassette" not in updated and "gwsvcr_record_mode" not in updated:
@@ -63,7 +65,9 @@ class GwsRecorder:
             # drops the client without an answer and nothing is recorded. Lazy connects per request: the client
             # gets a 502 naming the failure and the cassette records it.
             ctx.options.update(connection_strategy="lazy")
-        redactor = Redactor(tuple(ctx.options.gwsvcr_redact_headers), tuple(ctx.options.gwsvcr_redact_json))
+        rules = session_rules(ctx.options)
+        # a header that identifies a session is a secret too
+        redactor = Redactor((*ctx.options.gwsvcr_redact_headers, *rules.headers), tuple(ctx.options.gwsvcr_redact_json))
         upstream = upstream_of(ctx.options.mode[0]) if ctx.options.mode else ""
         writer = None
         try:
@@ -73,11 +77,11 @@ class GwsRecorder:
                     "use --record-mode new_episodes to append or --record-mode all to rewrite it")
             if mode != "none":
                 header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
-                                redactions=redactor.rules())
+                                redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()})
                 writer = CassetteWriter(path, header, append=mode == "new_episodes", upstream=upstream)
         except OSError as e:
             raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror} ({e.filename})") from e
-        self.core = Recorder(writer, redactor, time.time())
+        self.core = Recorder(writer, redactor, time.time(), rules)
 
     def _recorded(self, flow: http.HTTPFlow) -> bool:
         hosts = ctx.options.gwsvcr_record_hosts

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
-from gwsvcr.addons.flowconv import answer, request_of, requeue_if_dropped, response_of
+from gwsvcr.addons.flowconv import (
+    add_session_options,
+    answer,
+    request_of,
+    requeue_if_dropped,
+    response_of,
+)
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, json_bytes, load
 from gwsvcr.record.recording import ExchangeTimes, Recorder
@@ -47,9 +53,10 @@ class GwsReplayer:
         loader.add_option("gwsvcr_replay_upstream", str, "",
                           "Lenient mode: where unmatched requests go (empty: answered 404 here); their "
                           "exchanges are appended to the cassette as a new episode.")
+        add_session_options(loader)
 
     def configure(self, updated: set[str]) -> None:
-        if not any(name.startswith("gwsvcr_replay_") for name in updated):
+        if not any(name.startswith(("gwsvcr_replay_", "gwsvcr_session_")) for name in updated):
             return
         path = ctx.options.gwsvcr_replay_cassette
         if not path:
@@ -67,7 +74,9 @@ class GwsReplayer:
         config = ReplayConfig(timing=Timing(ctx.options.gwsvcr_replay_timing), speed=ctx.options.gwsvcr_replay_speed,
                               strict=ctx.options.gwsvcr_replay_strict,
                               json_ignore=tuple(ctx.options.gwsvcr_replay_json_ignore),
-                              has_upstream=bool(ctx.options.gwsvcr_replay_upstream))
+                              has_upstream=bool(ctx.options.gwsvcr_replay_upstream),
+                              session_cookies=tuple(ctx.options.gwsvcr_session_cookies),
+                              session_headers=tuple(ctx.options.gwsvcr_session_headers))
         if self.core is not None:
             self.core.close()
         self.core = Replayer(cassette, config)
@@ -104,7 +113,7 @@ class GwsReplayer:
         if self.appender is None:
             upstream = ctx.options.gwsvcr_replay_upstream
             writer = CassetteWriter(ctx.options.gwsvcr_replay_cassette, append=True, upstream=upstream)
-            self.appender = Recorder(writer, Redactor(), time.time())
+            self.appender = Recorder(writer, Redactor(self.core.rules.headers), time.time(), self.core.rules)
         req, resp = flow.request, flow.response
         self.appender.complete(request_of(req), response_of(resp), ExchangeTimes(
             req.timestamp_start, req.timestamp_end or req.timestamp_start, resp.timestamp_start,

@@ -25,6 +25,20 @@ def host_port(f):  # type: ignore[no-untyped-def]
                         help="Address to listen on. Anything but loopback exposes your data.")(f)
 
 
+def session_identity(f):  # type: ignore[no-untyped-def]
+    """--session-cookie/--session-header: name what identifies a client session when the default guesses wrong."""
+    f = click.option("--session-header", multiple=True, metavar="NAME",
+                     help="Only this header identifies a client session (default: Authorization, and API-key "
+                          "headers for requests that carry nothing else).")(f)
+    return click.option("--session-cookie", multiple=True, metavar="NAME",
+                        help="Only this cookie identifies a client session (default: any cookie the server "
+                             "sets).")(f)
+
+
+def session_settings(cookies: tuple[str, ...], headers: tuple[str, ...]) -> dict[str, object]:
+    return {"gwsvcr_session_cookies": list(cookies), "gwsvcr_session_headers": list(headers)}
+
+
 @main.command()
 @host_port
 @click.option("--event-delay-ms", default=250, show_default=True, type=click.IntRange(0),
@@ -98,9 +112,11 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--confdir", type=click.Path(file_okay=False), default=None,
               help="mitmproxy configuration directory holding its CA (default ~/.mitmproxy).")
 @click.option("--insecure", is_flag=True, help="Do not verify the upstream's TLS certificate (warns).")
+@session_identity
 def record(upstream: str, cassette: str, host: str, port: int, mode: str, record_mode: str,
            redact_header: tuple[str, ...], redact_json: tuple[str, ...], allow_host: tuple[str, ...],
-           confdir: str | None, insecure: bool) -> None:
+           confdir: str | None, insecure: bool, session_cookie: tuple[str, ...],
+           session_header: tuple[str, ...]) -> None:
     """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
 
     \b
@@ -130,7 +146,8 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
     settings: dict[str, object] = {
         "gwsvcr_record_cassette": cassette, "gwsvcr_record_mode": record_mode,
         "gwsvcr_redact_headers": list(redact_header), "gwsvcr_redact_json": list(redact_json),
-        "gwsvcr_record_hosts": list(allow_host), "ssl_insecure": insecure}
+        "gwsvcr_record_hosts": list(allow_host), "ssl_insecure": insecure,
+        **session_settings(session_cookie, session_header)}
     if allow_host:
         settings["allow_hosts"] = [re.escape(h) for h in allow_host]
     if confdir:
@@ -151,8 +168,10 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
 @click.option("--json-ignore", multiple=True, metavar="PATH",
               help="JSON body path ignored when matching REST requests (volatile fields), e.g. requestId.")
 @click.option("--upstream", default=None, help="Lenient mode: send unmatched requests to this server.")
+@session_identity
 def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
-           json_ignore: tuple[str, ...], upstream: str | None) -> None:
+           json_ignore: tuple[str, ...], upstream: str | None, session_cookie: tuple[str, ...],
+           session_header: tuple[str, ...]) -> None:
     """Serve a cassette as the server, with its recorded timing, offline.
 
     \b
@@ -177,7 +196,8 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={
         "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing, "gwsvcr_replay_speed": speed,
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
-        "gwsvcr_replay_upstream": upstream or "", **({"connection_strategy": "lazy"} if upstream else {})})
+        "gwsvcr_replay_upstream": upstream or "", **session_settings(session_cookie, session_header),
+        **({"connection_strategy": "lazy"} if upstream else {})})
     sys.exit(1 if addon.failed else 0)
 
 

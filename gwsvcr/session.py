@@ -96,6 +96,9 @@ class SessionRules:
         return SessionRules(tuple(cookies) or self.cookies, tuple(headers) or self.headers)
 
 
+DEFAULT_RULES = SessionRules()
+
+
 # ------------------------------------------------------------------------------------------- one request
 
 
@@ -104,7 +107,7 @@ def server_cookies(response: Response | None) -> dict[str, str]:
     return {} if response is None else wire.set_cookie_values(response.headers)
 
 
-def credentials(request: Request, rules: SessionRules = SessionRules()) -> list[Identifier]:
+def credentials(request: Request, rules: SessionRules = DEFAULT_RULES) -> list[Identifier]:
     """The credentials a request sends: Basic user or Authorization token, named session headers, API keys."""
     out = []
     wanted = {h.lower() for h in rules.headers}
@@ -127,13 +130,13 @@ def credentials(request: Request, rules: SessionRules = SessionRules()) -> list[
     return out
 
 
-def credential(request: Request, rules: SessionRules = SessionRules()) -> Identifier | None:
+def credential(request: Request, rules: SessionRules = DEFAULT_RULES) -> Identifier | None:
     """What places a request that sends no session cookie: its strongest credential, or None."""
     found = credentials(request, rules)
     return next((c for c in found if c.links), found[0] if found else None)
 
 
-def sent_cookies(request: Request, rules: SessionRules = SessionRules(),
+def sent_cookies(request: Request, rules: SessionRules = DEFAULT_RULES,
                  server_set: Iterable[str] = ()) -> list[Identifier]:
     """The session cookies a request sends back."""
     names = set(server_set)
@@ -142,7 +145,7 @@ def sent_cookies(request: Request, rules: SessionRules = SessionRules(),
 
 
 def identifiers(request: Request, response: Response | None, replies: list[dict[str, Any]],
-                rules: SessionRules = SessionRules(), server_set: Iterable[str] = ()) -> list[Identifier]:
+                rules: SessionRules = DEFAULT_RULES, server_set: Iterable[str] = ()) -> list[Identifier]:
     """Everything in one exchange that identifies its client, strongest first: session cookies sent and set,
     CometD clientIds sent and issued, then credentials. ``server_set``: cookie names the server set before."""
     names = set(server_set) | set(server_cookies(response))
@@ -174,7 +177,7 @@ class SessionTracker:
     exchange with only an API key, the newest session with that key; else a new one. Identifiers are compared as
     they are given: the recorder gives them before redaction, a cassette holds their placeholders."""
 
-    def __init__(self, rules: SessionRules = SessionRules()) -> None:
+    def __init__(self, rules: SessionRules = DEFAULT_RULES) -> None:
         self.rules = rules
         self.sessions: list[TrackedSession] = []
         self._by_id: dict[Identifier, TrackedSession] = {}

@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
@@ -93,10 +93,12 @@ class Served:
 
 @dataclass(slots=True)
 class Frame:
-    """A server core's Bayeux replies to one WebSocket frame, with ``delivered`` as for :class:`Served`."""
+    """A server core's Bayeux replies to one WebSocket frame, with ``delivered`` as for :class:`Served`;
+    ``set_cookies``: the Set-Cookie headers of the HTTP reply that carries them, if one does."""
 
     replies: list[dict[str, Any]]
     delivered: Delivered | None = None
+    set_cookies: list[tuple[str, str]] = field(default_factory=list)
 
 
 def bayeux_reply(messages: list[dict[str, Any]], jsonp: str | None = None,

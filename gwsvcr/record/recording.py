@@ -1,8 +1,8 @@
 """Turning completed exchanges into cassette documents: sessions kept apart, causes and delays of pushed events,
 secrets redacted, each exchange written the moment its reply completed.
 
-Sessions: an agent is known by the JSESSIONID cookie (sent or set), the Basic user name, or a CometD clientId;
-whichever is seen first links the others, so one agent's REST calls and CometD messages share one timeline.
+Sessions: gwsvcr/session.py decides which exchanges come from one client (cookies the server set, credentials,
+clientIds), so one agent's REST calls and CometD messages share one timeline.
 
 Causes: an event delivered at time T (first byte of the reply that carried it) is caused by the last request of
 its session, other than a ``/meta/connect``, whose reply completed before T; its delay is T minus that completion.
@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass, field
 
 from gwsvcr import gws, wire
-from gwsvcr.bayeux import CONNECT, HANDSHAKE, is_bayeux, is_event
+from gwsvcr.bayeux import CONNECT, is_bayeux, is_event
 from gwsvcr.cassette import CassetteWriter, Exchange, ReplyItem, Request, Response
 from gwsvcr.record.redact import Redactor
+from gwsvcr.session import DEFAULT_RULES, SessionRules, SessionTracker
 
 _JSONP = re.compile(r"^\s*(?:/\*\*/\s*)?[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)  # Faye writes /**/cb([...]);
 
@@ -40,12 +41,6 @@ class _Done:
 
 
 @dataclass
-class _Session:
-    label: str
-    done: list[_Done] = field(default_factory=list)  # non-connect exchanges, in order of completion
-
-
-@dataclass
 class Stats:
     exchanges: int = 0
     events: int = 0
@@ -54,44 +49,6 @@ class Stats:
     def line(self, sessions: int, redactions: int) -> str:
         return (f"gwsvcr: recorded {self.exchanges} exchanges, {sessions} sessions, {self.events} events, "
                 f"{redactions} redactions, {self.errors} upstream failures")
-
-
-class SessionTracker:
-    """Links cookies, Basic users and clientIds to one session label."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, _Session] = {}
-        self.sessions: list[_Session] = []
-
-    def _keys(self, request: Request, response: Response | None,
-              replies: list[dict[str, object]]) -> list[str]:
-        keys = []
-        sid = wire.cookies(request).get("JSESSIONID")
-        if sid is None and response is not None:
-            sid = wire.set_cookie_values(response.headers).get("JSESSIONID")
-        if sid:
-            keys.append(f"cookie:{sid}")
-        bayeux = wire.bayeux_of(request)
-        for m in (bayeux.messages if bayeux else []):
-            if isinstance(m.get("clientId"), str):
-                keys.append(f"client:{m['clientId']}")
-        for m in replies:
-            if m.get("channel") == HANDSHAKE and isinstance(m.get("clientId"), str):
-                keys.append(f"client:{m['clientId']}")
-        creds = wire.basic_auth(request.header("Authorization"))
-        if creds:
-            keys.append(f"user:{creds[0]}")
-        return keys
-
-    def assign(self, request: Request, response: Response | None, replies: list[dict[str, object]]) -> _Session:
-        keys = self._keys(request, response, replies)
-        session = next((self.by_key[k] for k in keys if k in self.by_key), None)
-        if session is None:
-            session = _Session(f"s{len(self.sessions) + 1}")
-            self.sessions.append(session)
-        for k in keys:
-            self.by_key.setdefault(k, session)
-        return session
 
 
 def reply_messages(response: Response | None) -> list[dict[str, object]]:
@@ -115,11 +72,13 @@ def reply_messages(response: Response | None) -> list[dict[str, object]]:
 class Recorder:
     """The recorder's logic without mitmproxy: give it each completed exchange; it writes the cassette."""
 
-    def __init__(self, writer: CassetteWriter | None, redactor: Redactor, t0: float) -> None:
+    def __init__(self, writer: CassetteWriter | None, redactor: Redactor, t0: float,
+                 rules: SessionRules = DEFAULT_RULES) -> None:
         self.writer = writer
         self.redactor = redactor
         self.t0 = t0
-        self.tracker = SessionTracker()
+        self.tracker = SessionTracker(rules)
+        self.done: dict[str, list[_Done]] = {}  # per session: non-connect exchanges, in order of completion
         self.stats = Stats()
 
     def complete(self, request: Request, response: Response | None, timing: ExchangeTimes, error: str | None = None,
@@ -137,18 +96,20 @@ class Recorder:
         if bayeux is not None and replies and response is not None:
             first = timing.response_start if timing.response_start is not None else timing.request_end
             times = delivered_at or [first] * len(replies)
-            response.kind, response.body = "messages", self._items(session, replies, times, timing.request_end)
+            response.kind, response.body = "messages", self._items(session.label, replies, times,
+                                                                     timing.request_end)
         self.stats.exchanges += 1
         self.stats.errors += error is not None and error.startswith("upstream")
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
-            session.done.append(_Done(timing.response_end, number, self._summary(request)))
+            self.done.setdefault(session.label, []).append(_Done(timing.response_end, number,
+                                                                 self._summary(request)))
         self.redactor.exchange(ex)
         if self.writer is not None:
             self.writer.write(ex)
         return ex
 
-    def _items(self, session: _Session, replies: list[dict[str, object]], delivered_at: list[float],
+    def _items(self, session: str, replies: list[dict[str, object]], delivered_at: list[float],
                request_end: float) -> list[ReplyItem]:
         items = []
         for m, delivered in zip(replies, delivered_at, strict=True):
@@ -156,7 +117,7 @@ class Recorder:
             if is_event(m):
                 self.stats.events += 1
                 item.event = gws.summarize_notification(m.get("data")) or str(m.get("channel"))
-                cause = next((d for d in reversed(session.done) if d.end <= delivered), None)
+                cause = next((d for d in reversed(self.done.get(session, ())) if d.end <= delivered), None)
                 if cause is not None:
                     item.cause, item.after, item.delay = cause.number, cause.summary, delivered - cause.end
             elif m.get("channel") == CONNECT:

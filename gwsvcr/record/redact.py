@@ -21,10 +21,11 @@ from urllib.parse import parse_qsl, urlencode
 
 from gwsvcr import wire
 from gwsvcr.cassette import Exchange, HttpMessage, Request
+from gwsvcr.session import API_KEY_HEADERS
 
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",
-                   "x-auth-token", "x-api-key", "x-xsrf-token", "x-amz-security-token")
+                   "x-auth-token", "x-xsrf-token", "x-amz-security-token", *API_KEY_HEADERS)
 # JSON object keys (any depth) whose string values are secrets: password, passwd, secret, token, apiKey, ...
 SECRET_KEY = re.compile(r"pass(word|wd)?$|secret|token|api[-_]?key|credential|authorization|^auth$|^pin$",
                         re.IGNORECASE)

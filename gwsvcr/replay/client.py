@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from gwsvcr.bayeux import Message, Session
 from gwsvcr.matching import Cursors
 from gwsvcr.replay.script import RecordedEvent, Script
+from gwsvcr.session import Identifier
 from gwsvcr.timeline import Schedule, Timeline
 
 
@@ -25,12 +26,12 @@ class Client:
     """One live client replaying its own copy of a script, so N clients of a one-agent cassette each get every
     event, each on its own timeline."""
 
-    def __init__(self, number: int, script: Script, user: str | None, timeline: Timeline,
+    def __init__(self, number: int, script: Script, credential: Identifier | None, timeline: Timeline,
                  counters: Counters) -> None:
         self.number = number
         self.script = script
-        self.user = user
-        self.cookie = f"gwsvcr{number}-{secrets.token_hex(8)}"
+        self.credential = credential  # what placed its first, cookie-less request
+        self.cookie = f"gwsvcr{number}-{secrets.token_hex(8)}"  # the value of every session cookie it is issued
         self.cursors = Cursors()
         self.handshakes = 0
         self.session: Session[Client] | None = None

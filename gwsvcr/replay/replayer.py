@@ -1,8 +1,10 @@
 """The replayer: the cassette answers every request, with the recorded timing, in causal order, per client.
 
 Each recorded session becomes a read-only :class:`~gwsvcr.replay.script.Script`; every live
-:class:`~gwsvcr.replay.client.Client` replays its own copy of one. A client is known by the JSESSIONID cookie the
-replayer issues (the recorded ``Set-Cookie`` rewritten to a value of its own), else by the Basic user name.
+:class:`~gwsvcr.replay.client.Client` replays its own copy of one. What identifies a client is
+:mod:`gwsvcr.session`'s to decide: every session cookie the recording set, whatever its name, is issued with the
+client's own value (never the recorded one), and a request belongs to the client whose cookie it sends, else (no
+cookie yet) to the newest client of its credential (Basic user, Bearer token, API key) that can still take it.
 
 Timing is the :class:`~gwsvcr.timeline.Timeline`'s; matching is :mod:`gwsvcr.matching`'s. What this module decides is
 whose request it is, what answers it, and what a miss says. A reply's events start their clock when the transport
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Request, Response
@@ -38,6 +41,8 @@ class ReplayConfig:
     strict: bool = True
     json_ignore: tuple[str, ...] = ()
     has_upstream: bool = False  # lenient misses go upstream instead of a 404
+    session_cookies: tuple[str, ...] = ()  # name the session cookies (default: the cassette header's rules)
+    session_headers: tuple[str, ...] = ()  # name the session headers (default: the cassette header's rules)
 
 
 @dataclass
@@ -68,7 +73,14 @@ class Replayer(Hooks[Client]):
         self.cassette = cassette
         self.config = config or ReplayConfig()
         self.timeline = Timeline(clock, timing=self.config.timing, speed=self.config.speed)
-        self.scripts = build_scripts(cassette, self.config.json_ignore) or [Script("empty")]
+        self.rules = sessions.SessionRules.from_header(cassette.header.extra).with_overrides(
+            self.config.session_cookies, self.config.session_headers)
+        self.session_cookies = {name for ex in cassette.exchanges for name in sessions.server_cookies(ex.response)
+                                if self.rules.session_cookie(name, (name,))}
+        self.scripts = build_scripts(cassette, self.config.json_ignore, self.rules) or [Script("empty")]
+        self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
+                             for ex in cassette.exchanges if ex.response is not None
+                             and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
         timeout = max((s.connect_advice.get("timeout", 0) for s in self.scripts), default=0) or 30_000
         interval = next((s.connect_advice.get("interval") for s in self.scripts if s.connect_advice), 0)
         self.bayeux: BayeuxServer[Client] = BayeuxServer(
@@ -76,7 +88,7 @@ class Replayer(Hooks[Client]):
                                max_interval_ms=int(timeout) + 30_000), self.timeline)
         self.counters = Counters()
         self.by_cookie: dict[str, Client] = {}  # insertion-ordered: the oldest idle ones are evicted first
-        self._recent: dict[str | None, collections.deque[Client]] = {}  # newest clients per Basic user
+        self._recent: dict[sessions.Identifier | None, collections.deque[Client]] = {}  # newest per credential
         self._assigned: collections.Counter[tuple[str, ...]] = collections.Counter()
         self.used: set[int] = set()
         self.misses: list[Miss] = []
@@ -87,15 +99,15 @@ class Replayer(Hooks[Client]):
                                for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None]
 
     # ------------------------------------------------------------------------------------------- clients
-    def _new_client(self, user: str | None) -> Client:
-        mine = [s for s in self.scripts if user in s.users] or self.scripts
+    def _new_client(self, credential: sessions.Identifier | None) -> Client:
+        mine = [s for s in self.scripts if credential in s.credentials] or self.scripts
         group = tuple(s.label for s in mine)
         self.counters.clients += 1
-        client = Client(self.counters.clients, mine[self._assigned[group] % len(mine)], user, self.timeline,
+        client = Client(self.counters.clients, mine[self._assigned[group] % len(mine)], credential, self.timeline,
                         self.counters)
         self._assigned[group] += 1
         self.by_cookie[client.cookie] = client
-        self._recent.setdefault(user, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
+        self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
         if len(self.by_cookie) > MAX_IDLE_CLIENTS:
             self._evict_idle()
         return client
@@ -112,25 +124,25 @@ class Replayer(Hooks[Client]):
         """Free a client that is gone: its timers, cursors, cookie, and its place among its user's newest."""
         client.close()
         self.by_cookie.pop(client.cookie, None)
-        recent = self._recent.get(client.user)
+        recent = self._recent.get(client.credential)
         if recent is not None:
             if client in recent:
                 recent.remove(client)
             if not recent:
-                del self._recent[client.user]
+                del self._recent[client.credential]
 
     def client_for(self, request: Request, fits: Callable[[Client], bool]) -> Client:
-        """The live client a request belongs to: by the cookie we issued; else the newest client of the same
-        Basic user that can still take it (a fresh client's first requests carry no cookie yet); else a new one."""
-        cookie = wire.cookies(request).get("JSESSIONID")
-        if cookie in self.by_cookie:
-            return self.by_cookie[cookie]
-        creds = wire.basic_auth(request.header("Authorization"))
-        user = creds[0] if creds else None
-        for client in reversed(self._recent.get(user, ())):
+        """The live client a request belongs to: by any session cookie we issued; else the newest client of the
+        same credential that can still take it (a fresh client's first requests carry no cookie yet); else a new
+        one."""
+        for cookie in sessions.sent_cookies(request, self.rules, self.session_cookies):
+            if cookie.value in self.by_cookie:
+                return self.by_cookie[cookie.value]
+        credential = sessions.credential(request, self.rules)
+        for client in reversed(self._recent.get(credential, ())):
             if fits(client):
                 return client
-        return self._new_client(user)
+        return self._new_client(credential)
 
     def _client_of(self, messages: list[Message]) -> Client | None:
         for m in messages:
@@ -165,17 +177,22 @@ class Replayer(Hooks[Client]):
     def _rewrite(self, ex: Exchange, client: Client) -> Response:
         if ex.response is None:
             return wire.json_reply(502, {"error": f"recorded failure: {ex.error}"})
+        return Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
+                        body=ex.response.body, status=ex.response.status)
+
+    def _cookies_for(self, client: Client, recorded: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Recorded headers with every session cookie the server set carrying the client's own value instead."""
         headers = []
-        for name, value in ex.response.headers:
+        for name, value in recorded:
             if name.lower() == "set-cookie":
-                cookie = value.split("=", 1)[0].strip()
-                if cookie == "BAYEUX_BROWSER":
+                cookie, _, attributes = value.partition(";")
+                cookie_name = cookie.split("=", 1)[0].strip()
+                if cookie_name in self.session_cookies:
+                    value = f"{cookie_name}={client.cookie}" + (f";{attributes}" if attributes else "")
+                elif cookie_name == "BAYEUX_BROWSER":
                     continue  # never replay a recorded browser id: clients would share it
-                if cookie == "JSESSIONID":
-                    value = f"JSESSIONID={client.cookie}" + ("; " + value.split(";", 1)[1].strip()
-                                                             if ";" in value else "")
             headers.append((name, value))
-        return Response(headers=headers, kind=ex.response.kind, body=ex.response.body, status=ex.response.status)
+        return headers
 
     def _miss(self, request: Request, key: Key, reason: str = "nothing recorded matches") -> Response | None:
         near = closest(key, self._recorded_keys)
@@ -196,7 +213,7 @@ class Replayer(Hooks[Client]):
                 await self.timeline.latency(failed.ttfb)
                 return wire.Served(self._rewrite(failed, owner))
         frame = await self.bayeux_replies(request, bayeux.messages)
-        return wire.Served(wire.bayeux_reply(frame.replies, bayeux.jsonp), frame.delivered)
+        return wire.Served(wire.bayeux_reply(frame.replies, bayeux.jsonp, frame.set_cookies), frame.delivered)
 
     async def bayeux_replies(self, request: Request, messages: list[Message]) -> wire.Frame:
         """The replies to Bayeux messages, whatever carried them (an HTTP request, a WebSocket frame; then
@@ -215,7 +232,9 @@ class Replayer(Hooks[Client]):
             for number in sources:
                 owner.fire(number, at)
 
-        return wire.Frame(handled.replies, delivered)
+        # the session cookies the recorded replies set (BAYEUX_BROWSER on a handshake), with the client's value
+        cookies = [h for number in sources for h in self._cookies_for(owner, self._set_cookies.get(number, []))]
+        return wire.Frame(handled.replies, delivered, cookies)
 
     # ------------------------------------------------------------------------------------ Bayeux hooks
     def on_handshake(self, session: Session[Client], message: Message) -> Answer | None:

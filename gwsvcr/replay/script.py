@@ -8,6 +8,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, HANDSHAKE, SUBSCRIBE, Message
 from gwsvcr.cassette import Cassette, Exchange
@@ -29,7 +30,7 @@ class Script:
     """What one recorded session did."""
 
     label: str
-    users: set[str] = field(default_factory=set)
+    credentials: set[sessions.Identifier] = field(default_factory=set)  # Basic users, Bearer tokens, API keys
     rest: Table[Key, Exchange] = field(default_factory=lambda: Table("rest"))
     handshakes: Table[str, Recorded] = field(default_factory=lambda: Table("handshake"))
     subscribes: Table[str, Recorded] = field(default_factory=lambda: Table("subscribe"))
@@ -67,15 +68,16 @@ def reply_fields(reply: Message) -> Message:
     return out
 
 
-def build_scripts(cassette: Cassette, ignore: tuple[str, ...] = ()) -> list[Script]:
+def build_scripts(cassette: Cassette, ignore: tuple[str, ...] = (),
+                  rules: sessions.SessionRules = sessions.DEFAULT_RULES) -> list[Script]:
     scripts: dict[str, Script] = {}
     order = itertools.count()
     for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
         label = ex.session if ex.episode == 1 else f"{ex.session}@{ex.episode}"
         script = scripts.setdefault(label, Script(label))
-        creds = wire.basic_auth(ex.request.header("Authorization"))
-        if creds:
-            script.users.add(creds[0])
+        credential = sessions.credential(ex.request, rules)
+        if credential is not None:
+            script.credentials.add(credential)
         bayeux = wire.bayeux_of(ex.request)
         if bayeux is None:
             script.rest.add(rest_key(ex.request, ignore), ex)
