@@ -7,6 +7,7 @@ per problem on stderr, ``FILE:LINE: what``, and exit 1 (exit 2 for ``diff``, who
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from typing import Any
 import click
 
 from gwsvcr import cassette as cassettes
+from gwsvcr import session as sessions
 from gwsvcr.cassette import Cassette, Problem
 from gwsvcr.record import privacy
 from gwsvcr.record.redact import Redactor
@@ -107,7 +109,11 @@ def show(cassette_path: str, session: str | None, channel: str | None, as_json: 
         known = ", ".join(loaded.sessions()) or "none"
         raise BadInput(f"{cassette_path}: no session {session!r}; it has {known}")
     rows = timeline.select(timeline.timeline(loaded), session, channel)
-    emit(timeline.json_lines(rows) if as_json else timeline.render(rows, loaded))
+    if as_json:
+        emit(timeline.json_lines(rows))
+        return
+    summaries = [s for s in sessions.summarize(loaded) if session is None or s.label == session]
+    emit(itertools.chain(timeline.render_sessions(summaries), timeline.render(rows, loaded)))
 
 
 # ----------------------------------------------------------------------------------------------------- diff

@@ -9,6 +9,7 @@ from typing import Any
 from gwsvcr import session as sess
 from gwsvcr.cassette import Cassette, Exchange, Header, ReplyItem, Request, Response
 from gwsvcr.session import Identifier, SessionRules, SessionTracker
+from gwsvcr.tools import report, show
 
 TOKEN, KEY = "tok-0123456789abcdef", "key-fedcba9876543210"
 BASE = "/workspace/v3"
@@ -127,7 +128,7 @@ def test_display_never_shows_a_secret_in_clear() -> None:
     assert Identifier("basic", "", "agent1").display() == "basic=agent1"
 
 
-def test_summarize_lists_each_session_and_flags_a_split_client() -> None:
+def split_cassette() -> Cassette:
     """A cassette recorded before session.py: one agent split in two sessions that share its cookie."""
     ws = "WORKSPACE_SESSIONID=REDACTED-aaaaaaaaaaaa"
     init = Exchange(1, "s1", 0.0, rest("/initialize-workspace", ("Authorization", "Bearer REDACTED-bbbbbbbbbbbb")),
@@ -136,7 +137,11 @@ def test_summarize_lists_each_session_and_flags_a_split_client() -> None:
     handshake = Exchange(3, "s2", 0.2, bayeux({"channel": "/meta/handshake"}, cookie=ws),
                          Response(kind="messages", body=[ReplyItem({"channel": "/meta/handshake", "clientId": "c1",
                                                                      "successful": True})]))
-    summaries = sess.summarize(Cassette("x.yaml", Header(), [init, stop, handshake]))
+    return Cassette("x.yaml", Header(), [init, stop, handshake])
+
+
+def test_summarize_lists_each_session_and_flags_a_split_client() -> None:
+    summaries = sess.summarize(split_cassette())
     assert [s.text() for s in summaries] == [
         "s1: 1 exchanges; cookie WORKSPACE_SESSIONID=REDACTED-aaaaaaaaaaaa, bearer=REDACTED-bbbbbbbbbbbb",
         "s2: 2 exchanges; cookie WORKSPACE_SESSIONID=REDACTED-aaaaaaaaaaaa, clientId=c1, api-key x-api-key=<20 "
@@ -145,3 +150,14 @@ def test_summarize_lists_each_session_and_flags_a_split_client() -> None:
     assert sess.split_warnings(summaries) == [
         "sessions s1, s2 share cookie WORKSPACE_SESSIONID=REDACTED-aaaaaaaaaaaa: one client split in 2?"]
     assert summaries[1].as_json()["identifiers"][1] == "clientId=c1"
+
+
+def test_show_and_report_list_the_sessions_and_the_split() -> None:
+    lines = list(show.render_sessions(sess.summarize(split_cassette())))
+    assert all(len(line) <= show.WIDTH for line in lines)
+    assert lines[0].startswith("s1: 1 exchanges; identified by cookie WORKSPACE_SESSIONID=REDACTED-aaaaaaaaaaaa,")
+    assert lines[-1].startswith("WARNING: sessions s1, s2 share cookie WORKSPACE_SESSIONID")
+    data = report.report_data(split_cassette())
+    assert [s["session"] for s in data["identified_by"]] == ["s1", "s2"]
+    assert data["split"] == sess.split_warnings(sess.summarize(split_cassette()))
+    assert KEY not in " ".join(lines) + str(data["identified_by"])

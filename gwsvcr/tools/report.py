@@ -16,16 +16,20 @@ import json
 from typing import Any
 
 from gwsvcr.cassette import Cassette, exchange_to_doc
+from gwsvcr.session import split_warnings, summarize
 from gwsvcr.tools.show import EVENT, timeline
 
 
 def report_data(cassette: Cassette) -> dict[str, Any]:
     rows = timeline(cassette)
+    summaries = summarize(cassette)
     return {
         "title": cassette.path,
         "recorded_at": cassette.header.recorded_at,
         "upstream": cassette.header.upstream,
         "sessions": cassette.sessions(),
+        "identified_by": [s.as_json() for s in summaries],
+        "split": split_warnings(summaries),
         "episodes": len(cassette.episodes),
         "events": sum(1 for r in rows if r.kind == EVENT),
         "rows": [row.as_json() for row in rows],
@@ -58,6 +62,8 @@ _PAGE = r"""<!DOCTYPE html>
   .legend span { margin-right: 16px; }
   .legend i { display: inline-block; width: 22px; height: 3px; vertical-align: middle; margin-right: 4px; }
   svg { display: block; }
+  #sessions { margin: 4px 0 8px; padding-left: 18px; color: #333; font: 12px/1.4 monospace; }
+  #sessions .split { color: #a93226; font-weight: 600; }
   .lifeline { stroke: #bbb; stroke-dasharray: 4 4; }
   .actor rect { fill: #f3f5f8; stroke: #667; }
   .actor text { font-weight: 600; text-anchor: middle; }
@@ -88,6 +94,7 @@ _PAGE = r"""<!DOCTYPE html>
 <body>
 <h1 id="title"></h1>
 <div id="meta"></div>
+<ul id="sessions"></ul>
 <div class="legend">
   <span><i style="background:#2c3e50"></i>request</span><span><i style="background:#7f8c8d"></i>reply</span>
   <span><i style="background:#c0392b"></i>CometD event</span>
@@ -126,6 +133,21 @@ _PAGE = r"""<!DOCTYPE html>
     Object.keys(data.exchanges).length + " exchanges", sessions.length + " session(s)",
     data.events + " events", data.episodes > 1 && data.episodes + " episodes"
   ].filter(Boolean).join(" \u00b7 ");
+
+  // what identified each session's client; a value two sessions share: one client the recording split
+  const sessionList = document.getElementById("sessions");
+  for (const s of data.identified_by) {
+    const item = document.createElement("li");
+    item.textContent = s.session + " (" + s.exchanges + " exchanges): " +
+      (s.identifiers.join(", ") || "nothing that identifies a client");
+    sessionList.appendChild(item);
+  }
+  for (const warning of data.split) {
+    const item = document.createElement("li");
+    item.className = "split";
+    item.textContent = "WARNING: " + warning;
+    sessionList.appendChild(item);
+  }
 
   // y of each row; an episode divider takes a row of its own
   const ys = [];

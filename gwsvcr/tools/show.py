@@ -3,7 +3,7 @@
 Rows: a REST request (``->``) and its reply (``<-``) when the reply completed; each Bayeux message a client
 sent, except ``/meta/connect`` (a long-poll is shown once, by its reply, with how long the server held it);
 each reply message, and each pushed event with its cause and delay. ``gwsvcr show`` prints them in 100 columns
-or as JSON lines; ``gwsvcr report`` draws them.
+(after the sessions, each with what identified its client) or as JSON lines; ``gwsvcr report`` draws them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, SUBSCRIBE, channel_matches
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem, Request
+from gwsvcr.session import SessionSummary, split_warnings
 
 REQUEST, REPLY, EVENT, ERROR = "request", "reply", "event", "error"
 TO_SERVER, TO_CLIENT = "->", "<-"
@@ -185,6 +186,28 @@ def render(rows: list[Row], cassette: Cassette, width: int = WIDTH) -> Iterator[
                f"{row.direction}"
         target = shorten_path(row.target)
         yield _line(head, target, target_w, row, width)
+
+
+def render_sessions(summaries: list[SessionSummary], width: int = WIDTH) -> Iterator[str]:
+    """Each session with what identified its client (secrets shown as their placeholders), then a warning for
+    sessions that share one: a client the recording split."""
+    for summary in summaries:
+        head = f"{summary.label}: {summary.exchanges} exchanges; identified by"
+        yield from _pack(head, [i.display() for i in summary.identifiers] or ["nothing"], width)
+    for warning in split_warnings(summaries):
+        yield _fit(f"WARNING: {warning}", width)
+
+
+def _pack(head: str, parts: list[str], width: int) -> Iterator[str]:
+    """``head`` then the parts, comma-separated, broken between parts into lines of at most ``width``."""
+    line = head
+    for i, part in enumerate(parts):
+        text = part + ("," if i < len(parts) - 1 else "")
+        if len(line) + 1 + len(text) > width and line.strip():
+            yield line
+            line = "    "
+        line = f"{line} {text}" if line.strip() else line + text
+    yield _fit(line, width)
 
 
 def _line(head: str, target: str, target_w: int, row: Row, width: int) -> str:
