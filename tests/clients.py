@@ -7,7 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from tests.procs import PEERS, need_node
+from tests.procs import PEERS, need_node, need_workspace_sdk
 
 LIFECYCLE = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")
 EXPECTED_STATES = {"StopCallRecording": ("Stopped", "OFF"), "StartCallRecording": ("Recording", "ON"),
@@ -47,7 +47,18 @@ def run(client: str, url: str, ops: tuple[str, ...] = LIFECYCLE, *, user: str = 
         cmd = [need_node(), str(PEERS / "cometd_client.js"), *args]
     else:
         cmd = [sys.executable, str(PEERS / "aiocometd_client.py"), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return _session(subprocess.run(cmd, capture_output=True, text=True, timeout=timeout), client, check)
+
+
+def run_workspace_sdk(url: str, ops: tuple[str, ...], token: str, api_key: str, *, extra: list[str] | None = None,
+                      check: bool = True, timeout: float = 90) -> Session:
+    """Run one scripted agent session with Genesys' Workspace SDK (tests/peers/workspace_client.js)."""
+    cmd = [need_workspace_sdk(), str(PEERS / "workspace_client.js"), "--url", url, "--ops", ",".join(ops),
+           "--token", token, "--api-key", api_key, *(extra or [])]
+    return _session(subprocess.run(cmd, capture_output=True, text=True, timeout=timeout), "workspace SDK", check)
+
+
+def _session(done: subprocess.CompletedProcess[str], client: str, check: bool) -> Session:
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     session = Session(records, done.stderr)
     if check:

@@ -11,7 +11,7 @@ import pytest
 
 from gwsvcr.served import Proc, start
 
-__all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_node", "start"]
+__all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_node", "need_workspace_sdk", "start"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "tests" / "peers"
@@ -33,6 +33,16 @@ def need_node() -> str:
     node = shutil.which("node")
     need(node is not None and (PEERS / "node_modules" / "cometd").is_dir()
          and (PEERS / "node_modules" / "faye").is_dir(), "Node.js with npm cometd, cometd-nodejs-client, faye")
+    return str(node)
+
+
+def need_workspace_sdk() -> str:
+    """Node with Genesys' Workspace SDK and the CometD project's Node server (tests/peers/workspace_*.js)."""
+    node = shutil.which("node")
+    modules = PEERS / "node_modules"
+    need(node is not None and (modules / "genesys-workspace-client-js").is_dir()
+         and (modules / "cometd-nodejs-server").is_dir(), "Node.js with npm genesys-workspace-client-js, "
+                                                          "cometd-nodejs-server")
     return str(node)
 
 

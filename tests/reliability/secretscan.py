@@ -3,7 +3,9 @@ headers, cookies, CSRF tokens, JSON fields and query or form parameters named li
 Bayeux ``message=`` of callback-polling) must hold a ``REDACTED-...`` placeholder, or nothing.
 
 Usable on any cassette the recorder wrote (see ``recorded_by_gwsvcr``): the tests call it on what they record,
-and a session-end hook can call it on every cassette under pytest's basetemp.
+and a session-end hook can call it on every cassette under pytest's basetemp. Tests that know their secrets'
+values (a Bearer token, an API key) also ``remember`` them: the hook then greps every cassette for them, as is,
+URL-encoded, JSON-escaped or in base64.
 """
 
 from __future__ import annotations
@@ -11,12 +13,45 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from gwsvcr import cassette as cas
 from gwsvcr.record.redact import DEFAULT_HEADERS, PLACEHOLDER, SECRET_KEY
+
+
+def forms(secret: str) -> set[str]:
+    """The ways a secret can appear in a text file."""
+    raw = secret.encode()
+    out = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
+           json.dumps(secret)[1:-1], json.dumps(urllib.parse.quote(secret, safe=""))[1:-1]}
+    for pad in range(3):  # base64 of the secret at each of the three alignments inside a longer blob
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            enc = encode(b"\0" * pad + raw).decode().rstrip("=")
+            skip = (pad * 8 + 5) // 6  # characters that still mix in the padding bytes
+            out.add(enc[skip:-2])  # the last characters may mix in whatever follows
+    return {f for f in out if len(f) >= 8}
+
+
+_REMEMBERED: set[str] = set()
+
+
+def remember(*values: str) -> None:
+    """Secrets the tests used: no cassette written in this test session may hold them, in any form."""
+    _REMEMBERED.update(values)
+
+
+def literal_leaks(path: Path, values: set[str] | None = None) -> list[str]:
+    """``FILE: holds the value of secret XXXX... as 'form'`` for every remembered secret found in the file."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [f"{path}: holds the value of secret {value[:4]}... as {form!r}"
+            for value in sorted(_REMEMBERED if values is None else values) for form in sorted(forms(value))
+            if form in text]
 
 
 def _hidden(value: str) -> bool:
@@ -106,9 +141,11 @@ def unredacted(path: Path) -> list[str]:
 
 def scan_tree(base: Path) -> list[str]:
     """Every secret left in a cassette the recorder wrote anywhere under ``base`` (files that are not loadable
-    cassettes, e.g. the loader fuzzer's, are not recordings and are left out)."""
+    cassettes, e.g. the loader fuzzer's, are not recordings and are left out), and every remembered secret's
+    value in any YAML file there."""
     found = []
     for path in sorted(base.rglob("*.yaml")):
+        found += literal_leaks(path)
         if recorded_by_gwsvcr(path):
             try:
                 found += unredacted(path)

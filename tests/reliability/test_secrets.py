@@ -19,7 +19,7 @@ from gwsvcr import cassette as cas
 from tests.conftest import record
 from tests.procs import Proc, gwsvcr
 from tests.reliability.netutil import CALL, COMETD, basic, call
-from tests.reliability.secretscan import recorded_by_gwsvcr, unredacted
+from tests.reliability.secretscan import forms, recorded_by_gwsvcr, unredacted
 
 USER = "agent-sec"
 PASSWORD = "Pw-" + secrets.token_hex(8)
@@ -27,19 +27,6 @@ PASSWORD = "Pw-" + secrets.token_hex(8)
 
 def _secret(kind: str) -> str:
     return f"{kind}-{secrets.token_hex(10)}"
-
-
-def forms(secret: str) -> set[str]:
-    """The ways a secret can appear in a text file."""
-    raw = secret.encode()
-    out = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
-           json.dumps(secret)[1:-1], json.dumps(urllib.parse.quote(secret, safe=""))[1:-1]}
-    for pad in range(3):  # base64 of the secret at each of the three alignments inside a longer blob
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            enc = encode(b"\0" * pad + raw).decode().rstrip("=")
-            skip = (pad * 8 + 5) // 6  # characters that still mix in the padding bytes
-            out.add(enc[skip:-2])  # the last characters may mix in whatever follows
-    return {f for f in out if len(f) >= 8}
 
 
 def leaks(text: str, named: dict[str, str]) -> list[str]:
