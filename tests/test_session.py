@@ -7,8 +7,11 @@ import base64
 from typing import Any
 
 from gwsvcr import session as sess
+from gwsvcr import wire
 from gwsvcr.cassette import Cassette, Exchange, Header, ReplyItem, Request, Response
+from gwsvcr.replay import ReplayConfig, Replayer
 from gwsvcr.session import Identifier, SessionRules, SessionTracker
+from gwsvcr.timeline import Timing
 from gwsvcr.tools import report, show
 
 TOKEN, KEY = "tok-0123456789abcdef", "key-fedcba9876543210"
@@ -161,3 +164,33 @@ def test_show_and_report_list_the_sessions_and_the_split() -> None:
     assert [s["session"] for s in data["identified_by"]] == ["s1", "s2"]
     assert data["split"] == sess.split_warnings(sess.summarize(split_cassette()))
     assert KEY not in " ".join(lines) + str(data["identified_by"])
+
+
+async def test_the_replayer_issues_its_own_value_for_every_session_cookie() -> None:
+    """Whatever their names: WORKSPACE_SESSIONID on a REST reply, BAYEUX_BROWSER on the handshake. Two clients with
+    one token get different values; a request finds its client by any of them; no recorded value goes out."""
+    ws, browser = "WORKSPACE_SESSIONID=REDACTED-aaaaaaaaaaaa", "BAYEUX_BROWSER=REDACTED-cccccccccccc"
+    init = Exchange(1, "s1", 0.0, rest("/initialize-workspace", ("Authorization", "Bearer REDACTED-bbbbbbbbbbbb")),
+                    Response(headers=[("Set-Cookie", f"{ws}; Path=/; HttpOnly")], kind="json",
+                             body={"status": {"code": 0}}), ttfb=0.0)
+    handshake = Exchange(2, "s1", 0.1, bayeux({"channel": "/meta/handshake", "id": "1"}, cookie=ws),
+                         Response(headers=[("Set-Cookie", browser)], kind="messages", body=[ReplyItem(
+                             {"channel": "/meta/handshake", "id": "1", "clientId": "rec", "successful": True})]),
+                         ttfb=0.0)
+    stop = Exchange(3, "s1", 0.2, rest("/voice/calls/C1/stop-recording", ("Cookie", ws)),
+                    Response(kind="json", body={"status": {"code": 1}}), ttfb=0.0)
+    core = Replayer(Cassette("x.yaml", Header(), [init, handshake, stop]), ReplayConfig(timing=Timing.INSTANT))
+    live_init = rest("/initialize-workspace", ("Authorization", f"Bearer {TOKEN}"), ("x-api-key", KEY))
+    first, second = [(await core.handle(live_init)).response for _ in range(2)]
+    assert first is not None and second is not None
+    a, b = (wire.set_cookie_values(r.headers)["WORKSPACE_SESSIONID"] for r in (first, second))
+    assert a != b and "REDACTED" not in a + b and core.counters.clients == 2
+    hs = (await core.handle(bayeux({"channel": "/meta/handshake", "id": "7", "version": "1.0",
+                                     "supportedConnectionTypes": ["long-polling"]},
+                                    cookie=f"WORKSPACE_SESSIONID={a}"))).response
+    assert hs is not None and wire.set_cookie_values(hs.headers) == {"BAYEUX_BROWSER": a}
+    # a request that sends only the issued BAYEUX_BROWSER is client a's: its recorded stop-recording answers
+    served = await core.handle(rest("/voice/calls/C1/stop-recording", ("Cookie", f"BAYEUX_BROWSER={a}")))
+    assert served.response is not None and served.response.status == 200 and core.counters.clients == 2
+    assert core.misses == []
+    core.close()
