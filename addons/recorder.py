@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,12 +19,13 @@ from gwsvcr import __version__
 from gwsvcr.addons.flowconv import add_session_options, request_of, response_of, session_rules
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
+from gwsvcr.record import modes
+from gwsvcr.record.modes import RecordMode
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording
 from gwsvcr.record.redact import Redactor
 from gwsvcr.session import HEADER_KEY
 
 logger = logging.getLogger(__name__)
-RECORD_MODES = ["once", "new_episodes", "all", "none"]
 
 
 def upstream_of(mode: str) -> str:
@@ -40,9 +40,8 @@ class GwsRecorder:
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_record_cassette", str, "", "Path of the cassette to record into.")
-        loader.add_option("gwsvcr_record_mode", str, "once",
-                          "once: refuse an existing cassette; new_episodes: append; all: rewrite; "
-                          "none: record nothing (pass-through).", choices=RECORD_MODES)
+        loader.add_option("gwsvcr_record_mode", str, RecordMode.ONCE.value, modes.HELP,
+                          choices=[m.value for m in RecordMode])
         loader.add_option("gwsvcr_redact_headers", Sequence[str], [],
                           "More header names whose values are redacted (Authorization, Cookie, Set-Cookie, "
                           "X-CSRF-TOKEN and others always are).")
@@ -71,10 +70,10 @@ class GwsRecorder:
         upstream = upstream_of(ctx.options.mode[0]) if ctx.options.mode else ""
         writer = None
         try:
-            if mode == "once" and os.path.exists(path) and os.path.getsize(path) > 0:
-                raise exceptions.OptionsError(
-                    f"{path} exists and record mode 'once' never touches an existing cassette: replay it, or "
-                    "use --record-mode new_episodes to append or --record-mode all to rewrite it")
+            try:
+                modes.check_target(path, mode)
+            except modes.CassetteExists as e:
+                raise exceptions.OptionsError(str(e)) from None
             if mode != "none":
                 header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
                                 redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()})

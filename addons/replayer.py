@@ -25,12 +25,10 @@ from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, json_bytes, load
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
-from gwsvcr.replay import ReplayConfig, Replayer
+from gwsvcr.replay import STATUS_PATH, ReplayConfig, Replayer
 from gwsvcr.timeline import Timing
 
 logger = logging.getLogger(__name__)
-# Where a test harness (the pytest plugin) reads misses and unused exchanges while the replay runs.
-STATUS_PATH = "/__gwsvcr__/status"
 
 
 class GwsReplayer:

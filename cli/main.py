@@ -10,6 +10,9 @@ import click
 
 from gwsvcr import __version__, cassette
 from gwsvcr.cli.tools import register as register_tools
+from gwsvcr.record import modes as record_modes
+from gwsvcr.record.modes import RecordMode
+from gwsvcr.timeline import Timing
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -101,9 +104,8 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--mode", type=click.Choice(["reverse", "regular"]), default="reverse", show_default=True,
               help="reverse: clients point at this proxy instead of GWS. regular: an HTTP(S) proxy for a "
                    "browser or app (trust mitmproxy's CA from --confdir).")
-@click.option("--record-mode", type=click.Choice(["once", "new_episodes", "all", "none"]), default="once",
-              show_default=True, help="once: refuse an existing cassette; new_episodes: append new sessions; "
-                                      "all: rewrite; none: record nothing (pass-through check).")
+@click.option("--record-mode", type=click.Choice([m.value for m in RecordMode]), default=RecordMode.ONCE.value,
+              show_default=True, help=record_modes.HELP)
 @click.option("--redact-header", multiple=True, metavar="NAME", help="Also redact this header's values.")
 @click.option("--redact-json", multiple=True, metavar="PATH",
               help="Also redact this dotted JSON path, e.g. call.participants.*.phoneNumber.")
@@ -138,9 +140,10 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
         proxy_mode = f"reverse:{upstream}"
     else:
         proxy_mode = "regular"
-    if record_mode == "once" and Path(cassette).exists() and Path(cassette).stat().st_size > 0:
-        raise click.UsageError(f"{cassette} exists and --record-mode once never touches an existing cassette: "
-                               "replay it, or use --record-mode new_episodes to append, all to rewrite")
+    try:
+        record_modes.check_target(cassette, record_mode)
+    except record_modes.CassetteExists as e:
+        raise click.UsageError(str(e)) from None
     if insecure:
         click.echo("gwsvcr: WARNING: --insecure: the upstream's TLS certificate is NOT verified", err=True)
     settings: dict[str, object] = {
@@ -158,7 +161,8 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
 @main.command()
 @click.argument("cassette_path", metavar="CASSETTE", type=click.Path(dir_okay=False))
 @host_port
-@click.option("--timing", type=click.Choice(["recorded", "instant"]), default="recorded", show_default=True,
+@click.option("--timing", type=click.Choice([t.value for t in Timing]), default=Timing.RECORDED.value,
+              show_default=True,
               help="recorded: each reply and event after its recorded delay; instant: no delays, same order.")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Scale every delay: 2 replays twice as fast.")

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from gwsvcr.record import modes as record_modes
+from gwsvcr.record.modes import RecordMode
+from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 
-STATUS_PATH = "/__gwsvcr__/status"
 _KEY = pytest.StashKey["GwsServer"]()
 
 
@@ -31,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gws-record", action="store_true", default=False,
                     help="Re-record the cassettes of @gws_cassette tests against --gws-upstream.")
     group.addoption("--gws-upstream", default=None, metavar="URL", help="The GWS server to record from.")
-    group.addoption("--gws-record-mode", default="all", choices=["once", "new_episodes", "all", "none"],
+    group.addoption("--gws-record-mode", default=RecordMode.ALL.value, choices=[m.value for m in RecordMode],
                     help="Record mode with --gws-record (as in 'gwsvcr record'; default all).")
 
 
@@ -103,8 +105,10 @@ def gws_replay(request: pytest.FixtureRequest) -> Iterator[GwsServer]:
         mode = config.getoption("--gws-record-mode")
         args = ["record", "--upstream", config.getoption("--gws-upstream"), "--cassette", str(cassette),
                 "--record-mode", mode, "--port", "0"]
-        if mode == "once" and cassette.exists():
-            raise pytest.fail(f"{cassette} exists and --gws-record-mode once never touches it", pytrace=False)
+        try:
+            record_modes.check_target(cassette, mode)
+        except record_modes.CassetteExists as e:
+            raise pytest.fail(str(e), pytrace=False) from None
     else:
         if not cassette.is_file():
             raise pytest.fail(

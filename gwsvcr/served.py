@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gwsvcr.errors import GwsvcrError
+
 LISTENING = re.compile(r"^gwsvcr: listening on (http://\S+)$")
 
 
-class NotListening(RuntimeError):
+class NotListening(GwsvcrError, RuntimeError):
     """The process ended, or took too long, without saying where it listens."""
 
 

@@ -21,23 +21,24 @@ atomic saves), ``cache`` (the parse cache), ``emit`` (the YAML emitter).
 
 from gwsvcr.cassette.load import load, validate
 from gwsvcr.cassette.model import (
-                                   BODY_KINDS,
-                                   VERSION,
-                                   Cassette,
-                                   CassetteError,
-                                   Episode,
-                                   Exchange,
-                                   Header,
-                                   HttpMessage,
-                                   Problem,
-                                   ReplyItem,
-                                   Request,
-                                   Response,
-                                   json_bytes,
-                                   now_iso,
+    BODY_KINDS,
+    VERSION,
+    Cassette,
+    CassetteError,
+    Episode,
+    Exchange,
+    Header,
+    HttpMessage,
+    Problem,
+    ReplyItem,
+    Request,
+    Response,
+    Severity,
+    json_bytes,
+    now_iso,
 )
 from gwsvcr.cassette.write import CassetteWriter, dump_document, exchange_to_doc, header_to_doc, iter_documents, save
 
 __all__ = ["BODY_KINDS", "VERSION", "Cassette", "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header",
-           "HttpMessage", "Problem", "ReplyItem", "Request", "Response", "dump_document", "exchange_to_doc",
+           "HttpMessage", "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
            "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate"]

@@ -28,6 +28,7 @@ from gwsvcr.cassette.model import (
     ReplyItem,
     Request,
     Response,
+    Severity,
 )
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -83,8 +84,9 @@ def _parse_documents(path: str, text: str) -> tuple[list[tuple[int, Any]], list[
                 errors.append(Problem(path, line, msg))
             elif i == len(starts) - 1 and i > 0:
                 errors.append(Problem(path, start, f"truncated last document ({what}); the writer was probably "
-                                                   f"stopped mid-write: delete from line {start} to the end"))
-                warnings.append(Problem(path, start, "ignored a truncated last document"))
+                                                   f"stopped mid-write: delete from line {start} to the end",
+                                      Severity.RECOVERABLE))
+                warnings.append(Problem(path, start, "ignored a truncated last document", Severity.WARNING))
             else:
                 errors.append(Problem(path, line, f"YAML syntax error: {what}"))
             continue
@@ -402,7 +404,7 @@ def load(path: str | os.PathLike[str], *, use_cache: bool = True) -> Cassette:
     finally:
         if collecting:
             gc.enable()
-    fatal = [p for p in problems if not p.message.startswith("truncated last document")]
+    fatal = [p for p in problems if p.severity is Severity.ERROR]
     if fatal:
         raise CassetteError(problems)
     return cassette

@@ -6,15 +6,17 @@ import base64
 import json
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from gwsvcr import bayeux
+from gwsvcr.errors import GwsvcrError
 
 VERSION = 1
 BODY_KINDS = ("json", "messages", "text", "base64")
 
 
-class CassetteError(Exception):
+class CassetteError(GwsvcrError):
     """A cassette that cannot be used; ``problems`` holds every ``FILE:LINE: what is wrong`` line."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -22,11 +24,18 @@ class CassetteError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class Severity(StrEnum):
+    ERROR = "error"  # the cassette cannot be used
+    RECOVERABLE = "recoverable"  # validation reports it; loading drops the part and warns (a truncated last document)
+    WARNING = "warning"  # loading went on
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     path: str
     line: int
     message: str
+    severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"

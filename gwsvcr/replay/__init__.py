@@ -2,4 +2,7 @@
 
 from gwsvcr.replay.replayer import Miss, ReplayConfig, Replayer
 
-__all__ = ["Miss", "ReplayConfig", "Replayer"]
+# Where a test harness (the pytest plugin) reads misses and unused exchanges while the replay runs.
+STATUS_PATH = "/__gwsvcr__/status"
+
+__all__ = ["STATUS_PATH", "Miss", "ReplayConfig", "Replayer"]

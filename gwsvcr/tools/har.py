@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gwsvcr import __version__, wire
 from gwsvcr.cassette import Cassette, Episode, Exchange, Header, Request, Response
+from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.recording import ExchangeTimes, Recorder, reply_messages
 from gwsvcr.record.redact import Redactor
 
@@ -37,7 +38,7 @@ _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connecti
 _JSON_KINDS = ("json", "messages")
 
 
-class HarError(Exception):
+class HarError(GwsvcrError):
     """A HAR file that cannot be imported; ``problems`` holds ``FILE:LINE: what`` or ``FILE: what`` lines."""
 
     def __init__(self, problems: list[str]) -> None:
