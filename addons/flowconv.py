@@ -18,6 +18,7 @@ from gwsvcr.timeline import Clock
 from gwsvcr.wire import Served
 
 logger = logging.getLogger(__name__)
+SUMMARY_LOGGER = "gwsvcr.summary"  # what an addon says when it stops; the gwsvcr command prints it on stdout
 CLOCK = Clock()  # the cores' clock: when a reply went out, on their time
 
 # Framing headers are recomputed by mitmproxy for the body we send; a recorded one would be wrong.

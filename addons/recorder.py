@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr import __version__
-from gwsvcr.addons.flowconv import add_session_options, request_of, response_of, session_rules
+from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_session_options, request_of, response_of, session_rules
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
 from gwsvcr.record import modes
@@ -26,6 +25,7 @@ from gwsvcr.record.redact import Redactor
 from gwsvcr.session import HEADER_KEY
 
 logger = logging.getLogger(__name__)
+summary = logging.getLogger(SUMMARY_LOGGER)
 
 
 def upstream_of(mode: str) -> str:
@@ -57,7 +57,7 @@ class GwsRecorder:
         path, mode = ctx.options.gwsvcr_record_cassette, ctx.options.gwsvcr_record_mode
         if not path:
             self.core = None
-            logger.info("gwsvcr recorder: gwsvcr_record_cassette is not set, nothing is recorded")
+            logger.debug("gwsvcr recorder: gwsvcr_record_cassette is not set, nothing is recorded")
             return
         if any(m.startswith("reverse:") for m in ctx.options.mode) and ctx.options.connection_strategy != "lazy":
             # Eager (mitmproxy's default) connects upstream when a client connects: an upstream that refuses then
@@ -143,7 +143,6 @@ class GwsRecorder:
             # Never let traffic pass unrecorded: answer with the reason and stop the proxy.
             self.failed = f"gwsvcr: cannot write cassette {ctx.options.gwsvcr_record_cassette}: {e.strerror}"
             logger.error(self.failed)
-            print(self.failed, flush=True, file=sys.stderr)
             flow.response = http.Response.make(
                 502, json_bytes({"error": self.failed}), {"Content-Type": "application/json"})
             ctx.master.shutdown()
@@ -153,7 +152,7 @@ class GwsRecorder:
             return
         if self.core.writer is not None:
             self.core.writer.close()
-        print(self.core.summary(), flush=True)
+        summary.info(self.core.summary())
 
 
 addons = [GwsRecorder()]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr.addons.flowconv import (
+    SUMMARY_LOGGER,
     add_session_options,
     answer,
     request_of,
@@ -29,6 +30,7 @@ from gwsvcr.replay import STATUS_PATH, ReplayConfig, Replayer
 from gwsvcr.timeline import Timing
 
 logger = logging.getLogger(__name__)
+summary = logging.getLogger(SUMMARY_LOGGER)
 
 
 class GwsReplayer:
@@ -59,7 +61,7 @@ class GwsReplayer:
         path = ctx.options.gwsvcr_replay_cassette
         if not path:
             self.core = None
-            logger.info("gwsvcr replayer: gwsvcr_replay_cassette is not set, nothing is replayed")
+            logger.debug("gwsvcr replayer: gwsvcr_replay_cassette is not set, nothing is replayed")
             return
         if ctx.options.gwsvcr_replay_speed <= 0:
             raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
@@ -68,7 +70,7 @@ class GwsReplayer:
         except CassetteError as e:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:
-            logger.warning(str(warning))
+            logger.warning("gwsvcr: warning: %s", warning)
         config = ReplayConfig(timing=Timing(ctx.options.gwsvcr_replay_timing), speed=ctx.options.gwsvcr_replay_speed,
                               strict=ctx.options.gwsvcr_replay_strict,
                               json_ignore=tuple(ctx.options.gwsvcr_replay_json_ignore),
@@ -128,12 +130,12 @@ class GwsReplayer:
 
     def done(self) -> None:
         if self.core is not None:
-            print(self.core.summary(), flush=True)
+            summary.info(self.core.summary())
             self.core.close()
         if self.appender is not None and self.appender.writer is not None:
             self.appender.writer.close()
-            print(f"gwsvcr: appended {self.appender.stats.exchanges} upstream exchanges to "
-                  f"{ctx.options.gwsvcr_replay_cassette}", flush=True)
+            summary.info("gwsvcr: appended %d upstream exchanges to %s", self.appender.stats.exchanges,
+                         ctx.options.gwsvcr_replay_cassette)
 
 
 addons = [GwsReplayer()]

@@ -13,6 +13,8 @@ import click
 from mitmproxy import ctx, exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
+from gwsvcr.addons.flowconv import SUMMARY_LOGGER
+
 # Replay and simulation answer every request themselves; this upstream is never contacted.
 NO_UPSTREAM = "reverse:http://127.0.0.1:9"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -41,13 +43,30 @@ def warn_if_exposed(host: str) -> None:
                    "replies may hold customer data. Use --host 127.0.0.1 unless you mean it.", err=True)
 
 
+def configure_logging() -> None:
+    """stdout holds the listening line and the stop summaries (logger ``gwsvcr.summary``); stderr everything
+    else: gwsvcr's messages (misses, warnings) as they are, mitmproxy's warnings and addon errors prefixed."""
+    summary = logging.StreamHandler(sys.stdout)
+    summary.setFormatter(logging.Formatter("%(message)s"))
+    summary_logger = logging.getLogger(SUMMARY_LOGGER)
+    summary_logger.addHandler(summary)
+    summary_logger.setLevel(logging.INFO)
+    summary_logger.propagate = False
+    ours = logging.StreamHandler(sys.stderr)
+    ours.setFormatter(logging.Formatter("%(message)s"))
+    gwsvcr_logger = logging.getLogger("gwsvcr")
+    gwsvcr_logger.addHandler(ours)
+    gwsvcr_logger.setLevel(logging.INFO)
+    gwsvcr_logger.propagate = False
+    theirs = logging.StreamHandler(sys.stderr)
+    theirs.setLevel(logging.WARNING)
+    theirs.setFormatter(logging.Formatter("gwsvcr: %(levelname)s: %(message)s"))
+    logging.getLogger().addHandler(theirs)
+
+
 async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings: dict[str, Any],
                on_ready: Callable[[str], None] | None) -> None:
-    # mitmproxy's own warnings and addon errors go to stderr (its terminal log is off: stdout is ours).
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("gwsvcr: %(levelname)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+    configure_logging()
     opts = options.Options(mode=[mode], listen_host=host, listen_port=port)
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     master.addons.add(*addons, Announce(on_ready))

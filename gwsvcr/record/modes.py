@@ -26,5 +26,5 @@ class CassetteExists(GwsvcrError):
 def check_target(path: str | os.PathLike[str], mode: RecordMode | str) -> None:
     """Raise :class:`CassetteExists` when ``mode`` may not touch the cassette at ``path``."""
     if RecordMode(mode) is RecordMode.ONCE and os.path.exists(path) and os.path.getsize(path) > 0:
-        raise CassetteExists(f"{os.fspath(path)} exists and record mode 'once' never touches an existing cassette: "
+        raise CassetteExists(f"{os.fspath(path)} exists and record mode once never touches an existing cassette: "
                              "replay it, or use record mode new_episodes to append or all to rewrite it")
