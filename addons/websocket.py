@@ -2,7 +2,7 @@
 (never connected) server side, and inject the Bayeux replies back to the client as frames.
 
 A frame is answered in a task of its own, so a held ``/meta/connect`` never blocks the subscribes and publishes
-that follow it on the same socket (PROTOCOL.md section 3).
+that follow it on the same socket (a CometD server must never make them wait behind a held connect).
 """
 
 from __future__ import annotations

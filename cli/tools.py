@@ -311,7 +311,7 @@ def report(cassette_path: str, output: str | None) -> None:
     loaded = load(cassette_path)
     target = output or str(Path(cassette_path).with_suffix(".html"))
     page = html_report.render(loaded)
-    _writing(target, lambda: har_format.write_atomically(target, page))
+    _writing(target, lambda: cassettes.write_atomically(target, page))
     click.echo(f"gwsvcr: wrote {target}", err=True)
 
 

@@ -1,4 +1,6 @@
-"""The Bayeux server core, driven directly (no HTTP): the rules of PROTOCOL.md sections 2 and 3."""
+"""The Bayeux server core, driven directly (no HTTP): how replies are rewritten (ids echoed, clientId,
+negotiation, 402 for an unknown client) and the long-poll rules (when a connect is held, queues, one held connect
+per client)."""
 
 from __future__ import annotations
 

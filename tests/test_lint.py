@@ -1,4 +1,4 @@
-"""The code stays ruff- and mypy-clean (STYLE.md): checked with every test run."""
+"""The code stays ruff- and mypy-clean: checked with every test run."""
 
 from __future__ import annotations
 

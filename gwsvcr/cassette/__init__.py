@@ -37,8 +37,17 @@ from gwsvcr.cassette.model import (
     json_bytes,
     now_iso,
 )
-from gwsvcr.cassette.write import CassetteWriter, dump_document, exchange_to_doc, header_to_doc, iter_documents, save
+from gwsvcr.cassette.write import (
+    CassetteWriter,
+    dump_document,
+    exchange_to_doc,
+    header_to_doc,
+    iter_documents,
+    save,
+    write_atomically,
+)
 
 __all__ = ["BODY_KINDS", "VERSION", "Cassette", "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header",
            "HttpMessage", "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
-           "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate"]
+           "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate",
+           "write_atomically"]

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gwsvcr.cassette.write import write_atomically
+
 _CACHE_FORMAT = "gwsvcr-parse-cache-1"
 _CACHE_KEEP = 32
 
@@ -46,9 +48,7 @@ def cache_put(digest: str, docs: list[Any]) -> None:
         return  # e.g. integer mapping keys: JSON would change them; keep the cache exact
     try:
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{digest}.{os.getpid()}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, d / f"{digest}.json")
+        write_atomically(d / f"{digest}.json", text)
         entries = sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-_CACHE_KEEP]:
             old.unlink(missing_ok=True)

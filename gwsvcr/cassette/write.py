@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -135,12 +135,19 @@ def iter_documents(cassette: Cassette) -> Iterator[dict[str, Any]]:
         yield exchange_to_doc(ex)
 
 
-def save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
-    """Write a whole cassette atomically (tools that rewrite one: redact, har import)."""
+def write_atomically(path: str | os.PathLike[str], chunks: str | Iterable[str]) -> None:
+    """Replace ``path`` in one step: a reader (or a crash) never sees half a file, and no temporary is left."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for doc in iter_documents(cassette):
-            fh.write(dump_document(doc))
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines([chunks] if isinstance(chunks, str) else chunks)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
+    """Write a whole cassette atomically (tools that rewrite one: redact, har import)."""
+    write_atomically(path, (dump_document(doc) for doc in iter_documents(cassette)))
 

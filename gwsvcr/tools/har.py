@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gwsvcr import __version__, wire
 from gwsvcr.cassette import Cassette, Episode, Exchange, Header, Request, Response
+from gwsvcr.cassette.write import write_atomically
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.recording import ExchangeTimes, Recorder, reply_messages
 from gwsvcr.record.redact import Redactor
@@ -61,17 +62,6 @@ def export(cassette: Cassette) -> dict[str, Any]:
 
 def write(document: dict[str, Any], path: str | os.PathLike[str]) -> None:
     write_atomically(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
-
-
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Replace ``path`` in one step: a reader (or a crash) never sees half a file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _epoch(iso: str) -> float:
@@ -312,9 +302,7 @@ def to_cassette(path: str, entries: list[Entry], redactor: Redactor, rules: list
     recorder = Recorder(None, redactor, t0)
     exchanges = []
     for entry in sorted(kept, key=lambda e: (_completed(e.timing), e.timing.request_start)):
-        exchange = recorder.complete(entry.request, entry.response, entry.timing, entry.error)
-        if exchange is not None:
-            exchanges.append(exchange)
+        exchanges.append(recorder.complete(entry.request, entry.response, entry.timing, entry.error))
         on_progress(1)
     return Cassette(path, header, exchanges, [Episode(1, header.recorded_at, header.upstream)])
 

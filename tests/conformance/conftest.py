@@ -47,7 +47,7 @@ def _recordings_needed(items: list[pytest.Item]) -> set[tuple[str, str, str]]:
 
 # ------------------------------------------------------------------------------------ CONFORMANCE.md
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "protocol(behaviour, against): a PROTOCOL.md behaviour exercised "
+    config.addinivalue_line("markers", "protocol(behaviour, against): a CometD/GWS protocol behaviour exercised "
                                        "(listed in docs/CONFORMANCE.md)")
     config.stash[report.RESULTS] = report.Results()
 

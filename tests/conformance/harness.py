@@ -226,7 +226,8 @@ def delay_errors(played: Session, recorded_ms: list[float], speed: float) -> lis
     return [abs(g - r / speed) for g, r in zip(got, recorded_ms, strict=True)]
 
 
-# What a Spring-based GWS answered to a subscribe it did not like (PROTOCOL.md section 2): not Bayeux at all.
+# What a Spring-based GWS answered to a subscribe it did not like (Genesys v3: a Spring error page, HTTP 500): not
+# Bayeux at all.
 SPRING_ERROR_PAGE = (
     '<!doctype html><html lang="en"><head><title>HTTP Status 500 \u2013 Internal Server Error</title></head>'
     '<body><h1>HTTP Status 500 \u2013 Internal Server Error</h1><hr class="line" /><p><b>Type</b> Exception Report</p>'

@@ -186,7 +186,7 @@ def render(results: Results) -> str:
         seen = "; ".join(f"{k}: {v}" for k, v in o.props.items())
         lines.append(f"- `{o.nodeid.split('::', 1)[1]}`: {o.status}" + (f" ({o.reason})" if o.reason else "")
                      + (f". {seen}" if seen else "") + ".")
-    lines += ["", "## Protocol behaviours (docs: /work/shared/PROTOCOL.md)", "",
+    lines += ["", "## Protocol behaviours (CometD/Bayeux and GWS rules a replay must keep)", "",
               "| behaviour | against | result | what is checked | measured / seen | test |",
               "|---|---|---|---|---|---|"]
     order = {nodeid: i for i, nodeid in enumerate(results.expected)}

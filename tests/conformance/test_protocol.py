@@ -1,4 +1,4 @@
-"""PROTOCOL.md behaviours exercised with real CometD clients against ``gwsvcr replay`` and, where it means
+"""CometD and GWS protocol behaviours exercised with real CometD clients against ``gwsvcr replay`` and, where it means
 something, ``gwsvcr sim``: batching, re-handshake after a 402, advice, the ack and timesync extensions, the JS
 reload extension, non-Bayeux error bodies, URL suffixes."""
 
