@@ -23,7 +23,7 @@ from gwsvcr.addons.flowconv import (
     response_of,
 )
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, json_bytes, load
+from gwsvcr.cassette import CassetteError, CassetteWriter, json_bytes, load
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import STATUS_PATH, ReplayConfig, Replayer
@@ -34,8 +34,7 @@ summary = logging.getLogger(SUMMARY_LOGGER)
 
 
 class GwsReplayer:
-    def __init__(self, cassette: Cassette | None = None) -> None:
-        self.preloaded = cassette  # the CLI validated and loaded it already: not loaded twice
+    def __init__(self) -> None:
         self.core: Replayer | None = None
         self.appender: Recorder | None = None
         self.websockets = WebSocketServer()
@@ -66,7 +65,7 @@ class GwsReplayer:
         if ctx.options.gwsvcr_replay_speed <= 0:
             raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
         try:
-            cassette = self.preloaded if self.preloaded and self.preloaded.path == path else load(path)
+            cassette = load(path)
         except CassetteError as e:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from mitmproxy import ctx, exceptions, http
 
+from gwsvcr import gws
 from gwsvcr.addons.flowconv import answer, requeue_if_dropped
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.sim import Simulator, SimulatorConfig
+from gwsvcr.sim import Simulator
 
 
 class GwsSimulator:
-    def __init__(self, config: SimulatorConfig | None = None) -> None:
-        self.core = Simulator(config)
+    def __init__(self) -> None:
+        self.core = Simulator()
         self.websockets = WebSocketServer()
 
     def load(self, loader):  # type: ignore[no-untyped-def]
@@ -22,9 +23,11 @@ class GwsSimulator:
                           "Delay between an operation's reply and its CometD notification, in milliseconds.")
         loader.add_option("gwsvcr_sim_user", str, "", "The only user name accepted (empty: any user).")
         loader.add_option("gwsvcr_sim_password", str, "", "The password of gwsvcr_sim_user.")
+        loader.add_option("gwsvcr_sim_recording_state", str, "Recording",
+                          "Recording state of each agent's call at the start.", choices=list(gws.RECORDING_STATES))
 
     def configure(self, updated: set[str]) -> None:
-        names = {"gwsvcr_sim_event_delay_ms", "gwsvcr_sim_user", "gwsvcr_sim_password"}
+        names = {"gwsvcr_sim_event_delay_ms", "gwsvcr_sim_user", "gwsvcr_sim_password", "gwsvcr_sim_recording_state"}
         if not names & updated:
             return
         if ctx.options.gwsvcr_sim_event_delay_ms < 0:
@@ -35,6 +38,7 @@ class GwsSimulator:
         cfg.event_delay = ctx.options.gwsvcr_sim_event_delay_ms / 1000
         cfg.user = ctx.options.gwsvcr_sim_user or None
         cfg.password = ctx.options.gwsvcr_sim_password or None
+        cfg.recording_state = ctx.options.gwsvcr_sim_recording_state
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:

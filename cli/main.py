@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gwsvcr import __version__, cassette
+from gwsvcr import __version__, cassette, gws
 from gwsvcr.cli.tools import register as register_tools
 from gwsvcr.record import modes as record_modes
 from gwsvcr.record.modes import RecordMode
@@ -48,7 +48,7 @@ def session_settings(cookies: tuple[str, ...], headers: tuple[str, ...]) -> dict
               help="Delay between an operation's reply and its CometD notification.")
 @click.option("--user", default=None, help="Accept only this user name (default: any user, any password).")
 @click.option("--password", default=None, help="The password that goes with --user.")
-@click.option("--recording-state", type=click.Choice(["Recording", "Paused", "Stopped"]), default="Recording",
+@click.option("--recording-state", type=click.Choice(list(gws.RECORDING_STATES)), default="Recording",
               show_default=True, help="Recording state of each agent's call at the start.")
 def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: str | None,
         recording_state: str) -> None:
@@ -64,16 +64,12 @@ def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: s
     """
     from gwsvcr.addons.simulator import GwsSimulator
     from gwsvcr.cli.serve import serve
-    from gwsvcr.sim import SimulatorConfig
 
     if (user is None) != (password is None):
         raise click.UsageError("--user and --password go together")
-    cfg = SimulatorConfig(event_delay=event_delay_ms / 1000, user=user, password=password,
-                          recording_state=recording_state)
-    addon = GwsSimulator(cfg)
-    serve([addon], host=host, port=port, settings={
+    serve([GwsSimulator()], host=host, port=port, settings={
         "gwsvcr_sim_event_delay_ms": event_delay_ms, "gwsvcr_sim_user": user or "",
-        "gwsvcr_sim_password": password or ""})
+        "gwsvcr_sim_password": password or "", "gwsvcr_sim_recording_state": recording_state})
 
 
 @main.command()
@@ -190,13 +186,9 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
     from gwsvcr.addons.replayer import GwsReplayer
     from gwsvcr.cli.serve import NO_UPSTREAM, serve
 
-    try:
-        loaded = cassette.load(cassette_path)
-    except cassette.CassetteError as e:
-        raise click.ClickException(f"cannot replay:\n{e}") from None
     if upstream and strict:
         raise click.UsageError("--upstream only serves misses in --lenient mode")
-    addon = GwsReplayer(loaded)
+    addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={
         "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing, "gwsvcr_replay_speed": speed,
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),

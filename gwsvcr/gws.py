@@ -62,6 +62,7 @@ SEED_CALL: dict[str, Any] = {
 }
 SEED_PHONE_NUMBER = "15000"
 _GSIP = {"Recording": "ON", "Paused": "PAUSED", "Stopped": "OFF"}
+RECORDING_STATES = tuple(_GSIP)  # a call's recordingState
 
 
 def make_call(call_id: str = SEED_CALL_ID, recording_state: str = "Recording") -> dict[str, Any]:
