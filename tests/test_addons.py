@@ -1,0 +1,121 @@
+"""The addons in process, with mitmproxy's own test helpers: options checked at configure time, requests answered
+in the request hook, exchanges recorded with their secrets redacted. No proxy, no socket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.test import taddons, tflow, tutils
+
+from gwsvcr import cassette as cas
+from gwsvcr.addons.recorder import GwsRecorder
+from gwsvcr.addons.replayer import GwsReplayer
+from gwsvcr.addons.simulator import GwsSimulator
+from gwsvcr.replay import STATUS_PATH
+from tests.procs import ROOT
+
+SAMPLE = ROOT / "cassettes" / "stop_call_recording.yaml"
+BASIC = "Basic YWdlbnQxOnNlY3JldA=="  # agent1:secret
+
+
+def _flow(method: str, path: str, body: object = None) -> tflow.HTTPFlow:
+    content = b"" if body is None else json.dumps(body).encode()
+    headers = ((b"Authorization", BASIC.encode()), (b"Content-Type", b"application/json"))
+    return tflow.tflow(req=tutils.treq(method=method.encode(), path=path.encode(), content=content,
+                                       headers=headers))
+
+
+def _recorded_rest(path: Path) -> cas.Exchange:
+    return next(ex for ex in cas.load(path).exchanges if ex.request.kind == "json" and ex.request.method == "POST")
+
+
+async def test_replayer_answers_a_recorded_request_and_reports_status() -> None:
+    addon = GwsReplayer()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, gwsvcr_replay_cassette=str(SAMPLE), gwsvcr_replay_timing="instant")
+        stop = _recorded_rest(SAMPLE)
+        flow = _flow("POST", stop.request.path, stop.request.body)
+        await addon.request(flow)
+        assert flow.is_replay == "response" and flow.response is not None
+        assert flow.response.status_code == stop.response.status  # type: ignore[union-attr]
+        status = _flow("GET", STATUS_PATH)
+        await addon.request(status)
+        figures = json.loads(status.response.content)  # type: ignore[union-attr]
+        assert figures["served"] == 1 and figures["misses"] == [] and stop.number not in figures["unused"]
+        addon.done()
+
+
+async def test_replayer_strict_miss_is_a_500_with_the_explanation() -> None:
+    addon = GwsReplayer()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, gwsvcr_replay_cassette=str(SAMPLE))
+        flow = _flow("POST", "/api/v2/me/calls/NOT-RECORDED", {"operationName": "StopCallRecording"})
+        await addon.request(flow)
+        assert flow.response is not None and flow.response.status_code == 500
+        assert flow.response.headers["X-Gwsvcr-Miss"] == "1"
+        body = json.loads(flow.response.content or b"")
+        assert body["request"] == "POST /api/v2/me/calls/NOT-RECORDED" and body["closest"]
+        assert addon.failed
+        addon.done()
+
+
+def test_replayer_refuses_bad_options(tmp_path: Path) -> None:
+    addon = GwsReplayer()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="more than 0"):
+            tctx.configure(addon, gwsvcr_replay_cassette=str(SAMPLE), gwsvcr_replay_speed=0.0)
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("gwsvcr: 99\n")
+        with pytest.raises(exceptions.OptionsError, match=r"broken.yaml:1: unknown cassette format version 99"):
+            tctx.configure(addon, gwsvcr_replay_cassette=str(broken), gwsvcr_replay_speed=1.0)
+
+
+def test_recorder_once_refuses_an_existing_cassette(tmp_path: Path) -> None:
+    existing = tmp_path / "c.yaml"
+    existing.write_text("gwsvcr: 1\n")
+    addon = GwsRecorder()
+    with (taddons.context(addon, Proxyserver()) as tctx,
+          pytest.raises(exceptions.OptionsError, match="once never touches")):
+        tctx.configure(addon, mode=["reverse:http://127.0.0.1:9"], gwsvcr_record_cassette=str(existing))
+    assert existing.read_text() == "gwsvcr: 1\n", "the cassette is untouched"
+
+
+def test_recorder_writes_an_exchange_with_its_secrets_redacted(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    addon = GwsRecorder()
+    with taddons.context(addon, Proxyserver()) as tctx:
+        tctx.configure(addon, mode=["reverse:http://127.0.0.1:9"], gwsvcr_record_cassette=str(path),
+                       gwsvcr_record_mode="all")
+        flow = _flow("POST", "/api/v2/me/calls/C1", {"operationName": "StopCallRecording"})
+        flow.response = tutils.tresp(status_code=200, content=b'{"statusCode":0}',
+                                     headers=((b"Content-Type", b"application/json"),
+                                              (b"Set-Cookie", b"JSESSIONID=s3cr3t-session; Path=/")))
+        addon.response(flow)
+        addon.done()
+    text = path.read_text()
+    assert "s3cr3t-session" not in text and "YWdlbnQxOnNlY3JldA" not in text
+    [ex] = cas.load(path).exchanges
+    assert ex.request.body == {"operationName": "StopCallRecording"} and ex.response is not None
+    assert ex.response.body == {"statusCode": 0}
+
+
+async def test_simulator_answers_an_operation_and_checks_its_options() -> None:
+    addon = GwsSimulator()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="go together"):
+            tctx.configure(addon, gwsvcr_sim_user="agent1")
+        tctx.configure(addon, gwsvcr_sim_user="", gwsvcr_sim_recording_state="Stopped")
+        flow = _flow("POST", "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V",
+                     {"operationName": "StartCallRecording"})
+        await addon.request(flow)
+        assert flow.response is not None and flow.response.status_code == 200
+        assert json.loads(flow.response.content or b"") == {"statusCode": 0}
+        refused = _flow("POST", "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V",
+                        {"operationName": "ResumeCallRecording"})  # recording, not paused: refused by GWS rules
+        await addon.request(refused)
+        assert refused.response is not None and refused.response.status_code != 200
+        addon.done()
