@@ -101,6 +101,14 @@ BROKEN = {
     "bad-cause": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: s1\nstart: 0.1\nrequest: {method: POST, path: /c}\n"
                   "response:\n  status: 200\n  messages:\n  - {cause: 99, message: {channel: /a, data: 1}}\n", 3,
                   "event cause 99 is not an exchange"),
+    "omitted-and-body": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: s1\nstart: 0.1\nrequest: {method: GET, path: /}\n"
+                         "response:\n  status: 200\n  text: hi\n  omitted: {size: 2, sha256: x}\n", 10,
+                         "remove it or the 'text' body"),
+    "omitted-hash": ("--- {gwsvcr: 1}\n---\nexchange: 1\nsession: s1\nstart: 0.1\nrequest: {method: GET, path: /}\n"
+                     "response:\n  status: 200\n  omitted:\n    size: 2\n    sha256: abc\n", 11,
+                     "64 lower-case hex digits"),
+    "match-key": ("---\ngwsvcr: 1\nmatch:\n  ignore_headers: [X-Foo]\n", 4, "unknown 'match' key 'ignore_headers'"),
+    "match-names": ("---\ngwsvcr: 1\nmatch: {ignore_query: _}\n", 3, "'match.ignore_query' must be a list of names"),
 }
 
 
@@ -116,6 +124,25 @@ def test_validator_names_file_and_line(tmp_path: Path, name: str) -> None:
     assert problems, f"{name} should be invalid"
     assert any(p.line == line and words in p.message for p in problems), [str(p) for p in problems]
     assert all(str(p).startswith(f"{path}:") for p in problems)
+
+
+def test_omitted_body_and_match_section_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    w = CassetteWriter(path, cas.Header(recorded_at="now", match={"ignore_query": ["_"], "match_headers": ["X-T"]}))
+    ex = _exchange(w.take_number())
+    assert ex.response is not None
+    ex.response.kind, ex.response.body = None, None
+    ex.response.omitted = cas.Omitted(209_715_200, "ab" * 32)
+    w.write(ex)
+    w.close()
+    text = path.read_text()
+    assert "omitted:" in text and "size: 209715200" in text and "match:" in text and "ignore_query: [_]" in text
+    for use_cache in (False, True, True):  # parsed, then stored in the cache, then read from it
+        c = cas.load(path, use_cache=use_cache)
+        assert c.header.match == {"ignore_query": ["_"], "match_headers": ["X-T"]} and c.header.extra == {}
+        [loaded] = c.exchanges
+        assert loaded.response is not None and loaded.response.omitted == cas.Omitted(209_715_200, "ab" * 32)
+        assert loaded.response.kind is None and loaded.request.omitted is None
 
 
 def test_cli_validate_exit_codes_and_no_traceback(tmp_path: Path, good: Path) -> None:

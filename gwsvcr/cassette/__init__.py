@@ -8,6 +8,10 @@ A cassette is a YAML stream that a person can read and review in a diff:
 * an ``episode`` document starts a later recording appended to the same file (record mode new_episodes);
   ``start`` times count from the beginning of their episode.
 
+A body the recorder did not keep (larger than ``--max-body``) is written as ``omitted: {size, sha256}`` in place
+of a body field; the header's ``match:`` section says how replay compares REST requests (``ignore_query``,
+``match_headers``, ``json_ignore``). Both are optional: a cassette without them is read as before.
+
 CometD exchanges (a JSON array of Bayeux messages) keep ``messages`` instead of a plain ``json`` body; every message
 of a reply is its own item and carries what replay needs: an event's cause (the exchange number of the last client
 request whose reply completed before the event was delivered) and its delay after that reply, a connect's hold.
@@ -22,6 +26,7 @@ atomic saves), ``cache`` (the parse cache), ``emit`` (the YAML emitter).
 from gwsvcr.cassette.load import load, validate
 from gwsvcr.cassette.model import (
     BODY_KINDS,
+    MATCH_KEYS,
     VERSION,
     Cassette,
     CassetteError,
@@ -29,6 +34,7 @@ from gwsvcr.cassette.model import (
     Exchange,
     Header,
     HttpMessage,
+    Omitted,
     Problem,
     ReplyItem,
     Request,
@@ -47,7 +53,7 @@ from gwsvcr.cassette.write import (
     write_atomically,
 )
 
-__all__ = ["BODY_KINDS", "VERSION", "Cassette", "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header",
-           "HttpMessage", "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
-           "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate",
-           "write_atomically"]
+__all__ = ["BODY_KINDS", "MATCH_KEYS", "VERSION", "Cassette", "CassetteError", "CassetteWriter", "Episode",
+           "Exchange", "Header", "HttpMessage", "Omitted", "Problem", "ReplyItem", "Request", "Response", "Severity",
+           "dump_document", "exchange_to_doc", "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso",
+           "save", "validate", "write_atomically"]

@@ -18,12 +18,14 @@ import yaml
 from gwsvcr.cassette.cache import cache_get, cache_put
 from gwsvcr.cassette.model import (
     BODY_KINDS,
+    MATCH_KEYS,
     VERSION,
     Cassette,
     CassetteError,
     Episode,
     Exchange,
     Header,
+    Omitted,
     Problem,
     ReplyItem,
     Request,
@@ -36,6 +38,7 @@ _MAX_EXPANDED = 1_000_000  # values a document may reach through YAML aliases (m
 _ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")  # a YAML anchor (&name) where a node starts
 
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 def _doc_starts(text: str) -> list[int]:
     """1-based line numbers where each document starts (the explicit ``---`` lines the writer emits)."""
@@ -193,6 +196,32 @@ def _body(doc: dict[str, Any], where: tuple[Any, ...], reply: bool) -> tuple[str
     return kind, value
 
 
+def _omitted(doc: dict[str, Any], where: tuple[Any, ...], kind: str | None) -> Omitted | None:
+    value = _need(doc, "omitted", dict, where, optional=True)
+    if value is None:
+        return None
+    at = (*where, "omitted")
+    if kind is not None:
+        raise _Invalid(at, f"'omitted' says the body was not kept: remove it or the '{kind}' body")
+    size = _need(value, "size", int, at)
+    sha256 = _need(value, "sha256", str, at)
+    if size < 0:
+        raise _Invalid((*at, "size"), "'omitted.size' must be 0 or more (bytes)")
+    if not _SHA256.fullmatch(sha256):
+        raise _Invalid((*at, "sha256"), "'omitted.sha256' must be 64 lower-case hex digits")
+    return Omitted(size, sha256)
+
+
+def _match_section(head: dict[str, Any]) -> dict[str, list[str]]:
+    section = _need(head, "match", dict, optional=True) or {}
+    for key, names in section.items():
+        if key not in MATCH_KEYS:
+            raise _Invalid(("match", key), f"unknown 'match' key {key!r}; known: {', '.join(MATCH_KEYS)}")
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise _Invalid(("match", key), f"'match.{key}' must be a list of names")
+    return {key: list(names) for key, names in section.items()}
+
+
 def _reply_item(item: Any, where: tuple[Any, ...]) -> ReplyItem:
     if not isinstance(item, dict):
         raise _Invalid(where, "each reply item must be a mapping with a 'message'")
@@ -216,14 +245,15 @@ def _exchange(doc: dict[str, Any], episode: int, trusted: bool = False) -> Excha
     query = _pairs(rq.get("query") or [], ("request", "query"), trusted)
     headers = _pairs(rq.get("headers") or [], ("request", "headers"), trusted)
     kind, body = _body(rq, ("request",), reply=False)
-    request = Request(headers=headers, kind=kind, body=body, method=method, path=rpath, query=query)
+    request = Request(headers=headers, kind=kind, body=body, method=method, path=rpath, query=query,
+                      omitted=_omitted(rq, ("request",), kind))
     response = None
     rs = _need(doc, "response", dict, optional=True)
     if rs is not None:
         status = _need(rs, "status", int, ("response",))
         rkind, rbody = _body(rs, ("response",), reply=True)
         response = Response(headers=_pairs(rs.get("headers") or [], ("response", "headers"), trusted), kind=rkind,
-                            body=rbody, status=status)
+                            body=rbody, status=status, omitted=_omitted(rs, ("response",), rkind))
     error = _need(doc, "error", str, optional=True)
     if response is None and error is None:
         raise _Invalid((), "an exchange needs a 'response' or an 'error'")
@@ -258,11 +288,16 @@ def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[P
                                                   f"reads version {VERSION}; upgrade gwsvcr or re-record"))
         return cassette
     extra = {k: v for k, v in head.items() if k not in ("gwsvcr", "recorded_at", "upstream", "recorder",
-                                                        "redactions")}
+                                                        "redactions", "match")}
     red = head.get("redactions") or []
+    try:
+        match = _match_section(head)
+    except _Invalid as bad:
+        problems.append(Problem(path, _line_of(path, text, first_line, bad.keys) if first_line else 1, bad.message))
+        match = {}
     cassette.header = Header(VERSION, str(head.get("recorded_at", "")), str(head.get("upstream", "")),
                              str(head.get("recorder", "")), [str(r) for r in red] if isinstance(red, list) else [],
-                             extra)
+                             extra, match)
     cassette.episodes.append(Episode(1, cassette.header.recorded_at, cassette.header.upstream))
     episode = 1
     numbers: set[int] = set()

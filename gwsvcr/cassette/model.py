@@ -14,6 +14,8 @@ from gwsvcr.errors import GwsvcrError
 
 VERSION = 1
 BODY_KINDS = ("json", "messages", "text", "base64")
+# What the header's ``match:`` section may say (how replay compares REST requests; gwsvcr.matching.RestMatch).
+MATCH_KEYS = ("json_ignore", "ignore_query", "match_headers")
 
 
 class CassetteError(GwsvcrError):
@@ -60,13 +62,27 @@ class ReplyItem:
         return bayeux.is_event(self.message)
 
 
+@dataclass(frozen=True, slots=True)
+class Omitted:
+    """A body the recorder passed through without keeping it (over ``--max-body``): its size in bytes and the
+    SHA-256 of its bytes as sent (before any Content-Encoding is undone)."""
+
+    size: int
+    sha256: str
+
+    def text(self) -> str:
+        return f"body not kept: {self.size:,} bytes, sha256 {self.sha256[:12]}…"
+
+
 @dataclass(slots=True)
 class HttpMessage:
-    """The request or response half of an exchange. ``kind`` tells which body field is set."""
+    """The request or response half of an exchange. ``kind`` tells which body field is set; ``omitted`` that
+    the body was too large to keep (``kind`` is then None)."""
 
     headers: list[tuple[str, str]] = field(default_factory=list)
     kind: str | None = None  # one of BODY_KINDS or None (no body)
     body: Any = None  # json data, list[dict] (request messages), list[ReplyItem] (reply messages), str
+    omitted: Omitted | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -131,6 +147,7 @@ class Header:
     recorder: str = ""
     redactions: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    match: dict[str, list[str]] = field(default_factory=dict)  # MATCH_KEYS -> names, for replay
 
 
 @dataclass(slots=True)

@@ -23,6 +23,8 @@ def _message_to_doc(msg: HttpMessage, out: dict[str, Any]) -> None:
         out["messages"] = [_reply_item_to_doc(item) for item in msg.body]
     elif msg.kind is not None:
         out[msg.kind] = msg.body
+    if msg.omitted is not None:
+        out["omitted"] = {"size": msg.omitted.size, "sha256": msg.omitted.sha256}
 
 
 def _reply_item_to_doc(item: ReplyItem) -> dict[str, Any]:
@@ -66,6 +68,8 @@ def exchange_to_doc(ex: Exchange) -> dict[str, Any]:
 def header_to_doc(h: Header) -> dict[str, Any]:
     doc: dict[str, Any] = {"gwsvcr": h.version, "recorded_at": h.recorded_at, "upstream": h.upstream,
                            "recorder": h.recorder, "redactions": list(h.redactions)}
+    if h.match:
+        doc["match"] = {k: emit.Flow(v) for k, v in h.match.items() if v}
     doc.update(h.extra)
     return doc
 
