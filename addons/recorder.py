@@ -18,6 +18,7 @@ from gwsvcr import __version__
 from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_session_options, request_of, response_of, session_rules
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
+from gwsvcr.matching import RestMatch
 from gwsvcr.record import modes
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording
@@ -50,6 +51,11 @@ class GwsRecorder:
         loader.add_option("gwsvcr_record_hosts", Sequence[str], [],
                           "Record only requests to these hosts (regular proxy mode); empty: all.")
         add_session_options(loader)
+        loader.add_option("gwsvcr_record_ignore_query", Sequence[str], [],
+                          "Query parameters replay leaves out when matching (written to the cassette header's "
+                          "match section), e.g. _ (a cache buster).")
+        loader.add_option("gwsvcr_record_match_headers", Sequence[str], [],
+                          "Headers replay compares when matching (written to the cassette header's match section).")
 
     def configure(self, updated: set[str]) -> None:
         if "gwsvcr_record_cassette" not in updated and "gwsvcr_record_mode" not in updated:
@@ -67,6 +73,12 @@ class GwsRecorder:
         rules = session_rules(ctx.options)
         # a header that identifies a session is a secret too
         redactor = Redactor((*ctx.options.gwsvcr_redact_headers, *rules.headers), tuple(ctx.options.gwsvcr_redact_json))
+        match = RestMatch(ignore_query=tuple(ctx.options.gwsvcr_record_ignore_query),
+                          match_headers=tuple(ctx.options.gwsvcr_record_match_headers))
+        redacted = [h for h in match.match_headers if redactor.redacts_header(h)]
+        if redacted:
+            raise exceptions.OptionsError(f"cannot match on {', '.join(redacted)}: its values are redacted in the "
+                                          "cassette, so replay could never compare them")
         upstream = upstream_of(ctx.options.mode[0]) if ctx.options.mode else ""
         writer = None
         try:
@@ -76,7 +88,8 @@ class GwsRecorder:
                 raise exceptions.OptionsError(str(e)) from None
             if mode != "none":
                 header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
-                                redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()})
+                                redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()},
+                                match=match.section())
                 writer = CassetteWriter(path, header, append=mode == "new_episodes", upstream=upstream)
         except OSError as e:
             raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror} ({e.filename})") from e

@@ -49,6 +49,14 @@ class GwsReplayer:
                           "Answer an unmatched request with an explanation (500); off: 404, or the upstream.")
         loader.add_option("gwsvcr_replay_json_ignore", Sequence[str], [],
                           "Dotted JSON body paths ignored when matching REST requests, e.g. requestId.")
+        loader.add_option("gwsvcr_replay_ignore_query", Sequence[str], [],
+                          "Query parameters left out when matching REST requests, e.g. _ (a cache buster); the "
+                          "cassette header's match section adds its own.")
+        loader.add_option("gwsvcr_replay_match_headers", Sequence[str], [],
+                          "Headers compared when matching REST requests (ignored otherwise).")
+        loader.add_option("gwsvcr_replay_allow_repeats", bool, True,
+                          "Answer a request asked more often than recorded with its last recorded answer; off: "
+                          "a miss.")
         loader.add_option("gwsvcr_replay_upstream", str, "",
                           "Lenient mode: where unmatched requests go (empty: answered 404 here); their "
                           "exchanges are appended to the cassette as a new episode.")
@@ -75,7 +83,10 @@ class GwsReplayer:
                               json_ignore=tuple(ctx.options.gwsvcr_replay_json_ignore),
                               has_upstream=bool(ctx.options.gwsvcr_replay_upstream),
                               session_cookies=tuple(ctx.options.gwsvcr_session_cookies),
-                              session_headers=tuple(ctx.options.gwsvcr_session_headers))
+                              session_headers=tuple(ctx.options.gwsvcr_session_headers),
+                              ignore_query=tuple(ctx.options.gwsvcr_replay_ignore_query),
+                              match_headers=tuple(ctx.options.gwsvcr_replay_match_headers),
+                              allow_repeats=ctx.options.gwsvcr_replay_allow_repeats)
         if self.core is not None:
             self.core.close()
         self.core = Replayer(cassette, config)

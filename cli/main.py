@@ -109,12 +109,17 @@ def validate(files: tuple[str, ...]) -> None:
               help="Regular mode: intercept and record only these hosts (others pass through untouched).")
 @click.option("--confdir", type=click.Path(file_okay=False), default=None,
               help="mitmproxy configuration directory holding its CA (default ~/.mitmproxy).")
+@click.option("--ignore-query", multiple=True, metavar="NAME",
+              help="Replay leaves this query parameter out when matching (written to the cassette header), "
+                   "e.g. _ (a jQuery cache buster).")
+@click.option("--match-header", multiple=True, metavar="NAME",
+              help="Replay compares this header when matching (written to the cassette header).")
 @click.option("--insecure", is_flag=True, help="Do not verify the upstream's TLS certificate (warns).")
 @session_identity
 def record(upstream: str, cassette: str, host: str, port: int, mode: str, record_mode: str,
            redact_header: tuple[str, ...], redact_json: tuple[str, ...], allow_host: tuple[str, ...],
-           confdir: str | None, insecure: bool, session_cookie: tuple[str, ...],
-           session_header: tuple[str, ...]) -> None:
+           confdir: str | None, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
+           insecure: bool, session_cookie: tuple[str, ...], session_header: tuple[str, ...]) -> None:
     """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
 
     \b
@@ -123,6 +128,7 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
       gwsvcr record --upstream http://127.0.0.1:8090 --cassette lab.yaml --record-mode all
       gwsvcr record --mode regular --upstream gws.example.com --allow-host gws.example.com \\
           --cassette wwe.yaml --port 8080     # then set the browser's proxy to 127.0.0.1:8080
+      gwsvcr record --upstream https://gws.corp:8443 --ignore-query _ --cassette wwe.yaml
     """
     from urllib.parse import urlsplit
 
@@ -146,7 +152,8 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
         "gwsvcr_record_cassette": cassette, "gwsvcr_record_mode": record_mode,
         "gwsvcr_redact_headers": list(redact_header), "gwsvcr_redact_json": list(redact_json),
         "gwsvcr_record_hosts": list(allow_host), "ssl_insecure": insecure,
-        **session_settings(session_cookie, session_header)}
+        **session_settings(session_cookie, session_header),
+        "gwsvcr_record_ignore_query": list(ignore_query), "gwsvcr_record_match_headers": list(match_header)}
     if allow_host:
         settings["allow_hosts"] = [re.escape(h) for h in allow_host]
     if confdir:
@@ -167,10 +174,17 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
                    "exits 1; lenient: 404, or --upstream answers it.")
 @click.option("--json-ignore", multiple=True, metavar="PATH",
               help="JSON body path ignored when matching REST requests (volatile fields), e.g. requestId.")
+@click.option("--ignore-query", multiple=True, metavar="NAME",
+              help="Query parameter left out when matching REST requests, e.g. _ (a cache buster).")
+@click.option("--match-header", multiple=True, metavar="NAME",
+              help="Header compared when matching REST requests (headers are ignored otherwise).")
+@click.option("--no-repeat", is_flag=True,
+              help="A request asked more often than recorded is a miss, not the last recorded answer again.")
 @click.option("--upstream", default=None, help="Lenient mode: send unmatched requests to this server.")
 @session_identity
 def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
-           json_ignore: tuple[str, ...], upstream: str | None, session_cookie: tuple[str, ...],
+           json_ignore: tuple[str, ...], ignore_query: tuple[str, ...], match_header: tuple[str, ...],
+           no_repeat: bool, upstream: str | None, session_cookie: tuple[str, ...],
            session_header: tuple[str, ...]) -> None:
     """Serve a cassette as the server, with its recorded timing, offline.
 
@@ -179,19 +193,30 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
       gwsvcr replay cassettes/stop_call_recording.yaml
       gwsvcr replay cassettes/recording_lifecycle.yaml --timing instant --port 8090
       gwsvcr replay field.yaml --lenient --upstream https://gws-lab:8443
+      gwsvcr replay wwe.yaml --ignore-query _ --no-repeat
+
+    The cassette header's match section (written by gwsvcr record --ignore-query/--match-header) adds to
+    --ignore-query, --match-header and --json-ignore.
 
     On stop (Ctrl-C or SIGTERM) it prints what was served, missed and never used; strict replay with a miss
     exits 1 so CI notices.
     """
     from gwsvcr.addons.replayer import GwsReplayer
     from gwsvcr.cli.serve import NO_UPSTREAM, serve
+    from gwsvcr.record.redact import Redactor
 
     if upstream and strict:
         raise click.UsageError("--upstream only serves misses in --lenient mode")
+    redacted = [h for h in match_header if Redactor().redacts_header(h)]
+    if redacted:
+        raise click.BadParameter(f"{', '.join(redacted)}: recorded values are redaction placeholders, never equal "
+                                 "to a live value", param_hint="--match-header")
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={
         "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing, "gwsvcr_replay_speed": speed,
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
+        "gwsvcr_replay_ignore_query": list(ignore_query), "gwsvcr_replay_match_headers": list(match_header),
+        "gwsvcr_replay_allow_repeats": not no_repeat,
         "gwsvcr_replay_upstream": upstream or "", **session_settings(session_cookie, session_header),
         **({"connection_strategy": "lazy"} if upstream else {})})
     sys.exit(1 if addon.failed else 0)

@@ -2,7 +2,9 @@
 through in recorded order, and, only on a miss, why nothing matched.
 
 REST: method, path, query and body; JSON compared as data (key order and whitespace ignored), headers ignored,
-``ignore`` paths (``--json-ignore``) dropped before comparing. Bayeux: per message, never per HTTP body; a
+``ignore`` paths (``--json-ignore``) dropped before comparing. What a :class:`RestMatch` adds, as VCR.py's
+``filter_query_parameters`` and ``match_on`` do: query parameters left out (``--ignore-query _``, a cache buster)
+and headers compared (``--match-header``). Bayeux: per message, never per HTTP body; a
 handshake by its order, a subscribe by its subscription, a publish by channel and data; never on the fields in
 :data:`VOLATILE` (nor a request's ``advice``). A Bayeux request the server answered with something else than
 Bayeux (an HTML 500) is matched by :func:`failure_key`.
@@ -12,19 +14,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gwsvcr.bayeux import CONNECT
 from gwsvcr.cassette import Request
 
-Key = tuple[str, str, tuple[tuple[str, str], ...], str]
+# method, path, query pairs, canonical body, compared headers (lower-case name, values joined; None: absent)
+Key = tuple[str, str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str | None], ...]]
 # Bayeux fields that vary between clients and runs, in requests and replies alike: never compared.
 VOLATILE = frozenset({"id", "clientId", "connectionType", "supportedConnectionTypes", "version", "minimumVersion",
                       "ext"})
 # A request's advice is timing input (a connect's timeout: 0), not what it asks; a reply's tells how the server
 # behaves, so it is compared.
 VOLATILE_REQUEST = VOLATILE | {"advice"}
+
 
 @dataclass
 class Table[K, V]:
@@ -54,16 +58,20 @@ class Table[K, V]:
 
 class Cursors:
     """One live client's place in each table: the next recorded answer for a key, in recorded order; the last one
-    again once all were used."""
+    again once all were used, unless ``allow_repeats`` is off (VCR.py's ``allow_playback_repeats=False``): then
+    a key asked more often than recorded gets nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, allow_repeats: bool = True) -> None:
         self._next: dict[tuple[str, Any], int] = {}
+        self.allow_repeats = allow_repeats
 
     def take[K, V](self, table: Table[K, V], key: K) -> V | None:
         answers = table.answers.get(key)
         if not answers:
             return None
         i = self._next.get((table.name, key), 0)
+        if i >= len(answers) and not self.allow_repeats:
+            return None
         self._next[(table.name, key)] = i + 1
         return answers[min(i, len(answers) - 1)]
 
@@ -98,9 +106,61 @@ def canonical(kind: str | None, body: Any, ignore: tuple[str, ...] = ()) -> str:
     return f"{kind[0]}:{body}"
 
 
-def rest_key(request: Request, ignore: tuple[str, ...] = ()) -> Key:
-    return (request.method.upper(), request.path, tuple(sorted(request.query)),
-            canonical(request.kind, request.body, ignore))
+def rest_key(request: Request, ignore: tuple[str, ...] = (), ignore_query: tuple[str, ...] = (),
+             match_headers: tuple[str, ...] = ()) -> Key:
+    query = request.query if not ignore_query else [p for p in request.query if p[0] not in ignore_query]
+    return (request.method.upper(), request.path, tuple(sorted(query)), canonical(request.kind, request.body, ignore),
+            tuple(_header_value(request, name) for name in match_headers))
+
+
+def _header_value(request: Request, name: str) -> tuple[str, str | None]:
+    lname = name.lower()
+    values = [v for k, v in request.headers if k.lower() == lname]
+    return lname, ", ".join(values) if values else None
+
+
+@dataclass(frozen=True, slots=True)
+class RestMatch:
+    """How REST requests are compared beyond method, path, query and body: JSON body paths dropped
+    (``--json-ignore``), query parameters dropped (``--ignore-query``), headers compared (``--match-header``).
+    A cassette's header may carry the same in its ``match:`` section; replay uses both."""
+
+    json_ignore: tuple[str, ...] = ()
+    ignore_query: tuple[str, ...] = ()
+    match_headers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_section(cls, section: dict[str, list[str]]) -> RestMatch:
+        """From a cassette header's ``match:`` section (validated by the loader)."""
+        return cls(tuple(section.get("json_ignore", ())), tuple(section.get("ignore_query", ())),
+                   tuple(section.get("match_headers", ())))
+
+    def section(self) -> dict[str, list[str]]:
+        """The ``match:`` section of a cassette header; empty when nothing is set."""
+        return {f.name: list(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name)}
+
+    def merged(self, other: RestMatch) -> RestMatch:
+        def union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys((*a, *b)))
+
+        headers = {h.lower(): h for h in (*other.match_headers, *self.match_headers)}  # one per name, any case
+        return RestMatch(union(self.json_ignore, other.json_ignore), union(self.ignore_query, other.ignore_query),
+                         tuple(sorted(headers.values(), key=str.lower)))
+
+    def key(self, request: Request) -> Key:
+        return rest_key(request, self.json_ignore, self.ignore_query,
+                        tuple(sorted({h.lower() for h in self.match_headers})))
+
+    def describe(self) -> str:
+        """What differs from plain matching, for a miss explanation; empty when nothing does."""
+        parts = []
+        if self.ignore_query:
+            parts.append(f"query parameters ignored: {', '.join(self.ignore_query)}")
+        if self.match_headers:
+            parts.append(f"headers compared: {', '.join(self.match_headers)}")
+        if self.json_ignore:
+            parts.append(f"JSON paths ignored: {', '.join(self.json_ignore)}")
+        return "; ".join(parts)
 
 
 def bayeux_key(message: dict[str, Any]) -> str:
@@ -153,7 +213,9 @@ def differences(live: Key, recorded: Key) -> list[str]:
     if live[1] != recorded[1]:
         out.append(f"path: {live[1]} here, {recorded[1]} recorded")
     if live[2] != recorded[2]:
-        out.append(f"query: {dict(live[2])} here, {dict(recorded[2])} recorded")
+        names = sorted({k for k, _ in set(live[2]) ^ set(recorded[2])})
+        hint = f" (--ignore-query {' --ignore-query '.join(names)} would leave it out)" if names else ""
+        out.append(f"query: {dict(live[2])} here, {dict(recorded[2])} recorded{hint}")
     if live[3] != recorded[3]:
         if live[3].startswith("j:") and recorded[3].startswith("j:"):
             a, b = _flatten(json.loads(live[3][2:])), _flatten(json.loads(recorded[3][2:]))
@@ -163,7 +225,14 @@ def differences(live: Key, recorded: Key) -> list[str]:
                                f"{b.get(field, '<absent>')!r} recorded")
         else:
             out.append("body differs")
+    for (name, here), (_, there) in zip(live[4], recorded[4], strict=False):
+        if here != there:
+            out.append(f"header {name}: {_shown(here)} here, {_shown(there)} recorded (compared: --match-header)")
     return out
+
+
+def _shown(value: str | None) -> str:
+    return "<absent>" if value is None else repr(value)
 
 
 def closest(live: Key, recorded: list[tuple[Key, int, str, str]], limit: int = 3) -> list[Closest]:

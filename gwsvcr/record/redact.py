@@ -97,6 +97,10 @@ class Redactor:
     def headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(k, self.header(k, v)) for k, v in headers]
 
+    def redacts_header(self, name: str) -> bool:
+        """Whether this header's values reach the cassette as placeholders (then replay cannot match on them)."""
+        return name.lower() in self._headers
+
     # ------------------------------------------------------------------------------------------------- data
     def text(self, value: str) -> str:
         for pattern in self._patterns:

@@ -27,12 +27,12 @@ class Client:
     event, each on its own timeline."""
 
     def __init__(self, number: int, script: Script, credential: Identifier | None, timeline: Timeline,
-                 counters: Counters) -> None:
+                 counters: Counters, allow_repeats: bool = True) -> None:
         self.number = number
         self.script = script
         self.credential = credential  # what placed its first, cookie-less request
         self.cookie = f"gwsvcr{number}-{secrets.token_hex(8)}"  # the value of every session cookie it is issued
-        self.cursors = Cursors()
+        self.cursors = Cursors(allow_repeats)
         self.handshakes = 0
         self.session: Session[Client] | None = None
         self.pending: list[Message] = []  # events due while the client had no CometD session

@@ -23,7 +23,7 @@ from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Request, Response
-from gwsvcr.matching import Key, Table, bayeux_key, closest, failure_key, rest_key
+from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, closest, failure_key
 from gwsvcr.replay.client import Client, Counters
 from gwsvcr.replay.script import Recorded, Script, build_scripts, reply_fields
 from gwsvcr.timeline import Clock, Timeline, Timing
@@ -43,6 +43,14 @@ class ReplayConfig:
     has_upstream: bool = False  # lenient misses go upstream instead of a 404
     session_cookies: tuple[str, ...] = ()  # name the session cookies (default: the cassette header's rules)
     session_headers: tuple[str, ...] = ()  # name the session headers (default: the cassette header's rules)
+    ignore_query: tuple[str, ...] = ()  # query parameters left out of REST matching (a cache buster: _)
+    match_headers: tuple[str, ...] = ()  # headers REST matching compares
+    allow_repeats: bool = True  # off (--no-repeat): a request asked more often than recorded is a miss
+
+    def rest_match(self, cassette: Cassette) -> RestMatch:
+        """These options together with the cassette header's ``match:`` section."""
+        own = RestMatch(self.json_ignore, self.ignore_query, self.match_headers)
+        return own.merged(RestMatch.from_section(cassette.header.match))
 
 
 @dataclass
@@ -77,7 +85,8 @@ class Replayer(Hooks[Client]):
             self.config.session_cookies, self.config.session_headers)
         self.session_cookies = {name for ex in cassette.exchanges for name in sessions.server_cookies(ex.response)
                                 if self.rules.session_cookie(name, (name,))}
-        self.scripts = build_scripts(cassette, self.config.json_ignore, self.rules) or [Script("empty")]
+        self.match = self.config.rest_match(cassette)
+        self.scripts = build_scripts(cassette, self.match, self.rules) or [Script("empty")]
         self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
                              for ex in cassette.exchanges if ex.response is not None
                              and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
@@ -94,17 +103,20 @@ class Replayer(Hooks[Client]):
         self.misses: list[Miss] = []
         self.on_miss = on_miss
         self._rest_keys = {key for script in self.scripts for key in script.rest}
-        self._recorded_keys = [(rest_key(ex.request, self.config.json_ignore), ex.number, ex.session,
+        self._recorded_keys = [(self.match.key(ex.request), ex.number, ex.session,
                                 f"{ex.request.method} {ex.request.path}")
                                for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None]
 
     # ------------------------------------------------------------------------------------------- clients
-    def _new_client(self, credential: sessions.Identifier | None) -> Client:
+    def _new_client(self, credential: sessions.Identifier | None,
+                    answers: Callable[[Script], bool] | None = None) -> Client:
         mine = [s for s in self.scripts if credential in s.credentials] or self.scripts
+        if answers is not None:  # e.g. a browser's page and scripts, each a cookie-less session of its own
+            mine = [s for s in mine if answers(s)] or mine
         group = tuple(s.label for s in mine)
         self.counters.clients += 1
         client = Client(self.counters.clients, mine[self._assigned[group] % len(mine)], credential, self.timeline,
-                        self.counters)
+                        self.counters, self.config.allow_repeats)
         self._assigned[group] += 1
         self.by_cookie[client.cookie] = client
         self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
@@ -131,10 +143,11 @@ class Replayer(Hooks[Client]):
             if not recent:
                 del self._recent[client.credential]
 
-    def client_for(self, request: Request, fits: Callable[[Client], bool]) -> Client:
+    def client_for(self, request: Request, fits: Callable[[Client], bool],
+                   answers: Callable[[Script], bool] | None = None) -> Client:
         """The live client a request belongs to: by any session cookie we issued; else the newest client of the
         same credential that can still take it (a fresh client's first requests carry no cookie yet); else a new
-        one."""
+        one, on a recorded session that ``answers`` the request when one does."""
         for cookie in sessions.sent_cookies(request, self.rules, self.session_cookies):
             if cookie.value in self.by_cookie:
                 return self.by_cookie[cookie.value]
@@ -142,7 +155,7 @@ class Replayer(Hooks[Client]):
         for client in reversed(self._recent.get(credential, ())):
             if fits(client):
                 return client
-        return self._new_client(credential)
+        return self._new_client(credential, answers)
 
     def _client_of(self, messages: list[Message]) -> Client | None:
         for m in messages:
@@ -161,14 +174,17 @@ class Replayer(Hooks[Client]):
         return await self._rest(request)
 
     async def _rest(self, request: Request) -> wire.Served:
-        key = rest_key(request, self.config.json_ignore)
+        key = self.match.key(request)
         if key not in self._rest_keys:
             return wire.Served(self._miss(request, key))  # before choosing a client: a miss creates none
-        client = self.client_for(request, lambda c: c.cursors.fresh(c.script.rest, key))
+        client = self.client_for(request, lambda c: c.cursors.fresh(c.script.rest, key), lambda s: key in s.rest)
         ex = client.cursors.take(client.script.rest, key)
         if ex is None:
-            return wire.Served(self._miss(request, key,
-                                          f"not in the recorded session {client.script.label} of this client"))
+            label = client.script.label
+            recorded = len(client.script.rest.answers.get(key, ()))
+            reason = (f"recorded {recorded} time(s) in session {label}, all used, and --no-repeat answers no more"
+                      if recorded else f"not in the recorded session {label} of this client")
+            return wire.Served(self._miss(request, key, reason))
         self.used.add(ex.number)
         await self.timeline.latency(ex.ttfb)
         number = ex.number
@@ -196,7 +212,9 @@ class Replayer(Hooks[Client]):
 
     def _miss(self, request: Request, key: Key, reason: str = "nothing recorded matches") -> Response | None:
         near = closest(key, self._recorded_keys)
-        miss = Miss(f"{request.method} {request.path}", reason, [c.as_dict() for c in near])
+        matching = self.match.describe()
+        miss = Miss(f"{request.method} {request.path}", f"{reason} ({matching})" if matching else reason,
+                    [c.as_dict() for c in near])
         self.misses.append(miss)
         self.on_miss(miss)
         if not self.config.strict and self.config.has_upstream:

@@ -12,7 +12,7 @@ from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, HANDSHAKE, SUBSCRIBE, Message
 from gwsvcr.cassette import Cassette, Exchange
-from gwsvcr.matching import Key, Table, bayeux_key, failure_key, rest_key
+from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
 # A recorded Bayeux reply answered from the cassette: the number of its exchange and the reply message.
 Recorded = tuple[int, Message]
@@ -68,8 +68,9 @@ def reply_fields(reply: Message) -> Message:
     return out
 
 
-def build_scripts(cassette: Cassette, ignore: tuple[str, ...] = (),
+def build_scripts(cassette: Cassette, match: RestMatch | None = None,
                   rules: sessions.SessionRules = sessions.DEFAULT_RULES) -> list[Script]:
+    rest_key = (match or RestMatch()).key
     scripts: dict[str, Script] = {}
     order = itertools.count()
     for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
@@ -80,7 +81,7 @@ def build_scripts(cassette: Cassette, ignore: tuple[str, ...] = (),
             script.credentials.add(credential)
         bayeux = wire.bayeux_of(ex.request)
         if bayeux is None:
-            script.rest.add(rest_key(ex.request, ignore), ex)
+            script.rest.add(rest_key(ex.request), ex)
             continue
         if ex.response is not None and ex.response.kind != "messages":
             script.failures.add(failure_key(bayeux.messages), ex)
