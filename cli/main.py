@@ -114,12 +114,16 @@ def validate(files: tuple[str, ...]) -> None:
                    "e.g. _ (a jQuery cache buster).")
 @click.option("--match-header", multiple=True, metavar="NAME",
               help="Replay compares this header when matching (written to the cassette header).")
+@click.option("--upstream-ca", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
+              help="Verify the upstream's TLS certificate against the CA certificates in this PEM file (an "
+                   "internal CA) instead of the default trust store.")
 @click.option("--insecure", is_flag=True, help="Do not verify the upstream's TLS certificate (warns).")
 @session_identity
 def record(upstream: str, cassette: str, host: str, port: int, mode: str, record_mode: str,
            redact_header: tuple[str, ...], redact_json: tuple[str, ...], allow_host: tuple[str, ...],
            confdir: str | None, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
-           insecure: bool, session_cookie: tuple[str, ...], session_header: tuple[str, ...]) -> None:
+           upstream_ca: str | None, insecure: bool, session_cookie: tuple[str, ...],
+           session_header: tuple[str, ...]) -> None:
     """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
 
     \b
@@ -128,7 +132,8 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
       gwsvcr record --upstream http://127.0.0.1:8090 --cassette lab.yaml --record-mode all
       gwsvcr record --mode regular --upstream gws.example.com --allow-host gws.example.com \\
           --cassette wwe.yaml --port 8080     # then set the browser's proxy to 127.0.0.1:8080
-      gwsvcr record --upstream https://gws.corp:8443 --ignore-query _ --cassette wwe.yaml
+      gwsvcr record --upstream https://gws.corp:8443 --upstream-ca corp-ca.pem --ignore-query _ \\
+          --cassette wwe.yaml
     """
     from urllib.parse import urlsplit
 
@@ -146,6 +151,11 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
         record_modes.check_target(cassette, record_mode)
     except record_modes.CassetteExists as e:
         raise click.UsageError(str(e)) from None
+    if upstream_ca and insecure:
+        raise click.UsageError("--upstream-ca verifies the upstream, --insecure does not: give one of them")
+    if upstream_ca and "-----BEGIN CERTIFICATE-----" not in Path(upstream_ca).read_text(errors="replace"):
+        raise click.BadParameter(f"{upstream_ca} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                                 param_hint="--upstream-ca")
     if insecure:
         click.echo("gwsvcr: WARNING: --insecure: the upstream's TLS certificate is NOT verified", err=True)
     settings: dict[str, object] = {
@@ -158,6 +168,8 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
         settings["allow_hosts"] = [re.escape(h) for h in allow_host]
     if confdir:
         settings["confdir"] = confdir
+    if upstream_ca:
+        settings["ssl_verify_upstream_trusted_ca"] = str(Path(upstream_ca).resolve())
     serve([GwsRecorder()], host=host, port=port, mode=proxy_mode, settings=settings)
 
 
