@@ -13,13 +13,15 @@ import time
 from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.utils import human
 
 from gwsvcr import __version__
 from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_session_options, request_of, response_of, session_rules
 from gwsvcr.bayeux import is_bayeux
-from gwsvcr.cassette import CassetteWriter, Header, json_bytes, now_iso
+from gwsvcr.cassette import CassetteWriter, Header, Omitted, Request, Response, json_bytes, now_iso
 from gwsvcr.matching import RestMatch
 from gwsvcr.record import modes
+from gwsvcr.record.bodies import DEFAULT_MAX_BODY, BodyTee, too_large_or_unknown
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording
 from gwsvcr.record.redact import Redactor
@@ -33,11 +35,39 @@ def upstream_of(mode: str) -> str:
     return mode.split(":", 1)[1] if mode.startswith("reverse:") else mode
 
 
+def _kept(message: http.Message) -> Omitted | None:
+    """A body that streamed through a BodyTee: put back what it kept, so it converts as any other; or, when it was
+    too large to keep, what the cassette says instead."""
+    tee = message.stream
+    if not isinstance(tee, BodyTee):
+        return None
+    kept = tee.kept
+    if kept is None:
+        return tee.omitted()
+    message.raw_content = kept
+    return None
+
+
+def request_kept(req: http.Request) -> Request:
+    omitted = _kept(req)
+    request = request_of(req)
+    request.omitted = omitted
+    return request
+
+
+def response_kept(resp: http.Response) -> Response:
+    omitted = _kept(resp)
+    response = response_of(resp)
+    response.omitted = omitted
+    return response
+
+
 class GwsRecorder:
     def __init__(self) -> None:
         self.core: Recorder | None = None
         self.failed: str | None = None
         self.sockets: dict[str, WebSocketRecording] = {}
+        self.max_body = human.parse_size(DEFAULT_MAX_BODY) or 0
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_record_cassette", str, "", "Path of the cassette to record into.")
@@ -51,6 +81,9 @@ class GwsRecorder:
         loader.add_option("gwsvcr_record_hosts", Sequence[str], [],
                           "Record only requests to these hosts (regular proxy mode); empty: all.")
         add_session_options(loader)
+        loader.add_option("gwsvcr_record_max_body", str, DEFAULT_MAX_BODY,
+                          "Bodies larger than this (16m, 512k, 1g) stream through and are not kept: the cassette "
+                          "says their size and SHA-256.")
         loader.add_option("gwsvcr_record_ignore_query", Sequence[str], [],
                           "Query parameters replay leaves out when matching (written to the cassette header's "
                           "match section), e.g. _ (a cache buster).")
@@ -58,6 +91,16 @@ class GwsRecorder:
                           "Headers replay compares when matching (written to the cassette header's match section).")
 
     def configure(self, updated: set[str]) -> None:
+        if "gwsvcr_record_max_body" in updated:
+            try:
+                self.max_body = human.parse_size(ctx.options.gwsvcr_record_max_body) or 0
+                if self.max_body < 0:
+                    raise ValueError("negative")
+            except ValueError as e:
+                raise exceptions.OptionsError(f"gwsvcr_record_max_body: {ctx.options.gwsvcr_record_max_body!r} is "
+                                              "not a size such as 16m, 512k or 1g") from e
+            if ctx.options.stream_large_bodies is None:  # hosts not recorded: mitmproxy streams them alike
+                ctx.options.update(stream_large_bodies=ctx.options.gwsvcr_record_max_body)
         if "gwsvcr_record_cassette" not in updated and "gwsvcr_record_mode" not in updated:
             return
         path, mode = ctx.options.gwsvcr_record_cassette, ctx.options.gwsvcr_record_mode
@@ -99,13 +142,31 @@ class GwsRecorder:
         hosts = ctx.options.gwsvcr_record_hosts
         return not hosts or flow.request.pretty_host in hosts
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self.core is not None and self._recorded(flow):
+            self._stream_if_large(flow.request)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if (self.core is None or not self._recorded(flow) or flow.response is None
+                or flow.request.method == "HEAD" or flow.response.status_code in (101, 204, 304)):
+            return
+        self._stream_if_large(flow.response)
+
+    def _stream_if_large(self, message: http.Message) -> None:
+        """A body announced over the limit, or of unknown size, streams through a BodyTee instead of being
+        buffered whole: memory stays bounded, and the tee keeps it when it turns out small enough."""
+        if callable(message.stream):
+            return  # another addon streams it already
+        if message.stream or too_large_or_unknown(message.headers.get("content-length"), self.max_body):
+            message.stream = BodyTee(self.max_body)
+
     def response(self, flow: http.HTTPFlow) -> None:
         if self.core is None or not self._recorded(flow) or flow.response is None or flow.websocket is not None:
             return  # a WebSocket upgrade is recorded frame by frame instead
         req, resp = flow.request, flow.response
         timing = ExchangeTimes(req.timestamp_start, req.timestamp_end or req.timestamp_start,
                         resp.timestamp_start, resp.timestamp_end or resp.timestamp_start)
-        self._write(flow, lambda: self.core.complete(request_of(req), response_of(resp), timing))  # type: ignore
+        self._write(flow, lambda: self.core.complete(request_kept(req), response_kept(resp), timing))  # type: ignore
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         if self.core is not None and self._recorded(flow):
@@ -146,7 +207,7 @@ class GwsRecorder:
             reason = f"upstream {flow.request.pretty_url.split('?', 1)[0]} failed: {flow.error.msg}"
         times = ExchangeTimes(req.timestamp_start, end, None, time.time())
         times = ExchangeTimes(req.timestamp_start, end, None, time.time())
-        self._write(flow, lambda: self.core.complete(request_of(req), None, times, reason))  # type: ignore[union-attr]
+        self._write(flow, lambda: self.core.complete(request_kept(req), None, times, reason))  # type: ignore[union-attr]
     def _write(self, flow: http.HTTPFlow, record) -> None:  # type: ignore[no-untyped-def]
         if self.failed:
             return

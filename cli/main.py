@@ -109,6 +109,9 @@ def validate(files: tuple[str, ...]) -> None:
               help="Regular mode: intercept and record only these hosts (others pass through untouched).")
 @click.option("--confdir", type=click.Path(file_okay=False), default=None,
               help="mitmproxy configuration directory holding its CA (default ~/.mitmproxy).")
+@click.option("--max-body", default="16m", show_default=True, metavar="SIZE",
+              help="Bodies larger than this (512k, 16m, 1g) stream through unrecorded; the cassette keeps their "
+                   "size and SHA-256.")
 @click.option("--ignore-query", multiple=True, metavar="NAME",
               help="Replay leaves this query parameter out when matching (written to the cassette header), "
                    "e.g. _ (a jQuery cache buster).")
@@ -121,7 +124,7 @@ def validate(files: tuple[str, ...]) -> None:
 @session_identity
 def record(upstream: str, cassette: str, host: str, port: int, mode: str, record_mode: str,
            redact_header: tuple[str, ...], redact_json: tuple[str, ...], allow_host: tuple[str, ...],
-           confdir: str | None, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
+           confdir: str | None, max_body: str, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
            upstream_ca: str | None, insecure: bool, session_cookie: tuple[str, ...],
            session_header: tuple[str, ...]) -> None:
     """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
@@ -163,7 +166,8 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
         "gwsvcr_redact_headers": list(redact_header), "gwsvcr_redact_json": list(redact_json),
         "gwsvcr_record_hosts": list(allow_host), "ssl_insecure": insecure,
         **session_settings(session_cookie, session_header),
-        "gwsvcr_record_ignore_query": list(ignore_query), "gwsvcr_record_match_headers": list(match_header)}
+        "gwsvcr_record_ignore_query": list(ignore_query), "gwsvcr_record_match_headers": list(match_header),
+        "gwsvcr_record_max_body": max_body}
     if allow_host:
         settings["allow_hosts"] = [re.escape(h) for h in allow_host]
     if confdir:

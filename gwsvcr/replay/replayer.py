@@ -22,7 +22,7 @@ from typing import Any
 from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
-from gwsvcr.cassette import Cassette, Exchange, Request, Response
+from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, closest, failure_key
 from gwsvcr.replay.client import Client, Counters
 from gwsvcr.replay.script import Recorded, Script, build_scripts, reply_fields
@@ -69,6 +69,15 @@ class Miss:
             lines.append(f"  closest: exchange {c['exchange']} ({c['session']}) {c['request']}")
             lines += [f"    - {d}" for d in c["differences"]]
         return "\n".join(lines)
+
+
+def omitted_reply(number: int, status: int, omitted: Omitted) -> Response:
+    """A recorded answer whose body was not kept: a 502 that says so, never an empty body that looks valid."""
+    return wire.json_reply(502, {
+        "error": f"gwsvcr: exchange {number} was answered {status} with a body of {omitted.size} bytes that was not "
+                 "recorded (larger than gwsvcr record --max-body); re-record with a larger --max-body to replay it",
+        "recorded": {"exchange": number, "status": status, "size": omitted.size, "sha256": omitted.sha256}},
+        [("X-Gwsvcr-Omitted", str(number))])
 
 
 def _log_miss(miss: Miss) -> None:
@@ -193,6 +202,8 @@ class Replayer(Hooks[Client]):
     def _rewrite(self, ex: Exchange, client: Client) -> Response:
         if ex.response is None:
             return wire.json_reply(502, {"error": f"recorded failure: {ex.error}"})
+        if ex.response.omitted is not None:
+            return omitted_reply(ex.number, ex.response.status, ex.response.omitted)
         return Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
                         body=ex.response.body, status=ex.response.status)
 

@@ -142,6 +142,8 @@ def _reply_summary(ex: Exchange) -> str:
             parts.append(str(body["statusMessage"]))
     elif ex.response.kind == "text":
         parts.append(" ".join(str(body).split())[:60])
+    elif ex.response.omitted is not None:
+        parts.append(ex.response.omitted.text())
     if ex.ttlb is not None:
         parts.append(f"in {ex.ttlb * 1000:.0f} ms")
     return ", ".join(parts)
