@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
-from gwsvcr import __version__
+from gwsvcr import __version__, live
+from gwsvcr.addons import live as live_view
 from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_session_options, request_of, response_of, session_rules
 from gwsvcr.bayeux import is_bayeux
-from gwsvcr.cassette import CassetteWriter, Header, Omitted, Request, Response, json_bytes, now_iso
+from gwsvcr.cassette import CassetteWriter, Exchange, Header, Omitted, Request, Response, json_bytes, now_iso
 from gwsvcr.matching import RestMatch
 from gwsvcr.record import modes
 from gwsvcr.record.bodies import DEFAULT_MAX_BODY, BodyTee, too_large_or_unknown
@@ -136,7 +137,13 @@ class GwsRecorder:
                 writer = CassetteWriter(path, header, append=mode == "new_episodes", upstream=upstream)
         except OSError as e:
             raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror} ({e.filename})") from e
-        self.core = Recorder(writer, redactor, time.time(), rules)
+        self.core = Recorder(writer, redactor, time.time(), rules,
+                             on_exchange=self._show if live_view.showing() else None)
+
+    @staticmethod
+    def _show(ex: Exchange) -> None:
+        for line in live.recorded_lines(ex):
+            live_view.show(line)
 
     def _recorded(self, flow: http.HTTPFlow) -> bool:
         hosts = ctx.options.gwsvcr_record_hosts

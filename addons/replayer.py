@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
+from gwsvcr import live, wire
+from gwsvcr.addons import live as live_view
 from gwsvcr.addons.flowconv import (
     SUMMARY_LOGGER,
     add_session_options,
@@ -23,7 +25,7 @@ from gwsvcr.addons.flowconv import (
     response_of,
 )
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.cassette import CassetteError, CassetteWriter, json_bytes, load
+from gwsvcr.cassette import CassetteError, CassetteWriter, Request, json_bytes, load
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import STATUS_PATH, ReplayConfig, Replayer
@@ -31,6 +33,12 @@ from gwsvcr.timeline import Timing
 
 logger = logging.getLogger(__name__)
 summary = logging.getLogger(SUMMARY_LOGGER)
+
+
+def _peer(flow: http.HTTPFlow) -> str:
+    """The client's address, as mitmdump's flow list shows it."""
+    host, port = flow.client_conn.peername[:2] if flow.client_conn.peername else ("?", 0)
+    return f"{host}:{port}"
 
 
 class GwsReplayer:
@@ -89,7 +97,7 @@ class GwsReplayer:
                               allow_repeats=ctx.options.gwsvcr_replay_allow_repeats)
         if self.core is not None:
             self.core.close()
-        self.core = Replayer(cassette, config)
+        self.core = Replayer(cassette, config, show=live_view.show if live_view.showing() else None)
         # The cassette lives as long as the process: keep the collector from walking it again and again
         # (full passes of ~110 ms each under load were the p99 of event timing in the soak).
         gc.collect()
@@ -106,7 +114,18 @@ class GwsReplayer:
                                                {"Content-Type": "application/json"})
             flow.is_replay = "response"
             return
-        await answer(flow, self.core.handle)  # no answer: a lenient miss goes to the upstream
+        if not live_view.showing():
+            await answer(flow, self.core.handle)  # no answer: a lenient miss goes to the upstream
+            return
+        core, peer, arrived = self.core, _peer(flow), flow.request.timestamp_end or time.time()
+
+        async def handle_and_show(request: Request) -> wire.Served:
+            served = await core.handle(request)
+            if served.response is not None:
+                live_view.show(live.exchange_line(peer, request, served.response, hold=time.time() - arrived))
+            return served
+
+        await answer(flow, handle_and_show)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if self.core is not None:
@@ -125,7 +144,11 @@ class GwsReplayer:
             writer = CassetteWriter(ctx.options.gwsvcr_replay_cassette, append=True, upstream=upstream)
             self.appender = Recorder(writer, Redactor(self.core.rules.headers), time.time(), self.core.rules)
         req, resp = flow.request, flow.response
-        self.appender.complete(request_of(req), response_of(resp), ExchangeTimes(
+        request, response = request_of(req), response_of(resp)
+        if live_view.showing():
+            live_view.show(live.exchange_line(_peer(flow), request, response,
+                                              miss=f"answered by {ctx.options.gwsvcr_replay_upstream}"))
+        self.appender.complete(request, response, ExchangeTimes(
             req.timestamp_start, req.timestamp_end or req.timestamp_start, resp.timestamp_start,
             resp.timestamp_end or resp.timestamp_start))
 

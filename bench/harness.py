@@ -139,7 +139,9 @@ def start(name: str, cmd: list[str], *, port: int | None = None, timeout: float 
 
 
 def gwsvcr(name: str, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> Server:
-    return start(name, [GWSVCR, *args, "--port", "0"], timeout=timeout, env=env)
+    """A gwsvcr command on a free loopback port; record and replay without their live view, as mitmdump -q."""
+    quiet = ["--quiet"] if args and args[0] in ("record", "replay") else []
+    return start(name, [GWSVCR, *args, *quiet, "--port", "0"], timeout=timeout, env=env)
 
 
 def mitmdump(name: str, *args: str, timeout: float = 60) -> Server:

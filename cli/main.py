@@ -21,6 +21,22 @@ def main() -> None:
     """Record and replay Genesys Web Services sessions (REST + CometD long-polls) with their timing."""
 
 
+def live_view(f):  # type: ignore[no-untyped-def]
+    return click.option("--quiet", "-q", is_flag=True,
+                        help="No live view: without it, one line per exchange and per CometD event goes to stderr "
+                             "while it runs.")(f)
+
+
+def show_live_view(quiet: bool) -> None:
+    """The live view (logger gwsvcr.live) goes to stderr with gwsvcr's other messages (cli/serve.py
+    configure_logging), unless quiet; stdout is left alone."""
+    import logging
+
+    from gwsvcr.live import LOGGER
+
+    logging.getLogger(LOGGER).setLevel(logging.WARNING if quiet else logging.NOTSET)
+
+
 def host_port(f):  # type: ignore[no-untyped-def]
     f = click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
                      help="Port to listen on; 0 picks a free one (printed when ready).")(f)
@@ -122,11 +138,12 @@ def validate(files: tuple[str, ...]) -> None:
                    "internal CA) instead of the default trust store.")
 @click.option("--insecure", is_flag=True, help="Do not verify the upstream's TLS certificate (warns).")
 @session_identity
+@live_view
 def record(upstream: str, cassette: str, host: str, port: int, mode: str, record_mode: str,
            redact_header: tuple[str, ...], redact_json: tuple[str, ...], allow_host: tuple[str, ...],
            confdir: str | None, max_body: str, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
            upstream_ca: str | None, insecure: bool, session_cookie: tuple[str, ...],
-           session_header: tuple[str, ...]) -> None:
+           session_header: tuple[str, ...], quiet: bool) -> None:
     """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
 
     \b
@@ -174,6 +191,7 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
         settings["confdir"] = confdir
     if upstream_ca:
         settings["ssl_verify_upstream_trusted_ca"] = str(Path(upstream_ca).resolve())
+    show_live_view(quiet)
     serve([GwsRecorder()], host=host, port=port, mode=proxy_mode, settings=settings)
 
 
@@ -198,10 +216,11 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
               help="A request asked more often than recorded is a miss, not the last recorded answer again.")
 @click.option("--upstream", default=None, help="Lenient mode: send unmatched requests to this server.")
 @session_identity
+@live_view
 def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
            json_ignore: tuple[str, ...], ignore_query: tuple[str, ...], match_header: tuple[str, ...],
            no_repeat: bool, upstream: str | None, session_cookie: tuple[str, ...],
-           session_header: tuple[str, ...]) -> None:
+           session_header: tuple[str, ...], quiet: bool) -> None:
     """Serve a cassette as the server, with its recorded timing, offline.
 
     \b
@@ -228,6 +247,7 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
         raise click.BadParameter(f"{', '.join(redacted)}: recorded values are redaction placeholders, never equal "
                                  "to a live value", param_hint="--match-header")
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
+    show_live_view(quiet)
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={
         "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing, "gwsvcr_replay_speed": speed,
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),

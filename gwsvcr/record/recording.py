@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gwsvcr import gws, wire
@@ -73,10 +74,12 @@ class Recorder:
     """The recorder's logic without mitmproxy: give it each completed exchange; it writes the cassette."""
 
     def __init__(self, writer: CassetteWriter | None, redactor: Redactor, t0: float,
-                 rules: SessionRules = DEFAULT_RULES) -> None:
+                 rules: SessionRules = DEFAULT_RULES, *,
+                 on_exchange: Callable[[Exchange], None] | None = None) -> None:
         self.writer = writer
         self.redactor = redactor
         self.t0 = t0
+        self.on_exchange = on_exchange  # told of every exchange once written (the live view)
         self.tracker = SessionTracker(rules)
         self.done: dict[str, list[_Done]] = {}  # per session: non-connect exchanges, in order of completion
         self.stats = Stats()
@@ -107,6 +110,8 @@ class Recorder:
         self.redactor.exchange(ex)
         if self.writer is not None:
             self.writer.write(ex)
+        if self.on_exchange is not None:
+            self.on_exchange(ex)
         return ex
 
     def _items(self, session: str, replies: list[dict[str, object]], delivered_at: list[float],

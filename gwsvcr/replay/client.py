@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from gwsvcr import live
 from gwsvcr.bayeux import Message, Session
 from gwsvcr.matching import Cursors
 from gwsvcr.replay.script import RecordedEvent, Script
@@ -27,7 +29,8 @@ class Client:
     event, each on its own timeline."""
 
     def __init__(self, number: int, script: Script, credential: Identifier | None, timeline: Timeline,
-                 counters: Counters, allow_repeats: bool = True) -> None:
+                 counters: Counters, allow_repeats: bool = True,
+                 show: Callable[[str], None] | None = None) -> None:
         self.number = number
         self.script = script
         self.credential = credential  # what placed its first, cookie-less request
@@ -39,7 +42,8 @@ class Client:
         self.timeline = timeline
         self.counters = counters
         self._due = Schedule(timeline.clock, self._release)
-        self._fired: set[int] = set()
+        self._fired: dict[int, float] = {}  # cause -> when the client got its reply (clock time)
+        self.show = show  # the live view: a line per event released
 
     @property
     def live(self) -> bool:
@@ -51,12 +55,16 @@ class Client:
         their recorded delays later."""
         if cause in self._fired:
             return  # a repeated request does not push its events twice
-        self._fired.add(cause)
+        self._fired[cause] = at
         for event in self.script.events_by_cause.get(cause, ()):
             self._due.add(at + self.timeline.scale(event.delay), event, event.order)
 
     def _release(self, event: RecordedEvent) -> None:
         self.counters.events_released += 1
+        if self.show is not None:
+            fired = self._fired.get(event.cause) if event.cause is not None else None
+            delay = None if fired is None else self.timeline.clock.now() - fired
+            self.show(live.event_line(f"client {self.number}", event.message, delay, event.cause, event.after))
         self._deliver(copy.deepcopy(event.message))
 
     def _deliver(self, message: Message) -> None:

@@ -23,6 +23,7 @@ from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
+from gwsvcr.live import MISS_HEADER
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, closest, failure_key
 from gwsvcr.replay.client import Client, Counters
 from gwsvcr.replay.script import Recorded, Script, build_scripts, reply_fields
@@ -86,8 +87,10 @@ def _log_miss(miss: Miss) -> None:
 
 class Replayer(Hooks[Client]):
     def __init__(self, cassette: Cassette, config: ReplayConfig | None = None,
-                 on_miss: Callable[[Miss], None] = _log_miss, clock: Clock | None = None) -> None:
+                 on_miss: Callable[[Miss], None] = _log_miss, clock: Clock | None = None,
+                 show: Callable[[str], None] | None = None) -> None:
         self.cassette = cassette
+        self.show = show  # the live view: a line per event released (gwsvcr.live)
         self.config = config or ReplayConfig()
         self.timeline = Timeline(clock, timing=self.config.timing, speed=self.config.speed)
         self.rules = sessions.SessionRules.from_header(cassette.header.extra).with_overrides(
@@ -125,7 +128,7 @@ class Replayer(Hooks[Client]):
         group = tuple(s.label for s in mine)
         self.counters.clients += 1
         client = Client(self.counters.clients, mine[self._assigned[group] % len(mine)], credential, self.timeline,
-                        self.counters, self.config.allow_repeats)
+                        self.counters, self.config.allow_repeats, self.show)
         self._assigned[group] += 1
         self.by_cookie[client.cookie] = client
         self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
@@ -230,7 +233,7 @@ class Replayer(Hooks[Client]):
         self.on_miss(miss)
         if not self.config.strict and self.config.has_upstream:
             return None
-        return Response(headers=[("Content-Type", "application/json"), ("X-Gwsvcr-Miss", "1")], kind="json",
+        return Response(headers=[("Content-Type", "application/json"), (MISS_HEADER, "1")], kind="json",
                         body=miss.as_dict(), status=500 if self.config.strict else 404)
 
     async def _bayeux(self, request: Request, bayeux: wire.BayeuxRequest) -> wire.Served:

@@ -23,6 +23,8 @@ class RecordedEvent:
     order: int  # recorded order: among events due at once, the earlier recorded goes first
     message: Message = field(compare=False)
     delay: float = field(compare=False, default=0.0)  # seconds after the cause's reply reached the client
+    cause: int | None = field(compare=False, default=None)  # the recorded exchange that caused it
+    after: str | None = field(compare=False, default=None)  # what that exchange was, e.g. StopCallRecording
 
 
 @dataclass
@@ -106,6 +108,6 @@ def build_scripts(cassette: Cassette, match: RestMatch | None = None,
                 script.publishes.add(bayeux_key(m), (ex.number, reply))
         for item in ex.reply_items():
             if item.is_event:
-                event = RecordedEvent(next(order), item.message, item.delay or 0.0)
+                event = RecordedEvent(next(order), item.message, item.delay or 0.0, item.cause, item.after)
                 script.events_by_cause.setdefault(item.cause, []).append(event)
     return list(scripts.values())
