@@ -26,6 +26,9 @@ from gwsvcr.session import API_KEY_HEADERS
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",
                    "x-auth-token", "x-xsrf-token", "x-amz-security-token", *API_KEY_HEADERS)
+# Headers whose value is a URL: its query may carry a secret (a browser's Referer repeats the page's ?password=,
+# a Location the access_token of a redirect).
+URL_HEADERS = ("referer", "location", "content-location")
 # JSON object keys (any depth) whose string values are secrets: password, passwd, secret, token, apiKey, ...
 SECRET_KEY = re.compile(r"pass(word|wd)?$|secret|token|api[-_]?key|credential|authorization|^auth$|^pin$",
                         re.IGNORECASE)
@@ -77,7 +80,19 @@ class Redactor:
             return self._cookie_pair(first.strip(), name) + sep + attrs
         if lname in self._headers:
             return self.placeholder(value, name)
+        if lname in URL_HEADERS:
+            return self._url(value)
         return self.text(value)
+
+    def _url(self, value: str) -> str:
+        """Query parameters named like secrets redacted as in a request's own query; the rest kept as written."""
+        base, sep, rest = value.partition("?")
+        query, hash_sep, fragment = rest.partition("#")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        redacted = self.query(pairs)
+        if not sep or redacted == pairs:
+            return self.text(value)
+        return f"{self.text(base)}?{urlencode(redacted)}{hash_sep}{self.text(fragment)}"
 
     def _authorization(self, value: str, name: str) -> str:
         creds = wire.basic_auth(value)

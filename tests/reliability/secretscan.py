@@ -1,6 +1,7 @@
 """Find secrets a cassette still holds, without knowing their values: every place a secret lives (credential
-headers, cookies, CSRF tokens, JSON fields and query or form parameters named like passwords and tokens, the
-Bayeux ``message=`` of callback-polling) must hold a ``REDACTED-...`` placeholder, or nothing.
+headers, cookies, CSRF tokens, query parameters of URLs in headers (Referer, Location), JSON fields and query or form
+parameters named like passwords and tokens, the Bayeux ``message=`` of callback-polling) must hold a
+``REDACTED-...`` placeholder, or nothing.
 
 Usable on any cassette the recorder wrote (see ``recorded_by_gwsvcr``): the tests call it on what they record,
 and a session-end hook can call it on every cassette under pytest's basetemp. Tests that know their secrets'
@@ -19,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from gwsvcr import cassette as cas
-from gwsvcr.record.redact import DEFAULT_HEADERS, PLACEHOLDER, SECRET_KEY
+from gwsvcr.record.redact import DEFAULT_HEADERS, PLACEHOLDER, SECRET_KEY, URL_HEADERS
 
 
 def forms(secret: str) -> set[str]:
@@ -79,6 +80,9 @@ def _header(name: str, value: str) -> str | None:
         return None
     if lname in DEFAULT_HEADERS and not _hidden(value):
         return f"{name}: value"
+    if lname in URL_HEADERS and "?" in value:
+        found = _params(parse_qsl(value.split("?", 1)[1].split("#", 1)[0]), f"{name} URL query")
+        return found[0] if found else None
     return None
 
 

@@ -133,7 +133,8 @@ def test_the_structural_scan_finds_unredacted_places(tmp_path: Path) -> None:
     """The value-free scan: a cassette with one secret in each place is flagged once per place."""
     path = tmp_path / "leaky.yaml"
     req = cas.Request(headers=[("Authorization", basic("u", "pw")), ("Cookie", "JSESSIONID=abc"),
-                               ("X-CSRF-TOKEN", "t0k"), ("Content-Type", "application/x-www-form-urlencoded")],
+                               ("X-CSRF-TOKEN", "t0k"), ("Content-Type", "application/x-www-form-urlencoded"),
+                               ("Referer", "https://gws/app/index.html?user=u&password=pw")],
                       kind="text", body="j_password=pw&message=" + urllib.parse.quote(json.dumps(
                           [{"channel": "/meta/handshake", "ext": {"authToken": "tk"}}])),
                       method="POST", path="/x", query=[("access_token", "qt")])
@@ -145,6 +146,20 @@ def test_the_structural_scan_finds_unredacted_places(tmp_path: Path) -> None:
     found = unredacted(path)
     for where in ("header Authorization", "header Cookie", "header X-CSRF-TOKEN", "form field j_password",
                   "form field message[0].ext.authToken", "query access_token", "header Set-Cookie",
-                  "body .user.password"):
+                  "body .user.password", "header Referer URL query password"):
         assert any(where in f for f in found), (where, found)
-    assert len(found) == 8, found
+    assert len(found) == 9, found
+
+
+def test_urls_in_headers_lose_their_secret_query_parameters() -> None:
+    """A browser sends its page's URL as Referer with every request: ?password= there is a secret too."""
+    from gwsvcr.record.redact import Redactor
+
+    redactor = Redactor()
+    referer = redactor.header("Referer", "https://gws:8443/app/index.html?user=agent1&password=pw1&ops=a%2Cb#top")
+    assert referer.startswith("https://gws:8443/app/index.html?user=agent1&password=REDACTED-")
+    assert referer.endswith("&ops=a%2Cb#top") and "pw1" not in referer
+    location = redactor.header("Location", "/callback?access_token=tk1&state=s")
+    assert "tk1" not in location and location.endswith("&state=s")
+    plain = "https://gws:8443/app/index.html?ops=a,b"
+    assert redactor.header("Referer", plain) == plain, "nothing secret: left exactly as it was"
