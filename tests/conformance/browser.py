@@ -85,7 +85,7 @@ class DevToolsError(RuntimeError):
 class Chromium:
     """One headless Chromium; each page runs in its own browser context (own cookies and storage)."""
 
-    def __init__(self, binary: str, profile: Path) -> None:
+    def __init__(self, binary: str, profile: Path, env: dict[str, str] | None = None) -> None:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
         # Chromium reads commands on fd 3 and writes replies on fd 4: a trampoline moves our pipe ends there.
@@ -93,7 +93,7 @@ class Chromium:
             [sys.executable, "-c", _TRAMPOLINE, str(to_browser_r), str(from_browser_w), binary, *FLAGS,
              f"--user-data-dir={profile}", "about:blank"],
             pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True)
+            stderr=subprocess.PIPE, start_new_session=True, env=env)
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._lock = threading.Condition()
@@ -151,6 +151,10 @@ class Chromium:
             raise DevToolsError(f"{method}: {reply['error']}")
         return reply["result"]
 
+    def new_context(self, proxy: str | None = None) -> str:
+        params = {"proxyServer": proxy, "proxyBypassList": "<-loopback>"} if proxy else {}
+        return str(self.call("Target.createBrowserContext", params)["browserContextId"])
+
     def wait_event(self, method: str, session: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -164,9 +168,10 @@ class Chromium:
                     raise DevToolsError(f"no {method} within {timeout} s")
                 self._lock.wait(left)
 
-    def run_page(self, url: str, timeout: float = 60) -> str:
-        """Open ``url`` in a fresh browser context, wait for ``window.sessionDone``, return ``#result``'s text."""
-        context = self.call("Target.createBrowserContext")["browserContextId"]
+    def run_page(self, url: str, timeout: float = 60, proxy: str | None = None) -> str:
+        """Open ``url`` in a fresh browser context, wait for ``window.sessionDone``, return ``#result``'s text.
+        With ``proxy`` the context sends everything, loopback included, through that HTTP(S) proxy."""
+        context = self.new_context(proxy)
         target = self.call("Target.createTarget", {"url": "about:blank", "browserContextId": context})["targetId"]
         try:
             session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
