@@ -128,7 +128,7 @@ def unredacted(path: Path) -> list[str]:
     c = cas.load(path, use_cache=False)
     found = []
     for ex in c.exchanges:
-        halves: list[tuple[str, cas.Message]] = [("request", ex.request)]
+        halves: list[tuple[str, cas.HttpMessage]] = [("request", ex.request)]
         if ex.response is not None:
             halves.append(("response", ex.response))
         for side, msg in halves:
