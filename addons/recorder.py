@@ -214,6 +214,7 @@ class GwsRecorder:
             reason = f"upstream {flow.request.pretty_url.split('?', 1)[0]} failed: {flow.error.msg}"
         times = ExchangeTimes(req.timestamp_start, end, None, time.time())
         self._write(flow, lambda: self.core.complete(request_kept(req), None, times, reason))  # type: ignore[union-attr]
+
     def _write(self, flow: http.HTTPFlow, record) -> None:  # type: ignore[no-untyped-def]
         if self.failed:
             return
