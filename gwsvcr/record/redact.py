@@ -15,6 +15,7 @@ import base64
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -32,6 +33,12 @@ URL_HEADERS = ("referer", "location", "content-location")
 # JSON object keys (any depth) whose string values are secrets: password, passwd, secret, token, apiKey, ...
 SECRET_KEY = re.compile(r"pass(word|wd)?$|secret|token|api[-_]?key|credential|authorization|^auth$|^pin$",
                         re.IGNORECASE)
+
+
+def path_matches(rule: Sequence[str], path: Sequence[str]) -> bool:
+    """Whether a dotted rule (split, ``*`` any key) names ``path`` (object keys, list indices left out): a rule
+    matches the end of the path, so "call.userData.X" also matches "data.call.userData.X"."""
+    return 0 < len(rule) <= len(path) and all(r in ("*", p) for r, p in zip(rule, path[-len(rule):], strict=True))
 
 
 @dataclass
@@ -157,11 +164,7 @@ class Redactor:
         return value
 
     def _on_path(self, path: tuple[str, ...]) -> bool:
-        for rule in self._paths:
-            # a rule matches the end of the path, so "call.userData.X" also matches "data.call.userData.X"
-            if len(rule) <= len(path) and all(r in ("*", p) for r, p in zip(rule, path[-len(rule):], strict=True)):
-                return True
-        return False
+        return any(path_matches(rule, path) for rule in self._paths)
 
     def message(self, msg: HttpMessage) -> None:
         """Redact a request or response half in place."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT
-from gwsvcr.cassette import Cassette, Exchange
+from gwsvcr.cassette import Cassette, Exchange, Response
 from gwsvcr.matching import VOLATILE, VOLATILE_REQUEST
 from gwsvcr.tools.show import bayeux_request_summary, rest_operation
 
@@ -134,9 +134,31 @@ def _rest_step(ex: Exchange, volatility: Volatility, key: str) -> Step:
     fields = volatility.flatten(dict(ex.request.query), "request.query") if ex.request.query else {}
     volatility.flatten(ex.request.body, "request.body", fields)
     if ex.response is not None:
-        fields["response.status"] = ex.response.status
-        volatility.flatten(ex.response.body, "response.body", fields)
+        response_fields(ex.response, volatility, fields)
     return Step(ex.number, ex.start, key, fields)
+
+
+def response_fields(response: Response, volatility: Volatility, out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a comparison looks at in a REST reply: its status and body."""
+    out = {} if out is None else out
+    out["response.status"] = response.status
+    return volatility.flatten(response.body, "response.body", out)
+
+
+def reply_fields(reply: dict[str, Any], volatility: Volatility, out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a comparison looks at in the Bayeux reply to a client's message."""
+    return volatility.flatten(reply, "reply", out, drop=VOLATILE)
+
+
+def event_fields(message: dict[str, Any], volatility: Volatility) -> dict[str, Any]:
+    return volatility.flatten(message, "event", drop=VOLATILE)
+
+
+def event_key(message: dict[str, Any]) -> str:
+    """What a pushed event is: ``event /v2/me/calls CallRecordingStateChange``."""
+    data = message.get("data")
+    kind = (data.get("notificationType") or data.get("messageType")) if isinstance(data, dict) else None
+    return f"event {message.get('channel')} {kind or ''}".rstrip()
 
 
 def _bayeux_steps(ex: Exchange, messages: list[dict[str, Any]], volatility: Volatility) -> list[Step]:
@@ -149,7 +171,7 @@ def _bayeux_steps(ex: Exchange, messages: list[dict[str, Any]], volatility: Vola
         fields = volatility.flatten(message, "request", drop=VOLATILE_REQUEST)
         reply = replies.get(str(message.get("id")))
         if reply is not None:
-            volatility.flatten(reply, "reply", fields, drop=VOLATILE)
+            reply_fields(reply, volatility, fields)
         steps.append(Step(ex.number, ex.start, _bayeux_key(message), fields))
     return steps
 
@@ -160,12 +182,9 @@ def _event_steps(ex: Exchange, volatility: Volatility, keys: dict[int, str]) -> 
     for item in ex.reply_items():
         if not item.is_event:
             continue
-        data = item.message.get("data")
-        kind = (data.get("notificationType") or data.get("messageType")) if isinstance(data, dict) else None
-        key = f"event {item.message.get('channel')} {kind or ''}".rstrip()
-        fields = volatility.flatten(item.message, "event", drop=VOLATILE)
         cause = None if item.cause is None else keys.get(item.cause)
-        steps.append(Step(ex.number, delivered, key, fields, cause, item.delay))
+        steps.append(Step(ex.number, delivered, event_key(item.message), event_fields(item.message, volatility),
+                          cause, item.delay))
     return steps
 
 
@@ -190,20 +209,31 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-def field_differences(a: Step, b: Step) -> list[str]:
+def changed_fields(a: dict[str, Any], b: dict[str, Any], a_name: str = "in A", b_name: str = "in B") -> list[str]:
+    """``path: value a_name, value b_name`` for every flattened field that differs."""
     out = []
-    for path in dict.fromkeys([*a.fields, *b.fields]):
-        va, vb = a.fields.get(path, _ABSENT), b.fields.get(path, _ABSENT)
+    for path in dict.fromkeys([*a, *b]):
+        va, vb = a.get(path, _ABSENT), b.get(path, _ABSENT)
         if va != vb:
-            out.append(f"{path}: {_show(va)} in A, {_show(vb)} in B")
+            out.append(f"{path}: {_show(va)} {a_name}, {_show(vb)} {b_name}")
+    return out
+
+
+def delays_differ(a: float | None, b: float | None, threshold: float) -> bool:
+    return a is not None and b is not None and abs(a - b) > threshold
+
+
+def field_differences(a: Step, b: Step) -> list[str]:
+    out = changed_fields(a.fields, b.fields)
     if a.cause != b.cause:
         out.append(f"cause: after {a.cause or 'nothing'} in A, after {b.cause or 'nothing'} in B")
     return out
 
 
 def _timing(a: Step, b: Step, threshold: float) -> str | None:
-    if a.delay is None or b.delay is None or abs(a.delay - b.delay) <= threshold:
+    if not delays_differ(a.delay, b.delay, threshold):
         return None
+    assert a.delay is not None and b.delay is not None
     return (f"delay {a.delay * 1000:.0f} ms in A, {b.delay * 1000:.0f} ms in B (apart by "
             f"{abs(a.delay - b.delay) * 1000:.0f} ms > {threshold * 1000:.0f} ms) after {a.cause}")
 
