@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr import gws
 from gwsvcr.addons.flowconv import answer, requeue_if_dropped
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.sim import Simulator
+from gwsvcr.sim import Simulator, knobs
 
 
 class GwsSimulator:
@@ -25,8 +27,21 @@ class GwsSimulator:
         loader.add_option("gwsvcr_sim_password", str, "", "The password of gwsvcr_sim_user.")
         loader.add_option("gwsvcr_sim_recording_state", str, "Recording",
                           "Recording state of each agent's call at the start.", choices=list(gws.RECORDING_STATES))
+        loader.add_option("gwsvcr_sim_drop_notification", Sequence[str], [],
+                          "Operations (e.g. StopCallRecording) whose notification is never sent.")
+        loader.add_option("gwsvcr_sim_wrong_state", Sequence[str], [],
+                          "OP=STATE: the notification of operation OP reports this recordingState instead.")
+        loader.add_option("gwsvcr_sim_extra_delay_ms", Sequence[str], [],
+                          "OP=MS: the notification of operation OP comes this many milliseconds later.")
+        loader.add_option("gwsvcr_sim_refuse", Sequence[str], [],
+                          "OP=HTTP[:STATUSCODE]: operation OP is refused with this HTTP status and GWS statusCode "
+                          "(default 2).")
+        loader.add_option("gwsvcr_sim_new_call_ids", bool, False,
+                          "Give each agent's call a new id (GET /api/v2/me/calls tells it) instead of the seed's.")
 
     def configure(self, updated: set[str]) -> None:
+        if any(name.startswith("gwsvcr_sim_") for name in updated):
+            self._configure_knobs()
         names = {"gwsvcr_sim_event_delay_ms", "gwsvcr_sim_user", "gwsvcr_sim_password", "gwsvcr_sim_recording_state"}
         if not names & updated:
             return
@@ -39,6 +54,15 @@ class GwsSimulator:
         cfg.user = ctx.options.gwsvcr_sim_user or None
         cfg.password = ctx.options.gwsvcr_sim_password or None
         cfg.recording_state = ctx.options.gwsvcr_sim_recording_state
+
+    def _configure_knobs(self) -> None:
+        o = ctx.options
+        try:
+            self.core.config.knobs = knobs.parse(o.gwsvcr_sim_drop_notification, o.gwsvcr_sim_wrong_state,
+                                                 o.gwsvcr_sim_extra_delay_ms, o.gwsvcr_sim_refuse,
+                                                 o.gwsvcr_sim_new_call_ids)
+        except ValueError as e:
+            raise exceptions.OptionsError(f"gwsvcr_sim options: {e}") from e
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:

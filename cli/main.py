@@ -66,17 +66,30 @@ def session_settings(cookies: tuple[str, ...], headers: tuple[str, ...]) -> dict
 @click.option("--password", default=None, help="The password that goes with --user.")
 @click.option("--recording-state", type=click.Choice(list(gws.RECORDING_STATES)), default="Recording",
               show_default=True, help="Recording state of each agent's call at the start.")
+@click.option("--drop-notification", multiple=True, metavar="OP",
+              help="Never send the notification of operation OP (it still succeeds).")
+@click.option("--wrong-state", multiple=True, metavar="OP=STATE",
+              help="The notification of OP reports this recordingState instead.")
+@click.option("--extra-delay-ms", multiple=True, metavar="OP=MS", help="The notification of OP comes MS later.")
+@click.option("--refuse", multiple=True, metavar="OP=HTTP[:CODE]",
+              help="Refuse OP with this HTTP status and GWS statusCode (default 2), e.g. StopCallRecording=503.")
+@click.option("--new-call-ids", is_flag=True,
+              help="Each agent's call gets a new id (listed by GET /api/v2/me/calls) instead of the seed's.")
 def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: str | None,
-        recording_state: str) -> None:
+        recording_state: str, drop_notification: tuple[str, ...], wrong_state: tuple[str, ...],
+        extra_delay_ms: tuple[str, ...], refuse: tuple[str, ...], new_call_ids: bool) -> None:
     """Serve a simulated GWS: call-recording operations and their CometD notifications.
 
     \b
     Examples:
       gwsvcr sim                          # prints: gwsvcr: listening on http://127.0.0.1:PORT
       gwsvcr sim --port 8090 --event-delay-ms 100 --user agent1 --password secret
+      gwsvcr sim --wrong-state StopCallRecording=Recording --extra-delay-ms PauseCallRecording=400
 
     POST /api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V {"operationName":"StopCallRecording"}
     answers {"statusCode":0}; the notification follows on /v2/me/calls via CometD at /api/v2/notifications.
+    --drop-notification, --wrong-state, --extra-delay-ms, --refuse and --new-call-ids make it differ from a
+    recording on purpose (what `gwsvcr verify` is for).
     """
     from gwsvcr.addons.simulator import GwsSimulator
     from gwsvcr.cli.serve import serve
@@ -85,7 +98,10 @@ def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: s
         raise click.UsageError("--user and --password go together")
     serve([GwsSimulator()], host=host, port=port, settings={
         "gwsvcr_sim_event_delay_ms": event_delay_ms, "gwsvcr_sim_user": user or "",
-        "gwsvcr_sim_password": password or "", "gwsvcr_sim_recording_state": recording_state})
+        "gwsvcr_sim_password": password or "", "gwsvcr_sim_recording_state": recording_state,
+        "gwsvcr_sim_drop_notification": list(drop_notification), "gwsvcr_sim_wrong_state": list(wrong_state),
+        "gwsvcr_sim_extra_delay_ms": list(extra_delay_ms), "gwsvcr_sim_refuse": list(refuse),
+        "gwsvcr_sim_new_call_ids": new_call_ids})
 
 
 @main.command()

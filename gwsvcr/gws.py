@@ -7,6 +7,7 @@ values (0 ok, 1 missing parameter, 2 invalid for the current state, 6 not found)
 from __future__ import annotations
 
 import copy
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,11 @@ SEED_CALL: dict[str, Any] = {
 SEED_PHONE_NUMBER = "15000"
 _GSIP = {"Recording": "ON", "Paused": "PAUSED", "Stopped": "OFF"}
 RECORDING_STATES = tuple(_GSIP)  # a call's recordingState
+
+
+def new_call_id() -> str:
+    """A call id in GWS's shape (32 characters, digits and capitals), different each time."""
+    return "01" + secrets.token_hex(15).upper()
 
 
 def make_call(call_id: str = SEED_CALL_ID, recording_state: str = "Recording") -> dict[str, Any]:

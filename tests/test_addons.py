@@ -119,3 +119,20 @@ async def test_simulator_answers_an_operation_and_checks_its_options() -> None:
         await addon.request(refused)
         assert refused.response is not None and refused.response.status_code != 200
         addon.done()
+
+
+async def test_simulator_knobs_are_options() -> None:
+    addon = GwsSimulator()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, gwsvcr_sim_refuse=["StopCallRecording=503:1"], gwsvcr_sim_new_call_ids=True,
+                       gwsvcr_sim_wrong_state=["StartCallRecording=Paused"])
+        assert addon.core.config.knobs.wrong_state == {"StartCallRecording": "Paused"}
+        assert "01RCC3N118B1V0SL8O7GK2LAES00000V" not in addon.core.agent("agent1").calls  # a new id
+        [call_id] = addon.core.agent("agent1").calls
+        flow = _flow("POST", f"/api/v2/me/calls/{call_id}", {"operationName": "StopCallRecording"})
+        await addon.request(flow)
+        assert flow.response is not None and flow.response.status_code == 503
+        assert json.loads(flow.response.content or b"")["statusCode"] == 1
+        with pytest.raises(exceptions.OptionsError, match="gwsvcr_sim options: drop-notification: unknown operation"):
+            tctx.configure(addon, gwsvcr_sim_drop_notification=["Nope"])
+        addon.done()

@@ -4,6 +4,9 @@ the shared Bayeux core, the notification pushed ``event_delay`` after the operat
 Authentication works as GWS does: ``Authorization: Basic`` on any request, or the JSESSIONID cookie the simulator
 issued; a GET returns ``X-CSRF-HEADER``/``X-CSRF-TOKEN`` and a POST/PUT/DELETE made inside a cookie session must
 send that token back (403 otherwise).
+
+:mod:`gwsvcr.sim.knobs` makes it differ from a recording on purpose (a dropped or late notification, another
+recordingState, a refused operation, new call ids), for ``gwsvcr verify`` and its tests.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Request, Response
+from gwsvcr.sim.knobs import Knobs
 from gwsvcr.timeline import Timeline
 
 _CALL_PATH = "/api/v2/me/calls/"
@@ -29,6 +33,7 @@ class SimulatorConfig:
     cometd_path: str = gws.COMETD_PATH
     recording_state: str = "Recording"  # of each agent's call at the start
     call_ids: tuple[str, ...] = (gws.SEED_CALL_ID,)
+    knobs: Knobs = field(default_factory=Knobs)
 
 
 @dataclass
@@ -48,7 +53,9 @@ class Simulator(Hooks[str]):  # a session's context: the user it belongs to
 
     def agent(self, user: str) -> gws.Agent:
         if user not in self.agents:
-            calls = {cid: gws.make_call(cid, self.config.recording_state) for cid in self.config.call_ids}
+            ids = [gws.new_call_id() for _ in self.config.call_ids] if self.config.knobs.new_call_ids else \
+                self.config.call_ids
+            calls = {cid: gws.make_call(cid, self.config.recording_state) for cid in ids}
             self.agents[user] = gws.Agent(user, calls=calls)
         return self.agents[user]
 
@@ -90,9 +97,7 @@ class Simulator(Hooks[str]):  # a session's context: the user it belongs to
             return wire.json_reply(403, {"statusCode": 3, "statusMessage": "Missing or invalid Csrf token"}, extra)
         if request.method == "POST" and request.path.startswith(_CALL_PATH):
             call_id = request.path[len(_CALL_PATH):].strip("/")
-            outcome = self.agent(user).call_operation(call_id, request.body if request.kind == "json" else None)
-            if outcome.notification is not None:
-                self._publish_later(user, outcome.notification)
+            outcome = self._operate(user, call_id, request.body if request.kind == "json" else None)
             return wire.json_reply(outcome.status, outcome.body, extra)
         return wire.json_reply(404, {"statusCode": gws.NOT_FOUND,
                                      "statusMessage": f"No resource {request.method} {request.path}"}, extra)
@@ -118,12 +123,27 @@ class Simulator(Hooks[str]):  # a session's context: the user it belongs to
         return wire.json_reply(404, {"statusCode": gws.NOT_FOUND, "statusMessage": f"No resource GET {path}"},
                                extra)
 
-    def _publish_later(self, user: str, notification: dict[str, Any]) -> None:
+    def _operate(self, user: str, call_id: str, body: Any) -> gws.Outcome:
+        """An operation on a call, as the model says unless a knob says otherwise."""
+        knobs = self.config.knobs
+        operation = str(body.get("operationName")) if isinstance(body, dict) else ""
+        refusal = knobs.refuse.get(operation)
+        if refusal is not None:
+            return gws.error(refusal.http_status, refusal.status_code, f"{operation} refused (gwsvcr sim --refuse)")
+        outcome = self.agent(user).call_operation(call_id, body)
+        if outcome.notification is None or operation in knobs.drop_notification:
+            return outcome
+        if operation in knobs.wrong_state:
+            outcome.notification["call"]["recordingState"] = knobs.wrong_state[operation]
+        self._publish_later(user, outcome.notification, self.config.event_delay + knobs.extra_delay.get(operation, 0))
+        return outcome
+
+    def _publish_later(self, user: str, notification: dict[str, Any], delay: float) -> None:
         def publish() -> None:
             self.published += self.bayeux.publish(gws.CALLS_CHANNEL, notification,
                                                   only=lambda s: s.context == user)
         clock = self.bayeux.clock
-        clock.call_at(clock.now() + self.config.event_delay, publish)
+        clock.call_at(clock.now() + delay, publish)
 
     # Bayeux hooks: a client may only publish to its own service channels; GWS pushes, clients do not.
     def on_publish(self, server: BayeuxServer[str], session: Session[str], message: Message) -> Answer | None:

@@ -1,0 +1,64 @@
+"""The simulator's knobs, which make it differ from a recording on purpose: parsed from text, and what they change
+in the simulator's answers and notifications (tests/test_addons.py has them as mitmproxy options;
+tests/e2e/test_verify.py shows gwsvcr verify finding each)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from gwsvcr import gws
+from gwsvcr.cassette import Request
+from gwsvcr.sim import Simulator, SimulatorConfig, knobs
+
+CALL = gws.SEED_CALL_ID
+
+
+def test_knobs_parse_or_say_what_is_wrong() -> None:
+    parsed = knobs.parse(["StopCallRecording"], ["PauseCallRecording=Stopped"], ["StartCallRecording=300"],
+                         ["ResumeCallRecording=503:1", "StopCallRecording=400"], True)
+    assert parsed.drop_notification == {"StopCallRecording"}
+    assert parsed.wrong_state == {"PauseCallRecording": "Stopped"}
+    assert parsed.extra_delay == {"StartCallRecording": 0.3}
+    assert parsed.refuse == {"ResumeCallRecording": knobs.Refusal(503, 1), "StopCallRecording": knobs.Refusal(400, 2)}
+    assert parsed.new_call_ids
+    for bad, says in [({"drop_notification": ["Hold"]}, "unknown operation 'Hold'"),
+                      ({"wrong_state": ["StopCallRecording"]}, "is not OP=STATE"),
+                      ({"wrong_state": ["StopCallRecording=Off"]}, "unknown recordingState 'Off'"),
+                      ({"extra_delay_ms": ["StopCallRecording=-5"]}, "negative"),
+                      ({"refuse": ["StopCallRecording=ok"]}, "is not HTTP"),
+                      ({"refuse": ["StopCallRecording=302"]}, "not an error")]:
+        with pytest.raises(ValueError, match=says):
+            knobs.parse(**bad)  # type: ignore[arg-type]
+
+
+async def test_the_knobs_change_what_the_simulator_answers_and_pushes() -> None:
+    config = SimulatorConfig(event_delay=0.01, recording_state="Stopped", knobs=knobs.parse(
+        ["PauseCallRecording"], ["ResumeCallRecording=Stopped"], ["StartCallRecording=200"], ["StopCallRecording=503"]))
+    sim = Simulator(config)
+    [shake] = (await sim.bayeux.handle([{"channel": "/meta/handshake", "version": "1.0"}], context="agent1")).replies
+    await sim.bayeux.handle([{"channel": "/meta/subscribe", "clientId": shake["clientId"],
+                              "subscription": gws.CALLS_CHANNEL}])
+    queue = sim.bayeux.sessions[shake["clientId"]].queue
+    auth = [("Authorization", "Basic " + base64.b64encode(b"agent1:secret").decode())]
+
+    async def operate(operation: str) -> tuple[int, dict[str, object], list[str]]:
+        request = Request(headers=auth, kind="json", body={"operationName": operation}, method="POST",
+                          path=f"/api/v2/me/calls/{CALL}")
+        reply = await sim.handle(request)
+        await asyncio.sleep(0.02)
+        pushed = [m["data"]["call"]["recordingState"] for m in queue]
+        queue.clear()
+        return reply.status, reply.body, pushed
+
+    assert await operate("StartCallRecording") == (200, {"statusCode": 0}, [])  # 200 ms later than the usual 10 ms
+    await asyncio.sleep(0.3)
+    assert [m["data"]["call"]["recordingState"] for m in queue] == ["Recording"]
+    queue.clear()
+    assert await operate("PauseCallRecording") == (200, {"statusCode": 0}, [])  # dropped; the call is paused
+    assert await operate("ResumeCallRecording") == (200, {"statusCode": 0}, ["Stopped"])  # the wrong state
+    status, body, pushed = await operate("StopCallRecording")
+    assert (status, body["statusCode"], pushed) == (503, 2, [])
+    assert sim.agent("agent1").calls[CALL]["recordingState"] == "Recording"  # refused: nothing changed
