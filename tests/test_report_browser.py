@@ -142,3 +142,18 @@ def test_a_fragment_opens_that_exchange(page: Path, tmp_path: Path) -> None:
     assert details is not None
     shown = details.group(1)
     assert f'"exchange": {number},' in shown and "CallRecordingStateChange" in shown
+
+
+def test_verify_draws_the_recording_and_the_live_session_side_by_side(tmp_path: Path) -> None:
+    recorded, live = cas.load(CASSETTE), cas.load(CASSETTE)
+    live.path = "live.yaml"
+    page = tmp_path / "side.html"
+    checks = [("ok    #3   /meta/handshake: ok", True), ("DIFF  #9   <- /v2/me/calls ...", False)]
+    page.write_text(report.render(recorded, live, checks), encoding="utf-8")
+    dom = chromium(page, tmp_path / "profile", tmp_path / "shot.png")
+    rows = len(show.timeline(recorded))
+    assert f'data-rendered="{2 * rows}"' in dom
+    assert 'id="sequence"' in dom and 'id="live-sequence"' in dom and 'id="panes" class="paired"' in dom
+    assert dom.count('class="msg event"') == 10 and 'url(#live-head-event)' in dom
+    assert '<li class="bad">DIFF  #9' in dom and "<h2>live: live.yaml" in dom
+    assert read_png(tmp_path / "shot.png").count(EVENT_RED) > 500

@@ -4,6 +4,8 @@ Client lifelines (one per session) on the left, the server on the right, one row
 :mod:`gwsvcr.show`) top to bottom: requests, replies and pushed events as arrows, each event's cause drawn as
 an arc from the reply that caused it, labelled with the delay. Clicking an arrow shows its exchange as JSON.
 
+``gwsvcr verify --report`` draws the recording and the live session side by side, with what verify found.
+
 Everything is inline (CSS, script, data): the file opens offline, from an e-mail or a ticket, and loads
 nothing. The data sits in a JSON script element that the page only reads with ``JSON.parse`` and writes with
 ``textContent``, so a cassette's content can never become markup or script.
@@ -51,6 +53,12 @@ def _page() -> str:
     return resources.files("gwsvcr.tools").joinpath("report.html").read_text(encoding="utf-8")
 
 
-def render(cassette: Cassette) -> str:
+def render(cassette: Cassette, live: Cassette | None = None, checks: list[tuple[str, bool]] | None = None) -> str:
+    """The page; with ``live`` (``gwsvcr verify --report``) the live session is drawn beside the recording, and
+    ``checks`` (each line of verify's report, and whether it passed) are listed above both."""
+    data = report_data(cassette)
+    if live is not None:
+        data["live"] = report_data(live)
+        data["checks"] = [{"line": line, "ok": ok} for line, ok in checks or []]
     return (_page().replace("{{TITLE}}", html.escape(f"gwsvcr timeline: {cassette.path}"))
-            .replace("{{DATA}}", _script_json(report_data(cassette))))
+            .replace("{{DATA}}", _script_json(data)))
