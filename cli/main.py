@@ -10,6 +10,7 @@ import click
 
 from gwsvcr import __version__, cassette, gws
 from gwsvcr.cli.tools import register as register_tools
+from gwsvcr.cli.verify import verify
 from gwsvcr.record import modes as record_modes
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.timeline import Timing
@@ -294,3 +295,4 @@ def demo(cassette_path: str) -> None:
 
 
 register_tools(main)
+main.add_command(verify)

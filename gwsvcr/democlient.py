@@ -58,6 +58,11 @@ class DemoClient:
         if headers.get("X-CSRF-TOKEN"):
             self.headers["X-CSRF-TOKEN"] = headers["X-CSRF-TOKEN"]
 
+    def call_ids(self) -> list[str]:
+        """The ids of the agent's calls (``GET /api/v2/me/calls``)."""
+        _, body, _ = self._call("GET", self.base + "/api/v2/me/calls")
+        return [str(call["id"]) for call in body.get("calls", [])]
+
     def connect(self, channel: str = gws.CALLS_CHANNEL) -> None:
         [reply] = self._bayeux({"channel": "/meta/handshake", "version": "1.0",
                                 "supportedConnectionTypes": ["long-polling"]}, "/handshake")

@@ -1,0 +1,135 @@
+"""The values a live session carries forward that a recording cannot hold: the credentials given on the command
+line, every cookie the server sets, the CSRF token, and the values bound with ``--bind`` (a call id the server
+assigns anew in each run).
+
+A recorded request goes out again with its recorded headers except those (and framing, and any header whose value
+the recording redacted): ``Authorization`` from the credentials given, ``Cookie`` from the live jar, the CSRF token
+on POST/PUT/PATCH/DELETE and wherever the recorded request sent one.
+
+Bindings: ``--bind call.id`` names a dotted JSON path (lists are transparent, ``*`` is any key, a rule matches the
+end of a path: ``call.id`` also matches ``data.call.id``), as ``gwsvcr redact --json`` does. The first live reply or
+notification that has a value there, where its recorded counterpart has one too, binds the recorded value to the
+live one; from then on the live value replaces the recorded one in every request (path, query and body) and in
+what later replies are compared with.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gwsvcr import wire
+from gwsvcr.record.redact import PLACEHOLDER, path_matches
+
+# Headers a client never replays as recorded: framing, and what this session has its own value for.
+_NOT_REPLAYED = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "upgrade",
+                 "accept-encoding", "authorization", "proxy-authorization", "cookie", "sec-websocket-key",
+                 "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept", "http2-settings"}
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+_CSRF_TOKEN = "X-CSRF-TOKEN"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+
+    def header(self) -> tuple[str, str]:
+        return "Authorization", "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+
+
+@dataclass
+class Binding:
+    rule: str
+    recorded: Any = None
+    live: Any = None
+    where: str = ""  # which reply or notification bound it
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.where)
+
+
+def _leaves(data: Any, keys: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(keys without list indices, leaf) of every scalar, in document order."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from _leaves(v, (*keys, str(k)))
+    elif isinstance(data, list):
+        for v in data:
+            yield from _leaves(v, keys)
+    elif keys:
+        yield keys, data
+
+
+@dataclass
+class LiveValues:
+    credentials: Credentials | None = None
+    bindings: list[Binding] = field(default_factory=list)
+    cookies: dict[str, str] = field(default_factory=dict)
+    csrf: tuple[str, str] | None = None  # (header name, token)
+
+    @classmethod
+    def with_binds(cls, credentials: Credentials | None, binds: Sequence[str]) -> LiveValues:
+        return cls(credentials, [Binding(rule) for rule in binds])
+
+    # ----------------------------------------------------------------------------------- what the server said
+    def learn_headers(self, headers: list[tuple[str, str]]) -> None:
+        """Cookies from Set-Cookie; the CSRF token from X-CSRF-HEADER (its name) and that header."""
+        self.cookies.update({k: v for k, v in wire.set_cookie_values(headers).items() if v})
+        values = {k.lower(): v for k, v in headers}
+        name = values.get("x-csrf-header", _CSRF_TOKEN)
+        token = values.get(name.lower())
+        if token:
+            self.csrf = (name, token)
+
+    def learn_values(self, recorded: Any, live: Any, where: str) -> list[Binding]:
+        """Bind what ``live`` holds at an unbound rule's path, where ``recorded`` has a value at the same path."""
+        new = []
+        for binding in self.bindings:
+            if binding.bound:
+                continue
+            rule = binding.rule.split(".")
+            live_value = next((v for keys, v in _leaves(live) if path_matches(rule, keys)), None)
+            recorded_value = next((v for keys, v in _leaves(recorded) if path_matches(rule, keys)), None)
+            if live_value is None or recorded_value is None or isinstance(live_value, bool):
+                continue
+            binding.recorded, binding.live, binding.where = recorded_value, live_value, where
+            new.append(binding)
+        return new
+
+    # ------------------------------------------------------------------------------------ what goes out
+    def bind(self, data: Any) -> Any:
+        """``data`` with every bound recorded value replaced by its live value (inside strings too)."""
+        active = [b for b in self.bindings if b.bound and b.recorded != b.live]
+        if not active:
+            return data
+        return _replace(data, active)
+
+    def headers(self, method: str, recorded: list[tuple[str, str]], *, rest: bool) -> list[tuple[str, str]]:
+        out = [(k, self.bind(v)) for k, v in recorded
+               if k.lower() not in _NOT_REPLAYED and not PLACEHOLDER.search(v)
+               and not (self.csrf and k.lower() == self.csrf[0].lower())]
+        if self.credentials is not None:
+            out.append(self.credentials.header())
+        if self.cookies:
+            out.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
+        sent_csrf = any(k.lower() in (_CSRF_TOKEN.lower(), (self.csrf or ("", ""))[0].lower()) for k, _ in recorded)
+        if self.csrf is not None and ((rest and method.upper() in _WRITES) or sent_csrf):
+            out.append(self.csrf)
+        return out
+
+
+def _replace(data: Any, bindings: list[Binding]) -> Any:
+    if isinstance(data, dict):
+        return {k: _replace(v, bindings) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_replace(v, bindings) for v in data]
+    for b in bindings:
+        if data == b.recorded and type(data) is type(b.recorded):
+            return b.live
+        if isinstance(data, str) and isinstance(b.recorded, str) and b.recorded and b.recorded in data:
+            data = data.replace(b.recorded, str(b.live))
+    return data
