@@ -14,6 +14,7 @@ import click
 
 from gwsvcr import cassette as cassettes
 from gwsvcr.cli.tools import BadInput, load
+from gwsvcr.errors import GwsvcrError
 from gwsvcr.timeline import Timing
 from gwsvcr.tools import diff as semantic_diff
 from gwsvcr.tools import report as html_report
@@ -144,9 +145,9 @@ def verify(cassette_path: str, against: str, user: str | None, password: str | N
         driver = SessionDriver(plan, target, credentials, options, Listeners(report, recording))
         try:
             result = asyncio.run(driver.run())
-        except VerifyError as e:
+        except GwsvcrError as e:
             click.echo(f"gwsvcr verify: {e}", err=True)
-            sys.exit(e.exit_code)
+            sys.exit(e.exit_code if isinstance(e, VerifyError) else 1)
         except OSError as e:  # the live cassette cannot be written
             raise BadVerifyInput(f"{live_path}: cannot write: {e.strerror}") from None
         finally:

@@ -297,7 +297,7 @@ class SessionDriver:
         target = quote(path, safe="/:@!$&'()*+,;=-._~%") + (f"?{urlencode(query)}" if query else "")
         body = self._body(recorded.kind, recorded.body)
         headers = self.live.headers(recorded.method, recorded.headers, rest=True)
-        reply = await self._exchange(action, recorded.method, target, headers, body)
+        reply = await self._exchange(action, recorded.method, target, headers, body, first)
         if reply is None:
             return
         expected_response = action.exchange.response
@@ -324,7 +324,7 @@ class SessionDriver:
         return Request(kind=kind, body=body).content()
 
     async def _exchange(self, action: Action, method: str, target: str, headers: list[tuple[str, str]],
-                        body: bytes) -> Reply | None:
+                        body: bytes, first: bool) -> Reply | None:
         """One REST exchange, told to the listener; a failure is reported as the action's check (None)."""
         content_type = action.exchange.request.header("Content-Type")
         if body and content_type is None:
@@ -334,9 +334,9 @@ class SessionDriver:
         try:
             reply = await self.http.request(method, target, headers, body, timeout=self.options.timeout)
         except HttpFailure as e:
-            self._unreachable(e)
             now = time.time()
             self.listener.exchange(request, None, ExchangeTimes(started, started, None, now), str(e))
+            self._unreachable(e, first)
             self._replied_to(action, now)
             self._report(Check(OPERATION, FAILED, action.number, action.name, action.operation,
                                _rest_summary(action.exchange.response), None, note=str(e)))
@@ -350,9 +350,12 @@ class SessionDriver:
         hint = "check --user and the password" if self.live.credentials else "give --user and --password"
         return VerifyError(f"{self.target.url()} refused the login: {what}; {hint}", 2)
 
-    def _unreachable(self, failure: HttpFailure) -> None:
+    def _unreachable(self, failure: HttpFailure, first: bool = False) -> None:
+        """A server that cannot be reached, or does not answer the session's first request, is bad input."""
         if failure.unreachable:
             raise VerifyError(str(failure), 2)
+        if first and not failure.refused:
+            raise VerifyError(f"{failure}: is {self.target.url()} the server, and up?", 2)
 
     # ------------------------------------------------------------------------------------------------ Bayeux
     def _outgoing(self, recorded: Message) -> Message:
@@ -386,9 +389,12 @@ class SessionDriver:
             sent = await self._bayeux(messages, action.exchange.request.path, action.exchange.request.headers,
                                       self.options.timeout)
         except HttpFailure as e:
-            self._unreachable(e)
             if e.refused and first:
                 raise self._login_refused(str(e)) from None
+            self._unreachable(e, first)
+            if HANDSHAKE in action.channels:
+                raise VerifyError(f"the CometD handshake got no reply, so nothing further can be checked: {e}",
+                                  1) from None
             self._replied_to(action, time.time())
             self._report(Check(OPERATION, FAILED, action.number, action.name, action.operation,
                                _bayeux_summary(self._recorded_replies(action)), None, note=str(e)))
@@ -436,7 +442,11 @@ class SessionDriver:
         """A session recorded without its handshake (resumed by CometD's reload extension) needs one live."""
         template = self.plan.handshake or {"channel": HANDSHAKE, "version": "1.0", "minimumVersion": "1.0"}
         message = self._outgoing(template)
-        sent = await self._bayeux([message], self.plan.cometd_path, [], self.options.timeout)
+        try:
+            sent = await self._bayeux([message], self.plan.cometd_path, [], self.options.timeout)
+        except HttpFailure as e:
+            self._unreachable(e)
+            raise VerifyError(f"the CometD handshake got no reply: {e}", 1) from None
         reply = next((r for r in sent.replies if r.get("channel") == HANDSHAKE), None)
         if reply is None or not reply.get("successful"):
             raise VerifyError(f"the CometD handshake failed: {reply}", 1)

@@ -217,6 +217,17 @@ def test_an_unreachable_server_is_bad_input() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_a_server_that_never_answers_is_bad_input() -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        started = time.monotonic()
+        done = verify(STOP, f"http://127.0.0.1:{silent.getsockname()[1]}", *LOGIN, "--timeout", "1")
+    assert done.returncode == 2 and "GET http://127.0.0.1:" in done.stderr
+    assert "/api/v2/me: no reply within 1 s" in done.stderr
+    assert time.monotonic() - started < 10
+
+
 def test_a_refused_login_is_bad_input() -> None:
     sim = gwsvcr("sim", "--port", "0", "--user", "agent1", "--password", "right")
     try:
