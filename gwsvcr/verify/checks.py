@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 OPERATION, NOTIFICATION = "operation", "notification"
 OK, DIFFERS, LATE, MISSING, UNEXPECTED, FAILED = "ok", "differs", "late", "missing", "unexpected", "failed"
@@ -53,7 +52,7 @@ class Check:
             return f" ({ms(self.delay)}{recorded})"
         if self.status == UNEXPECTED:
             after = f"{ms(self.delay)} after {self.operation}" if self.delay is not None else f"after {self.operation}"
-            return f"{after}: not in the recording"
+            return f"{after}: {self.note or 'not in the recording'}"
         if self.status == MISSING:
             recorded = f" (recorded {ms(self.recorded_delay)} after)" if self.recorded_delay is not None else ""
             return f"after {self.operation}: {self.note}{recorded}"
@@ -65,21 +64,9 @@ class Check:
         details = list(self.differences)
         if self.status == DIFFERS and self.kind == NOTIFICATION and self.actual != self.expected:
             details.insert(0, f"expected {self.expected}, came {self.actual}")
-        if self.note and self.status not in (MISSING,):
+        if self.note and self.status not in (MISSING, UNEXPECTED):
             details.append(self.note)
         return [self.headline(), *(f"           {d}" for d in details)]
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "status": self.status, "exchange": self.number, "name": self.name,
-                               "operation": self.operation, "expected": self.expected, "actual": self.actual,
-                               "differences": self.differences}
-        if self.delay is not None:
-            out["delay_ms"] = round(self.delay * 1000, 3)
-        if self.recorded_delay is not None:
-            out["recorded_delay_ms"] = round(self.recorded_delay * 1000, 3)
-        if self.note:
-            out["note"] = self.note
-        return out
 
 
 @dataclass

@@ -134,6 +134,7 @@ class _Expectation:
     event: ExpectedEvent
     open: bool = False  # its cause was sent: it may come
     came: asyncio.Event = field(default_factory=asyncio.Event)  # matched, or given up
+    missed: bool = False  # given up: reported missing
     timer: asyncio.TimerHandle | None = None  # when it is given up
 
 
@@ -222,6 +223,7 @@ class SessionDriver:
         if x.came.is_set():
             return
         x.came.set()
+        x.missed = True
         event = x.event
         self._report(Check(NOTIFICATION, MISSING, event.exchange, event.name, event.cause_text, event.summary, None,
                            recorded_delay=event.delay,
@@ -237,8 +239,13 @@ class SessionDriver:
         summary = gws.summarize_notification(message.get("data")) or str(message.get("channel"))
         if x is None:
             cause, replied = self._last_reply_before(at)
+            late = next((x for x in self._expected if x.missed and diff.event_key(x.event.message) == key), None)
+            note = ""
+            if late is not None:  # it came after all, after its --timeout
+                late.missed = False
+                note = f"came after the {self.options.timeout:g} s timeout of #{late.event.exchange}"
             self._report(Check(NOTIFICATION, UNEXPECTED, None, f"<- {message.get('channel')} {summary}", cause,
-                               "nothing", summary, delay=None if replied is None else at - replied))
+                               "nothing", summary, delay=None if replied is None else at - replied, note=note))
             return
         x.came.set()
         if x.timer is not None:

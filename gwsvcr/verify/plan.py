@@ -94,10 +94,6 @@ class Plan:
     connect_messages: list[Message]  # recorded /meta/connect messages, in order (templates)
     handshake: Message | None  # the recorded handshake message (a template when the session has none to send)
 
-    @property
-    def bayeux(self) -> bool:
-        return bool(self.cometd_path)
-
     def summary(self) -> str:
         rest = sum(a.messages is None for a in self.actions)
         return (f"{self.path} session {self.session}: {rest} REST requests, {len(self.actions) - rest} Bayeux "

@@ -174,6 +174,23 @@ def test_a_server_assigned_call_id_is_carried_forward_with_bind(tmp_path: Path) 
     assert post.request.path.startswith("/api/v2/me/calls/") and call_id not in post.request.path
 
 
+def test_a_notification_the_recording_does_not_have_is_extra(tmp_path: Path) -> None:
+    edited = cas.load(STOP)
+    for ex in edited.exchanges:
+        if ex.response is not None and ex.response.kind == "messages":
+            ex.response.body = [item for item in ex.reply_items() if not item.is_event]
+    cas.save(edited, tmp_path / "no-event.yaml")
+    sim = sim_for(STOP)
+    try:
+        done = verify(tmp_path / "no-event.yaml", sim.url, *LOGIN)
+    finally:
+        assert sim.stop() == 0
+    assert done.returncode == 1
+    [extra] = failing_lines(done.stdout)
+    assert extra.startswith("EXTRA      <- /v2/me/calls CallRecordingStateChange (Stopped): ")
+    assert extra.endswith(" ms after #5 StopCallRecording: not in the recording")
+
+
 # ---------------------------------------------------------------------------------------- --record, --report
 
 
