@@ -4,11 +4,13 @@ text, and the HTTP client's kept-alive connections."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import time
 
 import pytest
 
 from gwsvcr import cassette as cas
-from gwsvcr.verify import checks
+from gwsvcr.verify import Listener, SessionDriver, checks
 from gwsvcr.verify.http import HttpClient, Target
 from gwsvcr.verify.live import Credentials, LiveValues
 from gwsvcr.verify.plan import PlanError, build, choose_session
@@ -112,3 +114,29 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced() -> None:
         server.close()
     assert (first.status, second.status, served) == (200, 200, 2)
     assert first.times.response_end is not None and first.times.response_end >= first.times.request_start
+
+
+async def test_a_live_notification_is_matched_to_the_first_open_one_of_its_kind() -> None:
+    plan = build(cas.load(LIFECYCLE), "s1")
+    heard: list[checks.Check] = []
+
+    class Heard(Listener):
+        def check(self, check: checks.Check) -> None:
+            heard.append(check)
+
+    driver = SessionDriver(plan, "http://127.0.0.1:9", listener=Heard())
+    start, pause = driver._expected[0], driver._expected[1]
+    recorded_pause = copy.deepcopy(pause.event.message)
+    driver._on_event(start.event.message, time.time())  # its cause was not sent yet: not expected
+    assert heard[-1].status == checks.UNEXPECTED and heard[-1].note == ""
+    start.open = pause.open = True
+    driver._missing(start)  # its --timeout passed
+    recorded_pause["data"]["call"]["recordingState"] = "Stopped"
+    driver._on_event(recorded_pause, time.time())
+    assert heard[-2].status == checks.MISSING and heard[-1].status == checks.DIFFERS
+    assert heard[-1].number == 8 and heard[-1].operation == "#7 PauseCallRecording"
+    assert heard[-1].differences == ['event.data.call.recordingState: "Paused" recorded, "Stopped" live']
+    driver._on_event(start.event.message, time.time())  # after all
+    assert heard[-1].status == checks.UNEXPECTED
+    assert heard[-1].note == "came after the 10 s timeout of #6"
+    await driver.close()
