@@ -7,6 +7,7 @@ lenient mode sends a miss to an upstream.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -28,7 +29,7 @@ from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import CassetteError, CassetteWriter, Request, json_bytes, load
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
-from gwsvcr.replay import STATUS_PATH, ReplayConfig, Replayer
+from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, ReplayConfig, Replayer, status
 from gwsvcr.timeline import Timing
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class GwsReplayer:
         loader.add_option("gwsvcr_replay_upstream", str, "",
                           "Lenient mode: where unmatched requests go (empty: answered 404 here); their "
                           "exchanges are appended to the cassette as a new episode.")
+        loader.add_option("gwsvcr_replay_peers", Sequence[str], [],
+                          "Other replays of the same cassette (base URLs, or @FILE listing them): the status "
+                          "adds up their figures (?local=1: this replay's own).")
         add_session_options(loader)
 
     def configure(self, updated: set[str]) -> None:
@@ -109,9 +113,11 @@ class GwsReplayer:
         if is_upgrade(flow):
             self.websockets.accept(flow)
             return
-        if flow.request.path == STATUS_PATH:
-            flow.response = http.Response.make(200, json_bytes(self.core.status()),
-                                               {"Content-Type": "application/json"})
+        route = flow.request.path.partition("?")[0]
+        if route in (STATUS_PATH, HEALTH_PATH):
+            local = flow.request.query.get("local") == "1"
+            figures = await self.figures(flow, local=local) if route == STATUS_PATH else {"ok": True}
+            flow.response = http.Response.make(200, json_bytes(figures), {"Content-Type": "application/json"})
             flow.is_replay = "response"
             return
         if not live_view.showing():
@@ -126,6 +132,18 @@ class GwsReplayer:
             return served
 
         await answer(flow, handle_and_show)
+
+    async def figures(self, flow: http.HTTPFlow, *, local: bool) -> dict[str, object]:
+        """This replay's figures; with peers (and not asked for its own only), the whole: its own and theirs."""
+        assert self.core is not None
+        own = self.core.status()
+        peers = status.peer_urls(ctx.options.gwsvcr_replay_peers)
+        if local or not peers:
+            return own
+        host, port = flow.client_conn.sockname[:2]  # where this replay accepted the request: its own address
+        me = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        parts = await asyncio.to_thread(status.gather, peers)
+        return status.combine([status.Part(me, own), *parts])
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if self.core is not None:

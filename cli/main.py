@@ -233,11 +233,14 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
               help="A request asked more often than recorded is a miss, not the last recorded answer again.")
 @click.option("--upstream", default=None, help="Lenient mode: send unmatched requests to this server.")
 @session_identity
+@click.option("--peer", multiple=True, metavar="URL",
+              help="Another replay of the same cassette (on another host, behind the same balancer): "
+                   "/__gwsvcr__/status adds up its figures. @FILE: the URLs listed in FILE (docs/SCALING.md).")
 @live_view
 def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
            json_ignore: tuple[str, ...], ignore_query: tuple[str, ...], match_header: tuple[str, ...],
            no_repeat: bool, upstream: str | None, session_cookie: tuple[str, ...],
-           session_header: tuple[str, ...], quiet: bool) -> None:
+           session_header: tuple[str, ...], peer: tuple[str, ...], quiet: bool) -> None:
     """Serve a cassette as the server, with its recorded timing, offline.
 
     \b
@@ -270,7 +273,8 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
         "gwsvcr_replay_ignore_query": list(ignore_query), "gwsvcr_replay_match_headers": list(match_header),
         "gwsvcr_replay_allow_repeats": not no_repeat,
-        "gwsvcr_replay_upstream": upstream or "", **session_settings(session_cookie, session_header),
+        "gwsvcr_replay_upstream": upstream or "", "gwsvcr_replay_peers": list(peer),
+        **session_settings(session_cookie, session_header),
         **({"connection_strategy": "lazy"} if upstream else {})})
     sys.exit(1 if addon.failed else 0)
 

@@ -409,6 +409,7 @@ def _load(path: str, use_cache: bool) -> tuple[Cassette, list[Problem]]:
             problems: list[Problem] = []
             cassette = _build(path, "", [(0, d) for d in docs], problems, trusted=True)
             if not problems:
+                cassette.sha256 = digest
                 return cassette, []
     text = _decode(path, raw)
     if isinstance(text, Problem):
@@ -417,6 +418,7 @@ def _load(path: str, use_cache: bool) -> tuple[Cassette, list[Problem]]:
     if not parsed and not problems:
         problems.append(Problem(path, 1, "no YAML document found"))
     cassette = _build(path, text, parsed, problems)
+    cassette.sha256 = digest
     cassette.warnings.extend(warnings)
     if use_cache and not problems:
         cache_put(digest, [d for _, d in parsed])

@@ -164,6 +164,7 @@ class Cassette:
     exchanges: list[Exchange] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    sha256: str = ""  # of the file's bytes: replays of one cassette on several hosts compare it
 
     def by_number(self) -> dict[int, Exchange]:
         return {ex.number: ex for ex in self.exchanges}

@@ -1,8 +1,6 @@
 """Replay: the cassette stands in for the server, with the recorded timing, in causal order, per client."""
 
 from gwsvcr.replay.replayer import Miss, ReplayConfig, Replayer
+from gwsvcr.replay.status import HEALTH_PATH, STATUS_PATH
 
-# Where a test harness (the pytest plugin) reads misses and unused exchanges while the replay runs.
-STATUS_PATH = "/__gwsvcr__/status"
-
-__all__ = ["STATUS_PATH", "Miss", "ReplayConfig", "Replayer"]
+__all__ = ["HEALTH_PATH", "STATUS_PATH", "Miss", "ReplayConfig", "Replayer"]

@@ -27,6 +27,7 @@ from gwsvcr.live import MISS_HEADER
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, closest, failure_key
 from gwsvcr.replay.client import Client, Counters
 from gwsvcr.replay.script import Recorded, Script, build_scripts, reply_fields
+from gwsvcr.replay.status import summary_line
 from gwsvcr.timeline import Clock, Timeline, Timing
 
 logger = logging.getLogger(__name__)
@@ -332,12 +333,11 @@ class Replayer(Hooks[Client]):
     def status(self) -> dict[str, Any]:
         return {"served": self.counters.served, "clients": self.counters.clients,
                 "live_sessions": len(self.bayeux.sessions), "events_released": self.counters.events_released,
-                "misses": [m.as_dict() for m in self.misses], "unused": self.unused()}
+                "misses": [m.as_dict() for m in self.misses], "unused": self.unused(),
+                "cassette_sha256": self.cassette.sha256}
 
     def summary(self) -> str:
-        return (f"gwsvcr: served {self.counters.served} requests to {self.counters.clients} clients, "
-                f"{self.counters.events_released} events released, {len(self.misses)} misses, "
-                f"{len(self.unused())} recorded exchanges never used")
+        return summary_line(self.status())
 
     def close(self) -> None:
         for client in self.by_cookie.values():

@@ -1,0 +1,106 @@
+"""What a replay reports, alone or added up with the other replays of the same cassette (the workers behind one
+balancer, on one host or several): the figures of ``/__gwsvcr__/status`` and the line printed on stop.
+
+A replay started with peers answers ``/__gwsvcr__/status`` with the whole: its own figures and each peer's
+(asked with ``?local=1``, which any replay answers with its own figures only). Counts add up; a recorded exchange
+is unused only if no replay used it, so ``unused`` is the intersection; a peer that does not answer is reported
+as lost, never as an error, and its figures are missing from the sums.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Where a test harness (the pytest plugin) reads misses and unused exchanges while the replay runs.
+STATUS_PATH = "/__gwsvcr__/status"
+# What a balancer's health check asks: answered at once, without counting as a request served.
+HEALTH_PATH = "/__gwsvcr__/health"
+LOCAL = "local=1"  # the query that asks a replay for its own figures only
+COUNTS = ("served", "clients", "live_sessions", "events_released")
+PEER_TIMEOUT = 3.0  # seconds a peer may take to answer
+
+
+@dataclass
+class Part:
+    """One replay's figures, or None when it did not answer (``lost`` says why)."""
+
+    url: str
+    figures: dict[str, Any] | None
+    lost: str = ""
+
+
+def fetch(url: str, timeout: float = PEER_TIMEOUT) -> Part:
+    """A replay's own figures, asked at its base URL (``http://HOST:PORT``)."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}{STATUS_PATH}?{LOCAL}", timeout=timeout) as reply:
+            figures = json.loads(reply.read())
+    except urllib.error.HTTPError as e:
+        return Part(url, None, f"its status answered HTTP {e.code}")
+    except urllib.error.URLError as e:  # refused, unreachable
+        return Part(url, None, str(e.reason))
+    except (OSError, ValueError) as e:  # reset, timed out, not JSON
+        return Part(url, None, f"{type(e).__name__}: {e}")
+    if not isinstance(figures, dict) or any(key not in figures for key in (*COUNTS, "misses", "unused")):
+        return Part(url, None, "its status is not a gwsvcr replay's")
+    return Part(url, figures)
+
+
+def gather(urls: Sequence[str], timeout: float = PEER_TIMEOUT) -> list[Part]:
+    """Every replay's own figures, asked at once."""
+    if not urls:
+        return []
+    with ThreadPoolExecutor(min(len(urls), 16)) as pool:
+        return list(pool.map(lambda url: fetch(url, timeout), urls))
+
+
+def peer_urls(entries: Sequence[str]) -> list[str]:
+    """The peers named by ``--peer``: each a base URL, or ``@FILE`` for the URLs listed in FILE (one a line, ``#``
+    for comments), read now: a file that does not exist yet names none."""
+    urls: list[str] = []
+    for entry in entries:
+        if not entry.startswith("@"):
+            urls.append(entry)
+            continue
+        try:
+            lines = Path(entry[1:]).read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        urls += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return [url.rstrip("/") for url in urls]
+
+
+def combine(parts: Sequence[Part]) -> dict[str, Any]:
+    """The figures of several replays of one cassette as one: counts summed, misses listed with the replay that
+    saw them, unused = what none of them used; each replay's own figures under ``workers``, the silent ones also
+    under ``lost``; ``cassette_sha256`` when they all replay the same file, else None."""
+    live = [(p.url, p.figures) for p in parts if p.figures is not None]
+    whole: dict[str, Any] = {key: sum(figures[key] for _, figures in live) for key in COUNTS}
+    whole["misses"] = [{**miss, "worker": url} for url, figures in live for miss in figures["misses"]]
+    unused = [set(figures["unused"]) for _, figures in live]
+    whole["unused"] = sorted(set.intersection(*unused)) if unused else []
+    files = {figures.get("cassette_sha256") for _, figures in live}
+    whole["cassette_sha256"] = files.pop() if len(files) == 1 else None
+    whole["workers"] = [_own(p) for p in parts]
+    whole["lost"] = [p.url for p in parts if p.figures is None]
+    return whole
+
+
+def _own(part: Part) -> dict[str, Any]:
+    if part.figures is None:
+        return {"url": part.url, "lost": part.lost}
+    return {"url": part.url, **{key: part.figures[key] for key in COUNTS}, "misses": len(part.figures["misses"]),
+            "unused": len(part.figures["unused"]), "cassette_sha256": part.figures.get("cassette_sha256")}
+
+
+def summary_line(figures: dict[str, Any]) -> str:
+    """The line a replay prints when it stops."""
+    return (f"gwsvcr: served {figures['served']} requests to {figures['clients']} clients, "
+            f"{figures['events_released']} events released, {len(figures['misses'])} misses, "
+            f"{len(figures['unused'])} recorded exchanges never used")

@@ -1,0 +1,111 @@
+"""gwsvcr.replay.status: the figures of several replays of one cassette as one, peers named by URL or file, a
+peer that does not answer reported as lost."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gwsvcr import cassette as cas
+from gwsvcr.replay import Replayer, status
+from tests.procs import ROOT
+
+
+def figures(served: int, clients: int, events: int, unused: list[int], misses: int = 0,
+            sha: str = "abc") -> dict[str, Any]:
+    return {"served": served, "clients": clients, "live_sessions": clients, "events_released": events,
+            "misses": [{"request": f"GET /x{i}"} for i in range(misses)], "unused": unused, "cassette_sha256": sha}
+
+
+def test_counts_add_up_unused_is_what_no_replay_used_misses_say_where() -> None:
+    whole = status.combine([status.Part("http://a", figures(10, 2, 8, [1, 2, 3])),
+                            status.Part("http://b", figures(5, 1, 4, [2, 3, 4], misses=1)),
+                            status.Part("http://c", None, "Connection refused")])
+    assert (whole["served"], whole["clients"], whole["live_sessions"], whole["events_released"]) == (15, 3, 3, 12)
+    assert whole["unused"] == [2, 3]
+    assert whole["misses"] == [{"request": "GET /x0", "worker": "http://b"}]
+    assert whole["lost"] == ["http://c"]
+    assert whole["workers"][2] == {"url": "http://c", "lost": "Connection refused"}
+    assert whole["workers"][1]["misses"] == 1 and whole["workers"][0]["unused"] == 3
+    assert whole["cassette_sha256"] == "abc"
+    assert status.summary_line(whole) == ("gwsvcr: served 15 requests to 3 clients, 12 events released, 1 misses, "
+                                          "2 recorded exchanges never used")
+
+
+def test_replays_of_different_files_have_no_common_cassette() -> None:
+    whole = status.combine([status.Part("http://a", figures(0, 0, 0, [], sha="abc")),
+                            status.Part("http://b", figures(0, 0, 0, [], sha="def"))])
+    assert whole["cassette_sha256"] is None
+    assert [w["cassette_sha256"] for w in whole["workers"]] == ["abc", "def"]
+
+
+def test_a_replay_reports_the_sha256_of_its_cassette_file() -> None:
+    import hashlib
+
+    path = ROOT / "cassettes" / "stop_call_recording.yaml"
+    core = Replayer(cas.load(path))
+    try:
+        assert core.status()["cassette_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    finally:
+        core.close()
+
+
+def test_peers_by_url_or_listed_in_a_file_read_when_asked(tmp_path: Path) -> None:
+    listed = tmp_path / "peers"
+    assert status.peer_urls(["http://h1:8101/", f"@{listed}"]) == ["http://h1:8101"]  # not written yet: none
+    listed.write_text("# the other hosts\nhttp://h2:8101\n\n  http://h3:8101  \n")
+    assert status.peer_urls(["http://h1:8101/", f"@{listed}"]) == ["http://h1:8101", "http://h2:8101",
+                                                                   "http://h3:8101"]
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, dict[str, Any]]]:
+    """A web server answering with ``answer["body"]`` (JSON) and ``answer["status"]``."""
+    answer: dict[str, Any] = {"status": 200, "body": {}}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answer["path"] = self.path
+            body = json.dumps(answer["body"]).encode()
+            self.send_response(answer["status"])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", answer
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_peer_is_asked_for_its_own_figures(server: tuple[str, dict[str, Any]]) -> None:
+    url, answer = server
+    answer["body"] = figures(3, 1, 2, [5])
+    part = status.fetch(url)
+    assert answer["path"] == "/__gwsvcr__/status?local=1"
+    assert part.figures == answer["body"] and part.lost == ""
+
+
+def test_a_peer_that_does_not_answer_as_a_replay_is_lost_not_an_error(server: tuple[str, dict[str, Any]]) -> None:
+    url, answer = server
+    answer["body"] = {"hello": "world"}
+    assert status.fetch(url).lost == "its status is not a gwsvcr replay's"
+    answer["status"] = 404
+    assert status.fetch(url).lost == "its status answered HTTP 404"
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    parts = status.gather([url, gone])
+    assert [p.url for p in parts] == [url, gone]
+    assert parts[1].figures is None and "refused" in parts[1].lost
