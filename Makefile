@@ -6,13 +6,20 @@ PEERS := tests/peers
 STAMP := $(VENV)/.installed
 NPM_STAMP := $(PEERS)/node_modules/.installed
 
-.PHONY: demo test bench soak venv peers clean
+.PHONY: demo test bench soak venv peers clean haproxy
 
 demo: $(STAMP)
 	$(VENV)/bin/gwsvcr demo
 
-test: $(STAMP) $(NPM_STAMP)
+test: $(STAMP) $(NPM_STAMP) haproxy
 	$(PY) -m pytest -q -p no:randomly
+
+# gwsvcr replay --workers and the multi-host tests need HAProxy; their tests skip loudly without it (fail under CI).
+haproxy:
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || [ -x /usr/local/sbin/haproxy ] || \
+	 if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; \
+	 else echo "HAProxy not found: install it (sudo apt-get install haproxy) for the --workers tests" >&2; fi
 
 bench: $(STAMP) $(NPM_STAMP)
 	$(PY) bench/run.py

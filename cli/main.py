@@ -233,14 +233,18 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
               help="A request asked more often than recorded is a miss, not the last recorded answer again.")
 @click.option("--upstream", default=None, help="Lenient mode: send unmatched requests to this server.")
 @session_identity
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Replay processes behind HAProxy (which must be installed), each client kept on one of them; "
+                   "1: this process serves alone.")
 @click.option("--peer", multiple=True, metavar="URL",
               help="Another replay of the same cassette (on another host, behind the same balancer): "
                    "/__gwsvcr__/status adds up its figures. @FILE: the URLs listed in FILE (docs/SCALING.md).")
 @live_view
-def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
+@click.pass_context
+def replay(ctx: click.Context, cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
            json_ignore: tuple[str, ...], ignore_query: tuple[str, ...], match_header: tuple[str, ...],
            no_repeat: bool, upstream: str | None, session_cookie: tuple[str, ...],
-           session_header: tuple[str, ...], peer: tuple[str, ...], quiet: bool) -> None:
+           session_header: tuple[str, ...], workers: int, peer: tuple[str, ...], quiet: bool) -> None:
     """Serve a cassette as the server, with its recorded timing, offline.
 
     \b
@@ -249,6 +253,7 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
       gwsvcr replay cassettes/recording_lifecycle.yaml --timing instant --port 8090
       gwsvcr replay field.yaml --lenient --upstream https://gws-lab:8443
       gwsvcr replay wwe.yaml --ignore-query _ --no-repeat
+      gwsvcr replay fleet.yaml --workers 4 --port 8090     # 4 processes behind HAProxy
 
     The cassette header's match section (written by gwsvcr record --ignore-query/--match-header) adds to
     --ignore-query, --match-header and --json-ignore.
@@ -266,6 +271,24 @@ def replay(cassette_path: str, host: str, port: int, timing: str, speed: float, 
     if redacted:
         raise click.BadParameter(f"{', '.join(redacted)}: recorded values are redaction placeholders, never equal "
                                  "to a live value", param_hint="--match-header")
+    if workers > 1:
+        from gwsvcr.cli import workers as balanced
+        from gwsvcr.cli.serve import warn_if_exposed
+        from gwsvcr.replay import longest_wait
+
+        if upstream:
+            raise click.UsageError("--upstream appends lenient misses to the cassette: one process must, not "
+                                   "each of --workers")
+        if peer:
+            raise click.UsageError("--peer names single replays; the workers of --workers know each other")
+        try:
+            loaded = cassette.load(cassette_path)
+        except cassette.CassetteError as e:
+            raise click.ClickException(f"cannot replay {cassette_path}:\n{e}") from None
+        warn_if_exposed(host)
+        sys.exit(balanced.run(cassette_path, workers, host, port,
+                              balanced.forwarded(ctx, {"workers", "host", "port", "peer"}),
+                              longest_wait(loaded, Timing(timing), speed)))
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     show_live_view(quiet)
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={

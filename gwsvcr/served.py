@@ -63,10 +63,11 @@ class Proc:
 
 
 def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
-          env: dict[str, str] | None = None) -> Proc:
-    """Run ``cmd`` and wait (on its output, not a sleep) for ``gwsvcr: listening on URL``."""
-    popen = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                             env={**os.environ, **(env or {})}, start_new_session=True)
+          env: dict[str, str] | None = None, share_stderr: bool = False) -> Proc:
+    """Run ``cmd`` and wait (on its output, not a sleep) for ``gwsvcr: listening on URL``. ``share_stderr``: its
+    standard error is this process's (its warnings reach the user as they come) instead of collected."""
+    popen = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=None if share_stderr else subprocess.PIPE,
+                             text=True, cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
     proc = Proc(popen)
     ready = threading.Event()
 
@@ -84,7 +85,9 @@ def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
         assert popen.stderr is not None
         proc.err.extend(popen.stderr)
 
-    proc.pumps = [threading.Thread(target=pump_out, daemon=True), threading.Thread(target=pump_err, daemon=True)]
+    proc.pumps = [threading.Thread(target=pump_out, daemon=True)]
+    if not share_stderr:
+        proc.pumps.append(threading.Thread(target=pump_err, daemon=True))
     for pump in proc.pumps:
         pump.start()
     ready.wait(timeout)

@@ -11,7 +11,8 @@ import pytest
 
 from gwsvcr.served import Proc, start
 
-__all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_node", "need_workspace_sdk", "start"]
+__all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_haproxy", "need_node",
+           "need_workspace_sdk", "start"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "tests" / "peers"
@@ -44,6 +45,15 @@ def need_workspace_sdk() -> str:
          and (modules / "cometd-nodejs-server").is_dir(), "Node.js with npm genesys-workspace-client-js, "
                                                           "cometd-nodejs-server")
     return str(node)
+
+
+def need_haproxy() -> str:
+    """HAProxy, for ``gwsvcr replay --workers`` and the multi-host layout of docs/SCALING.md."""
+    from gwsvcr.replay import balancer
+
+    found = balancer.find()
+    need(found is not None, f"HAProxy ({balancer.INSTALL}; .ci/run installs it)")
+    return str(found)
 
 
 def gwsvcr(*args: str, **kw) -> Proc:  # type: ignore[no-untyped-def]

@@ -82,6 +82,20 @@ def omitted_reply(number: int, status: int, omitted: Omitted) -> Response:
         [("X-Gwsvcr-Omitted", str(number))])
 
 
+def connect_timeout_ms(scripts: list[Script]) -> int:
+    """The replay's advice.timeout: the longest recorded one (CometD's default when none was recorded)."""
+    return int(max((s.connect_advice.get("timeout", 0) for s in scripts), default=0) or 30_000)
+
+
+def longest_wait(cassette: Cassette, timing: Timing, speed: float) -> float:
+    """Seconds the replay of ``cassette`` may take to answer one request: its longest connect hold or recorded
+    reply time, as replayed. What a balancer in front of it must be ready to wait for."""
+    timeline = Timeline(timing=timing, speed=speed)
+    hold = timeline.connect_hold(alone=True, connected=True, queued=False, client_timeout=None,
+                                 timeout=connect_timeout_ms(build_scripts(cassette)) / 1000)
+    return max([hold, *(timeline.scale(ex.ttfb) for ex in cassette.exchanges)])
+
+
 def _log_miss(miss: Miss) -> None:
     logger.warning("%s", miss.text())
 
@@ -103,7 +117,7 @@ class Replayer(Hooks[Client]):
         self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
                              for ex in cassette.exchanges if ex.response is not None
                              and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
-        timeout = max((s.connect_advice.get("timeout", 0) for s in self.scripts), default=0) or 30_000
+        timeout = connect_timeout_ms(self.scripts)
         interval = next((s.connect_advice.get("interval") for s in self.scripts if s.connect_advice), 0)
         self.bayeux: BayeuxServer[Client] = BayeuxServer(
             self, ServerConfig(timeout_ms=int(timeout), interval_ms=int(interval or 0),
