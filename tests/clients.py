@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 from tests.procs import PEERS, need_node, need_workspace_sdk
@@ -34,20 +35,67 @@ class Session:
         return {e["op"]: e["delay_ms"] for e in self.events}
 
 
-def _args(url: str, ops: tuple[str, ...], user: str, password: str, extra: list[str]) -> list[str]:
-    return ["--url", url, "--ops", ",".join(ops), "--user", user, "--password", password, *extra]
+def _command(client: str, url: str, ops: tuple[str, ...], user: str, password: str, extra: list[str]) -> list[str]:
+    args = ["--url", url, "--ops", ",".join(ops), "--user", user, "--password", password, *extra]
+    if client == "node":
+        return [need_node(), str(PEERS / "cometd_client.js"), *args]
+    return [sys.executable, str(PEERS / "aiocometd_client.py"), *args]
 
 
 def run(client: str, url: str, ops: tuple[str, ...] = LIFECYCLE, *, user: str = "agent1",
         password: str = "secret", extra: list[str] | None = None, check: bool = True,
         timeout: float = 90) -> Session:
     """Run one scripted session with ``client`` ("node" = official CometD JS, "python" = aiocometd-ng)."""
-    args = _args(url, ops, user, password, extra or [])
-    if client == "node":
-        cmd = [need_node(), str(PEERS / "cometd_client.js"), *args]
-    else:
-        cmd = [sys.executable, str(PEERS / "aiocometd_client.py"), *args]
+    cmd = _command(client, url, ops, user, password, extra or [])
     return _session(subprocess.run(cmd, capture_output=True, text=True, timeout=timeout), client, check)
+
+
+class Running:
+    """A scripted session running in the background (see :func:`run`), its records read as they come, so that a
+    test can act at a given point of it."""
+
+    def __init__(self, client: str, url: str, ops: tuple[str, ...] = LIFECYCLE, *, user: str = "agent1",
+                 password: str = "secret", extra: list[str] | None = None) -> None:
+        self.client = client
+        self.popen = subprocess.Popen(_command(client, url, ops, user, password, extra or []),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.records: list[dict] = []
+        self.stderr: list[str] = []
+        self.seen = threading.Condition()
+        self.readers = [threading.Thread(target=self._read, daemon=True),
+                        threading.Thread(target=lambda: self.stderr.extend(self.popen.stderr or ()), daemon=True)]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            if line.startswith("{"):
+                with self.seen:
+                    self.records.append(json.loads(line))
+                    self.seen.notify_all()
+        with self.seen:
+            self.seen.notify_all()
+
+    def wait_for(self, kind: str, timeout: float = 60, **fields: object) -> dict:
+        """The first record of type ``kind`` with these fields, once it came."""
+        def found() -> dict | None:
+            return next((r for r in self.records if r.get("type") == kind
+                         and all(r.get(k) == v for k, v in fields.items())), None)
+
+        with self.seen:
+            if not self.seen.wait_for(lambda: found() is not None or not self.readers[0].is_alive(), timeout):
+                raise AssertionError(f"{self.client}: no {kind} {fields} within {timeout:g} s: {self.records[-3:]}")
+            record = found()
+        assert record is not None, f"{self.client} ended without a {kind} {fields}: {self.records[-3:]}"
+        return record
+
+    def finish(self, timeout: float = 90, check: bool = True) -> Session:
+        code = self.popen.wait(timeout)
+        for reader in self.readers:
+            reader.join(10)
+        return _session(subprocess.CompletedProcess(self.popen.args, code, "", "".join(self.stderr)), self.client,
+                        check, self.records)
 
 
 def run_workspace_sdk(url: str, ops: tuple[str, ...], token: str, api_key: str, *, extra: list[str] | None = None,
@@ -58,11 +106,13 @@ def run_workspace_sdk(url: str, ops: tuple[str, ...], token: str, api_key: str, 
     return _session(subprocess.run(cmd, capture_output=True, text=True, timeout=timeout), "workspace SDK", check)
 
 
-def _session(done: subprocess.CompletedProcess[str], client: str, check: bool) -> Session:
-    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+def _session(done: subprocess.CompletedProcess[str], client: str, check: bool,
+             records: list[dict] | None = None) -> Session:
+    if records is None:
+        records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     session = Session(records, done.stderr)
     if check:
-        assert done.returncode == 0 and session.of("done"), f"{client} session failed: {done.stdout}\n{done.stderr}"
+        assert done.returncode == 0 and session.of("done"), f"{client} session failed: {records}\n{done.stderr}"
     return session
 
 
