@@ -64,6 +64,8 @@ def config(bind: str, servers: Sequence[tuple[str, str]], longest_wait: float) -
         f"    timeout tunnel {quiet}s",
         "    # a request for a replay that is down goes to another one",
         "    option redispatch 1",
+        "    # a client gone while its long-poll is held: the replay sees it go, and keeps its events for the next",
+        "    option abortonclose",
         "    retries 2",
         "",
         "frontend gwsvcr",

@@ -9,8 +9,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import replay
-from tests.procs import ROOT
+from tests.procs import ROOT, need_haproxy
 
 SAMPLE = ROOT / "cassettes" / "stop_call_recording.yaml"
 AUTH = "Basic " + base64.b64encode(b"agent1:secret").decode()
@@ -35,8 +37,12 @@ def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.01)
 
 
-def test_event_of_a_dropped_held_connect_comes_with_the_next(tmp_path: Path) -> None:
-    server = replay(SAMPLE)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_event_of_a_dropped_held_connect_comes_with_the_next(tmp_path: Path, workers: int) -> None:
+    """Also through HAProxy (--workers 2): it closes the worker's side of a connect its client dropped."""
+    if workers > 1:
+        need_haproxy()
+    server = replay(SAMPLE, "--workers", str(workers))
     try:
         base = server.url
         req = urllib.request.Request(base + "/api/v2/me", headers={"Authorization": AUTH})
