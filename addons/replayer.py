@@ -26,7 +26,8 @@ from gwsvcr.addons.flowconv import (
     response_of,
 )
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.cassette import CassetteError, CassetteWriter, Request, json_bytes, load
+from gwsvcr.cassette import CassetteError, CassetteWriter, Request, json_bytes
+from gwsvcr.cassette import load as load_cassette  # a module-level `load` would be taken for mitmdump -s's hook
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, ReplayConfig, Replayer, status
@@ -85,7 +86,7 @@ class GwsReplayer:
         if ctx.options.gwsvcr_replay_speed <= 0:
             raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
         try:
-            cassette = load(path)
+            cassette = load_cassette(path)
         except CassetteError as e:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:

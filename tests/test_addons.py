@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import exceptions, hooks
+from mitmproxy.addons import script
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
@@ -136,3 +137,12 @@ async def test_simulator_knobs_are_options() -> None:
         with pytest.raises(exceptions.OptionsError, match="gwsvcr_sim options: drop-notification: unknown operation"):
             tctx.configure(addon, gwsvcr_sim_drop_notification=["Nope"])
         addon.done()
+
+
+@pytest.mark.parametrize("name", ["recorder", "replayer", "simulator"])
+def test_addon_scripts_hold_no_module_level_hooks(name: str) -> None:
+    """``mitmdump -s addons/NAME.py`` calls every module-level function named like a hook (load, request, ...):
+    an imported helper of that name would be called with the hook's arguments."""
+    module = script.load_script(str(ROOT / "addons" / f"{name}.py"))
+    assert module is not None and module.addons
+    assert [hook for hook in hooks.all_hooks if hasattr(module, hook)] == []
