@@ -44,7 +44,7 @@ def _check(path: str, cache_dir: str) -> str:
             if not (isinstance(p, cas.Problem) and p.path == path and p.line >= 1
                     and str(p).startswith(f"{path}:{p.line}: ") and p.message):
                 return f"validate: problem without FILE:LINE: {p!r}"
-        fatal = [p for p in problems if not p.message.startswith("truncated last document")]
+        fatal = [p for p in problems if p.severity is cas.Severity.ERROR]
         os.environ["GWSVCR_CACHE_DIR"] = cache_dir
         for _ in range(2):  # the first load fills the parse cache (when valid), the second reads it
             try:
