@@ -308,7 +308,8 @@ def to_cassette(path: str, entries: list[Entry], redactor: Redactor, rules: list
 
 
 def _completed(timing: ExchangeTimes) -> float:
-    for moment in (timing.response_end, timing.response_start, timing.request_end):
+    """When the exchange ended: its reply's last byte, else its first, else the end of the request (never None)."""
+    for moment in (timing.response_end, timing.response_start):
         if moment is not None:
             return moment
-    return timing.request_start
+    return timing.request_end
