@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 from collections.abc import Sequence
 
@@ -26,7 +27,7 @@ from gwsvcr.addons.flowconv import (
     response_of,
 )
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.cassette import CassetteError, CassetteWriter, Request, json_bytes
+from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, Request, json_bytes
 from gwsvcr.cassette import load as load_cassette  # a module-level `load` would be taken for mitmdump -s's hook
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
@@ -48,6 +49,7 @@ class GwsReplayer:
         self.core: Replayer | None = None
         self.appender: Recorder | None = None
         self.websockets = WebSocketServer()
+        self.loaded: tuple[tuple[str, int, int], Cassette] | None = None  # (path, mtime, size) and its cassette
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
@@ -86,7 +88,7 @@ class GwsReplayer:
         if ctx.options.gwsvcr_replay_speed <= 0:
             raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
         try:
-            cassette = load_cassette(path)
+            cassette = self._cassette(path)
         except CassetteError as e:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:
@@ -107,6 +109,18 @@ class GwsReplayer:
         # (full passes of ~110 ms each under load were the p99 of event timing in the soak).
         gc.collect()
         gc.freeze()
+
+    def _cassette(self, path: str) -> Cassette:
+        """The cassette at ``path``, parsed again only when the file changed: setting another timing or speed
+        keeps the one already loaded."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return load_cassette(path)  # it names what is wrong
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        if self.loaded is None or self.loaded[0] != key:
+            self.loaded = (key, load_cassette(path))
+        return self.loaded[1]
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if self.core is None or flow.response is not None:

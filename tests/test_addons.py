@@ -75,6 +75,21 @@ def test_replayer_refuses_bad_options(tmp_path: Path) -> None:
             tctx.configure(addon, gwsvcr_replay_cassette=str(broken), gwsvcr_replay_speed=1.0)
 
 
+def test_replayer_parses_its_cassette_again_only_when_the_file_changed(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(SAMPLE.read_bytes())
+    addon = GwsReplayer()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, gwsvcr_replay_cassette=str(path))
+        first = addon.core.cassette  # type: ignore[union-attr]
+        tctx.configure(addon, gwsvcr_replay_timing="instant", gwsvcr_replay_speed=2.0)
+        assert addon.core.cassette is first  # type: ignore[union-attr]
+        path.write_bytes(SAMPLE.read_bytes() + b"# edited\n")
+        tctx.configure(addon, gwsvcr_replay_speed=3.0)
+        assert addon.core.cassette is not first  # type: ignore[union-attr]
+        addon.done()
+
+
 def test_recorder_once_refuses_an_existing_cassette(tmp_path: Path) -> None:
     existing = tmp_path / "c.yaml"
     existing.write_text("gwsvcr: 1\n")
