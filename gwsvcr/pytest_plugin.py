@@ -24,6 +24,7 @@ from gwsvcr.record import modes as record_modes
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
+from gwsvcr.timeline import Timing
 
 _KEY = pytest.StashKey["GwsServer"]()
 
@@ -97,7 +98,10 @@ def gws_replay(request: pytest.FixtureRequest) -> Iterator[GwsServer]:
     marker = request.node.get_closest_marker("gws_cassette")
     if marker is None or not marker.args:
         raise pytest.fail("gws_replay needs @pytest.mark.gws_cassette('path/to/cassette.yaml')", pytrace=False)
-    options = {"timing": "recorded", "speed": 1.0, "strict": True, **marker.kwargs}
+    options = {"timing": Timing.RECORDED.value, "speed": 1.0, "strict": True, **marker.kwargs}
+    if options["timing"] not in Timing:
+        raise pytest.fail(f"@gws_cassette(timing={options['timing']!r}): timing is one of "
+                          f"{', '.join(t.value for t in Timing)}", pytrace=False)
     cassette = (Path(request.node.path).parent / marker.args[0]).resolve()
     config = request.config
     recording = bool(config.getoption("--gws-record"))

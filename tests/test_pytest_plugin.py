@@ -101,6 +101,19 @@ def test_record_needs_upstream(user_project: pytest.Pytester) -> None:
     assert "--gws-record needs --gws-upstream" in result.stderr.str()
 
 
+def test_unknown_timing_fails_at_setup_naming_the_timings(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_timing='''
+import pytest
+
+@pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml", timing="fast")
+def test_fast(gws_replay):
+    pass
+''')
+    result = user_project.runpytest_subprocess("-p", "no:cacheprovider", "test_timing.py")
+    result.assert_outcomes(errors=1)
+    assert "@gws_cassette(timing='fast'): timing is one of recorded, instant" in result.stdout.str()
+
+
 def test_sample_cassettes_validate() -> None:
     samples = sorted((ROOT / "cassettes").glob("*.yaml"))
     assert {p.name for p in samples} >= {"stop_call_recording.yaml", "recording_lifecycle.yaml"}
