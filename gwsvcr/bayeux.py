@@ -23,6 +23,10 @@ from typing import Any
 
 from gwsvcr.timeline import Timeline
 
+__all__ = ["CONNECT", "CORE_REPLY_FIELDS", "DISCONNECT", "HANDSHAKE", "SERVER_CONNECTION_TYPES", "SESSION_UNKNOWN",
+           "SUBSCRIBE", "UNSUBSCRIBE", "Answer", "BayeuxServer", "Handled", "Hooks", "Message", "ServerConfig",
+           "Session", "channel_matches", "is_bayeux", "is_event", "new_client_id"]
+
 HANDSHAKE = "/meta/handshake"
 CONNECT = "/meta/connect"
 SUBSCRIBE = "/meta/subscribe"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from gwsvcr.errors import GwsvcrError
 
+__all__ = ["LISTENING", "NotListening", "Proc", "gwsvcr_command", "start"]
+
 LISTENING = re.compile(r"^gwsvcr: listening on (http://\S+)$")
 
 

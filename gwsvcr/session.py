@@ -27,6 +27,11 @@ from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE
 from gwsvcr.cassette import Cassette, Request, Response
 
+__all__ = ["API_KEY", "API_KEY_HEADERS", "BASIC", "BEARER", "CLIENT_ID", "COOKIE", "DEFAULT_RULES", "HEADER",
+           "HEADER_KEY", "WELL_KNOWN_COOKIES", "Identifier", "SessionRules", "SessionSummary", "SessionTracker",
+           "TrackedSession", "credential", "credentials", "identifiers", "sent_cookies", "server_cookies",
+           "split_warnings", "summarize"]
+
 # Header names an API key travels in (lower case); redaction hides them too.
 API_KEY_HEADERS = ("x-api-key", "apikey", "api-key", "x-apikey", "api_key", "x-api_key")
 # Session cookies a client may send before the recording saw the server set them (a recording started mid-session).

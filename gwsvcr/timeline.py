@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+__all__ = ["Cancellable", "Clock", "Schedule", "Timeline", "Timing"]
+
 
 class Timing(StrEnum):
     """How recorded delays are replayed."""

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from gwsvcr.errors import GwsvcrError
 
+__all__ = ["HELP", "CassetteExists", "RecordMode", "check_target"]
+
 
 class RecordMode(StrEnum):
     ONCE = "once"  # refuse an existing cassette

@@ -11,6 +11,9 @@ from gwsvcr.cassette import Cassette
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.redact import PLACEHOLDER, Redactor
 
+__all__ = ["PERSONAL_FIELDS", "RedactionError", "cassette_bodies", "make_redactor", "personal_values",
+           "redact_cassette"]
+
 # GWS fields that carry a person's phone number or name (docs.genesys.com call and user resources).
 PERSONAL_FIELDS = ("phoneNumber", "formattedPhoneNumber", "e164Number", "digits", "dnis", "ani", "otherDN",
                    "userName", "employeeId", "firstName", "lastName", "emailAddress", "displayName")

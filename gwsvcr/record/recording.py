@@ -21,6 +21,8 @@ from gwsvcr.cassette import CassetteWriter, Exchange, ReplyItem, Request, Respon
 from gwsvcr.record.redact import Redactor
 from gwsvcr.session import DEFAULT_RULES, SessionRules, SessionTracker
 
+__all__ = ["ExchangeTimes", "Recorder", "Stats", "WebSocketRecording", "reply_messages"]
+
 _JSONP = re.compile(r"^\s*(?:/\*\*/\s*)?[\w$.]+\s*\((.*)\)\s*;?\s*$", re.DOTALL)  # Faye writes /**/cb([...]);
 
 

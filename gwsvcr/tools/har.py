@@ -34,6 +34,8 @@ from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.recording import ExchangeTimes, Recorder, reply_messages
 from gwsvcr.record.redact import Redactor
 
+__all__ = ["Entry", "HarError", "export", "parse_entries", "parse_entry", "read", "to_cassette", "write"]
+
 # Recomputed for the body as stored: a HAR holds bodies decoded, and HTTP/2 pseudo-headers are no headers.
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
 _JSON_KINDS = ("json", "messages")

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self, TextIO
 
+__all__ = ["Progress"]
+
 QUIET_SECONDS = 1.0  # off a terminal, work shorter than this prints nothing
 LOG_EVERY = 5.0  # off a terminal, at most one line per this many seconds, and only when it says more
 REDRAW_EVERY = 0.1

@@ -23,6 +23,8 @@ from gwsvcr.cassette import Cassette, exchange_to_doc
 from gwsvcr.session import split_warnings, summarize
 from gwsvcr.tools.show import EVENT, timeline
 
+__all__ = ["render", "report_data"]
+
 
 def report_data(cassette: Cassette) -> dict[str, Any]:
     rows = timeline(cassette)

@@ -18,6 +18,9 @@ from gwsvcr.bayeux import CONNECT, SUBSCRIBE, channel_matches
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem, Request
 from gwsvcr.session import SessionSummary, split_warnings
 
+__all__ = ["ERROR", "EVENT", "REPLY", "REQUEST", "TO_CLIENT", "TO_SERVER", "WIDTH", "Row", "bayeux_request_summary",
+           "exchange_rows", "json_lines", "render", "render_sessions", "rest_operation", "select", "timeline"]
+
 REQUEST, REPLY, EVENT, ERROR = "request", "reply", "event", "error"
 TO_SERVER, TO_CLIENT = "->", "<-"
 WIDTH = 100

@@ -1,0 +1,31 @@
+"""The public API: every name a core module lists in ``__all__`` exists, and importing the core never imports
+mitmproxy (only gwsvcr.addons and gwsvcr.cli meet it)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gwsvcr
+
+_PACKAGE = Path(gwsvcr.__file__).parent
+CORE = sorted(".".join(("gwsvcr", *path.relative_to(_PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+              for path in _PACKAGE.rglob("*.py") if path.name != "__main__.py")  # __main__ runs the command
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_all_names_what_the_module_holds(name: str) -> None:
+    module = importlib.import_module(name)
+    assert [n for n in getattr(module, "__all__", []) if not hasattr(module, n)] == []
+
+
+def test_the_core_imports_no_mitmproxy() -> None:
+    code = ("import importlib, sys\n"
+            "for name in sys.argv[1:]: importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mitmproxy', 'click')))")
+    done = subprocess.run([sys.executable, "-c", code, *CORE], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
