@@ -104,7 +104,7 @@ class GwsRecorder:
                 ctx.options.update(stream_large_bodies=ctx.options.gwsvcr_record_max_body)
         if "gwsvcr_record_cassette" not in updated and "gwsvcr_record_mode" not in updated:
             return
-        path, mode = ctx.options.gwsvcr_record_cassette, ctx.options.gwsvcr_record_mode
+        path, mode = ctx.options.gwsvcr_record_cassette, RecordMode(ctx.options.gwsvcr_record_mode)
         if not path:
             self.core = None
             logger.debug("gwsvcr recorder: gwsvcr_record_cassette is not set, nothing is recorded")
@@ -130,11 +130,11 @@ class GwsRecorder:
                 modes.check_target(path, mode)
             except modes.CassetteExists as e:
                 raise exceptions.OptionsError(str(e)) from None
-            if mode != "none":
+            if mode is not RecordMode.NONE:
                 header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
                                 redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()},
                                 match=match.section())
-                writer = CassetteWriter(path, header, append=mode == "new_episodes", upstream=upstream)
+                writer = CassetteWriter(path, header, append=mode is RecordMode.NEW_EPISODES, upstream=upstream)
         except OSError as e:
             raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror} ({e.filename})") from e
         self.core = Recorder(writer, redactor, time.time(), rules,

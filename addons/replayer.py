@@ -53,7 +53,7 @@ class GwsReplayer:
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
-        loader.add_option("gwsvcr_replay_timing", str, "recorded",
+        loader.add_option("gwsvcr_replay_timing", str, Timing.RECORDED.value,
                           "recorded: the recorded delays; instant: no delays, causal order kept.",
                           choices=[t.value for t in Timing])
         loader.add_option("gwsvcr_replay_speed", float, 1.0, "Scale every delay: 2.0 replays twice as fast.")
