@@ -1,8 +1,8 @@
 """Cassette tools for field issues: ``show``, ``diff``, ``redact``, ``har import/export`` and ``report``.
 
-Thin click adapters over gwsvcr.show, gwsvcr.diff, gwsvcr.har and gwsvcr.report; ``register(main)`` adds them
-to the ``gwsvcr`` command group. Bad input (a missing file, an invalid cassette or HAR) is one clear message
-per problem on stderr, ``FILE:LINE: what``, and exit 1 (exit 2 for ``diff``, whose 1 means "they differ").
+Thin click adapters over gwsvcr.tools (show, diff, har, report) and gwsvcr.record.privacy; ``register(main)``
+adds them to the ``gwsvcr`` command group. Bad input (a missing file, an invalid cassette or HAR) is one clear
+message per problem on stderr, ``FILE:LINE: what``, and exit 1 (exit 2 for ``diff``, whose 1 means "they differ").
 """
 
 from __future__ import annotations

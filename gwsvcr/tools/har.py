@@ -4,7 +4,7 @@ Export writes every exchange as an entry whose bodies are the bytes on the wire 
 wrapped in its callback again) and whose ``timings`` carry the recorded time to first and last byte;
 mitmproxy's HAR reader loads it.
 
-Import goes through the recorder's own logic (:class:`gwsvcr.recording.Recorder`): sessions are linked by
+Import goes through the recorder's own logic (:class:`gwsvcr.record.recording.Recorder`): sessions are linked by
 cookie, Basic user and clientId, Bayeux bodies become ``messages``, every event gets its cause and delay, and
 secrets are redacted, exactly as if the traffic had passed through ``gwsvcr record``. Entries are fed in order
 of completion, as a live recorder sees them: a long-poll that started before a REST call but completed after

@@ -1,7 +1,7 @@
 """``gwsvcr report``: one self-contained HTML file drawing a cassette as a sequence diagram.
 
 Client lifelines (one per session) on the left, the server on the right, one row per timeline row (see
-:mod:`gwsvcr.show`) top to bottom: requests, replies and pushed events as arrows, each event's cause drawn as
+:mod:`gwsvcr.tools.show`) top to bottom: requests, replies and pushed events as arrows, each event's cause drawn as
 an arc from the reply that caused it, labelled with the delay. Clicking an arrow shows its exchange as JSON.
 
 ``gwsvcr verify --report`` draws the recording and the live session side by side, with what verify found.
