@@ -18,6 +18,8 @@ from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, SUBSCRIBE, is_event
 from gwsvcr.cassette import Exchange, ReplyItem, Request, Response
 
+__all__ = ["LOGGER", "MISS_HEADER", "event_line", "exchange_line", "recorded_lines", "target"]
+
 LOGGER = "gwsvcr.live"
 MISS_HEADER = "X-Gwsvcr-Miss"  # set by the replayer on the answer to a request it could not match
 

@@ -20,8 +20,8 @@ from typing import Any
 from gwsvcr.bayeux import CONNECT
 from gwsvcr.cassette import Request
 
-__all__ = ["VOLATILE", "VOLATILE_REQUEST", "Closest", "Cursors", "Key", "Table", "bayeux_key", "canonical", "closest",
-           "differences", "failure_key", "rest_key"]
+__all__ = ["VOLATILE", "VOLATILE_REQUEST", "Closest", "Cursors", "Key", "RestMatch", "Table", "bayeux_key", "canonical",
+           "closest", "differences", "failure_key", "rest_key"]
 
 # method, path, query pairs, canonical body, compared headers (lower-case name, values joined; None: absent)
 Key = tuple[str, str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str | None], ...]]

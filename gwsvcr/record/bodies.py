@@ -11,6 +11,8 @@ import hashlib
 
 from gwsvcr.cassette import Omitted
 
+__all__ = ["DEFAULT_MAX_BODY", "BodyTee", "too_large_or_unknown"]
+
 DEFAULT_MAX_BODY = "16m"  # as the replayer's and the simulator's limit on request bodies
 
 
