@@ -13,7 +13,8 @@ from typing import Any
 
 __all__ = ["CALLS_CHANNEL", "CAPABILITIES_BY_STATE", "COMETD_PATH", "INVALID_FOR_STATE", "MISSING_PARAMETER",
            "NOT_FOUND", "OK", "RECORDING_OPERATIONS", "RECORDING_STATES", "SEED_CALL", "SEED_CALL_ID",
-           "SEED_PHONE_NUMBER", "Agent", "Outcome", "error", "make_call", "summarize_notification", "summarize_request"]
+           "SEED_PHONE_NUMBER", "Agent", "Outcome", "error", "make_call", "new_call_id", "summarize_notification",
+           "summarize_request"]
 
 CALLS_CHANNEL = "/v2/me/calls"
 COMETD_PATH = "/api/v2/notifications"

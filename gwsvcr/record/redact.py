@@ -24,7 +24,7 @@ from gwsvcr import wire
 from gwsvcr.cassette import Exchange, HttpMessage, Request
 from gwsvcr.session import API_KEY_HEADERS
 
-__all__ = ["DEFAULT_HEADERS", "PLACEHOLDER", "SECRET_KEY", "URL_HEADERS", "Redactor"]
+__all__ = ["DEFAULT_HEADERS", "PLACEHOLDER", "SECRET_KEY", "URL_HEADERS", "Redactor", "path_matches"]
 
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",

@@ -26,7 +26,8 @@ from gwsvcr.cassette import Cassette, Exchange, Response
 from gwsvcr.matching import VOLATILE, VOLATILE_REQUEST
 from gwsvcr.tools.show import bayeux_request_summary, rest_operation
 
-__all__ = ["MASKED", "Difference", "Step", "Volatility", "compare", "compare_steps", "report", "steps_by_session"]
+__all__ = ["MASKED", "Difference", "Step", "Volatility", "changed_fields", "compare", "compare_steps", "delays_differ",
+           "event_fields", "event_key", "reply_fields", "report", "response_fields", "steps_by_session"]
 
 VOLATILE_KEY = re.compile(r"^(id|uuid|time|date|timestamp|duration)$"
                           r"|(Id|ID|Uuid|UUID|Uid|Time|Timestamp|Date|At|Duration)$")
