@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,11 +16,32 @@ from gwsvcr.record import modes as record_modes
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.timeline import Timing
 
+SERVING = {"record", "replay", "sim"}
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="gwsvcr")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Record and replay Genesys Web Services sessions (REST + CometD long-polls) with their timing."""
+    if ctx.invoked_subcommand in SERVING and "--help" not in sys.argv[2:] and "-h" not in sys.argv[2:]:
+        optimized(ctx.invoked_subcommand)
+
+
+def optimized(command: str) -> None:
+    """Serving commands run under ``python -O``: mitmproxy type-checks every request and response it builds
+    unless ``__debug__`` is off, which costs about a fifth of the requests/s (docs/BENCHMARKS.md). The process
+    replaces itself (same pid, same streams) before mitmproxy is imported; GWSVCR_DEBUG=1 keeps the checks on.
+    Safe for the serving path: mitmproxy's only assert with a side effect is in Flow.set_state (loading saved
+    flows), which gwsvcr's servers never call."""
+    script = sys.argv[0]
+    ours = os.path.basename(script) in ("gwsvcr", "__main__.py") and sys.argv[1:2] == [command]
+    if not ours or sys.flags.optimize or os.environ.get("GWSVCR_DEBUG") or not sys.executable:
+        return  # called in process (click's test runner), already optimized, or asked not to
+    entry = ["-m", "gwsvcr"] if script.endswith("__main__.py") or not os.path.isfile(script) else [script]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-O", *entry, *sys.argv[1:]])
 
 
 def live_view(f):  # type: ignore[no-untyped-def]
@@ -39,6 +61,13 @@ def show_live_view(quiet: bool) -> None:
 
 
 def host_port(f):  # type: ignore[no-untyped-def]
+    """The options every serving command shares: where it listens, mitmproxy's confdir, --set."""
+    f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Set a mitmproxy option of the engine, as mitmdump --set does, e.g. block_global=false "
+                          "(docs/ENGINE.md lists what each command has).")(f)
+    f = click.option("--confdir", type=click.Path(file_okay=False), default=None,
+                     help="mitmproxy configuration directory holding its CA, for HTTPS clients and regular-mode "
+                          "interception (default ~/.mitmproxy).")(f)
     f = click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
                      help="Port to listen on; 0 picks a free one (printed when ready).")(f)
     return click.option("--host", default="127.0.0.1", show_default=True,
@@ -59,6 +88,10 @@ def session_settings(cookies: tuple[str, ...], headers: tuple[str, ...]) -> dict
     return {"gwsvcr_session_cookies": list(cookies), "gwsvcr_session_headers": list(headers)}
 
 
+def engine_settings(confdir: str | None) -> dict[str, object]:
+    return {"confdir": confdir} if confdir else {}
+
+
 @main.command()
 @host_port
 @click.option("--event-delay-ms", default=250, show_default=True, type=click.IntRange(0),
@@ -76,8 +109,8 @@ def session_settings(cookies: tuple[str, ...], headers: tuple[str, ...]) -> dict
               help="Refuse OP with this HTTP status and GWS statusCode (default 2), e.g. StopCallRecording=503.")
 @click.option("--new-call-ids", is_flag=True,
               help="Each agent's call gets a new id (listed by GET /api/v2/me/calls) instead of the seed's.")
-def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: str | None,
-        recording_state: str, drop_notification: tuple[str, ...], wrong_state: tuple[str, ...],
+def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_delay_ms: int, user: str | None,
+        password: str | None, recording_state: str, drop_notification: tuple[str, ...], wrong_state: tuple[str, ...],
         extra_delay_ms: tuple[str, ...], refuse: tuple[str, ...], new_call_ids: bool) -> None:
     """Serve a simulated GWS: call-recording operations and their CometD notifications.
 
@@ -97,8 +130,8 @@ def sim(host: str, port: int, event_delay_ms: int, user: str | None, password: s
 
     if (user is None) != (password is None):
         raise click.UsageError("--user and --password go together")
-    serve([GwsSimulator()], host=host, port=port, settings={
-        "gwsvcr_sim_event_delay_ms": event_delay_ms, "gwsvcr_sim_user": user or "",
+    serve([GwsSimulator()], host=host, port=port, sets=sets, settings={
+        **engine_settings(confdir), "gwsvcr_sim_event_delay_ms": event_delay_ms, "gwsvcr_sim_user": user or "",
         "gwsvcr_sim_password": password or "", "gwsvcr_sim_recording_state": recording_state,
         "gwsvcr_sim_drop_notification": list(drop_notification), "gwsvcr_sim_wrong_state": list(wrong_state),
         "gwsvcr_sim_extra_delay_ms": list(extra_delay_ms), "gwsvcr_sim_refuse": list(refuse),
@@ -140,8 +173,6 @@ def validate(files: tuple[str, ...]) -> None:
               help="Also redact this dotted JSON path, e.g. call.participants.*.phoneNumber.")
 @click.option("--allow-host", multiple=True, metavar="HOST",
               help="Regular mode: intercept and record only these hosts (others pass through untouched).")
-@click.option("--confdir", type=click.Path(file_okay=False), default=None,
-              help="mitmproxy configuration directory holding its CA (default ~/.mitmproxy).")
 @click.option("--max-body", default="16m", show_default=True, metavar="SIZE",
               help="Bodies larger than this (512k, 16m, 1g) stream through unrecorded; the cassette keeps their "
                    "size and SHA-256.")
@@ -156,9 +187,9 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--insecure", is_flag=True, help="Do not verify the upstream's TLS certificate (warns).")
 @session_identity
 @live_view
-def record(upstream: str, cassette: str, host: str, port: int, mode: str, record_mode: str,
-           redact_header: tuple[str, ...], redact_json: tuple[str, ...], allow_host: tuple[str, ...],
-           confdir: str | None, max_body: str, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
+def record(upstream: str, cassette: str, host: str, port: int, confdir: str | None, sets: tuple[str, ...], mode: str,
+           record_mode: str, redact_header: tuple[str, ...], redact_json: tuple[str, ...],
+           allow_host: tuple[str, ...], max_body: str, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
            upstream_ca: str | None, insecure: bool, session_cookie: tuple[str, ...],
            session_header: tuple[str, ...], quiet: bool) -> None:
     """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
@@ -196,7 +227,7 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
     if insecure:
         click.echo("gwsvcr: WARNING: --insecure: the upstream's TLS certificate is NOT verified", err=True)
     settings: dict[str, object] = {
-        "gwsvcr_record_cassette": cassette, "gwsvcr_record_mode": record_mode,
+        **engine_settings(confdir), "gwsvcr_record_cassette": cassette, "gwsvcr_record_mode": record_mode,
         "gwsvcr_redact_headers": list(redact_header), "gwsvcr_redact_json": list(redact_json),
         "gwsvcr_record_hosts": list(allow_host), "ssl_insecure": insecure,
         **session_settings(session_cookie, session_header),
@@ -204,12 +235,10 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
         "gwsvcr_record_max_body": max_body}
     if allow_host:
         settings["allow_hosts"] = [re.escape(h) for h in allow_host]
-    if confdir:
-        settings["confdir"] = confdir
     if upstream_ca:
         settings["ssl_verify_upstream_trusted_ca"] = str(Path(upstream_ca).resolve())
     show_live_view(quiet)
-    serve([GwsRecorder()], host=host, port=port, mode=proxy_mode, settings=settings)
+    serve([GwsRecorder()], host=host, port=port, mode=proxy_mode, settings=settings, sets=sets)
 
 
 @main.command()
@@ -241,7 +270,8 @@ def record(upstream: str, cassette: str, host: str, port: int, mode: str, record
                    "/__gwsvcr__/status adds up its figures. @FILE: the URLs listed in FILE (docs/SCALING.md).")
 @live_view
 @click.pass_context
-def replay(ctx: click.Context, cassette_path: str, host: str, port: int, timing: str, speed: float, strict: bool,
+def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir: str | None, sets: tuple[str, ...],
+           timing: str, speed: float, strict: bool,
            json_ignore: tuple[str, ...], ignore_query: tuple[str, ...], match_header: tuple[str, ...],
            no_repeat: bool, upstream: str | None, session_cookie: tuple[str, ...],
            session_header: tuple[str, ...], workers: int, peer: tuple[str, ...], quiet: bool) -> None:
@@ -291,8 +321,9 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, timing:
                               longest_wait(loaded, Timing(timing), speed)))
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     show_live_view(quiet)
-    serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, settings={
-        "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing, "gwsvcr_replay_speed": speed,
+    serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, sets=sets, settings={
+        **engine_settings(confdir), "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing,
+        "gwsvcr_replay_speed": speed,
         "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
         "gwsvcr_replay_ignore_query": list(ignore_query), "gwsvcr_replay_match_headers": list(match_header),
         "gwsvcr_replay_allow_repeats": not no_repeat,

@@ -1,8 +1,14 @@
-"""Run mitmproxy with our addons: one listening line when ready, a clean exit 0 on SIGINT or SIGTERM."""
+"""Run mitmproxy with our addons on a lean engine: one listening line when ready, a clean exit 0 on SIGINT or SIGTERM.
+
+The engine is a plain ``mitmproxy.master.Master`` holding only the mitmproxy addons a command needs (:func:`engine`),
+not ``DumpMaster`` with its 34: every addon in the chain costs every hook of every request, used or not.
+docs/ENGINE.md says, addon by addon, what each command keeps and why.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import signal
 import sys
@@ -11,13 +17,33 @@ from typing import Any
 
 import click
 from mitmproxy import ctx, exceptions, options
-from mitmproxy.tools.dump import DumpMaster
+from mitmproxy.addons import (
+    block,
+    core,
+    disable_h2c,
+    errorcheck,
+    next_layer,
+    onboarding,
+    proxyauth,
+    proxyserver,
+    tlsconfig,
+    update_alt_svc,
+)
+from mitmproxy.master import Master
 
 from gwsvcr.addons.flowconv import SUMMARY_LOGGER
 
 # Replay and simulation answer every request themselves; this upstream is never contacted.
 NO_UPSTREAM = "reverse:http://127.0.0.1:9"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+# Options a command line sets through its own flags: ``--set`` must not contradict them.
+OWN_FLAGS = {"mode": "--mode / --upstream", "listen_host": "--host", "listen_port": "--port"}
+
+
+class OptionError(click.ClickException):
+    """A bad option (``--set``, or a value an addon refused at start): a usage error, exit status 2."""
+
+    exit_code = 2
 
 
 class Announce:
@@ -37,10 +63,52 @@ class Announce:
             self.on_ready(self.url)
 
 
-def warn_if_exposed(host: str) -> None:
-    if host not in LOOPBACK:
-        click.echo(f"gwsvcr: WARNING: listening on {host}, reachable from other machines; cassettes and "
-                   "replies may hold customer data. Use --host 127.0.0.1 unless you mean it.", err=True)
+def engine(mode: str) -> list[Any]:
+    """The mitmproxy addons under gwsvcr's own for a proxy ``mode`` (docs/ENGINE.md has the table)."""
+    addons: list[Any] = [
+        core.Core(),  # option checks of the TLS options, the command manager's basics
+        proxyserver.Proxyserver(),  # the listening sockets and every connection
+        next_layer.NextLayer(),  # which protocol layer a connection gets (HTTP, TLS, CONNECT, WebSocket)
+        tlsconfig.TlsConfig(),  # TLS to clients (the CA in confdir) and to upstreams (verified unless --insecure)
+        block.Block(),  # block_global / block_private: refuses clients from public addresses
+    ]
+    if mode != NO_UPSTREAM:  # a real upstream: record, replay --upstream
+        addons.append(disable_h2c.DisableH2C())  # an h2c upgrade passed upstream would end the connection
+        if mode.startswith("reverse:"):
+            addons.append(update_alt_svc.UpdateAltSvc())  # Alt-Svc would send clients around the proxy
+    if mode == "regular":
+        addons += [onboarding.Onboarding(), proxyauth.ProxyAuth()]  # http://mitm.it for the CA; proxyauth
+    return addons
+
+
+def apply_sets(opts: options.Options, sets: Sequence[str]) -> None:
+    """``--set KEY=VALUE`` as mitmdump reads it, after gwsvcr's own settings; refused clearly when the engine has no
+    such option or the command sets it through a flag of its own."""
+    for spec in sets:
+        key = spec.partition("=")[0].strip()
+        if key in OWN_FLAGS:
+            raise exceptions.OptionsError(f"--set {key}: set it with {OWN_FLAGS[key]}")
+        if key not in opts:
+            near = difflib.get_close_matches(key, list(opts.keys()), n=3)
+            raise exceptions.OptionsError(
+                f"--set {key}: no such option in this gwsvcr command"
+                + (f" (did you mean {', '.join(near)}?)" if near else "")
+                + "; docs/ENGINE.md lists the mitmproxy addons, and so the options, each command has")
+    if sets:
+        opts.set(*sets)
+
+
+def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: dict[str, Any],
+          sets: Sequence[str] = (), on_ready: Callable[[str], None] | None = None) -> Master:
+    """The master of one serving command, configured; call inside the event loop that will run it."""
+    check = errorcheck.ErrorCheck()  # first: it catches errors logged while the others configure
+    master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
+    master.addons.add(*engine(mode), *addons, Announce(on_ready), check)
+    # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
+    base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}
+    master.options.update(**base, **settings)
+    apply_sets(master.options, sets)
+    return master
 
 
 def configure_logging() -> None:
@@ -65,14 +133,9 @@ def configure_logging() -> None:
 
 
 async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings: dict[str, Any],
-               on_ready: Callable[[str], None] | None) -> None:
+               sets: Sequence[str], on_ready: Callable[[str], None] | None) -> None:
     configure_logging()
-    opts = options.Options(mode=[mode], listen_host=host, listen_port=port)
-    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-    master.addons.add(*addons, Announce(on_ready))
-    # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
-    base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}
-    master.options.update(**base, **settings)
+    master = build(addons, host=host, port=port, mode=mode, settings=settings, sets=sets, on_ready=on_ready)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
@@ -80,12 +143,19 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
 
 
 def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREAM,
-          settings: dict[str, Any] | None = None, on_ready: Callable[[str], None] | None = None) -> None:
+          settings: dict[str, Any] | None = None, sets: Sequence[str] = (),
+          on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM. Option errors become a clear message and exit 2, never a traceback."""
     warn_if_exposed(host)
     try:
-        asyncio.run(_run(addons, host, port, mode, settings or {}, on_ready))
+        asyncio.run(_run(addons, host, port, mode, settings or {}, sets, on_ready))
     except exceptions.OptionsError as e:
-        raise click.ClickException(str(e)) from None
+        raise OptionError(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def warn_if_exposed(host: str) -> None:
+    if host not in LOOPBACK:
+        click.echo(f"gwsvcr: WARNING: listening on {host}, reachable from other machines; cassettes and "
+                   "replies may hold customer data. Use --host 127.0.0.1 unless you mean it.", err=True)

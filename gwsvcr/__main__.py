@@ -2,4 +2,4 @@
 
 from gwsvcr.cli.main import main
 
-main()
+main(prog_name="gwsvcr")

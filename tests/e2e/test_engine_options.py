@@ -1,0 +1,188 @@
+"""The lean engine (cli/serve.py, docs/ENGINE.md): each serving command still honours the mitmproxy options users
+pass (``--set``, ``--confdir``), keeps the default addons users rely on (Block, TlsConfig, Onboarding, ProxyAuth),
+and every addon still loads into plain ``mitmdump -s``. The listen-host warning of each command is tested in
+tests/reliability/test_exposure.py (test_binding_wider_warns_loudly).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mitmproxy.proxy.mode_specs import ProxyMode
+from mitmproxy.test import tflow
+
+from gwsvcr import cassette as cas
+from gwsvcr.cli import serve
+from tests.procs import GWSVCR, ROOT, Proc, gwsvcr
+
+SAMPLE = ROOT / "cassettes" / "stop_call_recording.yaml"
+MITMDUMP = str(Path(GWSVCR).with_name("mitmdump"))
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"agent1:secret").decode()}
+RECORD_UPSTREAM = "http://127.0.0.1:9"  # nothing listens there: these tests only start the recorder
+COMMANDS: dict[str, Callable[[Path], list[str]]] = {
+    "sim": lambda tmp: ["sim"],
+    "replay": lambda tmp: ["replay", str(SAMPLE)],
+    "record": lambda tmp: ["record", "--upstream", RECORD_UPSTREAM, "--cassette", str(tmp / "c.yaml")],
+}
+
+
+def names(addons: list[object]) -> set[str]:
+    return {type(a).__name__ for a in addons}
+
+
+def test_each_engine_holds_only_what_its_command_needs() -> None:
+    base = {"Core", "Proxyserver", "NextLayer", "TlsConfig", "Block"}
+    assert names(serve.engine(serve.NO_UPSTREAM)) == base  # replay, sim
+    assert names(serve.engine("reverse:https://gws:8443")) == base | {"DisableH2C", "UpdateAltSvc"}  # record
+    assert names(serve.engine("regular")) == base | {"DisableH2C", "Onboarding", "ProxyAuth"}  # record --mode regular
+
+
+@pytest.mark.parametrize("mode", [serve.NO_UPSTREAM, "reverse:http://127.0.0.1:9", "regular"])
+@pytest.mark.parametrize("sets,killed", [((), True), (("block_global=false",), False)])
+async def test_block_global_is_honoured_in_every_engine(mode: str, sets: tuple[str, ...], killed: bool) -> None:
+    """A client from a public address is refused unless --set block_global=false (loopback cannot show it)."""
+    master = serve.build([], host="127.0.0.1", port=0, mode=mode, settings={}, sets=sets)
+    try:
+        client = tflow.tclient_conn()
+        client.peername = ("8.8.8.8", 40000)  # a public address (no traffic: a fake connection)
+        client.proxy_mode = ProxyMode.parse(mode)
+        master.addons.get("block").client_connected(client)
+        assert bool(client.error) is killed, client.error
+    finally:
+        master.addons.get("errorcheck").finish()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_set_is_passed_to_the_engine(command: str, tmp_path: Path) -> None:
+    proc = gwsvcr(*COMMANDS[command](tmp_path), "--port", "0", "--set", "block_global=false",
+                  "--set", "tcp_timeout=120")
+    assert proc.stop() == 0, proc.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("spec,says", [
+    ("block_global=maybe", "block_global"),
+    ("anticache=true", "anticache: no such option"),
+    ("listen_port=8080", "set it with --port"),
+])
+def test_bad_set_exits_2_with_a_clear_message(command: str, spec: str, says: str, tmp_path: Path) -> None:
+    done = subprocess.run([GWSVCR, *COMMANDS[command](tmp_path), "--port", "0", "--set", spec],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "listening" not in done.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_confdir_holds_the_ca_that_https_clients_trust(command: str, tmp_path: Path, sim: Proc) -> None:
+    """Every command accepts TLS clients on its port with mitmproxy's CA from --confdir (as under DumpMaster)."""
+    conf = tmp_path / "conf"
+    args = COMMANDS[command](tmp_path)
+    if command == "record":
+        args[args.index(RECORD_UPSTREAM)] = sim.url
+    proc = gwsvcr(*args, "--port", "0", "--confdir", str(conf))
+    try:
+        ca = conf / "mitmproxy-ca-cert.pem"
+        assert ca.exists(), sorted(p.name for p in conf.iterdir()) if conf.exists() else "no confdir"
+        context = ssl.create_default_context(cafile=str(ca))
+        url = proc.url.replace("http://", "https://") + "/api/v2/me"
+        with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH), context=context, timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())["statusCode"] == 0
+    finally:
+        assert proc.stop() == 0, proc.stderr
+
+
+def test_regular_mode_records_https_with_onboarding_and_proxyauth(tls_upstream: int, tmp_path: Path) -> None:
+    """Regular-proxy recording of an HTTPS upstream: CONNECT, interception with the --confdir CA, http://mitm.it
+    serving that CA, and --set proxyauth guarding the proxy."""
+    conf, path = tmp_path / "conf", tmp_path / "c.yaml"
+    upstream = f"127.0.0.1:{tls_upstream}"
+    rec = gwsvcr("record", "--mode", "regular", "--upstream", upstream, "--allow-host", "127.0.0.1", "--cassette",
+                 str(path), "--port", "0", "--confdir", str(conf), "--insecure", "--set", "proxyauth=rec:pw")
+    try:
+        proxy = rec.url.replace("http://", "http://rec:pw@")
+        no_auth = urllib.request.build_opener(urllib.request.ProxyHandler({"http": rec.url}))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            no_auth.open("http://mitm.it/cert/pem", timeout=10)
+        assert refused.value.code == 407
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+        with opener.open("http://mitm.it/cert/pem", timeout=10) as r:
+            assert r.read() == (conf / "mitmproxy-ca-cert.pem").read_bytes()
+        context = ssl.create_default_context(cafile=str(conf / "mitmproxy-ca-cert.pem"))
+        https = urllib.request.build_opener(urllib.request.ProxyHandler({"https": proxy}),
+                                            urllib.request.HTTPSHandler(context=context))
+        with https.open(urllib.request.Request(f"https://{upstream}/api/v2/me", headers=AUTH), timeout=10) as r:
+            assert json.loads(r.read()) == {"statusCode": 0}
+    finally:
+        assert rec.stop() == 0, rec.stderr
+    [ex] = cas.load(path, use_cache=False).exchanges
+    assert ex.request.path == "/api/v2/me" and ex.response is not None and ex.response.status == 200
+
+
+# ------------------------------------------------------------------------------------------- mitmdump -s addons
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mitmdump() -> Iterator[Callable[..., str]]:
+    """``mitmdump -s addons/FILE ...`` on a free loopback port: its URL once the port accepts connections."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(script: str, *args: str) -> str:
+        port = free_port()
+        proc = subprocess.Popen([MITMDUMP, "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
+                                 "-s", str(ROOT / "addons" / script), *args], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs.append(proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return f"http://127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"mitmdump -s {script} did not listen: {proc.stderr.read() if proc.stderr else ''}")
+
+    yield start
+    for proc in reversed(procs):
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def get_me(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(urllib.request.Request(url + "/api/v2/me", headers=AUTH), timeout=10) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., str], tmp_path: Path) -> None:
+    lazy = ("--mode", "reverse:http://127.0.0.1:9", "--set", "connection_strategy=lazy")
+    sim = mitmdump("simulator.py", *lazy)
+    assert get_me(sim)["statusCode"] == 0
+    replay = mitmdump("replayer.py", *lazy, "--set", f"gwsvcr_replay_cassette={SAMPLE}")
+    assert get_me(replay)["statusCode"] == 0
+    path = tmp_path / "c.yaml"
+    rec = mitmdump("recorder.py", "--mode", f"reverse:{sim}", "--set", f"gwsvcr_record_cassette={path}")
+    assert get_me(rec)["statusCode"] == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (path.exists() and "/api/v2/me" in path.read_text()):
+        time.sleep(0.1)
+    assert "/api/v2/me" in path.read_text()
