@@ -1,15 +1,21 @@
 """Conversions between mitmproxy flows and the cassette model: the only place the core meets mitmproxy (also
-for the options the recorder and the replayer share)."""
+for the options the recorder and the replayer share).
+
+Also when a reply reached the client: a core's ``Served.delivered`` is told the moment the reply was written to the
+client's socket (:func:`when_written`), not when an addon handed the reply to mitmproxy, which under load can be
+several event-loop turns earlier.
+"""
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 from mitmproxy.net.http import status_codes
 
 from gwsvcr import wire
@@ -17,7 +23,7 @@ from gwsvcr.bayeux import BayeuxServer
 from gwsvcr.cassette import Request, Response, json_bytes
 from gwsvcr.session import SessionRules
 from gwsvcr.timeline import Clock
-from gwsvcr.wire import Served
+from gwsvcr.wire import Delivered, Served
 
 logger = logging.getLogger(__name__)
 SUMMARY_LOGGER = "gwsvcr.summary"  # what an addon says when it stops; the gwsvcr command prints it on stdout
@@ -86,7 +92,59 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Ser
         flow.response = to_mitmproxy(served.response)
         flow.is_replay = "response"
         if served.delivered is not None:
-            served.delivered(CLOCK.now())
+            when_written(flow, served.delivered)
+
+
+# ------------------------------------------------------------------------------------- when a reply was written
+# mitmproxy has no hook after a reply is written: the `response` hook runs before, and the write follows one or
+# more event-loop turns later (the connection's event lock). So the client connection's writer is watched: its
+# next write after a reply was set is that reply (HTTP/1.1 has one reply in flight per connection). A reply that
+# is never written (the client left) is told at once when its flow fails or its client disconnects.
+_waiting: dict[str, collections.deque[Delivered]] = {}
+
+
+def when_written(flow: http.HTTPFlow, sent: Delivered) -> None:
+    """Call ``sent(CLOCK.now())`` once ``flow``'s reply was written to the client's socket, exactly once."""
+    waiting = _waiting.get(flow.client_conn.id)
+    if waiting is None:
+        writer = _client_writer(flow)
+        if writer is None:  # not a live proxy connection (a test context, an injected flow): now is all we know
+            sent(CLOCK.now())
+            return
+        waiting = _waiting[flow.client_conn.id] = collections.deque()
+        _watch(writer, waiting)
+    waiting.append(sent)
+
+
+def _client_writer(flow: http.HTTPFlow) -> Any | None:
+    server = ctx.master.addons.get("proxyserver") if hasattr(ctx, "master") else None
+    handler = getattr(server, "connections", {}).get(flow.client_conn.id)
+    io = getattr(handler, "transports", {}).get(flow.client_conn)
+    writer = getattr(io, "writer", None)
+    return writer if callable(getattr(writer, "write", None)) else None
+
+
+def _watch(writer: Any, waiting: collections.deque[Delivered]) -> None:
+    write = writer.write
+    clock = CLOCK.now
+
+    def write_and_tell(data: bytes) -> None:
+        write(data)
+        if waiting:
+            at = clock()
+            while waiting:
+                waiting.popleft()(at)
+
+    writer.write = write_and_tell
+
+
+def not_written(client_id: str) -> None:
+    """The client connection ended: what still waited for a write is told now (its events then wait for the
+    client's next connect, as any event due while it was away)."""
+    waiting = _waiting.pop(client_id, None)
+    now = CLOCK.now()
+    while waiting:
+        waiting.popleft()(now)
 
 
 def requeue_if_dropped(flow: http.HTTPFlow, server: BayeuxServer) -> None:

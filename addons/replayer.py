@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import connection, ctx, exceptions, http
 
 from gwsvcr import live, wire
 from gwsvcr.addons import live as live_view
@@ -22,6 +22,7 @@ from gwsvcr.addons.flowconv import (
     SUMMARY_LOGGER,
     add_session_options,
     answer,
+    not_written,
     request_of,
     requeue_if_dropped,
     response_of,
@@ -135,6 +136,7 @@ class GwsReplayer:
             flow.response = http.Response.make(200, json_bytes(figures), {"Content-Type": "application/json"})
             flow.is_replay = "response"
             return
+        # answer() tells the events a reply causes when the reply was written to the client (when_written).
         if not live_view.showing():
             await answer(flow, self.core.handle)  # no answer: a lenient miss goes to the upstream
             return
@@ -188,6 +190,9 @@ class GwsReplayer:
     def error(self, flow: http.HTTPFlow) -> None:
         if self.core is not None:
             requeue_if_dropped(flow, self.core.bayeux)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        not_written(client.id)  # a reply its client left before getting: its events are due from now
 
     @property
     def failed(self) -> bool:
