@@ -7,6 +7,7 @@ tests/reliability/test_exposure.py (test_binding_wider_warns_loudly).
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import signal
 import socket
@@ -186,3 +187,19 @@ def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., str], tmp_p
     while time.monotonic() < deadline and not (path.exists() and "/api/v2/me" in path.read_text()):
         time.sleep(0.1)
     assert "/api/v2/me" in path.read_text()
+
+
+def test_full_collections_freeze_their_survivors_and_let_them_go_in_time() -> None:
+    policy = serve.FreezeSurvivors(every=3600)
+    frozen = gc.get_freeze_count()
+    try:
+        kept = [[i] for i in range(1000)]  # noqa: F841 - alive across the collection
+        policy("stop", {"generation": 1})
+        assert gc.get_freeze_count() == frozen, "only a full collection freezes"
+        policy("stop", {"generation": 2})
+        assert gc.get_freeze_count() >= frozen + 1000
+        policy.every = 0
+        policy("stop", {"generation": 2})
+        assert gc.get_freeze_count() == 0, "in time, the next full collection walks everything again"
+    finally:
+        gc.unfreeze()
