@@ -1,4 +1,4 @@
-"""The seven benchmark figures. Each returns a :class:`Figure`: markdown tables, notes and the raw numbers.
+"""The benchmark figures. Each returns a :class:`Figure`: markdown tables, notes and the raw numbers.
 
 Every figure is measured against its peer in the same run, on loopback, with real processes; each run is
 repeated ``ctx.runs`` times (tool order alternating between runs) and medians are reported.
@@ -55,6 +55,10 @@ class Context:
     synthetic: dict[int, Path] = field(default_factory=dict)
     retries: list[str] = field(default_factory=list)  # measurements repeated (a server ended under us)
     max_events: int = 100_000
+    fleet_levels: list[int] = field(default_factory=lambda: [1000, 2000, 5000, 10_000])
+    fleet_period: float = 30.0  # seconds between one agent's operations
+    fleet_steady: float = 30.0  # seconds of the measured window
+    fleet_login_rate: float = 120.0  # agents logging in per second during the ramp
 
     @property
     def levels(self) -> list[int]:
@@ -326,11 +330,21 @@ def fig_timing(ctx: Context) -> Figure:
         goal = "none set"
         if level == 1:
             goal = f"max <= 15 ms (issue 4, 1 session): {verdict(g['max'] is not None and g['max'] <= 0.015)}"
+        elif level in TIMING_P99_GOAL:
+            bound = TIMING_P99_GOAL[level]
+            goal = f"p99 <= {bound * 1000:.0f} ms: {verdict(g['p99'] is not None and g['p99'] <= bound)}"
         summary.append([f"event delay error p50 / p99 at {level} session(s)", f"{ms(g['p50'])} / {ms(g['p99'])}",
                         f"{ms(m['p50'])} / {ms(m['p99'])}", rx(ratio(m["p50"], g["p50"]), 1) + " smaller (p50)",
                         goal])
     raw["summary"] = summary
     return Figure("timing", "Event timing fidelity", [table(head, rows)], notes, raw)
+
+
+# Issue 12's goals: event timing error p99 at 100 sessions and at 500 sessions that start together (seconds).
+TIMING_P99_GOAL = {100: 0.010, 500: 0.050}
+THROUGHPUT_GOAL = 2.0  # gwsvcr replay req/s over mitmdump --server-replay's, at 1 and 10 connections
+RECORDER_GOAL = 1.0  # gwsvcr record latency and cost over plain mitmdump --mode reverse
+MEMORY_GOAL = 1.0  # gwsvcr replay memory per 1,000 sessions over mitmdump's
 
 
 def _misses(srv: Server) -> str:
@@ -433,24 +447,26 @@ def fig_throughput(ctx: Context) -> Figure:
             is_gw = name.startswith("gwsvcr")
             rows.append([str(conns), name, num(rps), f"{median([x['p50_ms'] for x in runs]):.2f} ms",
                          f"{median([x['p99_ms'] for x in runs]):.2f} ms", str(sum(x["errors"] for x in runs)),
-                         rx(r) if is_gw else "1x (peer)", verdict(r is not None and r >= 1.0) if is_gw else ""])
+                         rx(r) if is_gw else "1x (peer)",
+                         verdict(r is not None and r >= THROUGHPUT_GOAL) if is_gw else ""])
     notes += [
         f"Load generator: {loadgen.tool_name()}, {ctx.load_seconds:g} s per run"
         f"{' after a 1 s warm-up' if ctx.warmup else ''}, median of {ctx.runs} run(s) (server order alternating "
-        "between runs); ratio = gwsvcr req/s / mitmdump req/s (goal >= 1.0x).",
+        f"between runs); ratio = gwsvcr req/s / mitmdump req/s (goal >= {THROUGHPUT_GOAL:g}x, issue 12).",
         "The request: POST /api/v2/me/calls/{id} {\"operationName\":\"StopCallRecording\"} with the session "
         "cookie the replayer issued at GET /api/v2/me (every request is the same replay session; its recorded "
         "answer is served again once used). --timing instant: mitmdump never waits either; with --timing "
         "recorded each reply would wait its recorded time to first byte, by design.",
     ]
     head = ["connections", "server", "req/s", "latency p50", "latency p99", "errors", "req/s vs peer",
-            "goal >= 1.0x"]
+            f"goal >= {THROUGHPUT_GOAL:g}x"]
     summary = []
     for conns in (1, 10):
         g = median([r["rps"] for r in raw[f"{conns}/gwsvcr replay --timing instant"]])
         m = median([r["rps"] for r in raw[f"{conns}/mitmdump --server-replay"]])
         summary.append([f"REST replay req/s, {conns} connection(s) (--timing instant)", num(g), num(m),
-                        rx(ratio(g, m)), f">= 1.0x: {verdict(ratio(g, m) is not None and ratio(g, m) >= 1.0)}"])
+                        rx(ratio(g, m)), f">= {THROUGHPUT_GOAL:g}x: "
+                        f"{verdict(ratio(g, m) is not None and ratio(g, m) >= THROUGHPUT_GOAL)}"])
     raw["summary"] = summary
     return Figure("throughput", "REST replay throughput and latency", [table(head, rows)], notes, raw)
 
@@ -508,14 +524,14 @@ def fig_recorder(ctx: Context) -> Figure:
                          "" if name == "upstream alone" else f"{p50 - direct:+.2f} ms",
                          rx(lat_r) if is_gw else ("1x (peer)" if name.startswith("mitm") else ""),
                          rx(cost_r) if is_gw else ("1x (peer)" if name.startswith("mitm") else ""),
-                         verdict(lat_r is not None and cost_r is not None and lat_r <= 1.1 and cost_r <= 1.1)
-                         if is_gw else ""])
+                         verdict(lat_r is not None and cost_r is not None and lat_r <= RECORDER_GOAL
+                                 and cost_r <= RECORDER_GOAL) if is_gw else ""])
     notes = [
         f"Upstream: a Node HTTP server answering {{\"statusCode\":0}} at once (bench/fast_upstream.js), so the "
         f"proxy's own cost is what is measured. Load generator {loadgen.tool_name()}, {ctx.load_seconds:g} s per "
         f"run{' after a 1 s warm-up' if ctx.warmup else ''}, median of {ctx.runs} run(s).",
         "latency ratio = gwsvcr p50 / mitmdump p50; throughput cost = mitmdump req/s / gwsvcr req/s; the goal "
-        "(<= 1.1x) is on both. 'added p50' is the p50 minus the upstream's own p50.",
+        f"(<= {RECORDER_GOAL:g}x, issue 12) is on both. 'added p50' is the p50 minus the upstream's own p50.",
         f"gwsvcr record wrote every exchange to its cassette as it went: {rec_summary or 'no summary line'} "
         f"({cassette.stat().st_size / 1e6 if cassette.exists() else 0:.1f} MB).",
     ]
@@ -529,7 +545,8 @@ def fig_recorder(ctx: Context) -> Figure:
         summary.append([f"recording proxy, {conns} connection(s): latency p50 / req/s",
                         f"{g['p50_ms']:.2f} ms / {num(g['rps'])}", f"{m['p50_ms']:.2f} ms / {num(m['rps'])}",
                         f"{rx(lat)} latency, {rx(cost)} cost",
-                        f"<= 1.1x: {verdict(lat is not None and cost is not None and lat <= 1.1 and cost <= 1.1)}"])
+                        f"<= {RECORDER_GOAL:g}x: "
+                        f"{verdict(lat is not None and cost is not None and max(lat, cost) <= RECORDER_GOAL)}"])
     raw["summary"] = summary
     return Figure("recorder", "Recorder overhead", [table(head, rows)], notes, raw)
 
@@ -955,5 +972,101 @@ def fig_memory(ctx: Context) -> Figure:
         "ratio = gwsvcr / mitmdump (lower is better for gwsvcr).",
     ]
     head = ["peak RSS", "gwsvcr replay", "mitmdump --server-replay", "gwsvcr / peer"]
-    raw["summary"] = [[r[0], r[1], r[2], r[3], "none set"] for r in rows[:2]]
+    mem_r = ratio(per_session["gwsvcr"], per_session["mitmdump"])
+    raw["summary"] = [[rows[0][0], rows[0][1], rows[0][2], rows[0][3],
+                       f"<= {MEMORY_GOAL:g}x: {verdict(mem_r is not None and mem_r <= MEMORY_GOAL)}"],
+                      [rows[1][0], rows[1][1], rows[1][2], rows[1][3], "none set"]]
     return Figure("memory", "Memory", [table(head, rows)], notes, raw)
+
+
+# ------------------------------------------------------------------------------------------------- 8. fleet
+
+
+def fig_fleet(ctx: Context) -> Figure:
+    """N agents in steady state on one fresh ``gwsvcr replay`` per level (bench/fleet.py)."""
+    import fleet
+
+    kind = "short" if ctx.quick else "long"
+    rec = ctx.recordings[(kind, "gwsvcr")]
+    levels = [20, 100] if ctx.quick else ctx.fleet_levels
+    period = 4.0 if ctx.quick else ctx.fleet_period
+    steady = 4.0 if ctx.quick else ctx.fleet_steady
+    settle, grace = (1.0, 3.0) if ctx.quick else (3.0, 5.0)
+    workers = max(1, (os.cpu_count() or 2) - 1)  # the replay process gets a core of its own
+    raw: dict[str, Any] = {}
+    rows, summary = [], []
+    best: int | None = None
+    for n in levels:
+        ramp = max(2.0, n / ctx.fleet_login_rate)
+
+        def one(n: int = n, ramp: float = ramp) -> dict[str, Any]:
+            srv = replay_server("gwsvcr", rec, timeout=120)
+            try:
+                result = fleet.fleet_level(srv.url, srv.pid, n, ops=list(rec.ops), recorded_delays=rec.delays,
+                                           workers=workers, ramp=ramp, settle=settle, steady=steady,
+                                           period=period, grace=grace, work=ctx.work)
+                srv.check_alive()
+                return result
+            finally:
+                srv.stop(timeout=60)
+
+        r = attempt(ctx, f"fleet {n} agents", one)
+        errs = r.pop("errors_ms")
+        lags = r.pop("lags_ms")
+        r.update(p50_ms=percentile(errs, 50) if errs else None, p99_ms=percentile(errs, 99) if errs else None,
+                 max_ms=max(errs) if errs else None, lag_p99_ms=percentile(lags, 99) if lags else None,
+                 ramp=ramp, period=period)
+        raw[str(n)] = r
+        ok = (r["p99_ms"] is not None and r["p99_ms"] <= 50 and r["lost"] == 0 and r["duplicated"] == 0
+              and r["wrong"] == 0 and r["agents_ok"] == n)
+        if ok:
+            best = n
+        rss_per_k = None
+        if r["rss_steady_kb"] and r["rss_ready_kb"]:
+            rss_per_k = (r["rss_steady_kb"] - r["rss_ready_kb"]) / 1024 * 1000 / n
+        r["rss_per_1000_mb"] = rss_per_k
+        ctx.log(f"fleet {n} agents: {r['agents_ok']}/{n} ok, {r['ops']} operations, lost {r['lost']}, "
+                f"duplicated {r['duplicated']}, error p50 {num(r['p50_ms'], 1)} ms p99 {num(r['p99_ms'], 1)} ms, "
+                f"{r['requests'] / steady:.0f} req/s, replay CPU {num((r['server_cpu'] or 0) * 100)} %, "
+                f"client CPU {[round(c * 100) for c in r['client_cpu']]} %, lag p99 {num(r['lag_p99_ms'], 1)} ms"
+                + (f"; errors: {r['first_errors']}" if r["first_errors"] else ""))
+        rows.append([
+            f"{n:,}", f"{r['agents_ok']:,}/{n:,}", f"{r['ops']:,}", f"{r['lost']:,} / {r['duplicated']:,}",
+            f"{num(r['p50_ms'], 1)} ms / {num(r['p99_ms'], 1)} ms", num(r["ops"] / steady, 1),
+            num(r["requests"] / steady), f"{num((r['rss_steady_kb'] or 0) / 1024)} MB",
+            f"{num(rss_per_k, 1)} MB", f"{num((r['server_cpu'] or 0) * 100)} %",
+            " + ".join(f"{c * 100:.0f} %" for c in r["client_cpu"]), f"{num(r['lag_p99_ms'], 1)} ms",
+            verdict(ok)])
+    summary.append(["fleet: largest N with event timing error p99 <= 50 ms and nothing lost",
+                    f"{best:,} agents" if best else "none", "", "",
+                    f"10,000 agents: {verdict(best is not None and best >= 10_000)}"])
+    head = ["agents", "agents ok", "operations", "events lost / duplicated", "timing error p50 / p99",
+            "operations/s", "requests/s", "replay RSS", "RSS per 1,000 agents", "replay CPU", "load generator CPU",
+            "load generator loop lag p99", "p99 <= 50 ms, none lost"]
+    notes = [
+        f"Each level: a fresh `gwsvcr replay` of the recorded {len(rec.ops)}-operation agent session; N agents, "
+        f"each its own user, log in staggered over a ramp of N / {ctx.fleet_login_rate:g} s (at least 2 s); each "
+        "holds its /meta/connect long-poll all the time on a connection of its own and sends one call-recording "
+        f"operation every {period:g} s, at a phase of its own (an even rate of N / {period:g} operations per "
+        "second); after the session's last operation it logs in again as a new session. REST, handshake and "
+        "subscribe go through 64 keep-alive connections per worker shared by its agents (each request with the "
+        "agent's own credentials and cookie), as a middleware serving many agents sends them: two connections "
+        "per agent would not fit the 20,000 file descriptors a process may open on this machine.",
+        f"Measured: the {steady:g} s window that starts {settle:g} s after the ramp (operations scheduled in it; "
+        f"their events awaited {grace:g} s more). Timing error = |replayed delay - recorded delay| of each "
+        "operation's event, where a delay is event receipt minus REST reply receipt at the client. Lost: an "
+        "operation whose event never came; duplicated: an event with no operation waiting for one.",
+        "requests/s = HTTP replies the agents received in the window / window (REST, long-polls, logins). Replay "
+        "CPU = the replay process's user+system time in the window / window (100 % = one core); RSS at the "
+        "window's end; per 1,000 agents = (RSS at the end - RSS when ready) x 1000 / N.",
+        f"Load generator: bench/fleet.py, {workers} worker process(es) (cores - 1: the replay keeps one core), "
+        f"{raw[str(levels[0])]['loop'] if levels else ''} event loop, raw asyncio streams (no HTTP library), "
+        "connections spread over source addresses 127.0.0.2-9. Its CPU (per worker, 100 % = one core) and how "
+        "late its loop woke up (a 10 ms probe, p99) show whether it kept up: a late loop makes every delay it "
+        "measures later by as much.",
+    ]
+    bad = [f"{n}: {r['first_errors']}" for n, r in raw.items() if r.get("first_errors")]
+    if bad:
+        notes.append("First errors per level: " + "; ".join(bad[:4]))
+    raw["summary"] = summary
+    return Figure("fleet", "Fleet", [table(head, rows)], notes, raw)

@@ -6,6 +6,7 @@
     .venv/bin/python bench/run.py --quick      # small counts, one run each, about 35 s: checks the harness works;
                                                # prints the tables (writes a file only with --out)
     options: --runs N  --out FILE  --json FILE  --only timing,throughput,...  --max-events N  --keep
+             --fleet 1000,2000,5000,10000  --fleet-period 30  --fleet-steady 30
 
 What runs: ``gwsvcr sim`` (the upstream), ``gwsvcr record`` / ``mitmdump -w`` (recordings), ``gwsvcr replay`` /
 ``mitmdump --server-replay`` (the replays), a Node upstream for the recorder overhead, ``wrk`` when installed
@@ -34,17 +35,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import figures
+import fleet
 import loadgen
 from harness import ROOT, BenchError, machine, versions
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 FIGURES = [("timing", figures.fig_timing), ("throughput", figures.fig_throughput),
            ("recorder", figures.fig_recorder), ("load", figures.fig_load), ("matching", figures.fig_matching),
-           ("instant", figures.fig_instant), ("memory", figures.fig_memory)]
+           ("instant", figures.fig_instant), ("memory", figures.fig_memory), ("fleet", figures.fig_fleet)]
 TITLES = {"timing": "1. Event timing fidelity", "throughput": "2. REST replay throughput and latency",
           "recorder": "3. Recorder overhead", "load": "4. Cassette load time", "matching": "5. Matching cost",
-          "instant": "6. Instant mode", "memory": "7. Memory"}
-LIMIT_FULL, LIMIT_QUICK = 20 * 60, 3 * 60  # overall limits (seconds): a safety net, never reached normally
+          "instant": "6. Instant mode", "memory": "7. Memory", "fleet": "8. Fleet"}
+LIMIT_FULL, LIMIT_QUICK = 30 * 60, 3 * 60  # overall limits (seconds): a safety net, never reached normally
 
 
 class _Overrun(BaseException):
@@ -102,6 +104,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (cassettes, flows)")
     ap.add_argument("--max-events", type=int, default=100_000,
                     help="biggest cassette of the load figure (default 100000; 10000 saves about 2 minutes)")
+    ap.add_argument("--fleet", default="1000,2000,5000,10000", help="agents per fleet level")
+    ap.add_argument("--fleet-period", type=float, default=30.0, help="seconds between one agent's operations (30)")
+    ap.add_argument("--fleet-steady", type=float, default=30.0, help="seconds of the fleet's measured window (30)")
     args = ap.parse_args()
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     if runs < 1 or runs > 9:
@@ -124,7 +129,10 @@ def main() -> int:
     # Every gwsvcr process of the run keeps its parse cache in the work directory, never in the user's ~/.cache.
     os.environ["GWSVCR_CACHE_DIR"] = str(work / "cache")
     os.environ.pop("GWSVCR_NO_CACHE", None)
-    ctx = figures.Context(work=work, quick=args.quick, runs=runs, log=log, max_events=args.max_events)
+    ctx = figures.Context(work=work, quick=args.quick, runs=runs, log=log, max_events=args.max_events,
+                          fleet_levels=[int(n) for n in args.fleet.split(",") if n.strip()],
+                          fleet_period=args.fleet_period, fleet_steady=args.fleet_steady)
+    fleet.raise_fd_limit()  # two sockets per fleet agent on each side; children inherit the limit
     mach, vers = machine(), versions()
     results: dict[str, figures.Figure] = {}
     failed: dict[str, str] = {}

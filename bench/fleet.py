@@ -1,0 +1,417 @@
+"""The fleet load generator: N agents on one ``gwsvcr replay``, in steady state.
+
+Each agent is its own user (agent00001, ...) with its own CometD session and its own keep-alive HTTP/1.1
+connection for its ``/meta/connect`` long-poll, which is held all the time (sent again the moment it returns). Its
+REST requests, handshake and subscribe go through a pool of keep-alive connections shared by the agents of a
+worker, each request with the agent's own credentials and session cookie, as a middleware or CRM connector serving
+many agents sends them (and as 10,000 agents fit the 20,000 file descriptors a process may have here: two
+connections per agent would need 20,000 on each side). Agents log in staggered over a ramp; then each sends one
+operation of the recorded session every ``period`` seconds, at a phase of its own so that operations arrive at an
+even rate; after the recorded session's last operation an agent disconnects and logs in again as a new session.
+Only the operations of the steady window (after the ramp and a settle time) are measured.
+
+Written for cost, so that the generator is not what is measured: raw asyncio streams (no HTTP library), uvloop
+when installed, and one worker process per core given to it. Each worker reports its own CPU time and how late its
+event loop woke up (a probe every 10 ms): the floor of what it can measure.
+
+    python bench/fleet.py worker SPEC.json    # one worker (run by fleet_level); writes its results as JSON
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CALL_PATH = "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V"
+COMETD = "/api/v2/notifications"
+CHANNEL = "/v2/me/calls"
+STATE = {"StopCallRecording": "Stopped", "StartCallRecording": "Recording", "PauseCallRecording": "Paused",
+         "ResumeCallRecording": "Recording"}
+SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]  # spread over source addresses: 20,000 connections need ports
+
+
+def raise_fd_limit(want: int = 65536) -> int:
+    """Allow each process (and its children) enough sockets: two per agent, on both sides."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in (max(want, hard), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+            return limit
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
+class HttpError(Exception):
+    pass
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; replies are read by Content-Length (mitmproxy always sends it)."""
+
+    def __init__(self, host: str, port: int, source: str, counter: list[int]) -> None:
+        self.host, self.port, self.source = host, port, source
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.counter = counter
+
+    async def request(self, method: str, path: str, headers: str, body: bytes = b"") -> tuple[int, dict[str, str],
+                                                                                               bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port,
+                                                                     local_addr=(self.source, 0))
+        assert self.reader is not None
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        hdrs: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                k = k.strip().lower()
+                hdrs[k] = f"{hdrs[k]}\n{v.strip()}" if k in hdrs else v.strip()
+        content = await self.reader.readexactly(int(hdrs.get("content-length", "0")))
+        self.counter[0] += 1
+        return status, hdrs, content
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class Pool:
+    """Keep-alive connections shared by many agents: one request at a time on each, as many as are busy."""
+
+    def __init__(self, host: str, port: int, size: int, counter: list[int]) -> None:
+        self.host, self.port, self.counter = host, port, counter
+        self.idle: list[Conn] = []
+        self.slots = asyncio.Semaphore(size)
+        self.made = 0
+
+    async def request(self, method: str, path: str, headers: str, body: bytes = b"") -> tuple[int, dict[str, str],
+                                                                                               bytes]:
+        async with self.slots:
+            if self.idle:
+                conn = self.idle.pop()
+            else:
+                self.made += 1
+                conn = Conn(self.host, self.port, SOURCES[self.made % len(SOURCES)], self.counter)
+            try:
+                reply = await conn.request(method, path, headers, body)
+            except BaseException:
+                conn.close()
+                raise
+            self.idle.append(conn)
+            return reply
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+
+
+@dataclass
+class Op:
+    index: int  # position in the recorded session: which recorded delay it is compared with
+    name: str
+    sent: float
+    replied: float | None = None
+    events: list[float] = field(default_factory=list)
+    measured: bool = False
+
+
+class Agent:
+    def __init__(self, number: int, spec: dict[str, Any], pool: Pool, counter: list[int]) -> None:
+        self.number = number
+        self.spec = spec
+        self.user = f"agent{number:05d}"
+        self.auth = "Basic " + base64.b64encode(f"{self.user}:secret".encode()).decode()
+        self.rest = pool
+        self.poll = Conn(spec["host"], spec["port"], SOURCES[number % len(SOURCES)], counter)
+        self.cookie = ""
+        self.csrf = ""
+        self.client_id = ""
+        self.next_id = 0
+        self.ops: list[Op] = []
+        self.pending: list[Op] = []  # operations whose event has not come yet, oldest first
+        self.extra_events = 0  # events with no operation waiting for one: duplicates
+        self.wrong = 0
+        self.errors: list[str] = []
+        self.logins = 0
+        self.poller: asyncio.Task[None] | None = None
+
+    def _headers(self, json_body: bool) -> str:
+        h = f"Authorization: {self.auth}\r\n"
+        if json_body:
+            h += "Content-Type: application/json;charset=UTF-8\r\n"
+        if self.cookie:
+            h += f"Cookie: JSESSIONID={self.cookie}\r\n"
+        if self.csrf:
+            h += f"X-CSRF-TOKEN: {self.csrf}\r\n"
+        return h
+
+    def _msg(self, channel: str, **fields: Any) -> dict[str, Any]:
+        self.next_id += 1
+        m: dict[str, Any] = {"channel": channel, "id": str(self.next_id)}
+        if self.client_id:
+            m["clientId"] = self.client_id
+        m.update(fields)
+        return m
+
+    async def _bayeux(self, conn: Conn | Pool, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = json.dumps(messages, separators=(",", ":")).encode()
+        status, _, content = await conn.request("POST", COMETD, self._headers(True), body)
+        if status != 200:
+            raise HttpError(f"{messages[0]['channel']}: HTTP {status} {content[:120]!r}")
+        replies = json.loads(content)
+        for r in replies:
+            if str(r.get("channel", "")).startswith("/meta/") and r.get("successful") is False:
+                raise HttpError(f"{r.get('channel')} refused: {r.get('error')}")
+        return replies  # type: ignore[no-any-return]
+
+    async def login(self) -> None:
+        self.logins += 1
+        self.cookie = self.csrf = self.client_id = ""
+        self.next_id = 0
+        status, hdrs, content = await self.rest.request("GET", "/api/v2/me", self._headers(False))
+        if status != 200:
+            raise HttpError(f"GET /api/v2/me: HTTP {status} {content[:120]!r}")
+        for cookie in hdrs.get("set-cookie", "").split("\n"):
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            if name.strip() == "JSESSIONID":
+                self.cookie = value.strip()
+        self.csrf = hdrs.get("x-csrf-token", "")
+        replies = await self._bayeux(self.rest, [self._msg("/meta/handshake", version="1.0",
+                                                           supportedConnectionTypes=["long-polling"])])
+        self.client_id = next((r.get("clientId", "") for r in replies if r.get("channel") == "/meta/handshake"), "")
+        if not self.client_id:
+            raise HttpError("handshake gave no clientId")
+        await self._bayeux(self.poll, [self._msg("/meta/connect", connectionType="long-polling")])
+        await self._bayeux(self.rest, [self._msg("/meta/subscribe", subscription=CHANNEL)])
+        self.poller = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        """The long-poll, held all the time: each event is matched with the oldest operation waiting for one."""
+        while True:
+            try:
+                replies = await self._bayeux(self.poll, [self._msg("/meta/connect", connectionType="long-polling")])
+            except (HttpError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+                self.errors.append(f"long-poll: {type(e).__name__}: {e}")
+                return
+            now = time.monotonic()
+            for r in replies:
+                if r.get("channel") != CHANNEL or "data" not in r:
+                    continue
+                if not self.pending:
+                    self.extra_events += 1
+                    continue
+                op = self.pending.pop(0)
+                op.events.append(now)
+                state = ((r.get("data") or {}).get("call") or {}).get("recordingState")
+                self.wrong += state != STATE.get(op.name)
+
+    async def logout(self) -> None:
+        if self.poller is not None:
+            self.poller.cancel()
+            self.poller = None
+        self.poll.close()  # its held connect cannot be taken back: the connection goes, as a browser tab's would
+        try:
+            await self._bayeux(self.rest, [self._msg("/meta/disconnect")])
+        except (HttpError, OSError, asyncio.IncompleteReadError, ValueError):
+            pass
+
+    async def operate(self, index: int, name: str, measured: bool) -> None:
+        op = Op(index, name, time.monotonic(), measured=measured)
+        self.ops.append(op)
+        self.pending.append(op)
+        body = json.dumps({"operationName": name}, separators=(",", ":")).encode()
+        status, _, content = await self.rest.request("POST", CALL_PATH, self._headers(True), body)
+        op.replied = time.monotonic()
+        if status != 200:
+            raise HttpError(f"{name}: HTTP {status} {content[:120]!r}")
+
+    async def run(self, login_at: float, first_op: float, stop_at: float, window: tuple[float, float]) -> None:
+        ops, period = self.spec["ops"], self.spec["period"]
+        try:
+            await asyncio.sleep(max(0.0, login_at - time.monotonic()))
+            await self.login()
+            k, at = 0, first_op
+            while at < stop_at:
+                await asyncio.sleep(max(0.0, at - time.monotonic()))
+                if k == len(ops):  # the recorded session is over: a new session, as the next shift would
+                    await self.logout()
+                    await self.login()
+                    k = 0
+                await self.operate(k, ops[k], window[0] <= at < window[1])
+                k, at = k + 1, at + period
+        except asyncio.CancelledError:
+            raise
+        except (HttpError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+            self.errors.append(f"{type(e).__name__}: {e}")
+
+    def close(self) -> None:
+        if self.poller is not None:
+            self.poller.cancel()
+        self.poll.close()
+
+
+# ------------------------------------------------------------------------------------------------ one worker
+
+
+async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    t0 = spec["t0"]
+    ramp, settle, steady, period, grace = spec["ramp"], spec["settle"], spec["steady"], spec["period"], spec["grace"]
+    window = (t0 + ramp + settle, t0 + ramp + settle + steady)
+    counter = [0]
+    pool = Pool(spec["host"], spec["port"], spec["pool"], counter)
+    agents = [Agent(n, spec, pool, counter) for n in spec["agents"]]
+    total = spec["total"]
+    tasks = []
+    for a in agents:
+        login_at = t0 + ramp * (a.number - 1) / total
+        # Operations at an even rate over the window: agent n at phase n/total of the period (plus a little
+        # jitter), starting in the settle time so that the window opens in steady state.
+        phase = ((a.number - 1) / total + random.uniform(0, 0.5 / total)) * period
+        first = window[0] - period + phase
+        while first < login_at + 1.0:
+            first += period
+        tasks.append(asyncio.ensure_future(a.run(login_at, first, window[1], window)))
+    lags: list[float] = []
+
+    async def probe() -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            if window[0] <= t < window[1]:
+                lags.append(max(0.0, (time.monotonic() - t - 0.01) * 1000))
+
+    prober = asyncio.ensure_future(probe())
+    await asyncio.sleep(max(0.0, window[0] - time.monotonic()))
+    cpu0, requests0 = time.process_time(), counter[0]
+    await asyncio.sleep(max(0.0, window[1] - time.monotonic()))
+    cpu1, requests1 = time.process_time(), counter[0]
+    await asyncio.sleep(grace)  # the events of the window's last operations
+    prober.cancel()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for a in agents:
+        a.close()
+    pool.close()
+    recorded = spec["recorded_delays"]
+    errors_ms, lost, dup, wrong, measured = [], 0, 0, 0, 0
+    for a in agents:
+        wrong += a.wrong
+        dup += a.extra_events + sum(max(0, len(op.events) - 1) for op in a.ops)
+        for op in a.ops:
+            if not op.measured:
+                continue
+            measured += 1
+            if op.replied is None or not op.events:
+                lost += 1
+                continue
+            errors_ms.append(abs((op.events[0] - op.replied) - recorded[op.index]) * 1000)
+    return {
+        "agents": len(agents), "agents_ok": sum(1 for a in agents if not a.errors and a.logins),
+        "first_errors": [e for a in agents for e in a.errors][:3], "ops": measured, "lost": lost,
+        "duplicated": dup, "wrong": wrong, "errors_ms": errors_ms, "requests": requests1 - requests0,
+        "cpu": cpu1 - cpu0, "lags_ms": lags, "loop": type(asyncio.get_running_loop()).__module__,
+        "pool_connections": pool.made,
+    }
+
+
+def worker_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    raise_fd_limit()
+    try:
+        import uvloop  # type: ignore[import-not-found]
+        result = uvloop.run(_worker(spec))
+    except ImportError:
+        result = asyncio.run(_worker(spec))
+    # A file, not stdout: a large result through a pipe the event loop left non-blocking can be cut short.
+    Path(spec["result"]).write_text(json.dumps(result))
+
+
+# ---------------------------------------------------------------------------------------------- one level
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_kb(pid: int, key: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def fleet_level(url: str, server_pid: int, n: int, *, ops: list[str], recorded_delays: list[float],
+                workers: int, ramp: float, settle: float, steady: float, period: float, grace: float,
+                work: Path, pool: int = 64) -> dict[str, Any]:
+    """Run ``n`` agents against the replay at ``url`` (process ``server_pid``) and measure the steady window."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    t0 = time.monotonic() + 2.0  # the workers start and import meanwhile
+    window = (t0 + ramp + settle, t0 + ramp + settle + steady)
+    procs = []
+    for w in range(workers):
+        spec = {"host": host, "port": int(port), "agents": list(range(w + 1, n + 1, workers)), "total": n,
+                "t0": t0, "ramp": ramp, "settle": settle, "steady": steady, "period": period, "grace": grace,
+                "ops": ops, "recorded_delays": recorded_delays, "pool": pool}
+        path = work / f"fleet-{n}-{w}.json"
+        spec["result"] = str(work / f"fleet-{n}-{w}.result.json")
+        path.write_text(json.dumps(spec))
+        procs.append((subprocess.Popen([sys.executable, __file__, "worker", str(path)], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True), Path(spec["result"])))
+    rss_ready = proc_kb(server_pid, "VmRSS")
+    time.sleep(max(0.0, window[0] - time.monotonic()))
+    cpu0 = proc_cpu_seconds(server_pid)
+    time.sleep(max(0.0, window[1] - time.monotonic()))
+    cpu1 = proc_cpu_seconds(server_pid)
+    rss_steady, hwm = proc_kb(server_pid, "VmRSS"), proc_kb(server_pid, "VmHWM")
+    results = []
+    for p, result in procs:
+        _, err = p.communicate(timeout=grace + 120)
+        if p.returncode != 0 or not result.exists():
+            raise RuntimeError(f"fleet worker exited {p.returncode}: {err[-1500:]}")
+        results.append(json.loads(result.read_text()))
+    errors = [e for r in results for e in r["errors_ms"]]
+    lags = [x for r in results for x in r["lags_ms"]]
+    return {
+        "n": n, "workers": workers, "loop": results[0]["loop"],
+        "pool_connections": sum(r["pool_connections"] for r in results),
+        "agents_ok": sum(r["agents_ok"] for r in results), "ops": sum(r["ops"] for r in results),
+        "lost": sum(r["lost"] for r in results), "duplicated": sum(r["duplicated"] for r in results),
+        "wrong": sum(r["wrong"] for r in results), "first_errors": [e for r in results for e in r["first_errors"]][:3],
+        "errors_ms": errors, "requests": sum(r["requests"] for r in results), "steady": steady,
+        "server_cpu": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / steady,
+        "client_cpu": [r["cpu"] / steady for r in results], "lags_ms": lags,
+        "rss_ready_kb": rss_ready, "rss_steady_kb": rss_steady, "hwm_kb": hwm,
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2])
+    else:
+        sys.exit(__doc__)
