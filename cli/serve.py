@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import gc
+import inspect
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
-from mitmproxy import ctx, exceptions, options
+from mitmproxy import addonmanager, ctx, exceptions, hooks, options
 from mitmproxy.addons import (
     block,
     core,
@@ -47,6 +48,52 @@ class OptionError(click.ClickException):
     """A bad option (``--set``, or a value an addon refused at start): a usage error, exit status 2."""
 
     exit_code = 2
+
+
+logger = logging.getLogger(__name__)
+
+
+class HookCache(addonmanager.AddonManager):
+    """mitmproxy's AddonManager, which looks every hook up on every addon of the chain for every event of every
+    request (through two generators and a context manager per addon, and again for the update event after each),
+    remembering instead which functions each hook has. A serving command's chain is fixed once it runs (it has no
+    script loader), and the lookup is made again whenever an addon is added or removed. An addon's error is logged
+    as mitmproxy logs it; AddonHalt stops the event and OptionsError goes up, as in ``trigger_event``."""
+
+    def __init__(self, master: Master) -> None:
+        super().__init__(master)
+        self._hooks: dict[str, list[Callable[..., Any]]] = {}
+
+    def add(self, *addons: Any) -> None:
+        self._hooks.clear()
+        super().add(*addons)
+
+    def remove(self, addon: Any) -> None:
+        self._hooks.clear()
+        super().remove(addon)
+
+    def clear(self) -> None:
+        self._hooks.clear()
+        super().clear()
+
+    async def trigger_event(self, event: hooks.Hook) -> None:
+        funcs = self._hooks.get(event.name)
+        if funcs is None:
+            funcs = self._hooks[event.name] = [f for a in self.chain for _, f in self._iter_hooks(a, event)]
+        if not funcs:
+            return
+        args = event.args()
+        for func in funcs:
+            try:
+                result = func(*args)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except exceptions.AddonHalt:
+                return
+            except exceptions.OptionsError:
+                raise
+            except Exception as e:
+                logger.error(f"Addon error: {e}", exc_info=True)
 
 
 class Announce:
@@ -106,6 +153,7 @@ def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: d
     """The master of one serving command, configured; call inside the event loop that will run it."""
     check = errorcheck.ErrorCheck()  # first: it catches errors logged while the others configure
     master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
+    master.addons = HookCache(master)
     master.addons.add(*engine(mode), *addons, Announce(on_ready), check)
     # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
     base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}

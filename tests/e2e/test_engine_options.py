@@ -203,3 +203,38 @@ def test_full_collections_freeze_their_survivors_and_let_them_go_in_time() -> No
         assert gc.get_freeze_count() == 0, "in time, the next full collection walks everything again"
     finally:
         gc.unfreeze()
+
+
+async def test_hook_cache_calls_what_mitmproxy_would(caplog: pytest.LogCaptureFixture) -> None:
+    from mitmproxy import exceptions, hooks
+
+    calls: list[str] = []
+
+    class Fails:
+        def running(self) -> None:
+            calls.append("fails")
+            raise ValueError("boom")
+
+    class Halts:
+        async def running(self) -> None:
+            calls.append("halts")
+            raise exceptions.AddonHalt
+
+    class Counts:
+        name = "counts"
+
+        def running(self) -> None:
+            calls.append("counts")
+
+    master = serve.build([Fails(), Counts()], host="127.0.0.1", port=0, mode=serve.NO_UPSTREAM, settings={})
+    try:
+        assert isinstance(master.addons, serve.HookCache)
+        await master.addons.trigger_event(hooks.RunningHook())
+        assert calls[-2:] == ["fails", "counts"] and "Addon error: boom" in caplog.text
+        master.addons.remove(master.addons.get("counts"))
+        master.addons.add(Halts(), Counts())  # the chain changed: looked up again
+        calls.clear()
+        await master.addons.trigger_event(hooks.RunningHook())
+        assert calls == ["fails", "halts"], "AddonHalt stops the event, as in mitmproxy"
+    finally:
+        master.addons.get("errorcheck").finish()
