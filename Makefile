@@ -1,4 +1,5 @@
-# make demo / make test build .venv from a Python >= 3.12 found on PATH or in pyenv, then run.
+# make demo / make test build .venv from a Python >= 3.12 found on PATH or in pyenv, then run. The venv also gets the
+# bytecode of `python -O` (.opt-1.pyc), which the serving commands run under (cli/main.py optimized()).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -35,7 +36,9 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@py=$$(scripts/find-python) || exit 1; \
 	 [ -x $(PY) ] || $$py -m venv $(VENV); \
-	 $(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]' && touch $@
+	 $(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]' && \
+	 { $(PY) -O -m compileall -q -j0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	   gwsvcr addons cli >/dev/null || true; } && touch $@
 
 peers: $(NPM_STAMP)
 

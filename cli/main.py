@@ -38,10 +38,25 @@ def optimized(command: str) -> None:
     ours = os.path.basename(script) in ("gwsvcr", "__main__.py") and sys.argv[1:2] == [command]
     if not ours or sys.flags.optimize or os.environ.get("GWSVCR_DEBUG") or not sys.executable:
         return  # called in process (click's test runner), already optimized, or asked not to
+    if not optimized_bytecode():
+        return  # -O would compile mitmproxy from source at every start (a second or more): not worth it
     entry = ["-m", "gwsvcr"] if script.endswith("__main__.py") or not os.path.isfile(script) else [script]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-O", *entry, *sys.argv[1:]])
+
+
+def optimized_bytecode() -> bool:
+    """Whether ``python -O`` finds its bytecode (``.opt-1.pyc``) or may write it: with PYTHONDONTWRITEBYTECODE and
+    no such cache, every start would compile mitmproxy anew. ``make venv`` compiles it."""
+    if not sys.dont_write_bytecode:
+        return True
+    import importlib.util
+
+    spec = importlib.util.find_spec("mitmproxy.http")
+    if spec is None or not spec.origin:
+        return False
+    return os.path.exists(importlib.util.cache_from_source(spec.origin, optimization=1))
 
 
 def live_view(f):  # type: ignore[no-untyped-def]

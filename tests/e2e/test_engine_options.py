@@ -238,3 +238,17 @@ async def test_hook_cache_calls_what_mitmproxy_would(caplog: pytest.LogCaptureFi
         assert calls == ["fails", "halts"], "AddonHalt stops the event, as in mitmproxy"
     finally:
         master.addons.get("errorcheck").finish()
+
+
+def test_python_O_only_where_its_bytecode_is_cached_or_may_be_written(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    from gwsvcr.cli.main import optimized_bytecode
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert optimized_bytecode(), "the first -O run writes its bytecode"
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(importlib.util, "cache_from_source", lambda path, optimization=None: str(tmp_path / "no"))
+    assert not optimized_bytecode(), "PYTHONDONTWRITEBYTECODE without a cache: -O would compile at every start"
