@@ -36,7 +36,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@py=$$(scripts/find-python) || exit 1; \
 	 [ -x $(PY) ] || $$py -m venv $(VENV); \
-	 $(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]' && \
+	 $(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench,load]' && \
 	 { $(PY) -O -m compileall -q -j0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
 	   gwsvcr addons cli >/dev/null || true; } && touch $@
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from gwsvcr import __version__, cassette, gws
+from gwsvcr.cli.load import load
 from gwsvcr.cli.tools import register as register_tools
 from gwsvcr.cli.verify import verify
 from gwsvcr.record import modes as record_modes
@@ -369,3 +370,4 @@ def demo(cassette_path: str) -> None:
 
 register_tools(main)
 main.add_command(verify)
+main.add_command(load)
