@@ -84,16 +84,28 @@ def _is_connect(body: Any) -> bool:
     return isinstance(body, list) and any(isinstance(m, dict) and m.get("channel") == "/meta/connect" for m in body)
 
 
+LAG_EVERY = 0.25  # seconds between two looks at how late the loop runs what is due
+
+
 class AgentLoop:
-    """The process's loop thread; :meth:`get` starts it on first use."""
+    """The process's loop thread; :meth:`get` starts it on first use. ``lags`` collects, every ``LAG_EVERY``
+    seconds, how late the loop ran a timer that was due (seconds): as much can be added to any figure measured on
+    it, so a load run shows it beside its figures."""
 
     _instance: AgentLoop | None = None
 
     def __init__(self) -> None:
         selector = _original("selectors", "DefaultSelector")()
         self.loop = _Loop(selector)
-        self._ready = False
+        self.lags: deque[float] = deque(maxlen=10_000)
         _original("_thread", "start_new_thread")(self._run, ())
+        self.loop.call_soon_threadsafe(self._measure_lag, None)
+
+    def _measure_lag(self, due: float | None) -> None:
+        now = self.loop.time()
+        if due is not None:
+            self.lags.append(max(0.0, now - due))
+        self.loop.call_at(now + LAG_EVERY, self._measure_lag, now + LAG_EVERY)
 
     @classmethod
     def get(cls) -> AgentLoop:

@@ -21,6 +21,7 @@ from gwsvcr.verify.checks import DIFFERS, FAILED, LATE, MISSING, NOTIFICATION, O
 PASSWORD_ENV = "GWSVCR_PASSWORD"  # where gwsvcr load hands the password to locust (never on its command line)
 NOTIFY = "NOTIFY"  # the request_type of a notification's entry
 COMETD = "COMETD"  # the request_type of a Bayeux request's entry (handshake, subscribe, disconnect, connect)
+LOOP, LOOP_LAG = "LOOP", "asyncio loop lag"  # how late the process's loop ran: what any figure may be off by
 SESSION = "SESSION"  # the request_type of a session that could not go on (login refused, server unreachable)
 # every agent logs in as itself, not as the recorded agent: its user name is not a difference
 DEFAULT_IGNORE = ("user.userName",)

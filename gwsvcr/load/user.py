@@ -20,6 +20,8 @@ from gwsvcr.errors import GwsvcrError
 from gwsvcr.load.loop import AgentLoop, Running
 from gwsvcr.load.settings import (
     DEFAULT_IGNORE,
+    LOOP,
+    LOOP_LAG,
     PASSWORD_ENV,
     SESSION,
     CredentialSource,
@@ -142,6 +144,9 @@ class RecordedAgent(User):
             gevent.sleep(_AFTER_ERROR)
 
     def _report(self, running: Running) -> None:
+        lags = AgentLoop.get().lags
+        while lags:  # whichever agent looks first reports the loop's lag
+            self._fire(LOOP, LOOP_LAG, lags.popleft() * 1000, None)
         while running.checks:
             check, elapsed = running.checks.popleft()
             e = entry(check, elapsed, self._shared.options.timeout)
