@@ -13,8 +13,11 @@ import pytest
 import gwsvcr
 
 _PACKAGE = Path(gwsvcr.__file__).parent
+# they import locust, whose import monkey-patches the standard library with gevent: never in this process
+LOCUST_SIDE = ("load/user.py", "load/locustfile.py")
 CORE = sorted(".".join(("gwsvcr", *path.relative_to(_PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
-              for path in _PACKAGE.rglob("*.py") if path.name != "__main__.py")  # __main__ runs the command
+              for path in _PACKAGE.rglob("*.py") if path.name != "__main__.py"  # __main__ runs the command
+              and path.parent.name + "/" + path.name not in LOCUST_SIDE)
 
 
 @pytest.mark.parametrize("name", CORE)
@@ -29,3 +32,17 @@ def test_the_core_imports_no_mitmproxy() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mitmproxy', 'click')))")
     done = subprocess.run([sys.executable, "-c", code, *CORE], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_locust_side_names_what_it_holds_and_the_rest_never_imports_locust() -> None:
+    code = ("import importlib, sys\n"
+            "before = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
+            "for name in ('gwsvcr.load', 'gwsvcr.load.settings', 'gwsvcr.load.loop', 'gwsvcr.cli.load'):\n"
+            "    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))\n"
+            "for name in ('gwsvcr.load.user', 'gwsvcr.load.locustfile'):\n"
+            "    module = importlib.import_module(name)\n"
+            "    print([n for n in module.__all__ if not hasattr(module, n)])\n")
+    pytest.importorskip("locust")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:3] == ["[]", "[]", "[]"], done.stdout

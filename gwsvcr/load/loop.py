@@ -23,6 +23,8 @@ from typing import Any
 
 from gwsvcr.verify import Check, Listener
 
+__all__ = ["LAG_EVERY", "AgentLoop", "Running"]
+
 
 def _original(module: str, name: str) -> Any:
     """The standard library's ``module.name`` as it was before gevent patched it (when it did)."""

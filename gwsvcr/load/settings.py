@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,9 @@ from gwsvcr.timeline import Timing
 from gwsvcr.tools import diff
 from gwsvcr.verify import Check, Credentials, Options, Plan, build, choose_session
 from gwsvcr.verify.checks import DIFFERS, FAILED, LATE, MISSING, NOTIFICATION, OK, UNEXPECTED
+
+__all__ = ["COMETD", "DEFAULT_IGNORE", "LOOP", "LOOP_LAG", "NOTIFY", "PASSWORD_ENV", "SESSION",
+           "CredentialSource", "Entry", "LoadSettings", "LoadSettingsError", "agent_number", "entry", "paced"]
 
 PASSWORD_ENV = "GWSVCR_PASSWORD"  # where gwsvcr load hands the password to locust (never on its command line)
 NOTIFY = "NOTIFY"  # the request_type of a notification's entry
@@ -172,7 +174,3 @@ def _failure(check: Check) -> str:
 
 def _ms(seconds: float | None) -> float:
     return 0.0 if seconds is None else max(0.0, seconds * 1000)
-
-
-def password_from_env() -> str | None:
-    return os.environ.get(PASSWORD_ENV)

@@ -34,6 +34,8 @@ from gwsvcr.timeline import Timing
 from gwsvcr.verify import Credentials, Options, Plan, SessionDriver, Target
 from gwsvcr.verify.plan import TRANSPORTS
 
+__all__ = ["LoadFailure", "RecordedAgent", "add_arguments", "settings_from"]
+
 LOGGER = logging.getLogger("gwsvcr.load")
 _POLL = 0.1  # seconds between a greenlet's looks at its session's checks (figures are taken on the loop, not here)
 _AFTER_ERROR = 1.0  # seconds a user waits after a session that could not go on before the next
