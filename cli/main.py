@@ -348,6 +348,32 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
     sys.exit(1 if addon.failed else 0)
 
 
+@main.command()
+@host_port
+@click.option("--keep", default=32, show_default=True, type=click.IntRange(0),
+              help="Loaded cassettes kept in memory, so mounting one again costs milliseconds.")
+def service(host: str, port: int, keep: int) -> None:
+    """Serve many cassettes from one process: each mounted at run time on a port of its own, offline.
+
+    \b
+    Examples:
+      gwsvcr service                 # prints: gwsvcr: listening on http://127.0.0.1:PORT (the control port)
+      export GWSVCR_SERVICE=http://127.0.0.1:PORT     # gwsvcr.replaying() and the pytest plugin use it
+
+    \b
+    The control API on that port (JSON):
+      POST   /__gwsvcr__/mounts     {"cassette": "/abs/path.yaml", "timing": "instant", "strict": true}
+                                    -> 201 {"id": "1", "url": "http://127.0.0.1:PORT2"}
+      GET    /__gwsvcr__/mounts/ID  served, clients, events_released, misses, unused
+      DELETE /__gwsvcr__/mounts/ID  the same, final; the mount's port is closed
+      GET    /__gwsvcr__/status     every mount
+    """
+    from gwsvcr.addons.service import GwsService
+    from gwsvcr.cli.serve import serve
+
+    serve([GwsService()], host=host, port=port, settings={"gwsvcr_service_keep": keep})
+
+
 DEMO_OPERATIONS = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")
 
 

@@ -1,0 +1,186 @@
+"""The replay service's core: mounts (one :class:`~gwsvcr.replay.Replayer` each, with its own options, state,
+misses and unused exchanges), the cassettes they were built from kept loaded, and the control API's documents.
+
+No mitmproxy here: ``addons/service.py`` gives each mount a listener of its own and routes requests to it. A mount
+request is the JSON document ``POST /__gwsvcr__/mounts`` carries: ``{"cassette": "/abs/path.yaml", "timing":
+"instant", "speed": 1.0, "strict": true, "json_ignore": [...], "session_cookies": [...], "session_headers": [...]}``.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gwsvcr.cassette import Cassette, CassetteError, load
+from gwsvcr.errors import GwsvcrError
+from gwsvcr.replay import Miss, ReplayConfig, Replayer
+from gwsvcr.timeline import Timing
+
+logger = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/__gwsvcr__/"
+MOUNTS_PATH = "/__gwsvcr__/mounts"
+KEEP_CASSETTES = 32  # loaded cassettes kept for the next mount of the same file
+
+# Every option a mount takes besides its cassette (ReplayConfig fields; an upstream is for gwsvcr replay only).
+_LISTS = ("json_ignore", "session_cookies", "session_headers")
+MOUNT_OPTIONS = ("timing", "speed", "strict", *_LISTS)
+
+
+class MountError(GwsvcrError):
+    """A mount request the service cannot serve: a bad option, a missing or invalid cassette, an unknown mount."""
+
+    def __init__(self, message: str, problems: list[str] | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+        self.status = status
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": str(self), "problems": self.problems}
+
+
+@dataclass(frozen=True)
+class MountRequest:
+    cassette: str
+    config: ReplayConfig
+
+
+def parse_mount(doc: Any) -> MountRequest:
+    """The mount a control request asks for; :class:`MountError` names every bad field."""
+    if not isinstance(doc, dict):
+        raise MountError('a mount is a JSON object such as {"cassette": "/abs/path.yaml", "timing": "instant"}')
+    problems = [f"unknown option {name!r} (options: cassette, {', '.join(MOUNT_OPTIONS)})"
+                for name in doc if name not in ("cassette", *MOUNT_OPTIONS)]
+    cassette = doc.get("cassette")
+    if not isinstance(cassette, str) or not os.path.isabs(cassette):
+        problems.append(f"cassette must be an absolute path, not {cassette!r}")
+    timing = Timing.RECORDED
+    try:
+        timing = Timing.parse(doc.get("timing", "recorded"))
+    except ValueError as e:
+        problems.append(str(e))
+    speed = doc.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0:
+        problems.append(f"speed must be a number more than 0, not {speed!r}")
+    strict = doc.get("strict", True)
+    if not isinstance(strict, bool):
+        problems.append(f"strict must be true or false, not {strict!r}")
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in _LISTS:
+        value = doc.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{name} must be a list of strings, not {value!r}")
+            value = []
+        lists[name] = tuple(value)
+    if problems:
+        raise MountError("bad mount request: " + "; ".join(problems), problems)
+    config = ReplayConfig(timing=timing, speed=float(speed), strict=strict, json_ignore=lists["json_ignore"],
+                          session_cookies=lists["session_cookies"], session_headers=lists["session_headers"])
+    return MountRequest(str(cassette), config)
+
+
+class CassetteCache:
+    """Loaded cassettes, the least recently mounted dropped first, keyed by what tells a changed file: its path,
+    modification time and size. Building a Replayer from a loaded Cassette is cheap; loading is not."""
+
+    def __init__(self, keep: int = KEEP_CASSETTES) -> None:
+        self.keep = keep
+        self._loaded: collections.OrderedDict[tuple[str, int, int], Cassette] = collections.OrderedDict()
+        self.hits = 0
+        self.loads = 0
+
+    def get(self, path: str) -> Cassette:
+        """The cassette at ``path``; :class:`CassetteError` when it is invalid."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return load(path)  # raises CassetteError naming the file and what to do
+        key = (path, st.st_mtime_ns, st.st_size)
+        cassette = self._loaded.get(key)
+        if cassette is not None:
+            self._loaded.move_to_end(key)
+            self.hits += 1
+            return cassette
+        cassette = load(path)
+        self.loads += 1
+        for old in [k for k in self._loaded if k[0] == path]:
+            del self._loaded[old]  # an older version of the same file
+        self._loaded[key] = cassette
+        while len(self._loaded) > max(self.keep, 0):
+            self._loaded.popitem(last=False)
+        return cassette
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+
+@dataclass
+class Mount:
+    """One cassette served to its own clients at its own base URL."""
+
+    id: str
+    cassette: str
+    replayer: Replayer
+    url: str = ""
+    mounted_at: float = field(default_factory=time.time)
+
+    def status(self) -> dict[str, Any]:
+        """The shape of ``/__gwsvcr__/status`` of ``gwsvcr replay``, with the mount's id, url and cassette."""
+        config = self.replayer.config
+        return {"id": self.id, "url": self.url, "cassette": self.cassette, "timing": config.timing.value,
+                "speed": config.speed, "strict": config.strict, **self.replayer.status()}
+
+
+class Service:
+    """The mounts of one replay service, by id."""
+
+    def __init__(self, keep: int = KEEP_CASSETTES) -> None:
+        self.cassettes = CassetteCache(keep)
+        self.mounts: dict[str, Mount] = {}
+        self._ids = itertools.count(1)
+        self.unmounted = 0
+
+    def mount(self, request: MountRequest) -> Mount:
+        """A new mount (its url set by whoever gives it a listener); :class:`MountError` for a bad cassette."""
+        try:
+            cassette = self.cassettes.get(request.cassette)
+        except CassetteError as e:
+            raise MountError(f"cannot mount {request.cassette}:\n{e}", [str(p) for p in e.problems]) from None
+        for warning in cassette.warnings:
+            logger.warning("gwsvcr: warning: %s", warning)
+        mount_id = str(next(self._ids))
+
+        def on_miss(miss: Miss) -> None:
+            logger.warning("gwsvcr: mount %s (%s): %s", mount_id, request.cassette, miss.text())
+
+        mount = Mount(mount_id, request.cassette, Replayer(cassette, request.config, on_miss=on_miss))
+        self.mounts[mount_id] = mount
+        return mount
+
+    def get(self, mount_id: str) -> Mount:
+        mount = self.mounts.get(mount_id)
+        if mount is None:
+            raise MountError(f"no mount {mount_id!r} (mounted: {', '.join(self.mounts) or 'none'})", status=404)
+        return mount
+
+    def unmount(self, mount_id: str) -> Mount:
+        """Forget the mount and close its replayer (held connects answered, timers cancelled)."""
+        mount = self.get(mount_id)
+        del self.mounts[mount_id]
+        mount.replayer.close()
+        self.unmounted += 1
+        return mount
+
+    def status(self) -> dict[str, Any]:
+        return {"mounts": [m.status() for m in self.mounts.values()], "unmounted": self.unmounted,
+                "cassettes_loaded": len(self.cassettes), "cassette_loads": self.cassettes.loads,
+                "cassette_hits": self.cassettes.hits}
+
+    def close(self) -> list[Mount]:
+        """Unmount everything; the mounts that were still there."""
+        return [self.unmount(mount_id) for mount_id in list(self.mounts)]
