@@ -10,8 +10,8 @@ listener of its own (``http://HOST:PORT`` with the recorded paths unchanged), an
     GET    /__gwsvcr__/mounts      every mount's status
     GET    /__gwsvcr__/status      the whole service
 
-A mount's listener is one more proxy mode (``reverse:...@PORT``): mitmproxy's Proxyserver starts and stops
-listeners when the ``mode`` option changes. A request finds its mount from the mode its connection came in on.
+A mount's listener is one more proxy mode (``reverse:...@PORT``) that mitmproxy's Proxyserver starts and stops at
+run time. A request finds its mount from the mode its connection came in on.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, answer, requeue_
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import json_bytes
 from gwsvcr.replay import STATUS_PATH
-from gwsvcr.service import CONTROL_PREFIX, KEEP_CASSETTES, MOUNTS_PATH, Mount, MountError, Service, parse_mount
+from gwsvcr.service import CONTROL_PREFIX, KEEP_MB, MOUNTS_PATH, Mount, MountError, Service, parse_mount
 
 logger = logging.getLogger(__name__)
 summary = logging.getLogger(SUMMARY_LOGGER)
@@ -51,7 +51,7 @@ def _reply(flow: http.HTTPFlow, status: int, doc: Any) -> None:
 class ServedMount:
     """A mount with what serving it takes beside its replayer: its proxy mode and its WebSocket clients."""
 
-    def __init__(self, mount: Mount, mode: str) -> None:
+    def __init__(self, mount: Mount, mode: mode_specs.ProxyMode) -> None:
         self.mount = mount
         self.mode = mode
         self.websockets = WebSocketServer()
@@ -64,12 +64,12 @@ class GwsService:
         self.by_id: dict[str, ServedMount] = {}
 
     def load(self, loader):  # type: ignore[no-untyped-def]
-        loader.add_option("gwsvcr_service_keep", int, KEEP_CASSETTES,
-                          "How many loaded cassettes the service keeps for their next mount.")
+        loader.add_option("gwsvcr_service_keep_mb", int, KEEP_MB,
+                          "Loaded cassettes the service keeps for their next mount, in megabytes of cassette files.")
 
     def configure(self, updated: set[str]) -> None:
-        if "gwsvcr_service_keep" in updated:
-            self.service.cassettes.keep = ctx.options.gwsvcr_service_keep
+        if "gwsvcr_service_keep_mb" in updated:
+            self.service.cassettes.keep_bytes = max(ctx.options.gwsvcr_service_keep_mb, 0) * 1024 * 1024
 
     # ------------------------------------------------------------------------------------------- serving
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -145,34 +145,37 @@ class GwsService:
         host = ctx.options.listen_host or "127.0.0.1"
         failures = []
         for _ in range(LISTEN_ATTEMPTS):
-            spec = f"{NO_UPSTREAM}@{free_port(host)}"
-            await self._set_modes([*ctx.options.mode, spec])
-            instance = proxyserver.servers[spec]
+            mode = mode_specs.ProxyMode.parse(f"{NO_UPSTREAM}@{free_port(host)}")
+            await self._set_modes([*self._modes(), mode])
+            instance = proxyserver.servers[mode]
             if instance.is_running:
-                listening = instance.listen_addrs[0]
-                mount.url = f"http://{'[' + host + ']' if ':' in host else host}:{listening[1]}"
-                served = ServedMount(mount, spec)
-                self.by_mode[instance.mode] = served
+                mount.url = f"http://{'[' + host + ']' if ':' in host else host}:{instance.listen_addrs[0][1]}"
+                served = ServedMount(mount, mode)
+                self.by_mode[mode] = served
                 return served
             failures.append(str(instance.last_exception))
-            await self._set_modes([m for m in ctx.options.mode if m != spec])
+            await self._set_modes(self._modes())  # without the one that failed
         raise MountError(f"cannot listen on {host} for {mount.cassette}: " + "; ".join(failures), status=503)
 
+    def _modes(self) -> list[mode_specs.ProxyMode]:
+        """The listeners there are: the ``mode`` option's (the control port) and the mounts'."""
+        return [*(mode_specs.ProxyMode.parse(m) for m in ctx.options.mode), *self.by_mode]
+
     @staticmethod
-    async def _set_modes(modes: list[str]) -> None:
-        """Change the listeners and wait until they are started or stopped. Setting the option validates it and
-        schedules the update; updating ourselves as well waits for it (the servers' lock orders the two)."""
-        ctx.options.update(mode=modes)
-        await ctx.master.addons.get("proxyserver").servers.update([mode_specs.ProxyMode.parse(m) for m in modes])
+    async def _set_modes(modes: list[mode_specs.ProxyMode]) -> None:
+        """Start and stop listeners until they are ``modes``. The mounts' listeners are not written into the
+        ``mode`` option: setting an option deep-copies every option (a third of a mount's cost), and a later
+        change of ``mode`` (none in ``gwsvcr service``) would make Proxyserver stop them."""
+        await ctx.master.addons.get("proxyserver").servers.update(modes)
 
     async def unmount(self, mount_id: str) -> Mount:
         """Close the mount's listener and its clients' connections (so a port used again later never reaches a
         stale connection of this mount), then its replayer."""
         self.service.get(mount_id)  # a clear 404 first
         served = self.by_id.pop(mount_id)
-        mode = mode_specs.ProxyMode.parse(served.mode)
-        await self._set_modes([m for m in ctx.options.mode if m != served.mode])
+        mode = served.mode
         self.by_mode.pop(mode, None)
+        await self._set_modes(self._modes())
         for handler in list(ctx.master.addons.get("proxyserver").connections.values()):
             if handler.client.proxy_mode == mode and handler.transports.get(handler.client) is not None:
                 try:

@@ -350,9 +350,10 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
 
 @main.command()
 @host_port
-@click.option("--keep", default=32, show_default=True, type=click.IntRange(0),
-              help="Loaded cassettes kept in memory, so mounting one again costs milliseconds.")
-def service(host: str, port: int, keep: int) -> None:
+@click.option("--keep-mb", default=256, show_default=True, type=click.IntRange(0),
+              help="Loaded cassettes kept in memory (megabytes of cassette files), so mounting one again costs "
+                   "milliseconds.")
+def service(host: str, port: int, keep_mb: int) -> None:
     """Serve many cassettes from one process: each mounted at run time on a port of its own, offline.
 
     \b
@@ -371,7 +372,7 @@ def service(host: str, port: int, keep: int) -> None:
     from gwsvcr.addons.service import GwsService
     from gwsvcr.cli.serve import serve
 
-    serve([GwsService()], host=host, port=port, settings={"gwsvcr_service_keep": keep})
+    serve([GwsService()], host=host, port=port, settings={"gwsvcr_service_keep_mb": keep_mb})
 
 
 DEMO_OPERATIONS = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/__gwsvcr__/"
 MOUNTS_PATH = "/__gwsvcr__/mounts"
-KEEP_CASSETTES = 32  # loaded cassettes kept for the next mount of the same file
+KEEP_MB = 256  # loaded cassettes kept for their next mount, up to this many megabytes of cassette files
 
 # Every option a mount takes besides its cassette (ReplayConfig fields; an upstream is for gwsvcr replay only).
 _LISTS = ("json_ignore", "session_cookies", "session_headers")
@@ -86,11 +86,13 @@ def parse_mount(doc: Any) -> MountRequest:
 
 class CassetteCache:
     """Loaded cassettes, the least recently mounted dropped first, keyed by what tells a changed file: its path,
-    modification time and size. Building a Replayer from a loaded Cassette is cheap; loading is not."""
+    modification time and size; as many as fit in ``keep_bytes`` of cassette files (a suite has a cassette per
+    test). Building a Replayer from a loaded Cassette is cheap; loading is not."""
 
-    def __init__(self, keep: int = KEEP_CASSETTES) -> None:
-        self.keep = keep
+    def __init__(self, keep_bytes: int = KEEP_MB * 1024 * 1024) -> None:
+        self.keep_bytes = keep_bytes
         self._loaded: collections.OrderedDict[tuple[str, int, int], Cassette] = collections.OrderedDict()
+        self._bytes = 0
         self.hits = 0
         self.loads = 0
 
@@ -109,11 +111,16 @@ class CassetteCache:
         cassette = load(path)
         self.loads += 1
         for old in [k for k in self._loaded if k[0] == path]:
-            del self._loaded[old]  # an older version of the same file
+            self._drop(old)  # an older version of the same file
         self._loaded[key] = cassette
-        while len(self._loaded) > max(self.keep, 0):
-            self._loaded.popitem(last=False)
+        self._bytes += st.st_size
+        while self._loaded and self._bytes > self.keep_bytes:
+            self._drop(next(iter(self._loaded)))
         return cassette
+
+    def _drop(self, key: tuple[str, int, int]) -> None:
+        del self._loaded[key]
+        self._bytes -= key[2]
 
     def __len__(self) -> int:
         return len(self._loaded)
@@ -139,8 +146,8 @@ class Mount:
 class Service:
     """The mounts of one replay service, by id."""
 
-    def __init__(self, keep: int = KEEP_CASSETTES) -> None:
-        self.cassettes = CassetteCache(keep)
+    def __init__(self, keep_bytes: int = KEEP_MB * 1024 * 1024) -> None:
+        self.cassettes = CassetteCache(keep_bytes)
         self.mounts: dict[str, Mount] = {}
         self._ids = itertools.count(1)
         self.unmounted = 0

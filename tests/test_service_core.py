@@ -34,7 +34,7 @@ def test_cassette_cache_keys_on_path_mtime_and_size(tmp_path: Path) -> None:
     for name in "abc":
         paths.append(str(tmp_path / f"{name}.yaml"))
         shutil.copy(STOP, paths[-1])
-    cache = CassetteCache(keep=2)
+    cache = CassetteCache(keep_bytes=2 * STOP.stat().st_size)
     first = cache.get(paths[0])
     assert cache.get(paths[0]) is first and (cache.loads, cache.hits) == (1, 1)
     cache.get(paths[1])
