@@ -20,6 +20,7 @@ import atexit
 import http.client
 import json
 import os
+import signal
 import threading
 import urllib.parse
 from collections.abc import Sequence
@@ -114,14 +115,18 @@ class ServiceClient:
     def status(self) -> dict[str, Any]:
         return self._expect(200, "GET", STATUS_PATH)  # type: ignore[no-any-return]
 
-    def close(self) -> None:
-        """Drop the connection, and stop the service if this client started it."""
+    def close(self, wait: bool = True) -> None:
+        """Drop the connection, and stop the service if this client started it; ``wait=False`` (at exit) only
+        signals it: its shutdown (a few hundred milliseconds) need not hold up the end of a test run."""
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
         if self.process is not None:
-            self.process.stop(timeout=30)
+            if wait:
+                self.process.stop(timeout=30)
+            elif self.process.popen.poll() is None:
+                self.process.popen.send_signal(signal.SIGTERM)
             self.process = None
 
 
@@ -144,7 +149,7 @@ def shared_service() -> ServiceClient:
                 except NotListening as e:
                     raise ServiceError(f"cannot start the replay service:\n{e}") from None
                 _shared = ServiceClient(proc.url, proc)
-                atexit.register(_shared.close)
+                atexit.register(_shared.close, wait=False)
         return _shared
 
 
