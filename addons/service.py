@@ -145,7 +145,9 @@ class GwsService:
         host = ctx.options.listen_host or "127.0.0.1"
         failures = []
         for _ in range(LISTEN_ATTEMPTS):
-            mode = mode_specs.ProxyMode.parse(f"{NO_UPSTREAM}@{free_port(host)}")
+            # The host named too: under mitmdump the control port may listen on every interface (listen_host
+            # empty); a mount never does unless asked to.
+            mode = mode_specs.ProxyMode.parse(f"{NO_UPSTREAM}@{host}:{free_port(host)}")
             await self._set_modes([*self._modes(), mode])
             instance = proxyserver.servers[mode]
             if instance.is_running:
