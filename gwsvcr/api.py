@@ -172,7 +172,8 @@ class Replay:
     ``misses`` and ``unused`` are live while it is mounted, final after :meth:`close`."""
 
     def __init__(self, cassette: str | os.PathLike[str], *, timing: str = "recorded", speed: float = 1.0,
-                 strict: bool = True, json_ignore: Sequence[str] = (), session_cookies: Sequence[str] = (),
+                 strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
+                 match_headers: Sequence[str] = (), allow_repeats: bool = True, session_cookies: Sequence[str] = (),
                  session_headers: Sequence[str] = (), raise_on_miss: bool = False,
                  service: ServiceClient | None = None) -> None:
         self.cassette = Path(os.path.abspath(cassette))
@@ -180,8 +181,9 @@ class Replay:
         self.raise_on_miss = raise_on_miss
         self.service = service if service is not None else shared_service()
         mounted = self.service.mount(self.cassette, timing=str(timing), speed=speed, strict=strict,
-                                     json_ignore=list(json_ignore), session_cookies=list(session_cookies),
-                                     session_headers=list(session_headers))
+                                     allow_repeats=allow_repeats, json_ignore=list(json_ignore),
+                                     ignore_query=list(ignore_query), match_headers=list(match_headers),
+                                     session_cookies=list(session_cookies), session_headers=list(session_headers))
         self.id: str = mounted["id"]
         self.url: str = mounted["url"]
         self._final: dict[str, Any] | None = None
@@ -230,7 +232,8 @@ class Replay:
 
 
 def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", speed: float = 1.0,
-              strict: bool = True, json_ignore: Sequence[str] = (), session_cookies: Sequence[str] = (),
+              strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
+              match_headers: Sequence[str] = (), allow_repeats: bool = True, session_cookies: Sequence[str] = (),
               session_headers: Sequence[str] = (), raise_on_miss: bool = False,
               service: ServiceClient | None = None) -> Replay:
     """Mount ``cassette`` (a path, relative to the working directory) and return it, already mounted; use it in a
@@ -241,13 +244,17 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
     - ``strict``: a request the cassette does not hold is answered 500 with the explanation (else 404) and
       listed in ``misses``; with ``raise_on_miss=True`` leaving the ``with`` block raises :class:`ReplayMiss`
       (only when the block itself raised nothing);
-    - ``json_ignore``: dotted JSON body paths left out of REST matching; ``session_cookies`` /
-      ``session_headers``: what identifies a client session (gwsvcr/session.py);
+    - ``json_ignore`` (dotted JSON body paths), ``ignore_query`` (query parameters) left out of REST matching,
+      ``match_headers`` compared too, ``allow_repeats=False``: a request asked more often than recorded is a
+      miss (``gwsvcr replay``'s ``--json-ignore``, ``--ignore-query``, ``--match-header``, ``--no-repeat``; the
+      cassette header's ``match:`` section adds to them); ``session_cookies`` / ``session_headers``: what
+      identifies a client session (gwsvcr/session.py);
     - ``service``: a :class:`ServiceClient`; default the shared one (:func:`shared_service`).
 
     Raises :class:`ServiceError` for a missing or invalid cassette (its ``FILE:LINE`` problems) or a bad option.
     """
     return Replay(cassette, timing=timing, speed=speed, strict=strict, json_ignore=json_ignore,
+                  ignore_query=ignore_query, match_headers=match_headers, allow_repeats=allow_repeats,
                   session_cookies=session_cookies, session_headers=session_headers, raise_on_miss=raise_on_miss,
                   service=service)
 

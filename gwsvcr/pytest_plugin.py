@@ -44,7 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "gws_cassette(path=None, timing='recorded', speed=1.0, strict=True, json_ignore=()): replay "
+        "markers", "gws_cassette(path=None, timing='recorded', speed=1.0, strict=True, json_ignore=(), "
+                   "ignore_query=(), match_headers=(), allow_repeats=True): replay "
                    "this cassette (relative to the test file; default cassettes/<module>/<test>.yaml) for the "
                    "gws_replay fixture; on a function, a class or a module")
     if config.getoption("--gws-record") and not config.getoption("--gws-upstream"):
@@ -63,8 +64,9 @@ def gws_service() -> api.ServiceClient:
 
 @pytest.fixture
 def gws_config() -> dict[str, Any]:
-    """Options for every replay in scope (timing, speed, strict, json_ignore, session_cookies,
-    session_headers); override it in a module or a conftest.py. The marker's options win."""
+    """Options for every replay in scope (timing, speed, strict, json_ignore, ignore_query, match_headers,
+    allow_repeats, session_cookies, session_headers); override it in a module or a conftest.py. The marker's
+    options win."""
     return {}
 
 

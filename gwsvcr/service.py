@@ -3,7 +3,8 @@ misses and unused exchanges), the cassettes they were built from kept loaded, an
 
 No mitmproxy here: ``addons/service.py`` gives each mount a listener of its own and routes requests to it. A mount
 request is the JSON document ``POST /__gwsvcr__/mounts`` carries: ``{"cassette": "/abs/path.yaml", "timing":
-"instant", "speed": 1.0, "strict": true, "json_ignore": [...], "session_cookies": [...], "session_headers": [...]}``.
+"instant", "speed": 1.0, "strict": true, "allow_repeats": true, "json_ignore": [...], "ignore_query": [...],
+"match_headers": [...], "session_cookies": [...], "session_headers": [...]}``: ``gwsvcr replay``'s options.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from gwsvcr.cassette import Cassette, CassetteError, load
 from gwsvcr.errors import GwsvcrError
+from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import Miss, ReplayConfig, Replayer
 from gwsvcr.timeline import Timing
 
@@ -28,8 +30,8 @@ MOUNTS_PATH = "/__gwsvcr__/mounts"
 KEEP_MB = 256  # loaded cassettes kept for their next mount, up to this many megabytes of cassette files
 
 # Every option a mount takes besides its cassette (ReplayConfig fields; an upstream is for gwsvcr replay only).
-_LISTS = ("json_ignore", "session_cookies", "session_headers")
-MOUNT_OPTIONS = ("timing", "speed", "strict", *_LISTS)
+_LISTS = ("json_ignore", "ignore_query", "match_headers", "session_cookies", "session_headers")
+MOUNT_OPTIONS = ("timing", "speed", "strict", "allow_repeats", *_LISTS)
 
 
 class MountError(GwsvcrError):
@@ -67,9 +69,10 @@ def parse_mount(doc: Any) -> MountRequest:
     speed = doc.get("speed", 1.0)
     if isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0:
         problems.append(f"speed must be a number more than 0, not {speed!r}")
-    strict = doc.get("strict", True)
-    if not isinstance(strict, bool):
-        problems.append(f"strict must be true or false, not {strict!r}")
+    strict, allow_repeats = doc.get("strict", True), doc.get("allow_repeats", True)
+    for name, value in (("strict", strict), ("allow_repeats", allow_repeats)):
+        if not isinstance(value, bool):
+            problems.append(f"{name} must be true or false, not {value!r}")
     lists: dict[str, tuple[str, ...]] = {}
     for name in _LISTS:
         value = doc.get(name, [])
@@ -77,10 +80,16 @@ def parse_mount(doc: Any) -> MountRequest:
             problems.append(f"{name} must be a list of strings, not {value!r}")
             value = []
         lists[name] = tuple(value)
+    redacted = [h for h in lists["match_headers"] if Redactor().redacts_header(h)]
+    if redacted:
+        problems.append(f"match_headers: {', '.join(redacted)} are recorded as redaction placeholders, never equal "
+                        "to a live value")
     if problems:
         raise MountError("bad mount request: " + "; ".join(problems), problems)
     config = ReplayConfig(timing=timing, speed=float(speed), strict=strict, json_ignore=lists["json_ignore"],
-                          session_cookies=lists["session_cookies"], session_headers=lists["session_headers"])
+                          ignore_query=lists["ignore_query"], match_headers=lists["match_headers"],
+                          allow_repeats=allow_repeats, session_cookies=lists["session_cookies"],
+                          session_headers=lists["session_headers"])
     return MountRequest(str(cassette), config)
 
 

@@ -22,9 +22,14 @@ def test_parse_mount_takes_the_options_and_names_every_bad_one() -> None:
     assert request.cassette == str(STOP)
     assert (request.config.timing, request.config.speed, request.config.strict) == (Timing.INSTANT, 2.0, False)
     assert request.config.json_ignore == ("requestId",)
+    knobs = parse_mount({"cassette": str(STOP), "ignore_query": ["_"], "match_headers": ["Accept"],
+                         "allow_repeats": False}).config
+    assert (knobs.ignore_query, knobs.match_headers, knobs.allow_repeats) == (("_",), ("Accept",), False)
     with pytest.raises(MountError) as caught:
-        parse_mount({"cassette": "rel.yaml", "speed": 0, "strict": "yes", "json_ignore": "requestId", "port": 1})
-    assert len(caught.value.problems) == 5 and caught.value.status == 400
+        parse_mount({"cassette": "rel.yaml", "speed": 0, "strict": "yes", "json_ignore": "requestId", "port": 1,
+                     "match_headers": ["Authorization"]})
+    assert len(caught.value.problems) == 6 and caught.value.status == 400
+    assert "never equal to a live value" in caught.value.problems[-1]
     with pytest.raises(MountError, match="JSON object"):
         parse_mount(["not", "an", "object"])
 
