@@ -16,7 +16,7 @@ from gwsvcr.record import modes as record_modes
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.timeline import Timing
 
-SERVING = {"record", "replay", "sim"}
+SERVING = {"record", "replay", "service", "sim"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -353,7 +353,7 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
 @click.option("--keep-mb", default=256, show_default=True, type=click.IntRange(0),
               help="Loaded cassettes kept in memory (megabytes of cassette files), so mounting one again costs "
                    "milliseconds.")
-def service(host: str, port: int, keep_mb: int) -> None:
+def service(host: str, port: int, confdir: str | None, sets: tuple[str, ...], keep_mb: int) -> None:
     """Serve many cassettes from one process: each mounted at run time on a port of its own, offline.
 
     \b
@@ -372,7 +372,8 @@ def service(host: str, port: int, keep_mb: int) -> None:
     from gwsvcr.addons.service import GwsService
     from gwsvcr.cli.serve import serve
 
-    serve([GwsService()], host=host, port=port, settings={"gwsvcr_service_keep_mb": keep_mb})
+    serve([GwsService()], host=host, port=port, sets=sets,
+          settings={**engine_settings(confdir), "gwsvcr_service_keep_mb": keep_mb})
 
 
 DEMO_OPERATIONS = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")

@@ -33,6 +33,9 @@ from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 from gwsvcr.service import MOUNTS_PATH
 
+__all__ = ["SERVICE_ENV", "Recording", "Replay", "ReplayMiss", "ServiceClient", "ServiceError", "explain_misses",
+           "recording", "replaying", "shared_service"]
+
 SERVICE_ENV = "GWSVCR_SERVICE"
 TIMEOUT = 30.0
 

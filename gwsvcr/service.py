@@ -23,6 +23,9 @@ from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import Miss, ReplayConfig, Replayer
 from gwsvcr.timeline import Timing
 
+__all__ = ["CONTROL_PREFIX", "KEEP_MB", "MOUNTS_PATH", "MOUNT_OPTIONS", "CassetteCache", "Mount", "MountError",
+           "MountRequest", "Service", "parse_mount"]
+
 logger = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/__gwsvcr__/"
