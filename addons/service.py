@@ -28,7 +28,7 @@ from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, answer, requeue_
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import json_bytes
 from gwsvcr.replay import STATUS_PATH
-from gwsvcr.service import CONTROL_PREFIX, KEEP_MB, MOUNTS_PATH, Mount, MountError, Service, parse_mount
+from gwsvcr.service import CONTROL_PREFIX, KEEP_MB, MB, MOUNTS_PATH, Mount, MountError, Service, parse_mount
 
 logger = logging.getLogger(__name__)
 summary = logging.getLogger(SUMMARY_LOGGER)
@@ -69,7 +69,7 @@ class GwsService:
 
     def configure(self, updated: set[str]) -> None:
         if "gwsvcr_service_keep_mb" in updated:
-            self.service.cassettes.keep_bytes = max(ctx.options.gwsvcr_service_keep_mb, 0) * 1024 * 1024
+            self.service.cassettes.keep_bytes = max(ctx.options.gwsvcr_service_keep_mb, 0) * MB
 
     # ------------------------------------------------------------------------------------------- serving
     async def request(self, flow: http.HTTPFlow) -> None:

@@ -9,7 +9,6 @@ request is the JSON document ``POST /__gwsvcr__/mounts`` carries: ``{"cassette":
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import os
@@ -17,13 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gwsvcr.cassette import Cassette, CassetteError, load
+from gwsvcr.cassette import CassetteCache, CassetteError
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import Miss, ReplayConfig, Replayer
 from gwsvcr.timeline import Timing
 
-__all__ = ["CONTROL_PREFIX", "KEEP_MB", "MOUNTS_PATH", "MOUNT_OPTIONS", "CassetteCache", "Mount", "MountError",
+__all__ = ["CONTROL_PREFIX", "KEEP_MB", "MB", "MOUNTS_PATH", "MOUNT_OPTIONS", "Mount", "MountError",
            "MountRequest", "Service", "parse_mount"]
 
 logger = logging.getLogger(__name__)
@@ -31,6 +30,7 @@ logger = logging.getLogger(__name__)
 CONTROL_PREFIX = "/__gwsvcr__/"
 MOUNTS_PATH = "/__gwsvcr__/mounts"
 KEEP_MB = 256  # loaded cassettes kept for their next mount, up to this many megabytes of cassette files
+MB = 1024 * 1024
 
 # Every option a mount takes besides its cassette (ReplayConfig fields; an upstream is for gwsvcr replay only).
 _LISTS = ("json_ignore", "ignore_query", "match_headers", "session_cookies", "session_headers")
@@ -96,48 +96,6 @@ def parse_mount(doc: Any) -> MountRequest:
     return MountRequest(str(cassette), config)
 
 
-class CassetteCache:
-    """Loaded cassettes, the least recently mounted dropped first, keyed by what tells a changed file: its path,
-    modification time and size; as many as fit in ``keep_bytes`` of cassette files (a suite has a cassette per
-    test). Building a Replayer from a loaded Cassette is cheap; loading is not."""
-
-    def __init__(self, keep_bytes: int = KEEP_MB * 1024 * 1024) -> None:
-        self.keep_bytes = keep_bytes
-        self._loaded: collections.OrderedDict[tuple[str, int, int], Cassette] = collections.OrderedDict()
-        self._bytes = 0
-        self.hits = 0
-        self.loads = 0
-
-    def get(self, path: str) -> Cassette:
-        """The cassette at ``path``; :class:`CassetteError` when it is invalid."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return load(path)  # raises CassetteError naming the file and what to do
-        key = (path, st.st_mtime_ns, st.st_size)
-        cassette = self._loaded.get(key)
-        if cassette is not None:
-            self._loaded.move_to_end(key)
-            self.hits += 1
-            return cassette
-        cassette = load(path)
-        self.loads += 1
-        for old in [k for k in self._loaded if k[0] == path]:
-            self._drop(old)  # an older version of the same file
-        self._loaded[key] = cassette
-        self._bytes += st.st_size
-        while self._loaded and self._bytes > self.keep_bytes:
-            self._drop(next(iter(self._loaded)))
-        return cassette
-
-    def _drop(self, key: tuple[str, int, int]) -> None:
-        del self._loaded[key]
-        self._bytes -= key[2]
-
-    def __len__(self) -> int:
-        return len(self._loaded)
-
-
 @dataclass
 class Mount:
     """One cassette served to its own clients at its own base URL."""
@@ -158,7 +116,7 @@ class Mount:
 class Service:
     """The mounts of one replay service, by id."""
 
-    def __init__(self, keep_bytes: int = KEEP_MB * 1024 * 1024) -> None:
+    def __init__(self, keep_bytes: int = KEEP_MB * MB) -> None:
         self.cassettes = CassetteCache(keep_bytes)
         self.mounts: dict[str, Mount] = {}
         self._ids = itertools.count(1)

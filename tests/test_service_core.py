@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gwsvcr.service import CassetteCache, MountError, Service, parse_mount
+from gwsvcr.cassette import CassetteCache
+from gwsvcr.service import MountError, Service, parse_mount
 from gwsvcr.timeline import Timing
 from tests.procs import ROOT
 
@@ -48,6 +49,10 @@ def test_cassette_cache_keys_on_path_mtime_and_size(tmp_path: Path) -> None:
     st = os.stat(paths[0])
     os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert cache.get(paths[0]) is not cache.get(paths[2]) and cache.loads == 5
+    last = CassetteCache()  # keep_bytes=0: only the last one, as the replayer addon keeps it
+    assert last.get(paths[1]) is last.get(paths[1]) and len(last) == 1
+    last.get(paths[2])
+    assert len(last) == 1 and last.loads == 2
 
 
 def test_service_mounts_each_with_its_own_replayer() -> None:
