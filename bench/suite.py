@@ -1,4 +1,4 @@
-"""Figure 8: a test suite on gwsvcr's pytest plugin against the same suite's REST part on VCR.py (pytest-recording).
+"""Figure 9: a test suite on gwsvcr's pytest plugin against the same suite's REST part on VCR.py (pytest-recording).
 
 Three generated suites of N tests (N = 200; 40 in quick mode), each run by a fresh ``python -m pytest``, serial and
 with ``-n 2`` (pytest-xdist):
@@ -188,10 +188,11 @@ def fig_suite(ctx: Context) -> Figure:
     n = 40 if ctx.quick else 200
     dirs = write_suites(ctx.work, n)
     raw: dict[str, Any] = {"tests": n, "runs": {}}
+    rounds = ctx.runs if ctx.quick else max(ctx.runs, 5)  # pytest start-up is noisy: more rounds than the others
     shared = start(gwsvcr_command("service", "--port", "0"), timeout=60)  # for the "service running" rows
     try:
         for workers in (1, 2):
-            for run in range(ctx.runs):
+            for run in range(rounds):
                 order = ["gwsvcr", "vcr", "empty"] if run % 2 == 0 else ["empty", "vcr", "gwsvcr"]
                 if workers == 1:
                     order.insert(1, "running")
@@ -199,21 +200,24 @@ def fig_suite(ctx: Context) -> Figure:
                     took = run_suite(dirs["gwsvcr" if name == "running" else name], n, workers,
                                      shared.url if name == "running" else None)
                     raw["runs"].setdefault(f"{name}/{workers}", []).append(took)
-                    ctx.log(f"fig 8 run {run + 1}: {name} suite of {n} tests, -n {workers}: {took:.2f} s")
+                    ctx.log(f"fig 9 run {run + 1}: {name} suite of {n} tests, -n {workers}: {took:.2f} s")
     finally:
         shared.stop()
     raw["mount"] = mount_times(ctx.work, 10 if ctx.quick else 40)
-    ctx.log(f"fig 8 mount: {json.dumps({k: round(v * 1000, 2) if v else v for k, v in raw['mount'].items()})} ms")
+    ctx.log(f"fig 9 mount: {json.dumps({k: round(v * 1000, 2) if v else v for k, v in raw['mount'].items()})} ms")
 
     rows, summary = [], []
     labels = {"gwsvcr": "gwsvcr (gws_replay: a mount per test, 5 requests)",
               "running": "gwsvcr, the service already running (GWSVCR_SERVICE)",
               "vcr": "VCR.py via pytest-recording (the POST only)", "empty": "empty suite (baseline)"}
     for workers in (1, 2):
-        base = median(raw["runs"][f"empty/{workers}"])
+        empty = raw["runs"][f"empty/{workers}"]
         totals = {name: median(raw["runs"].get(f"{name}/{workers}", [])) for name in labels}
-        per: dict[str, float | None] = {name: None if total is None or base is None or name == "empty"
-                                        else (total - base) / n for name, total in totals.items()}
+        # Each round's suite against the same round's empty suite: the machine's load drifts between rounds.
+        per: dict[str, float | None] = {
+            name: None if name == "empty" or f"{name}/{workers}" not in raw["runs"]
+            else median([(t - e) / n for t, e in zip(raw["runs"][f"{name}/{workers}"], empty, strict=True)])
+            for name in labels}
         for name, total in totals.items():
             if total is None:
                 continue
@@ -235,8 +239,9 @@ def fig_suite(ctx: Context) -> Figure:
     head = ["suite", "workers", "total (median)", "overhead per test", "goal <= 15 ms", "vs VCR.py"]
     notes = [
         f"{n} tests per suite, each run by a fresh `python -m pytest` (interpreter and plugins start-up included, "
-        f"the same for all three); median of {ctx.runs} run(s), the order of the suites alternating.",
-        "overhead per test = (suite total - empty suite total) / tests. gwsvcr's includes starting and stopping "
+        f"the same for all); {rounds} rounds, the order of the suites alternating; totals are medians.",
+        "overhead per test = median over the rounds of (suite total - the same round's empty suite total) / tests. "
+        "gwsvcr's includes starting and stopping "
         "the service (once per process, once per xdist worker; the 'already running' row leaves that out), a "
         "mount and an unmount per test and 5 HTTP requests through mitmproxy; VCR.py's includes one request "
         "answered inside the test process. They test different things: VCR.py has no CometD side.",
