@@ -28,6 +28,8 @@ from gwsvcr.wire import Delivered, Served
 logger = logging.getLogger(__name__)
 SUMMARY_LOGGER = "gwsvcr.summary"  # what an addon says when it stops; the gwsvcr command prints it on stdout
 CLOCK = Clock()  # the cores' clock: when a reply went out, on their time
+# Replay, simulation and the replay service answer every request themselves; this upstream is never contacted.
+NO_UPSTREAM = "reverse:http://127.0.0.1:9"
 
 # Framing headers are recomputed by mitmproxy for the body we send; a recorded one would be wrong.
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import time
 from collections.abc import Sequence
 
@@ -28,8 +27,7 @@ from gwsvcr.addons.flowconv import (
     response_of,
 )
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
-from gwsvcr.cassette import Cassette, CassetteError, CassetteWriter, Request, json_bytes
-from gwsvcr.cassette import load as load_cassette  # a module-level `load` would be taken for mitmdump -s's hook
+from gwsvcr.cassette import CassetteCache, CassetteError, CassetteWriter, Request, json_bytes
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, ReplayConfig, Replayer, status
@@ -50,7 +48,7 @@ class GwsReplayer:
         self.core: Replayer | None = None
         self.appender: Recorder | None = None
         self.websockets = WebSocketServer()
-        self.loaded: tuple[tuple[str, int, int], Cassette] | None = None  # (path, mtime, size) and its cassette
+        self.loaded = CassetteCache()  # the last cassette: parsed again only when its file changed
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
@@ -89,7 +87,7 @@ class GwsReplayer:
         if ctx.options.gwsvcr_replay_speed <= 0:
             raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
         try:
-            cassette = self._cassette(path)
+            cassette = self.loaded.get(path)
         except CassetteError as e:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:
@@ -110,18 +108,6 @@ class GwsReplayer:
         # (full passes of ~110 ms each under load were the p99 of event timing in the soak).
         gc.collect()
         gc.freeze()
-
-    def _cassette(self, path: str) -> Cassette:
-        """The cassette at ``path``, parsed again only when the file changed: setting another timing or speed
-        keeps the one already loaded."""
-        try:
-            stat = os.stat(path)
-        except OSError:
-            return load_cassette(path)  # it names what is wrong
-        key = (path, stat.st_mtime_ns, stat.st_size)
-        if self.loaded is None or self.loaded[0] != key:
-            self.loaded = (key, load_cassette(path))
-        return self.loaded[1]
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if self.core is None or flow.response is not None:

@@ -226,7 +226,17 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "mitmproxy": mitmproxy.version.VERSION, "node": node,
             "gwsvcr git sha": sha, "PyYAML": f"{yaml.__version__} (libyaml: {hasattr(yaml, 'CSafeLoader')})",
             "vcrpy": vcr_version, "aiohttp": aiohttp.__version__,
+            **{name: _dist_version(name) for name in ("pytest", "pytest-xdist", "pytest-recording")},
             "wrk": (wrk.split(" [")[0] if wrk else "not installed (aiohttp load generator used instead)")}
+
+
+def _dist_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _which(name: str) -> str | None:

@@ -37,15 +37,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import figures
 import fleet
 import loadgen
+import suite
 from harness import ROOT, BenchError, machine, versions
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 FIGURES = [("timing", figures.fig_timing), ("throughput", figures.fig_throughput),
            ("recorder", figures.fig_recorder), ("load", figures.fig_load), ("matching", figures.fig_matching),
-           ("instant", figures.fig_instant), ("memory", figures.fig_memory), ("fleet", figures.fig_fleet)]
+           ("instant", figures.fig_instant), ("memory", figures.fig_memory), ("fleet", figures.fig_fleet),
+           ("suite", suite.fig_suite)]
 TITLES = {"timing": "1. Event timing fidelity", "throughput": "2. REST replay throughput and latency",
           "recorder": "3. Recorder overhead", "load": "4. Cassette load time", "matching": "5. Matching cost",
-          "instant": "6. Instant mode", "memory": "7. Memory", "fleet": "8. Fleet"}
+          "instant": "6. Instant mode", "memory": "7. Memory", "fleet": "8. Fleet",
+          "suite": "9. Test suites (pytest)"}
+NO_RECORDINGS = {"suite"}  # figures that need no recorded sessions (figures.record_all)
 LIMIT_FULL, LIMIT_QUICK = 30 * 60, 3 * 60  # overall limits (seconds): a safety net, never reached normally
 
 
@@ -138,7 +142,8 @@ def main() -> int:
     failed: dict[str, str] = {}
     try:
         log(f"work directory {work}; load generator: {loadgen.tool_name()}")
-        figures.record_all(ctx)
+        if not only or set(only) - NO_RECORDINGS:
+            figures.record_all(ctx)
         for key, fn in FIGURES:
             if only and key not in only:
                 continue
@@ -169,10 +174,12 @@ def main() -> int:
                 f"{runs} run(s) per figure, took {elapsed:.0f} s. Load generator: {loadgen.tool_name()}. "
                 "The machine is shared and noisy: figures are medians, ratios are against the peer measured "
                 "in the same run."
+                + (f" This run measured only {', '.join(only)}; the other tables and summary rows are from "
+                   "an earlier run." if only else "")
                 + (f" Measurements repeated after a failure ({len(ctx.retries)}): "
                    + "; ".join(ctx.retries[:5]) if ctx.retries else "")),
         "machine": kv_table(mach), "versions": kv_table(vers),
-        "summary": summary(results, failed),
+        "summary": summary(results, failed, _earlier_rows(out, only)),
     }
     for key, _ in FIGURES:
         if key in results:
@@ -200,10 +207,29 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def summary(results: dict[str, figures.Figure], failed: dict[str, str]) -> str:
+def _earlier_rows(out: Path | None, only: list[str]) -> dict[str, list[list[str]]]:
+    """With --only, the summary rows of the figures not measured now, as the document has them."""
+    if not only or out is None or not out.exists():
+        return {}
+    m = re.search(r"<!-- bench:summary:start -->(.*?)<!-- bench:summary:end -->", out.read_text(encoding="utf-8"),
+                  re.DOTALL)
+    rows: dict[str, list[list[str]]] = {}
+    for line in (m.group(1).strip().splitlines()[2:] if m else []):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        key = next((k for k, title in TITLES.items() if title == cells[0]), None)
+        if key is not None and key not in only and cells[1] != "not measured":
+            rows.setdefault(key, []).append(cells[1:])
+    return rows
+
+
+def summary(results: dict[str, figures.Figure], failed: dict[str, str],
+            earlier: dict[str, list[list[str]]] | None = None) -> str:
     rows = []
     for key, _ in FIGURES:
         f = results.get(key)
+        if f is None and earlier and key in earlier:
+            rows += [[TITLES[key], *row] for row in earlier[key]]  # kept from the last run that measured it
+            continue
         if f is None:
             rows.append([TITLES[key], "not measured", "", "", "", ""])
             continue

@@ -17,7 +17,7 @@ from gwsvcr.record import modes as record_modes
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.timeline import Timing
 
-SERVING = {"record", "replay", "sim"}
+SERVING = {"record", "replay", "service", "sim"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -347,6 +347,34 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
         **session_settings(session_cookie, session_header),
         **({"connection_strategy": "lazy"} if upstream else {})})
     sys.exit(1 if addon.failed else 0)
+
+
+@main.command()
+@host_port
+@click.option("--keep-mb", default=256, show_default=True, type=click.IntRange(0),
+              help="Loaded cassettes kept in memory (megabytes of cassette files), so mounting one again costs "
+                   "milliseconds.")
+def service(host: str, port: int, confdir: str | None, sets: tuple[str, ...], keep_mb: int) -> None:
+    """Serve many cassettes from one process: each mounted at run time on a port of its own, offline.
+
+    \b
+    Examples:
+      gwsvcr service                 # prints: gwsvcr: listening on http://127.0.0.1:PORT (the control port)
+      export GWSVCR_SERVICE=http://127.0.0.1:PORT     # gwsvcr.replaying() and the pytest plugin use it
+
+    \b
+    The control API on that port (JSON):
+      POST   /__gwsvcr__/mounts     {"cassette": "/abs/path.yaml", "timing": "instant", "strict": true}
+                                    -> 201 {"id": "1", "url": "http://127.0.0.1:PORT2"}
+      GET    /__gwsvcr__/mounts/ID  served, clients, events_released, misses, unused
+      DELETE /__gwsvcr__/mounts/ID  the same, final; the mount's port is closed
+      GET    /__gwsvcr__/status     every mount
+    """
+    from gwsvcr.addons.service import GwsService
+    from gwsvcr.cli.serve import serve
+
+    serve([GwsService()], host=host, port=port, sets=sets,
+          settings={**engine_settings(confdir), "gwsvcr_service_keep_mb": keep_mb})
 
 
 DEMO_OPERATIONS = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")

@@ -35,10 +35,8 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
-from gwsvcr.addons.flowconv import SUMMARY_LOGGER
+from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER
 
-# Replay and simulation answer every request themselves; this upstream is never contacted.
-NO_UPSTREAM = "reverse:http://127.0.0.1:9"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 # Options a command line sets through its own flags: ``--set`` must not contradict them.
 OWN_FLAGS = {"mode": "--mode / --upstream", "listen_host": "--host", "listen_port": "--port"}

@@ -1,38 +1,42 @@
-"""pytest plugin: offline GWS tests in one line.
+"""pytest plugin: offline GWS tests in one line, on one replay service per pytest process.
 
     @pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml", timing="instant")
     def test_stop(gws_replay):
         ...  # point your client at gws_replay.url
 
-Each test gets its own ``gwsvcr replay`` process (mitmproxy) on a free loopback port; a request the cassette does
-not hold fails the test with the replayer's explanation (strict, the default). ``--gws-record`` re-records the
-marked cassettes through ``gwsvcr record`` against ``--gws-upstream``; without it nothing touches the network.
+The first test that asks for ``gws_replay`` starts a ``gwsvcr service`` (or uses ``$GWSVCR_SERVICE``); each test
+mounts its cassette on it, on a port of its own, and unmounts it when done (:mod:`gwsvcr.api`). Under pytest-xdist
+every worker has its own service. A strict replay with a request the cassette does not hold fails the test with
+the explanation. ``--gws-record`` records each test's cassette through ``gwsvcr record`` against
+``--gws-upstream``; without it nothing touches the network.
+
+Configuration, overridable the pytest way (a module or a conftest.py defines the fixture), as pytest-recording's
+``vcr_config`` / ``vcr_cassette_dir`` / ``default_cassette_name``: ``gws_config`` (the options of
+:func:`gwsvcr.replaying`), ``gws_cassette_dir`` and ``gws_cassette_name``. The marker's options override
+``gws_config``; a marker on a function overrides one on its class, which overrides the module's ``pytestmark``.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gwsvcr.record import modes as record_modes
+from gwsvcr import api
+from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.modes import RecordMode
-from gwsvcr.replay import STATUS_PATH
-from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 from gwsvcr.timeline import Timing
 
-_KEY = pytest.StashKey["GwsServer"]()
+_KEY = pytest.StashKey["api.Replay | api.Recording"]()
+_FORBIDDEN_IN_NAMES = '<>?%*:|"\'/\\'  # characters a file name cannot hold (pytest-recording's list)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gwsvcr", "record and replay Genesys Web Services sessions")
     group.addoption("--gws-record", action="store_true", default=False,
-                    help="Re-record the cassettes of @gws_cassette tests against --gws-upstream.")
+                    help="Record the cassettes of gws_replay tests against --gws-upstream.")
     group.addoption("--gws-upstream", default=None, metavar="URL", help="The GWS server to record from.")
     group.addoption("--gws-record-mode", default=RecordMode.ALL.value, choices=[m.value for m in RecordMode],
                     help="Record mode with --gws-record (as in 'gwsvcr record'; default all).")
@@ -40,107 +44,100 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "gws_cassette(path, timing='recorded', speed=1.0, strict=True): replay this cassette "
-                   "(path relative to the test file) for the gws_replay fixture")
+        "markers", "gws_cassette(path=None, timing='recorded', speed=1.0, strict=True, json_ignore=(), "
+                   "ignore_query=(), match_headers=(), allow_repeats=True): replay "
+                   "this cassette (relative to the test file; default cassettes/<module>/<test>.yaml) for the "
+                   "gws_replay fixture; on a function, a class or a module")
     if config.getoption("--gws-record") and not config.getoption("--gws-upstream"):
         raise pytest.UsageError("--gws-record needs --gws-upstream URL (the GWS server to record from)")
 
 
-@dataclass
-class GwsServer:
-    """A running ``gwsvcr replay`` (or ``record``) process for one test."""
-
-    url: str
-    cassette: Path
-    strict: bool
-    recording: bool
-    process: Proc
-    _final: dict[str, Any] | None = None
-
-    def status(self) -> dict[str, Any]:
-        if self._final is not None:
-            return self._final
-        if self.recording:
-            return {"misses": [], "unused": []}
-        with urllib.request.urlopen(self.url + STATUS_PATH, timeout=10) as reply:
-            return json.loads(reply.read())  # type: ignore[no-any-return]
-
-    @property
-    def misses(self) -> list[dict[str, Any]]:
-        """Requests nothing in the cassette matched, each with the closest recorded ones."""
-        return list(self.status()["misses"])
-
-    @property
-    def unused(self) -> list[int]:
-        """Numbers of recorded exchanges no request asked for (so far)."""
-        return list(self.status()["unused"])
-
-    def finish(self) -> None:
-        if self.process.popen.poll() is None:
-            if not self.recording:
-                self._final = self.status()
-            self.process.stop(timeout=30)
-
-    def explain(self) -> str:
-        lines = [f"gwsvcr: {len(self.misses)} request(s) not in {self.cassette}:"]
-        for miss in self.misses:
-            lines.append(f"  {miss['request']}: {miss['reason']}")
-            for near in miss["closest"]:
-                lines.append(f"    closest: exchange {near['exchange']} {near['request']}")
-                lines += [f"      - {d}" for d in near["differences"]]
-        lines.append("Re-record with: pytest --gws-record --gws-upstream URL, or relax with strict=False.")
-        return "\n".join(lines)
+@pytest.fixture(scope="session")
+def gws_service() -> api.ServiceClient:
+    """The replay service of this pytest process (of this xdist worker): ``$GWSVCR_SERVICE`` or one started
+    for the session."""
+    try:
+        return api.shared_service()
+    except GwsvcrError as e:
+        raise pytest.fail(str(e), pytrace=False) from None
 
 
 @pytest.fixture
-def gws_replay(request: pytest.FixtureRequest) -> Iterator[GwsServer]:
-    """A replay of the test's @gws_cassette on a free loopback port: ``.url``, ``.misses``, ``.unused``."""
-    marker = request.node.get_closest_marker("gws_cassette")
-    if marker is None or not marker.args:
-        raise pytest.fail("gws_replay needs @pytest.mark.gws_cassette('path/to/cassette.yaml')", pytrace=False)
-    options = {"timing": Timing.RECORDED.value, "speed": 1.0, "strict": True, **marker.kwargs}
-    if options["timing"] not in Timing:
+def gws_config() -> dict[str, Any]:
+    """Options for every replay in scope (timing, speed, strict, json_ignore, ignore_query, match_headers,
+    allow_repeats, session_cookies, session_headers); override it in a module or a conftest.py. The marker's
+    options win."""
+    return {}
+
+
+@pytest.fixture
+def gws_cassette_dir(request: pytest.FixtureRequest) -> Path:
+    """Where a test's cassette is when its marker names none: ``cassettes/<module>/`` beside the test module."""
+    module = Path(request.node.path)
+    return module.parent / "cassettes" / module.stem
+
+
+@pytest.fixture
+def gws_cassette_name(request: pytest.FixtureRequest) -> str:
+    """The cassette's file name when its marker names none: ``<test>.yaml``, ``<Class>.<test>.yaml`` in a class,
+    parameters kept (``test_x[a-b].yaml``), characters a file name cannot hold replaced by ``-``."""
+    name = f"{request.cls.__name__}.{request.node.name}" if request.cls is not None else request.node.name
+    for char in _FORBIDDEN_IN_NAMES:
+        name = name.replace(char, "-")
+    return f"{name}.yaml"
+
+
+@pytest.fixture
+def gws_replay(request: pytest.FixtureRequest, gws_config: dict[str, Any], gws_cassette_dir: Path,
+               gws_cassette_name: str) -> Iterator[api.Replay | api.Recording]:
+    """The test's cassette mounted on the replay service: ``.url`` (the base URL for the client), ``.misses``,
+    ``.unused``. With ``--gws-record``, a recorder in front of ``--gws-upstream`` writing that cassette."""
+    markers = list(request.node.iter_markers("gws_cassette"))  # the closest first
+    options = dict(gws_config)
+    for marker in reversed(markers):
+        options.update(marker.kwargs)
+    if "timing" in options and options["timing"] not in Timing:
         raise pytest.fail(f"@gws_cassette(timing={options['timing']!r}): timing is one of "
                           f"{', '.join(t.value for t in Timing)}", pytrace=False)
-    cassette = (Path(request.node.path).parent / marker.args[0]).resolve()
+    named = next((m.args[0] for m in markers if m.args), None)
+    cassette = (Path(request.node.path).parent / named if named else gws_cassette_dir / gws_cassette_name).resolve()
     config = request.config
-    recording = bool(config.getoption("--gws-record"))
-    if recording:
-        mode = config.getoption("--gws-record-mode")
-        args = ["record", "--upstream", config.getoption("--gws-upstream"), "--cassette", str(cassette),
-                "--record-mode", mode, "--port", "0"]
-        try:
-            record_modes.check_target(cassette, mode)
-        except record_modes.CassetteExists as e:
-            raise pytest.fail(str(e), pytrace=False) from None
-    else:
-        if not cassette.is_file():
-            raise pytest.fail(
-                f"cassette {cassette} not found (from @gws_cassette({marker.args[0]!r}) in {request.node.path}). "
-                f"Record it with: pytest {request.node.nodeid} --gws-record --gws-upstream https://your-gws, "
-                f"or gwsvcr record --upstream URL --cassette {cassette}", pytrace=False)
-        args = ["replay", str(cassette), "--port", "0", "--timing", str(options["timing"]),
-                "--speed", str(options["speed"]), "--strict" if options["strict"] else "--lenient"]
+    handle: api.Replay | api.Recording
     try:
-        proc = start(gwsvcr_command(*args), timeout=60)
-    except NotListening as e:
-        raise pytest.fail(f"gwsvcr could not start {args[0]} of {cassette}:\n{e}", pytrace=False) from None
-    server = GwsServer(proc.url, cassette, bool(options["strict"]), recording, proc)
-    request.node.stash[_KEY] = server
+        if config.getoption("--gws-record"):
+            handle = api.recording(cassette, upstream=config.getoption("--gws-upstream"),
+                                   mode=config.getoption("--gws-record-mode"))
+        else:
+            if not cassette.is_file():
+                raise pytest.fail(
+                    f"cassette {cassette} not found (from {_origin(named, request)}). Record it with: pytest "
+                    f"{request.node.nodeid} --gws-record --gws-upstream https://your-gws", pytrace=False)
+            handle = api.replaying(cassette, service=request.getfixturevalue("gws_service"), **options)
+    except TypeError as e:  # an option replaying() does not take
+        raise pytest.fail(f"gws_cassette / gws_config: {e}", pytrace=False) from None
+    except GwsvcrError as e:
+        raise pytest.fail(f"gwsvcr cannot serve {cassette}:\n{e}", pytrace=False) from None
+    request.node.stash[_KEY] = handle
     try:
-        yield server
+        yield handle
     finally:
-        server.finish()
+        if not handle.closed:
+            handle.close()
+
+
+def _origin(named: str | None, request: pytest.FixtureRequest) -> str:
+    if named:
+        return f"@gws_cassette({named!r}) in {request.node.path}"
+    return "gws_cassette_dir / gws_cassette_name, the default for this test"
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After the test body: a strict replay that missed fails the test itself, with the explanation."""
     result = yield
-    server = item.stash.get(_KEY, None)
-    if server is not None and not server.recording:
-        server.finish()
-        if server.strict and server.misses:
-            pytest.fail(server.explain(), pytrace=False)
+    handle = item.stash.get(_KEY, None)
+    if isinstance(handle, api.Replay):
+        handle.close()
+        if handle.strict and handle.misses:
+            pytest.fail(handle.explain(), pytrace=False)
     return result
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -73,6 +74,24 @@ def test_cache_is_keyed_by_content(good: Path, tmp_path: Path, monkeypatch: pyte
     cas.load(good)
     good.write_text(good.read_text().replace("StopCallRecording", "StartCallRecording"))
     assert cas.load(good).exchanges[0].request.body == {"operationName": "StartCallRecording"}
+
+
+def test_cache_drops_the_least_recently_used(good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gwsvcr.cassette import cache
+
+    monkeypatch.setenv("GWSVCR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "_CACHE_KEEP", 3)
+    entries = []
+    for i in range(4):
+        copy = tmp_path / f"c{i}.yaml"
+        copy.write_text(good.read_text().replace("StopCallRecording", f"Op{i}"))
+        entries.append(tmp_path / "cache" / f"{hashlib.sha256(copy.read_bytes()).hexdigest()}.json")
+        if i < 3:
+            cas.load(copy)
+            os.utime(entries[i], (100 * (i + 1), 100 * (i + 1)))  # loaded in this order, long ago
+    cas.load(tmp_path / "c0.yaml")  # used again: no longer the oldest
+    cas.load(tmp_path / "c3.yaml")  # a fourth: the least recently used (c1) goes
+    assert [e.exists() for e in entries] == [True, False, True, True]
 
 
 def test_append_starts_a_new_episode(good: Path) -> None:

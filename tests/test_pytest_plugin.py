@@ -1,8 +1,12 @@
-"""The pytest plugin, run the way a user runs it (pytester): offline replay, misses, --gws-record."""
+"""The pytest plugin, run the way a user runs it (pytester): offline replay on one service per pytest process,
+misses failing their own test, marker scopes, default cassette paths, configuration fixtures, --gws-record,
+pytest-xdist."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +116,207 @@ def test_fast(gws_replay):
     result = user_project.runpytest_subprocess("-p", "no:cacheprovider", "test_timing.py")
     result.assert_outcomes(errors=1)
     assert "@gws_cassette(timing='fast'): timing is one of recorded, instant" in result.stdout.str()
+
+
+SCOPES = """
+import json, urllib.request, pytest
+
+pytestmark = pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml", timing="instant")
+
+
+def mounted(gws):
+    status = gws.status()
+    return status["cassette"].rsplit("/", 1)[-1], status["timing"], status["strict"]
+
+
+def test_module_marker(gws_replay):
+    assert mounted(gws_replay) == ("stop_call_recording.yaml", "instant", True)
+
+
+@pytest.mark.gws_cassette("cassettes/recording_lifecycle.yaml", strict=False)
+class TestClass:
+    def test_class_marker(self, gws_replay):
+        assert mounted(gws_replay) == ("recording_lifecycle.yaml", "instant", False)
+
+    @pytest.mark.gws_cassette(timing="recorded")
+    def test_function_marker_without_a_path(self, gws_replay):
+        assert mounted(gws_replay) == ("recording_lifecycle.yaml", "recorded", False)
+
+
+@pytest.mark.gws_cassette("cassettes/recording_lifecycle.yaml", strict=True)
+def test_function_marker(gws_replay):
+    assert mounted(gws_replay) == ("recording_lifecycle.yaml", "instant", True)
+"""
+
+DEFAULTS = """
+import pytest
+
+
+@pytest.fixture
+def gws_config():
+    return {"timing": "instant", "json_ignore": ["requestId"]}
+
+
+def test_default(gws_replay):
+    assert gws_replay.cassette.relative_to(gws_replay.cassette.parents[2]).as_posix() == \\
+        "cassettes/test_defaults/test_default.yaml"
+    assert gws_replay.status()["timing"] == "instant"
+
+
+class TestK:
+    def test_in_class(self, gws_replay):
+        assert gws_replay.cassette.name == "TestK.test_in_class.yaml"
+
+
+@pytest.mark.parametrize("who", ["a/b"])
+def test_param(gws_replay, who):
+    assert gws_replay.cassette.name == "test_param[a-b].yaml"
+
+
+@pytest.mark.gws_cassette(timing="recorded")
+def test_marker_overrides_gws_config(gws_replay):
+    assert gws_replay.status()["timing"] == "recorded"
+"""
+
+MISSES = """
+import base64, json, urllib.error, urllib.request
+import pytest
+
+pytestmark = pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml", timing="instant")
+CALL = "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V"
+
+
+def post(url, body):
+    req = urllib.request.Request(url + CALL, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_misses(gws_replay):
+    assert post(gws_replay.url, {"operationName": "HoldCall"}) == 500
+
+
+def test_hits_after_the_miss(gws_replay):
+    assert post(gws_replay.url, {"operationName": "StopCallRecording"}) == 200
+
+
+@pytest.mark.gws_cassette(strict=False)
+def test_lenient_miss_passes(gws_replay):
+    assert post(gws_replay.url, {"operationName": "HoldCall"}) == 404
+    assert len(gws_replay.misses) == 1
+"""
+
+# Two cassettes that differ only in the call: each test must reach its own. Each test also notes which service
+# and which worker served it.
+ISOLATION = """
+import json, os, urllib.error, urllib.request
+import pytest
+
+
+def post(url, call):
+    req = urllib.request.Request(url + "/api/v2/me/calls/" + call, b'{"operationName": "StopCallRecording"}',
+                                 {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def note(gws_service, gws_replay):
+    with open("served.jsonl", "a") as out:
+        out.write(json.dumps([os.environ.get("PYTEST_XDIST_WORKER"), gws_service.url, gws_replay.url]) + "\\n")
+
+
+@pytest.mark.parametrize("mine,other", [("CALL-A", "CALL-B"), ("CALL-B", "CALL-A")] * 2)
+def test_only_my_recordings(gws_service, gws_replay, request, mine, other):
+    note(gws_service, gws_replay)
+    assert post(gws_replay.url, other) == 404
+    assert post(gws_replay.url, mine) == 200
+    [miss] = gws_replay.misses
+    assert miss["request"].endswith(other)
+
+
+@pytest.fixture
+def gws_cassette_name(mine):
+    return mine + ".yaml"
+
+
+@pytest.fixture
+def gws_config():
+    return {"timing": "instant", "strict": False}
+"""
+
+
+FRESH = """
+import json, urllib.request
+
+def test_fresh(gws_replay):
+    me = urllib.request.Request(gws_replay.url + "/api/v2/me", headers={"Authorization": "Basic YWdlbnQxOnNlY3JldA=="})
+    with urllib.request.urlopen(me, timeout=10) as r:
+        assert json.loads(r.read())["statusCode"] == 0
+"""
+
+
+def _call_cassettes(directory: Path, *calls: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "cassettes" / "stop_call_recording.yaml").read_text()
+    for call in calls:
+        (directory / f"{call}.yaml").write_text(text.replace("01RCC3N118B1V0SL8O7GK2LAES00000V", call))
+
+
+def test_marker_on_a_module_a_class_and_a_function(user_project: pytest.Pytester) -> None:
+    shutil.copy(ROOT / "cassettes" / "recording_lifecycle.yaml", user_project.path / "cassettes")
+    user_project.makepyfile(test_scopes=SCOPES)
+    user_project.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "test_scopes.py").assert_outcomes(passed=4)
+
+
+def test_default_cassette_paths_and_config_fixtures(user_project: pytest.Pytester) -> None:
+    home = user_project.path / "cassettes" / "test_defaults"
+    home.mkdir()
+    for name in ("test_default", "TestK.test_in_class", "test_param[a-b]", "test_marker_overrides_gws_config"):
+        shutil.copy(ROOT / "cassettes" / "stop_call_recording.yaml", home / f"{name}.yaml")
+    user_project.makepyfile(test_defaults=DEFAULTS)
+    user_project.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "test_defaults.py").assert_outcomes(passed=4)
+
+
+def test_a_miss_fails_its_own_test(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_misses=MISSES)
+    result = user_project.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "test_misses.py")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_misses.py::test_misses*"])
+    assert "'HoldCall' here, 'StopCallRecording' recorded" in result.stdout.str()
+
+
+def test_tests_in_a_row_on_one_service_see_only_their_cassette(user_project: pytest.Pytester) -> None:
+    _call_cassettes(user_project.path / "cassettes" / "test_isolation", "CALL-A", "CALL-B")
+    user_project.makepyfile(test_isolation=ISOLATION)
+    user_project.runpytest_subprocess("-p", "no:cacheprovider", "test_isolation.py").assert_outcomes(passed=4)
+    served = [json.loads(line) for line in (user_project.path / "served.jsonl").read_text().splitlines()]
+    assert len({service for _, service, _ in served}) == 1  # one service for the whole run
+    assert len(served) == 4
+
+
+def test_xdist_workers_each_start_their_own_service(user_project: pytest.Pytester) -> None:
+    _call_cassettes(user_project.path / "cassettes" / "test_isolation", "CALL-A", "CALL-B")
+    user_project.makepyfile(test_isolation=ISOLATION)
+    user_project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "test_isolation.py"
+                                      ).assert_outcomes(passed=4)
+    served = [json.loads(line) for line in (user_project.path / "served.jsonl").read_text().splitlines()]
+    services = {worker: service for worker, service, _ in served}
+    assert len(served) == 4 and len(services) == 2 and len(set(services.values())) == 2
+
+
+def test_gws_record_writes_the_default_cassette(user_project: pytest.Pytester, sim: Proc) -> None:
+    user_project.makepyfile(test_fresh=FRESH)
+    user_project.runpytest_subprocess("-p", "no:cacheprovider", "--gws-record", "--gws-upstream", sim.url,
+                                      "test_fresh.py").assert_outcomes(passed=1)
+    fresh = cas.load(user_project.path / "cassettes" / "test_fresh" / "test_fresh.yaml", use_cache=False)
+    assert [ex.request.path for ex in fresh.exchanges] == ["/api/v2/me"]
+    user_project.runpytest_subprocess("-p", "no:cacheprovider", "test_fresh.py").assert_outcomes(passed=1)
 
 
 def test_sample_cassettes_validate() -> None:

@@ -20,10 +20,12 @@ Security: documents are loaded with PyYAML's *safe* loader only: a YAML tag outs
 never code. Parsed documents are cached as JSON (never pickle), keyed by the SHA-256 of the file.
 
 Modules: ``model`` (the dataclasses), ``load`` (reading and validation), ``write`` (the append-only writer and
-atomic saves), ``cache`` (the parse cache), ``emit`` (the YAML emitter).
+atomic saves), ``cache`` (the parse cache), ``loaded`` (loaded cassettes kept for their next use), ``emit``
+(the YAML emitter).
 """
 
 from gwsvcr.cassette.load import load, validate
+from gwsvcr.cassette.loaded import CassetteCache
 from gwsvcr.cassette.model import (
     BODY_KINDS,
     MATCH_KEYS,
@@ -53,7 +55,8 @@ from gwsvcr.cassette.write import (
     write_atomically,
 )
 
-__all__ = ["BODY_KINDS", "MATCH_KEYS", "VERSION", "Cassette", "CassetteError", "CassetteWriter", "Episode",
+__all__ = ["BODY_KINDS", "MATCH_KEYS", "VERSION", "Cassette", "CassetteCache", "CassetteError", "CassetteWriter",
+           "Episode",
            "Exchange", "Header", "HttpMessage", "Omitted", "Problem", "ReplyItem", "Request", "Response", "Severity",
            "dump_document", "exchange_to_doc", "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso",
            "save", "validate", "write_atomically"]

@@ -11,7 +11,9 @@ from typing import Any
 from gwsvcr.cassette.write import write_atomically
 
 _CACHE_FORMAT = "gwsvcr-parse-cache-1"
-_CACHE_KEEP = 32
+# What the cache keeps, the least recently used dropped first: a test suite has a cassette per test, so hundreds.
+_CACHE_KEEP = 2000
+_CACHE_KEEP_BYTES = 512 * 1024 * 1024
 
 def _cache_dir() -> Path | None:
     if os.environ.get("GWSVCR_NO_CACHE"):
@@ -25,9 +27,11 @@ def cache_get(digest: str) -> list[Any] | None:
     d = _cache_dir()
     if d is None:
         return None
+    path = d / f"{digest}.json"
     try:
-        raw = (d / f"{digest}.json").read_bytes()
+        raw = path.read_bytes()
         blob = json.loads(raw)
+        os.utime(path)  # used: the last to go
     except (OSError, ValueError):
         return None
     if not isinstance(blob, dict) or blob.get("format") != _CACHE_FORMAT or blob.get("sha256") != digest:
@@ -49,9 +53,23 @@ def cache_put(digest: str, docs: list[Any]) -> None:
     try:
         d.mkdir(parents=True, exist_ok=True)
         write_atomically(d / f"{digest}.json", text)
-        entries = sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in entries[:-_CACHE_KEEP]:
-            old.unlink(missing_ok=True)
+        _trim(d)
     except OSError:
         pass  # a read-only home must not stop a replay
 
+
+def _trim(d: Path) -> None:
+    """Drop the least recently used entries beyond the count and the size the cache keeps."""
+    entries = []
+    for path in d.glob("*.json"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    entries.sort(reverse=True)
+    total = 0
+    for i, (_, size, path) in enumerate(entries):
+        total += size
+        if i > 0 and (i >= _CACHE_KEEP or total > _CACHE_KEEP_BYTES):  # never the entry just written
+            path.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import tflow
 
 from gwsvcr import cassette as cas
+from gwsvcr.api import ServiceClient
 from gwsvcr.cli import serve
 from tests.procs import GWSVCR, ROOT, Proc, gwsvcr
 
@@ -34,6 +35,7 @@ COMMANDS: dict[str, Callable[[Path], list[str]]] = {
     "sim": lambda tmp: ["sim"],
     "replay": lambda tmp: ["replay", str(SAMPLE)],
     "record": lambda tmp: ["record", "--upstream", RECORD_UPSTREAM, "--cassette", str(tmp / "c.yaml")],
+    "service": lambda tmp: ["service"],
 }
 
 
@@ -96,7 +98,8 @@ def test_confdir_holds_the_ca_that_https_clients_trust(command: str, tmp_path: P
         ca = conf / "mitmproxy-ca-cert.pem"
         assert ca.exists(), sorted(p.name for p in conf.iterdir()) if conf.exists() else "no confdir"
         context = ssl.create_default_context(cafile=str(ca))
-        url = proc.url.replace("http://", "https://") + "/api/v2/me"
+        base = ServiceClient(proc.url).mount(SAMPLE)["url"] if command == "service" else proc.url
+        url = base.replace("http://", "https://") + "/api/v2/me"
         with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH), context=context, timeout=10) as r:
             assert r.status == 200 and json.loads(r.read())["statusCode"] == 0
     finally:
@@ -180,6 +183,8 @@ def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., str], tmp_p
     assert get_me(sim)["statusCode"] == 0
     replay = mitmdump("replayer.py", *lazy, "--set", f"gwsvcr_replay_cassette={SAMPLE}")
     assert get_me(replay)["statusCode"] == 0
+    mounted = ServiceClient(mitmdump("service.py", *lazy)).mount(SAMPLE, timing="instant")
+    assert get_me(mounted["url"])["statusCode"] == 0
     path = tmp_path / "c.yaml"
     rec = mitmdump("recorder.py", "--mode", f"reverse:{sim}", "--set", f"gwsvcr_record_cassette={path}")
     assert get_me(rec)["statusCode"] == 0

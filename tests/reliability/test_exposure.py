@@ -43,6 +43,7 @@ SERVERS: dict[str, Callable[..., Proc]] = {
     "sim": lambda *a: gwsvcr("sim", "--port", "0", *a),
     "replay": lambda *a: replay(SAMPLE, *a),
     "record": lambda path, *a: record("http://127.0.0.1:9", path, *a),
+    "service": lambda *a: gwsvcr("service", "--port", "0", *a),
 }
 
 

@@ -1,0 +1,319 @@
+"""The Python API for any test harness (pytest, unittest, behave, Robot Framework): replay a cassette on the
+shared replay service, or record one.
+
+    with gwsvcr.replaying("cassettes/stop.yaml", timing="instant") as gws:
+        client = MyGwsClient(base_url=gws.url)     # the recorded paths, unchanged, at the mount's own port
+        ...
+    gws.misses, gws.unused                         # final once the block is left
+
+    with gwsvcr.recording("cassettes/stop.yaml", upstream="https://gws:8443") as gws:
+        client = MyGwsClient(base_url=gws.url)     # through ``gwsvcr record`` to the real GWS
+
+``replaying`` mounts the cassette on the service named by ``GWSVCR_SERVICE`` (``http://127.0.0.1:PORT``, from a
+``gwsvcr service`` someone started), else on one this process starts the first time it is needed, keeps for its
+life and stops at exit. Each mount has its own state, timing, strictness, misses and unused exchanges.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import json
+import os
+import signal
+import threading
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from gwsvcr.errors import GwsvcrError
+from gwsvcr.replay import STATUS_PATH
+from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
+from gwsvcr.service import MOUNTS_PATH
+
+__all__ = ["SERVICE_ENV", "Recording", "Replay", "ReplayMiss", "ServiceClient", "ServiceError", "explain_misses",
+           "recording", "replaying", "shared_service"]
+
+SERVICE_ENV = "GWSVCR_SERVICE"
+TIMEOUT = 30.0
+
+
+class ServiceError(GwsvcrError):
+    """The replay service refused or failed a request: a bad option, an invalid cassette (``problems`` holds its
+    ``FILE:LINE: problem`` lines), a service that cannot be reached or started."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+class ReplayMiss(GwsvcrError):
+    """A strict replay got requests its cassette does not hold; ``misses`` has each with the closest recorded."""
+
+    def __init__(self, replay: Replay) -> None:
+        super().__init__(replay.explain())
+        self.cassette = replay.cassette
+        self.misses = replay.misses
+
+
+class ServiceClient:
+    """The control API of one replay service, over one kept-alive connection (thread-safe)."""
+
+    def __init__(self, url: str, process: Proc | None = None) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or not parts.port:
+            raise ServiceError(f"a replay service URL looks like http://127.0.0.1:PORT, not {url!r}")
+        self.url = url.rstrip("/")
+        self.process = process
+        self._address = (parts.hostname, parts.port)
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def call(self, method: str, path: str, doc: Any = None) -> tuple[int, Any]:
+        body = None if doc is None else json.dumps(doc).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        with self._lock:
+            for attempt in (1, 2):  # a kept-alive connection the service closed: once more on a new one
+                if self._conn is None:
+                    self._conn = http.client.HTTPConnection(*self._address, timeout=TIMEOUT)
+                try:
+                    self._conn.request(method, path, body, headers)
+                    reply = self._conn.getresponse()
+                    raw = reply.read()
+                    break
+                except (OSError, http.client.HTTPException) as e:
+                    self._conn.close()
+                    self._conn = None
+                    if attempt == 2:
+                        raise ServiceError(f"the replay service at {self.url} did not answer {method} {path}: "
+                                           f"{e}") from None
+        try:
+            return reply.status, json.loads(raw)
+        except ValueError:
+            raise ServiceError(f"{self.url} answered {method} {path} with {reply.status}, not JSON: "
+                               f"is it a gwsvcr service?") from None
+
+    def _expect(self, status: int, method: str, path: str, doc: Any = None) -> Any:
+        got, answer = self.call(method, path, doc)
+        if got != status:
+            if isinstance(answer, dict) and "error" in answer:
+                raise ServiceError(str(answer["error"]), answer.get("problems") or ())
+            raise ServiceError(f"{method} {path} on {self.url}: {got} {answer!r}")
+        return answer
+
+    def mount(self, cassette: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+        """Mount a cassette: ``{"id", "url"}``. Options as :func:`replaying` takes them."""
+        doc = {"cassette": os.path.abspath(cassette), **options}
+        return self._expect(201, "POST", MOUNTS_PATH, doc)  # type: ignore[no-any-return]
+
+    def mount_status(self, mount_id: str) -> dict[str, Any]:
+        return self._expect(200, "GET", f"{MOUNTS_PATH}/{mount_id}")  # type: ignore[no-any-return]
+
+    def unmount(self, mount_id: str) -> dict[str, Any]:
+        """Unmount; the mount's final status."""
+        return self._expect(200, "DELETE", f"{MOUNTS_PATH}/{mount_id}")  # type: ignore[no-any-return]
+
+    def status(self) -> dict[str, Any]:
+        return self._expect(200, "GET", STATUS_PATH)  # type: ignore[no-any-return]
+
+    def close(self, wait: bool = True) -> None:
+        """Drop the connection, and stop the service if this client started it; ``wait=False`` (at exit) only
+        signals it: its shutdown (a few hundred milliseconds) need not hold up the end of a test run."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        if self.process is not None:
+            if wait:
+                self.process.stop(timeout=30)
+            elif self.process.popen.poll() is None:
+                self.process.popen.send_signal(signal.SIGTERM)
+            self.process = None
+
+
+_shared: ServiceClient | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_service() -> ServiceClient:
+    """The replay service this process uses: ``$GWSVCR_SERVICE`` when set, else a ``gwsvcr service`` child
+    process started now (once), kept for the life of the process and stopped at its exit."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            url = os.environ.get(SERVICE_ENV)
+            if url:
+                _shared = ServiceClient(url)
+            else:
+                try:
+                    proc = start(gwsvcr_command("service", "--port", "0"), timeout=60)
+                except NotListening as e:
+                    raise ServiceError(f"cannot start the replay service:\n{e}") from None
+                _shared = ServiceClient(proc.url, proc)
+                atexit.register(_shared.close, wait=False)
+        return _shared
+
+
+def explain_misses(cassette: str | os.PathLike[str], misses: list[dict[str, Any]]) -> str:
+    """Misses (as a status lists them) as text: each request, why it missed, the closest recorded ones and how
+    they differ, and what to do."""
+    lines = [f"gwsvcr: {len(misses)} request(s) not in {os.fspath(cassette)}:"]
+    for miss in misses:
+        lines.append(f"  {miss['request']}: {miss['reason']}")
+        for near in miss["closest"]:
+            lines.append(f"    closest: exchange {near['exchange']} {near['request']}")
+            lines += [f"      - {d}" for d in near["differences"]]
+    lines.append("Re-record it (pytest --gws-record --gws-upstream URL, or gwsvcr.recording), or relax the replay "
+                 "with strict=False.")
+    return "\n".join(lines)
+
+
+class Replay:
+    """A cassette mounted on a replay service: ``url`` is its base URL (the recorded paths unchanged);
+    ``misses`` and ``unused`` are live while it is mounted, final after :meth:`close`."""
+
+    def __init__(self, cassette: str | os.PathLike[str], *, timing: str = "recorded", speed: float = 1.0,
+                 strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
+                 match_headers: Sequence[str] = (), allow_repeats: bool = True, session_cookies: Sequence[str] = (),
+                 session_headers: Sequence[str] = (), raise_on_miss: bool = False,
+                 service: ServiceClient | None = None) -> None:
+        self.cassette = Path(os.path.abspath(cassette))
+        self.strict = strict
+        self.raise_on_miss = raise_on_miss
+        self.service = service if service is not None else shared_service()
+        mounted = self.service.mount(self.cassette, timing=str(timing), speed=speed, strict=strict,
+                                     allow_repeats=allow_repeats, json_ignore=list(json_ignore),
+                                     ignore_query=list(ignore_query), match_headers=list(match_headers),
+                                     session_cookies=list(session_cookies), session_headers=list(session_headers))
+        self.id: str = mounted["id"]
+        self.url: str = mounted["url"]
+        self._final: dict[str, Any] | None = None
+
+    def status(self) -> dict[str, Any]:
+        """served, clients, events_released, misses, unused (as ``/__gwsvcr__/status`` of ``gwsvcr replay``)."""
+        return self._final if self._final is not None else self.service.mount_status(self.id)
+
+    @property
+    def misses(self) -> list[dict[str, Any]]:
+        """Requests nothing in the cassette matched, each with ``request``, ``reason`` and the ``closest``."""
+        return list(self.status()["misses"])
+
+    @property
+    def unused(self) -> list[int]:
+        """Numbers of the recorded exchanges no request asked for."""
+        return list(self.status()["unused"])
+
+    @property
+    def closed(self) -> bool:
+        return self._final is not None
+
+    def close(self) -> dict[str, Any]:
+        """Unmount (once); the final status."""
+        if self._final is None:
+            self._final = self.service.unmount(self.id)
+        return self._final
+
+    def check(self) -> None:
+        """Raise :class:`ReplayMiss` when a strict replay missed."""
+        if self.strict and self.misses:
+            raise ReplayMiss(self)
+
+    def explain(self) -> str:
+        """The misses as text: each request, why it missed, the closest recorded ones and how they differ."""
+        return explain_misses(self.cassette, self.misses)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+        if self.raise_on_miss and kind is None:
+            self.check()
+
+
+def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", speed: float = 1.0,
+              strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
+              match_headers: Sequence[str] = (), allow_repeats: bool = True, session_cookies: Sequence[str] = (),
+              session_headers: Sequence[str] = (), raise_on_miss: bool = False,
+              service: ServiceClient | None = None) -> Replay:
+    """Mount ``cassette`` (a path, relative to the working directory) and return it, already mounted; use it in a
+    ``with`` block or call ``close()`` (e.g. ``self.addCleanup(replay.close)`` in unittest).
+
+    - ``timing``: ``recorded`` (the recorded delays, divided by ``speed``) or ``instant`` (no delays, causal
+      order kept);
+    - ``strict``: a request the cassette does not hold is answered 500 with the explanation (else 404) and
+      listed in ``misses``; with ``raise_on_miss=True`` leaving the ``with`` block raises :class:`ReplayMiss`
+      (only when the block itself raised nothing);
+    - ``json_ignore`` (dotted JSON body paths), ``ignore_query`` (query parameters) left out of REST matching,
+      ``match_headers`` compared too, ``allow_repeats=False``: a request asked more often than recorded is a
+      miss (``gwsvcr replay``'s ``--json-ignore``, ``--ignore-query``, ``--match-header``, ``--no-repeat``; the
+      cassette header's ``match:`` section adds to them); ``session_cookies`` / ``session_headers``: what
+      identifies a client session (gwsvcr/session.py);
+    - ``service``: a :class:`ServiceClient`; default the shared one (:func:`shared_service`).
+
+    Raises :class:`ServiceError` for a missing or invalid cassette (its ``FILE:LINE`` problems) or a bad option.
+    """
+    return Replay(cassette, timing=timing, speed=speed, strict=strict, json_ignore=json_ignore,
+                  ignore_query=ignore_query, match_headers=match_headers, allow_repeats=allow_repeats,
+                  session_cookies=session_cookies, session_headers=session_headers, raise_on_miss=raise_on_miss,
+                  service=service)
+
+
+class Recording:
+    """``gwsvcr record`` running for one cassette: ``url`` is where the client goes instead of GWS. ``misses``
+    and ``unused`` are empty (nothing is replayed), so harness code reads the same either way."""
+
+    misses: list[dict[str, Any]] = []  # noqa: RUF012 - read-only, the same for every recording
+    unused: list[int] = []  # noqa: RUF012
+
+    def __init__(self, cassette: str | os.PathLike[str], *, upstream: str, mode: str = "all",
+                 redact_headers: Sequence[str] = (), redact_json: Sequence[str] = ()) -> None:
+        from gwsvcr.record import modes
+
+        self.cassette = Path(os.path.abspath(cassette))
+        modes.check_target(self.cassette, modes.RecordMode(mode))  # CassetteExists for mode once
+        self.cassette.parent.mkdir(parents=True, exist_ok=True)
+        args = ["record", "--upstream", upstream, "--cassette", str(self.cassette), "--record-mode", mode,
+                "--port", "0"]
+        for name in redact_headers:
+            args += ["--redact-header", name]
+        for path in redact_json:
+            args += ["--redact-json", path]
+        try:
+            self.process: Proc = start(gwsvcr_command(*args), timeout=60)
+        except NotListening as e:
+            raise ServiceError(f"cannot record {self.cassette} from {upstream}:\n{e}") from None
+        self.url = self.process.url
+        self.upstream = upstream
+
+    @property
+    def closed(self) -> bool:
+        return self.process.popen.poll() is not None
+
+    def close(self) -> str:
+        """Stop the recorder (its last exchanges written); its summary line. :class:`ServiceError` if it failed."""
+        code = self.process.stop(timeout=30)
+        if code != 0:
+            raise ServiceError(f"gwsvcr record of {self.cassette} exited {code}:\n{self.process.stderr}")
+        return self.process.stdout.strip().splitlines()[-1] if self.process.stdout.strip() else ""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self.closed:
+            self.close()
+
+
+def recording(cassette: str | os.PathLike[str], *, upstream: str, mode: str = "all",
+              redact_headers: Sequence[str] = (), redact_json: Sequence[str] = ()) -> Recording:
+    """Record ``cassette`` from ``upstream`` (a ``gwsvcr record`` child process, reverse mode) until ``close()``
+    or the end of the ``with`` block. ``mode`` as VCR.py's record modes: ``all`` rewrites, ``new_episodes``
+    appends, ``once`` refuses an existing cassette (:class:`~gwsvcr.record.modes.CassetteExists`), ``none``
+    passes through. Secrets are redacted as ``gwsvcr record`` does; add ``redact_headers`` / ``redact_json``."""
+    return Recording(cassette, upstream=upstream, mode=mode, redact_headers=redact_headers,
+                     redact_json=redact_json)

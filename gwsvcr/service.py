@@ -1,0 +1,163 @@
+"""The replay service's core: mounts (one :class:`~gwsvcr.replay.Replayer` each, with its own options, state,
+misses and unused exchanges), the cassettes they were built from kept loaded, and the control API's documents.
+
+No mitmproxy here: ``addons/service.py`` gives each mount a listener of its own and routes requests to it. A mount
+request is the JSON document ``POST /__gwsvcr__/mounts`` carries: ``{"cassette": "/abs/path.yaml", "timing":
+"instant", "speed": 1.0, "strict": true, "allow_repeats": true, "json_ignore": [...], "ignore_query": [...],
+"match_headers": [...], "session_cookies": [...], "session_headers": [...]}``: ``gwsvcr replay``'s options.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gwsvcr.cassette import CassetteCache, CassetteError
+from gwsvcr.errors import GwsvcrError
+from gwsvcr.record.redact import Redactor
+from gwsvcr.replay import Miss, ReplayConfig, Replayer
+from gwsvcr.timeline import Timing
+
+__all__ = ["CONTROL_PREFIX", "KEEP_MB", "MB", "MOUNTS_PATH", "MOUNT_OPTIONS", "Mount", "MountError",
+           "MountRequest", "Service", "parse_mount"]
+
+logger = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/__gwsvcr__/"
+MOUNTS_PATH = "/__gwsvcr__/mounts"
+KEEP_MB = 256  # loaded cassettes kept for their next mount, up to this many megabytes of cassette files
+MB = 1024 * 1024
+
+# Every option a mount takes besides its cassette (ReplayConfig fields; an upstream is for gwsvcr replay only).
+_LISTS = ("json_ignore", "ignore_query", "match_headers", "session_cookies", "session_headers")
+MOUNT_OPTIONS = ("timing", "speed", "strict", "allow_repeats", *_LISTS)
+
+
+class MountError(GwsvcrError):
+    """A mount request the service cannot serve: a bad option, a missing or invalid cassette, an unknown mount."""
+
+    def __init__(self, message: str, problems: list[str] | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+        self.status = status
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": str(self), "problems": self.problems}
+
+
+@dataclass(frozen=True)
+class MountRequest:
+    cassette: str
+    config: ReplayConfig
+
+
+def parse_mount(doc: Any) -> MountRequest:
+    """The mount a control request asks for; :class:`MountError` names every bad field."""
+    if not isinstance(doc, dict):
+        raise MountError('a mount is a JSON object such as {"cassette": "/abs/path.yaml", "timing": "instant"}')
+    problems = [f"unknown option {name!r} (options: cassette, {', '.join(MOUNT_OPTIONS)})"
+                for name in doc if name not in ("cassette", *MOUNT_OPTIONS)]
+    cassette = doc.get("cassette")
+    if not isinstance(cassette, str) or not os.path.isabs(cassette):
+        problems.append(f"cassette must be an absolute path, not {cassette!r}")
+    timing = Timing.RECORDED
+    try:
+        timing = Timing.parse(doc.get("timing", "recorded"))
+    except ValueError as e:
+        problems.append(str(e))
+    speed = doc.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0:
+        problems.append(f"speed must be a number more than 0, not {speed!r}")
+    strict, allow_repeats = doc.get("strict", True), doc.get("allow_repeats", True)
+    for name, value in (("strict", strict), ("allow_repeats", allow_repeats)):
+        if not isinstance(value, bool):
+            problems.append(f"{name} must be true or false, not {value!r}")
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in _LISTS:
+        value = doc.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{name} must be a list of strings, not {value!r}")
+            value = []
+        lists[name] = tuple(value)
+    redacted = [h for h in lists["match_headers"] if Redactor().redacts_header(h)]
+    if redacted:
+        problems.append(f"match_headers: {', '.join(redacted)} are recorded as redaction placeholders, never equal "
+                        "to a live value")
+    if problems:
+        raise MountError("bad mount request: " + "; ".join(problems), problems)
+    config = ReplayConfig(timing=timing, speed=float(speed), strict=strict, json_ignore=lists["json_ignore"],
+                          ignore_query=lists["ignore_query"], match_headers=lists["match_headers"],
+                          allow_repeats=allow_repeats, session_cookies=lists["session_cookies"],
+                          session_headers=lists["session_headers"])
+    return MountRequest(str(cassette), config)
+
+
+@dataclass
+class Mount:
+    """One cassette served to its own clients at its own base URL."""
+
+    id: str
+    cassette: str
+    replayer: Replayer
+    url: str = ""
+    mounted_at: float = field(default_factory=time.time)
+
+    def status(self) -> dict[str, Any]:
+        """The shape of ``/__gwsvcr__/status`` of ``gwsvcr replay``, with the mount's id, url and cassette."""
+        config = self.replayer.config
+        return {"id": self.id, "url": self.url, "cassette": self.cassette, "timing": config.timing.value,
+                "speed": config.speed, "strict": config.strict, **self.replayer.status()}
+
+
+class Service:
+    """The mounts of one replay service, by id."""
+
+    def __init__(self, keep_bytes: int = KEEP_MB * MB) -> None:
+        self.cassettes = CassetteCache(keep_bytes)
+        self.mounts: dict[str, Mount] = {}
+        self._ids = itertools.count(1)
+        self.unmounted = 0
+
+    def mount(self, request: MountRequest) -> Mount:
+        """A new mount (its url set by whoever gives it a listener); :class:`MountError` for a bad cassette."""
+        try:
+            cassette = self.cassettes.get(request.cassette)
+        except CassetteError as e:
+            raise MountError(f"cannot mount {request.cassette}:\n{e}", [str(p) for p in e.problems]) from None
+        for warning in cassette.warnings:
+            logger.warning("gwsvcr: warning: %s", warning)
+        mount_id = str(next(self._ids))
+
+        def on_miss(miss: Miss) -> None:
+            logger.warning("gwsvcr: mount %s (%s): %s", mount_id, request.cassette, miss.text())
+
+        mount = Mount(mount_id, request.cassette, Replayer(cassette, request.config, on_miss=on_miss))
+        self.mounts[mount_id] = mount
+        return mount
+
+    def get(self, mount_id: str) -> Mount:
+        mount = self.mounts.get(mount_id)
+        if mount is None:
+            raise MountError(f"no mount {mount_id!r} (mounted: {', '.join(self.mounts) or 'none'})", status=404)
+        return mount
+
+    def unmount(self, mount_id: str) -> Mount:
+        """Forget the mount and close its replayer (held connects answered, timers cancelled)."""
+        mount = self.get(mount_id)
+        del self.mounts[mount_id]
+        mount.replayer.close()
+        self.unmounted += 1
+        return mount
+
+    def status(self) -> dict[str, Any]:
+        return {"mounts": [m.status() for m in self.mounts.values()], "unmounted": self.unmounted,
+                "cassettes_loaded": len(self.cassettes), "cassette_loads": self.cassettes.loads,
+                "cassette_hits": self.cassettes.hits}
+
+    def close(self) -> list[Mount]:
+        """Unmount everything; the mounts that were still there."""
+        return [self.unmount(mount_id) for mount_id in list(self.mounts)]
