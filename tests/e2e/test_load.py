@@ -5,6 +5,7 @@ two workers) with every user accounted for. Loopback only; each run is bounded b
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import socket
 import statistics
@@ -15,9 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import GWSVCR, ROOT, Proc, gwsvcr
+from tests.procs import GWSVCR, ROOT, Proc, gwsvcr, need
 
-pytest.importorskip("locust")
+
+@pytest.fixture(autouse=True)
+def _locust_installed() -> None:
+    # Looked up, never imported here: importing locust monkey-patches this process's standard library (gevent),
+    # which breaks every asyncio test that runs after it.
+    need(importlib.util.find_spec("locust") is not None, "locust (pip install -e '.[load]')")
 
 LIFECYCLE = ROOT / "cassettes" / "recording_lifecycle.yaml"  # Start, Pause, Resume, Stop: ends where it began
 OPERATIONS = ("StartCallRecording", "PauseCallRecording", "ResumeCallRecording", "StopCallRecording")
