@@ -36,8 +36,10 @@ from mitmproxy.addons import (
 from mitmproxy.master import Master
 
 from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER
+from gwsvcr.served import PARENT_ENV
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+PARENT_CHECK = 0.5  # seconds between looks at the process that started this one (gwsvcr.served.PARENT_ENV)
 # Options a command line sets through its own flags: ``--set`` must not contradict them.
 OWN_FLAGS = {"mode": "--mode / --upstream", "listen_host": "--host", "listen_port": "--port"}
 
@@ -212,7 +214,27 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
-    await master.run()
+    # Only the process that started this one names it: its own children must not inherit the name.
+    parent = os.environ.pop(PARENT_ENV, "")
+    owned = parent.isdigit() and int(parent) == os.getppid()  # else inherited from further up: not ours to watch
+    watch = asyncio.ensure_future(_end_with_parent(int(parent), master.shutdown)) if owned else None
+    try:
+        await master.run()
+    finally:
+        if watch is not None:
+            watch.cancel()
+
+
+async def _end_with_parent(parent: int, shutdown: Callable[[], None]) -> None:
+    """Stop when the process that started this one is gone (this one then has another parent)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK)
+    click.echo(f"gwsvcr: the process that started this server (pid {parent}) is gone: stopping", err=True)
+    # Nobody reads this process's standard output any more: its stop summary goes nowhere, not into a broken pipe.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    shutdown()
 
 
 def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREAM,

@@ -9,6 +9,8 @@ stops the workers and prints the figures of the whole; a worker that died meanwh
 
 from __future__ import annotations
 
+import ctypes
+import os
 import resource
 import signal
 import socket
@@ -18,7 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from gwsvcr.replay import HEALTH_PATH, balancer, status
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 
 READY_TIMEOUT = 20.0  # seconds HAProxy may take to answer its first request
+PR_SET_PDEATHSIG = 1  # Linux prctl(2): a signal for this process when the thread that started it ends
 
 
 class MissingBalancer(click.ClickException):
@@ -90,7 +93,7 @@ def run(cassette_path: str, count: int, host: str, port: int, args: list[str], l
                                                                      for w in workers], longest_wait))
             haproxy = subprocess.Popen([program, "-db", "-f", str(cfg)], stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, pass_fds=[listener.fileno()],
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=_ended_with_this())
             url = _url(host, listener.getsockname()[1])
             listener.close()  # HAProxy has it now
             if _ready(url, haproxy, stop):  # else stopped while starting: no listening line
@@ -113,6 +116,22 @@ def _more_files() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _ended_with_this() -> Callable[[], None] | None:
+    """What HAProxy's process runs before HAProxy (on Linux): SIGTERM for it when this process ends, however it
+    ends. The workers see to that themselves (gwsvcr.served.PARENT_ENV); HAProxy cannot. Started from the main
+    thread: the signal is tied to the thread that started the process."""
+    if sys.platform != "linux":
+        return None
+    prctl, me = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != me:  # ended before the signal was asked for
+            os._exit(1)
+
+    return arm
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -18,9 +18,12 @@ from pathlib import Path
 
 from gwsvcr.errors import GwsvcrError
 
-__all__ = ["LISTENING", "NotListening", "Proc", "gwsvcr_command", "start"]
+__all__ = ["LISTENING", "PARENT_ENV", "NotListening", "Proc", "gwsvcr_command", "start"]
 
 LISTENING = re.compile(r"^gwsvcr: listening on (http://\S+)$")
+# The process id of whoever started a gwsvcr server through :func:`start`: the server stops when that process is
+# gone, however it ended (even SIGKILL), instead of living on unowned with its port.
+PARENT_ENV = "GWSVCR_PARENT_PID"
 
 
 class NotListening(GwsvcrError, RuntimeError):
@@ -69,7 +72,8 @@ def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
     """Run ``cmd`` and wait (on its output, not a sleep) for ``gwsvcr: listening on URL``. ``share_stderr``: its
     standard error is this process's (its warnings reach the user as they come) instead of collected."""
     popen = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=None if share_stderr else subprocess.PIPE,
-                             text=True, cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
+                             text=True, cwd=cwd, env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {})},
+                             start_new_session=True)
     proc = Proc(popen)
     ready = threading.Event()
 

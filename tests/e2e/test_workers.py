@@ -216,6 +216,42 @@ def test_a_strict_miss_on_one_worker_fails_the_whole_run(cassette: Path) -> None
     assert "MISS POST /api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V" in proc.stderr  # the worker's own report
 
 
+def proc_stat(pid: int) -> tuple[str, str, int] | None:
+    """A process's name, state and parent, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, rest = text.split(" (", 1)[1].rsplit(")", 1)
+    state, parent = rest.split()[:2]
+    return name, state, int(parent)
+
+
+def running_pid(pid: int) -> bool:
+    """The process exists and has not ended (a zombie nobody reaped yet has)."""
+    st = proc_stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+def test_a_parent_killed_with_sigkill_takes_its_workers_and_haproxy_with_it(cassette: Path) -> None:
+    proc = workers(2, cassette)
+    try:
+        stats = {int(d.name): proc_stat(int(d.name)) for d in Path("/proc").iterdir() if d.name.isdigit()}
+        children = [pid for _, pid in started(proc).values()] + [
+            pid for pid, st in stats.items() if st is not None and st[0] == "haproxy" and st[2] == proc.popen.pid]
+        assert len(children) == 3 and all(map(running_pid, children))
+        os.kill(proc.popen.pid, signal.SIGKILL)  # no summary, no clean-up: only what the children do themselves
+        proc.popen.wait(10)
+        deadline = time.monotonic() + 20
+        while any(map(running_pid, children)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if running_pid(pid)], "workers or HAProxy outlived their parent"
+        with pytest.raises(OSError):  # the port is free again: nothing answers there
+            urllib.request.urlopen(proc.url + HEALTH_PATH, timeout=5)
+    finally:
+        proc.stop()
+
+
 # ------------------------------------------------------------------------------------ HAProxy started by hand
 
 
