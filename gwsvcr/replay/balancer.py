@@ -55,6 +55,12 @@ def config(bind: str, servers: Sequence[tuple[str, str]], longest_wait: float) -
     quiet = patience(longest_wait)
     lines = [
         "# HAProxy prints its alerts (a replay going down) on its standard error: no log section",
+        "global",
+        "    # keep connections to the replays open between requests until 90 % of the file descriptors are in",
+        "    # use (default 20 %: with two per held long-poll, a few thousand clients made every request open one)",
+        "    tune.pool-low-fd-ratio 90",
+        "    tune.pool-high-fd-ratio 95",
+        "",
         "defaults",
         "    mode http",
         "    timeout connect 2s",
