@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,11 @@ class Context:
     synthetic: dict[int, Path] = field(default_factory=dict)
     retries: list[str] = field(default_factory=list)  # measurements repeated (a server ended under us)
     max_events: int = 100_000
-    fleet_levels: list[int] = field(default_factory=lambda: [1000, 2000, 5000, 10_000])
+    fleet_levels: list[int] = field(default_factory=lambda: [2000, 4000, 6000, 8000, 9500, 10_000])
+    fleet_workers: list[int] = field(default_factory=lambda: [1, 2])  # gwsvcr replay --workers N
+    workers_levels: list[int] = field(default_factory=lambda: [2000, 2500, 3000, 3500, 4000, 5000, 6000, 7000,
+                                                                8000, 9000])
+    workers_period: float = 10.0
     fleet_period: float = 30.0  # seconds between one agent's operations
     fleet_steady: float = 30.0  # seconds of the measured window
     fleet_login_rate: float = 120.0  # agents logging in per second during the ramp
@@ -212,9 +217,10 @@ def record_all(ctx: Context) -> None:
 
 
 def replay_server(tool: str, rec: Recording, *, timing: str = "recorded", env: dict[str, str] | None = None,
-                  timeout: float = 120) -> Server:
+                  timeout: float = 120, workers: int = 1) -> Server:
     if tool == "gwsvcr":
-        return gwsvcr("gwsvcr replay", "replay", str(rec.path), "--timing", timing, env=env, timeout=timeout)
+        more = ("--workers", str(workers)) if workers > 1 else ()
+        return gwsvcr("gwsvcr replay", "replay", str(rec.path), "--timing", timing, *more, env=env, timeout=timeout)
     return mitmdump("mitmdump --server-replay", *MITM_REPLAY, "--server-replay", str(rec.path),
                     timeout=timeout)
 
@@ -983,90 +989,132 @@ def fig_memory(ctx: Context) -> Figure:
 
 
 def fig_fleet(ctx: Context) -> Figure:
-    """N agents in steady state on one fresh ``gwsvcr replay`` per level (bench/fleet.py)."""
+    """A contact center on one machine (issue 12): N agents, one operation each every 30 s."""
+    return _fleet(ctx, "fleet", "Fleet", ctx.fleet_period, ctx.fleet_levels, ctx.fleet_workers, scaling=False)
+
+
+def fig_workers(ctx: Context) -> Figure:
+    """What a second replay process adds (issue 13): the same fleet, busier agents, so that the replay's CPU and
+    pauses bound it before the file descriptors do."""
+    return _fleet(ctx, "workers", "Workers", ctx.workers_period, ctx.workers_levels, [1, 2], scaling=True)
+
+
+def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int], worker_counts: list[int], *,
+           scaling: bool) -> Figure:
+    """N agents in steady state on one fresh ``gwsvcr replay --workers W`` per level (bench/fleet.py)."""
     import fleet
 
     kind = "short" if ctx.quick else "long"
     rec = ctx.recordings[(kind, "gwsvcr")]
-    levels = [20, 100] if ctx.quick else ctx.fleet_levels
-    period = 4.0 if ctx.quick else ctx.fleet_period
+    levels = [20, 100] if ctx.quick else levels
+    period = 4.0 if ctx.quick else period
     steady = 4.0 if ctx.quick else ctx.fleet_steady
     settle, grace = (1.0, 3.0) if ctx.quick else (3.0, 5.0)
-    workers = max(1, (os.cpu_count() or 2) - 1)  # the replay process gets a core of its own
+    gen = max(1, (os.cpu_count() or 2) - 1)  # load generator processes: the replay keeps a core
     raw: dict[str, Any] = {}
     rows, summary = [], []
-    best: int | None = None
-    for n in levels:
+    best: dict[int, int | None] = {w: None for w in worker_counts}
+    misses = {w: 0 for w in worker_counts}
+    fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    too_many: set[int] = set()  # misses in a row: two, and the bigger levels are left out
+    for i, n in enumerate(levels):
         ramp = max(2.0, n / ctx.fleet_login_rate)
+        order = worker_counts if i % 2 == 0 else list(reversed(worker_counts))  # neither always first
+        for w in order:
+            if misses[w] >= 2:
+                continue
+            if w > 1 and 2 * (n + 64 * gen) + 100 > fd_limit:
+                too_many.add(w)  # HAProxy holds both sides of every connection in one process
+                continue
 
-        def one(n: int = n, ramp: float = ramp) -> dict[str, Any]:
-            srv = replay_server("gwsvcr", rec, timeout=120)
-            try:
-                result = fleet.fleet_level(srv.url, srv.pid, n, ops=list(rec.ops), recorded_delays=rec.delays,
-                                           workers=workers, ramp=ramp, settle=settle, steady=steady,
-                                           period=period, grace=grace, work=ctx.work)
-                srv.check_alive()
-                return result
-            finally:
-                srv.stop(timeout=60)
+            def one(n: int = n, ramp: float = ramp, w: int = w) -> dict[str, Any]:
+                srv = replay_server("gwsvcr", rec, timeout=120, workers=w)
+                try:
+                    result = fleet.fleet_level(srv.url, srv.pid, n, ops=list(rec.ops), recorded_delays=rec.delays,
+                                               workers=gen, ramp=ramp, settle=settle, steady=steady,
+                                               period=period, grace=grace, work=ctx.work)
+                    srv.check_alive()
+                    return result
+                finally:
+                    srv.stop(timeout=60)
 
-        r = attempt(ctx, f"fleet {n} agents", one)
-        errs = r.pop("errors_ms")
-        lags = r.pop("lags_ms")
-        r.update(p50_ms=percentile(errs, 50) if errs else None, p99_ms=percentile(errs, 99) if errs else None,
-                 max_ms=max(errs) if errs else None, lag_p99_ms=percentile(lags, 99) if lags else None,
-                 ramp=ramp, period=period)
-        raw[str(n)] = r
-        ok = (r["p99_ms"] is not None and r["p99_ms"] <= 50 and r["lost"] == 0 and r["duplicated"] == 0
-              and r["wrong"] == 0 and r["agents_ok"] == n)
-        if ok:
-            best = n
-        rss_per_k = None
-        if r["rss_steady_kb"] and r["rss_ready_kb"]:
-            rss_per_k = (r["rss_steady_kb"] - r["rss_ready_kb"]) / 1024 * 1000 / n
-        r["rss_per_1000_mb"] = rss_per_k
-        ctx.log(f"fleet {n} agents: {r['agents_ok']}/{n} ok, {r['ops']} operations, lost {r['lost']}, "
-                f"duplicated {r['duplicated']}, error p50 {num(r['p50_ms'], 1)} ms p99 {num(r['p99_ms'], 1)} ms, "
-                f"{r['requests'] / steady:.0f} req/s, replay CPU {num((r['server_cpu'] or 0) * 100)} %, "
-                f"client CPU {[round(c * 100) for c in r['client_cpu']]} %, lag p99 {num(r['lag_p99_ms'], 1)} ms"
-                + (f"; errors: {r['first_errors']}" if r["first_errors"] else ""))
-        rows.append([
-            f"{n:,}", f"{r['agents_ok']:,}/{n:,}", f"{r['ops']:,}", f"{r['lost']:,} / {r['duplicated']:,}",
-            f"{num(r['p50_ms'], 1)} ms / {num(r['p99_ms'], 1)} ms", num(r["ops"] / steady, 1),
-            num(r["requests"] / steady), f"{num((r['rss_steady_kb'] or 0) / 1024)} MB",
-            f"{num(rss_per_k, 1)} MB", f"{num((r['server_cpu'] or 0) * 100)} %",
-            " + ".join(f"{c * 100:.0f} %" for c in r["client_cpu"]), f"{num(r['lag_p99_ms'], 1)} ms",
-            verdict(ok)])
-    summary.append(["fleet: largest N with event timing error p99 <= 50 ms and nothing lost",
-                    f"{best:,} agents" if best else "none", "", "",
-                    f"10,000 agents: {verdict(best is not None and best >= 10_000)}"])
-    head = ["agents", "agents ok", "operations", "events lost / duplicated", "timing error p50 / p99",
-            "operations/s", "requests/s", "replay RSS", "RSS per 1,000 agents", "replay CPU", "load generator CPU",
-            "load generator loop lag p99", "p99 <= 50 ms, none lost"]
+            r = attempt(ctx, f"{key} {n} agents, --workers {w}", one)
+            errs = r.pop("errors_ms")
+            lags = r.pop("lags_ms")
+            r.update(p50_ms=percentile(errs, 50) if errs else None, p99_ms=percentile(errs, 99) if errs else None,
+                     max_ms=max(errs) if errs else None, lag_p99_ms=percentile(lags, 99) if lags else None,
+                     ramp=ramp, period=period, replay_workers=w)
+            raw[f"{w}/{n}"] = r
+            ok = (r["p99_ms"] is not None and r["p99_ms"] <= 50 and r["lost"] == 0 and r["duplicated"] == 0
+                  and r["wrong"] == 0 and r["agents_ok"] == n)
+            if ok:
+                best[w] = n if best[w] is None else max(best[w] or 0, n)
+            misses[w] = 0 if ok else misses[w] + 1
+            rss_per_k = None
+            if r["rss_steady_kb"] and r["rss_ready_kb"]:
+                rss_per_k = (r["rss_steady_kb"] - r["rss_ready_kb"]) / 1024 * 1000 / n
+            r["rss_per_1000_mb"] = rss_per_k
+            replay_cpu = " + ".join(f"{c * 100:.0f} %" for c in r["replay_cpu"])
+            ctx.log(f"{key} {n} agents, --workers {w}: {r['agents_ok']}/{n} ok, {r['ops']} operations, lost "
+                    f"{r['lost']}, duplicated {r['duplicated']}, error p50 {num(r['p50_ms'], 1)} ms p99 "
+                    f"{num(r['p99_ms'], 1)} ms, {r['requests'] / steady:.0f} req/s, replay CPU {replay_cpu}, "
+                    f"HAProxy CPU {r['haproxy_cpu'] * 100:.0f} %, load generator CPU "
+                    f"{[round(c * 100) for c in r['client_cpu']]} %, lag p99 {num(r['lag_p99_ms'], 1)} ms"
+                    + (f"; errors: {r['first_errors']}" if r["first_errors"] else ""))
+            rows.append([
+                str(w), f"{n:,}", f"{r['agents_ok']:,}/{n:,}", f"{r['ops']:,}",
+                f"{r['lost']:,} / {r['duplicated']:,}", f"{num(r['p50_ms'], 1)} ms / {num(r['p99_ms'], 1)} ms",
+                num(r["requests"] / steady), f"{num(r['rss_steady_kb'] / 1024)} MB", f"{num(rss_per_k, 1)} MB",
+                replay_cpu, f"{r['haproxy_cpu'] * 100:.0f} %" if w > 1 else "",
+                " + ".join(f"{c * 100:.0f} %" for c in r["client_cpu"]), f"{num(r['lag_p99_ms'], 1)} ms",
+                verdict(ok)])
+    rows.sort(key=lambda row: (int(row[0]), int(row[1].replace(",", ""))))
+    for w in worker_counts:
+        goal = "" if scaling or w != 1 else f"10,000 agents: {verdict((best[w] or 0) >= 10_000)}"
+        summary.append([f"{key}, --workers {w}, an operation every {period:g} s: largest N with event timing error "
+                        "p99 <= 50 ms and nothing lost", f"{best[w]:,} agents" if best[w] else "none", "", "", goal])
+    if scaling:
+        carried = ratio(best[2], best[1]) if best[1] and best[2] else None
+        summary.append([f"{key}: agents carried at --workers 2 / at --workers 1", rx(carried), "", "",
+                        f">= 1.7x: {verdict(carried is not None and carried >= 1.7)}"])
+    head = ["workers", "agents", "agents ok", "operations", "events lost / duplicated", "timing error p50 / p99",
+            "requests/s", "replay RSS", "RSS per 1,000 agents", "replay CPU (per worker)", "HAProxy CPU",
+            "load generator CPU", "load generator loop lag p99", "p99 <= 50 ms, none lost"]
+    skipped = [f"--workers {w} above {max(n for n in levels if f'{w}/{n}' in raw):,}" for w in worker_counts
+               if any(f"{w}/{n}" not in raw for n in levels) and any(f"{w}/{n}" in raw for n in levels)]
     notes = [
-        f"Each level: a fresh `gwsvcr replay` of the recorded {len(rec.ops)}-operation agent session; N agents, "
-        f"each its own user, log in staggered over a ramp of N / {ctx.fleet_login_rate:g} s (at least 2 s); each "
+        f"Each level: a fresh `gwsvcr replay` of the recorded {len(rec.ops)}-operation agent session, with "
+        f"`--workers W` ({', '.join(map(str, worker_counts))}: 1 is one process and no balancer; more is W "
+        "replay processes behind HAProxy, with affinity by its cookie or the agent's user name); N agents, each "
+        f"its own user, log in staggered over a ramp of N / {ctx.fleet_login_rate:g} s (at least 2 s); each "
         "holds its /meta/connect long-poll all the time on a connection of its own and sends one call-recording "
         f"operation every {period:g} s, at a phase of its own (an even rate of N / {period:g} operations per "
         "second); after the session's last operation it logs in again as a new session. REST, handshake and "
-        "subscribe go through 64 keep-alive connections per worker shared by its agents (each request with the "
-        "agent's own credentials and cookie), as a middleware serving many agents sends them: two connections "
-        "per agent would not fit the 20,000 file descriptors a process may open on this machine.",
+        "subscribe go through 64 keep-alive connections per load generator process shared by its agents (each "
+        "request with the agent's own credentials and cookies, HAProxy's included), as a middleware serving many "
+        "agents sends them: two connections per agent would not fit the 20,000 file descriptors a process may "
+        "open on this machine.",
         f"Measured: the {steady:g} s window that starts {settle:g} s after the ramp (operations scheduled in it; "
         f"their events awaited {grace:g} s more). Timing error = |replayed delay - recorded delay| of each "
         "operation's event, where a delay is event receipt minus REST reply receipt at the client. Lost: an "
-        "operation whose event never came; duplicated: an event with no operation waiting for one.",
-        "requests/s = HTTP replies the agents received in the window / window (REST, long-polls, logins). Replay "
-        "CPU = the replay process's user+system time in the window / window (100 % = one core); RSS at the "
-        "window's end; per 1,000 agents = (RSS at the end - RSS when ready) x 1000 / N.",
-        f"Load generator: bench/fleet.py, {workers} worker process(es) (cores - 1: the replay keeps one core), "
-        f"{raw[str(levels[0])]['loop'] if levels else ''} event loop, raw asyncio streams (no HTTP library), "
-        "connections spread over source addresses 127.0.0.2-9. Its CPU (per worker, 100 % = one core) and how "
-        "late its loop woke up (a 10 ms probe, p99) show whether it kept up: a late loop makes every delay it "
-        "measures later by as much.",
+        "operation whose event never came; duplicated: an event with no operation waiting for one. Levels run "
+        "in ascending order, the worker counts alternating which goes first; a worker count that missed at two "
+        "levels in a row is not run at bigger ones" + (f" ({'; '.join(skipped)})" if skipped else "") + "."
+        + (f" Levels above {(fd_limit - 100) // 2 - 64 * gen:,} agents are not run through HAProxy: it holds "
+           f"both sides of every connection in its one process, and a process may open {fd_limit:,} files here "
+           "(HAProxy's maxconn follows from that limit)." if too_many else ""),
+        "requests/s = HTTP replies the agents received in the window / window (REST, long-polls, logins). CPU = "
+        "user+system time in the window / window (100 % = one core), of each replay process, of HAProxy and of "
+        "each load generator process: all share these cores, so their sum shows what bounds a level. Replay RSS "
+        "= the replay processes' summed RSS at the window's end; per 1,000 agents = (that - the same when "
+        "ready) x 1000 / N.",
+        f"Load generator: bench/fleet.py, {gen} process(es) (cores - 1), "
+        f"{next(iter(raw.values()))['loop'] if raw else ''} event loop, raw asyncio streams (no HTTP library), "
+        "connections spread over source addresses 127.0.0.2-9. How late its loop woke up (a 10 ms probe, p99) "
+        "shows whether it kept up: a late loop makes every delay it measures later by as much.",
     ]
-    bad = [f"{n}: {r['first_errors']}" for n, r in raw.items() if r.get("first_errors")]
+    bad = [f"{k}: {r['first_errors']}" for k, r in raw.items() if r.get("first_errors")]
     if bad:
-        notes.append("First errors per level: " + "; ".join(bad[:4]))
+        notes.append("First errors per level (workers/agents): " + "; ".join(bad[:4]))
     raw["summary"] = summary
-    return Figure("fleet", "Fleet", [table(head, rows)], notes, raw)
+    return Figure(key, title, [table(head, rows)], notes, raw)

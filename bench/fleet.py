@@ -141,7 +141,7 @@ class Agent:
         self.auth = "Basic " + base64.b64encode(f"{self.user}:secret".encode()).decode()
         self.rest = pool
         self.poll = Conn(spec["host"], spec["port"], SOURCES[number % len(SOURCES)], counter)
-        self.cookie = ""
+        self.cookies: dict[str, str] = {}  # every cookie it was given (the replay's, a balancer's), as a browser
         self.csrf = ""
         self.client_id = ""
         self.next_id = 0
@@ -157,8 +157,8 @@ class Agent:
         h = f"Authorization: {self.auth}\r\n"
         if json_body:
             h += "Content-Type: application/json;charset=UTF-8\r\n"
-        if self.cookie:
-            h += f"Cookie: JSESSIONID={self.cookie}\r\n"
+        if self.cookies:
+            h += "Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n"
         if self.csrf:
             h += f"X-CSRF-TOKEN: {self.csrf}\r\n"
         return h
@@ -171,9 +171,17 @@ class Agent:
         m.update(fields)
         return m
 
+    def _keep(self, hdrs: dict[str, str]) -> None:
+        for cookie in hdrs.get("set-cookie", "").split("\n"):
+            name, eq, value = cookie.split(";", 1)[0].partition("=")
+            if eq:
+                self.cookies[name.strip()] = value.strip()
+
     async def _bayeux(self, conn: Conn | Pool, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = json.dumps(messages, separators=(",", ":")).encode()
-        status, _, content = await conn.request("POST", COMETD, self._headers(True), body)
+        status, hdrs, content = await conn.request("POST", COMETD, self._headers(True), body)
+        if "set-cookie" in hdrs:
+            self._keep(hdrs)
         if status != 200:
             raise HttpError(f"{messages[0]['channel']}: HTTP {status} {content[:120]!r}")
         replies = json.loads(content)
@@ -184,15 +192,13 @@ class Agent:
 
     async def login(self) -> None:
         self.logins += 1
-        self.cookie = self.csrf = self.client_id = ""
+        self.csrf = self.client_id = ""
+        self.cookies.clear()
         self.next_id = 0
         status, hdrs, content = await self.rest.request("GET", "/api/v2/me", self._headers(False))
         if status != 200:
             raise HttpError(f"GET /api/v2/me: HTTP {status} {content[:120]!r}")
-        for cookie in hdrs.get("set-cookie", "").split("\n"):
-            name, _, value = cookie.split(";", 1)[0].partition("=")
-            if name.strip() == "JSESSIONID":
-                self.cookie = value.strip()
+        self._keep(hdrs)
         self.csrf = hdrs.get("x-csrf-token", "")
         replies = await self._bayeux(self.rest, [self._msg("/meta/handshake", version="1.0",
                                                            supportedConnectionTypes=["long-polling"])])
@@ -238,8 +244,10 @@ class Agent:
         self.ops.append(op)
         self.pending.append(op)
         body = json.dumps({"operationName": name}, separators=(",", ":")).encode()
-        status, _, content = await self.rest.request("POST", CALL_PATH, self._headers(True), body)
+        status, hdrs, content = await self.rest.request("POST", CALL_PATH, self._headers(True), body)
         op.replied = time.monotonic()
+        if "set-cookie" in hdrs:
+            self._keep(hdrs)
         if status != 200:
             raise HttpError(f"{name}: HTTP {status} {content[:120]!r}")
 
@@ -348,12 +356,17 @@ def worker_main(spec_path: str) -> None:
 # ---------------------------------------------------------------------------------------------- one level
 
 
-def proc_cpu_seconds(pid: int) -> float | None:
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (field 3 on), or None once the process is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_kb(pid: int, key: str) -> int | None:
@@ -366,10 +379,37 @@ def proc_kb(pid: int, key: str) -> int | None:
     return None
 
 
+def proc_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process below it: a ``gwsvcr replay --workers N`` is its workers and HAProxy too."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def tree_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each of ``pids``."""
+    return {pid: proc_cpu_seconds(pid) or 0.0 for pid in pids}
+
+
 def fleet_level(url: str, server_pid: int, n: int, *, ops: list[str], recorded_delays: list[float],
                 workers: int, ramp: float, settle: float, steady: float, period: float, grace: float,
                 work: Path, pool: int = 64) -> dict[str, Any]:
-    """Run ``n`` agents against the replay at ``url`` (process ``server_pid``) and measure the steady window."""
+    """Run ``n`` agents against the replay at ``url`` (process ``server_pid`` and its children: workers and
+    HAProxy under ``--workers``) and measure the steady window."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     t0 = time.monotonic() + 2.0  # the workers start and import meanwhile
     window = (t0 + ramp + settle, t0 + ramp + settle + steady)
@@ -383,12 +423,17 @@ def fleet_level(url: str, server_pid: int, n: int, *, ops: list[str], recorded_d
         path.write_text(json.dumps(spec))
         procs.append((subprocess.Popen([sys.executable, __file__, "worker", str(path)], stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True), Path(spec["result"])))
-    rss_ready = proc_kb(server_pid, "VmRSS")
+    # The replays: the process itself, or under --workers its workers (the parent only waits); and HAProxy.
+    tree = process_tree(server_pid)
+    balancers = [p for p in tree if proc_name(p) == "haproxy"]
+    replays = [p for p in tree if p not in balancers and (len(tree) == 1 or p != server_pid)]
+    rss_ready = sum(proc_kb(p, "VmRSS") or 0 for p in replays)
     time.sleep(max(0.0, window[0] - time.monotonic()))
-    cpu0 = proc_cpu_seconds(server_pid)
+    cpu0 = tree_cpu(tree)
     time.sleep(max(0.0, window[1] - time.monotonic()))
-    cpu1 = proc_cpu_seconds(server_pid)
-    rss_steady, hwm = proc_kb(server_pid, "VmRSS"), proc_kb(server_pid, "VmHWM")
+    cpu1 = tree_cpu(tree)
+    rss_steady = sum(proc_kb(p, "VmRSS") or 0 for p in replays)
+    used = {p: (cpu1[p] - cpu0[p]) / steady for p in tree}
     results = []
     for p, result in procs:
         _, err = p.communicate(timeout=grace + 120)
@@ -404,9 +449,11 @@ def fleet_level(url: str, server_pid: int, n: int, *, ops: list[str], recorded_d
         "lost": sum(r["lost"] for r in results), "duplicated": sum(r["duplicated"] for r in results),
         "wrong": sum(r["wrong"] for r in results), "first_errors": [e for r in results for e in r["first_errors"]][:3],
         "errors_ms": errors, "requests": sum(r["requests"] for r in results), "steady": steady,
-        "server_cpu": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / steady,
+        "server_cpu": sum(used.values()), "replay_cpu": [used[p] for p in replays],
+        "haproxy_cpu": sum(used[p] for p in balancers), "parent_cpu": used[server_pid] if len(tree) > 1 else 0.0,
         "client_cpu": [r["cpu"] / steady for r in results], "lags_ms": lags,
-        "rss_ready_kb": rss_ready, "rss_steady_kb": rss_steady, "hwm_kb": hwm,
+        "rss_ready_kb": rss_ready, "rss_steady_kb": rss_steady,
+        "haproxy_rss_kb": sum(proc_kb(p, "VmRSS") or 0 for p in balancers),
     }
 
 

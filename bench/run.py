@@ -1,12 +1,13 @@
 """``make bench``: gwsvcr against its peers, end to end on loopback, and the tables of docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/run.py              # full run, rewrites the tables of docs/BENCHMARKS.md (about 9 min
-                                               # on 2 cores; --max-events 10000 drops the 100k-event load row and
-                                               # takes about 5.5 min)
+    .venv/bin/python bench/run.py              # full run, rewrites the tables of docs/BENCHMARKS.md (about 55 min
+                                               # on 2 cores, 40 of them the fleet and workers figures; --only
+                                               # leaves figures out)
     .venv/bin/python bench/run.py --quick      # small counts, one run each, about 35 s: checks the harness works;
                                                # prints the tables (writes a file only with --out)
     options: --runs N  --out FILE  --json FILE  --only timing,throughput,...  --max-events N  --keep
-             --fleet 1000,2000,5000,10000  --fleet-period 30  --fleet-steady 30
+             --fleet 2000,4000,...  --fleet-workers 1,2  --fleet-period 30  --fleet-steady 30
+             --workers-levels 2000,2500,...  --workers-period 10
 
 What runs: ``gwsvcr sim`` (the upstream), ``gwsvcr record`` / ``mitmdump -w`` (recordings), ``gwsvcr replay`` /
 ``mitmdump --server-replay`` (the replays), a Node upstream for the recorder overhead, ``wrk`` when installed
@@ -44,13 +45,13 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 FIGURES = [("timing", figures.fig_timing), ("throughput", figures.fig_throughput),
            ("recorder", figures.fig_recorder), ("load", figures.fig_load), ("matching", figures.fig_matching),
            ("instant", figures.fig_instant), ("memory", figures.fig_memory), ("fleet", figures.fig_fleet),
-           ("suite", suite.fig_suite)]
+           ("suite", suite.fig_suite), ("workers", figures.fig_workers)]
 TITLES = {"timing": "1. Event timing fidelity", "throughput": "2. REST replay throughput and latency",
           "recorder": "3. Recorder overhead", "load": "4. Cassette load time", "matching": "5. Matching cost",
           "instant": "6. Instant mode", "memory": "7. Memory", "fleet": "8. Fleet",
-          "suite": "9. Test suites (pytest)"}
+          "suite": "9. Test suites (pytest)", "workers": "10. Workers"}
 NO_RECORDINGS = {"suite"}  # figures that need no recorded sessions (figures.record_all)
-LIMIT_FULL, LIMIT_QUICK = 30 * 60, 3 * 60  # overall limits (seconds): a safety net, never reached normally
+LIMIT_FULL, LIMIT_QUICK = 90 * 60, 4 * 60  # overall limits (seconds): a safety net, never reached normally
 
 
 class _Overrun(BaseException):
@@ -108,8 +109,13 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (cassettes, flows)")
     ap.add_argument("--max-events", type=int, default=100_000,
                     help="biggest cassette of the load figure (default 100000; 10000 saves about 2 minutes)")
-    ap.add_argument("--fleet", default="1000,2000,5000,10000", help="agents per fleet level")
+    ap.add_argument("--fleet", default="2000,4000,6000,8000,9500,10000", help="agents per fleet level")
+    ap.add_argument("--fleet-workers", default="1,2", help="gwsvcr replay --workers counts of the fleet (1,2)")
     ap.add_argument("--fleet-period", type=float, default=30.0, help="seconds between one agent's operations (30)")
+    ap.add_argument("--workers-levels", default="2000,2500,3000,3500,4000,5000,6000,7000,8000,9000",
+                    help="agents per level of the workers figure")
+    ap.add_argument("--workers-period", type=float, default=10.0,
+                    help="seconds between one agent's operations in the workers figure (10)")
     ap.add_argument("--fleet-steady", type=float, default=30.0, help="seconds of the fleet's measured window (30)")
     args = ap.parse_args()
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
@@ -135,7 +141,10 @@ def main() -> int:
     os.environ.pop("GWSVCR_NO_CACHE", None)
     ctx = figures.Context(work=work, quick=args.quick, runs=runs, log=log, max_events=args.max_events,
                           fleet_levels=[int(n) for n in args.fleet.split(",") if n.strip()],
-                          fleet_period=args.fleet_period, fleet_steady=args.fleet_steady)
+                          fleet_workers=[int(w) for w in args.fleet_workers.split(",") if w.strip()],
+                          fleet_period=args.fleet_period, fleet_steady=args.fleet_steady,
+                          workers_levels=[int(n) for n in args.workers_levels.split(",") if n.strip()],
+                          workers_period=args.workers_period)
     fleet.raise_fd_limit()  # two sockets per fleet agent on each side; children inherit the limit
     mach, vers = machine(), versions()
     results: dict[str, figures.Figure] = {}
