@@ -184,25 +184,29 @@ class FreezeSurvivors:
             gc.freeze()
 
 
+_OURS: list[tuple[logging.Logger, logging.Handler]] = []  # the handlers configure_logging added
+
+
 def configure_logging() -> None:
     """stdout holds the listening line and the stop summaries (logger ``gwsvcr.summary``); stderr everything
-    else: gwsvcr's messages (misses, warnings) as they are, mitmproxy's warnings and addon errors prefixed."""
-    summary = logging.StreamHandler(sys.stdout)
-    summary.setFormatter(logging.Formatter("%(message)s"))
-    summary_logger = logging.getLogger(SUMMARY_LOGGER)
-    summary_logger.addHandler(summary)
-    summary_logger.setLevel(logging.INFO)
-    summary_logger.propagate = False
-    ours = logging.StreamHandler(sys.stderr)
-    ours.setFormatter(logging.Formatter("%(message)s"))
-    gwsvcr_logger = logging.getLogger("gwsvcr")
-    gwsvcr_logger.addHandler(ours)
-    gwsvcr_logger.setLevel(logging.INFO)
-    gwsvcr_logger.propagate = False
-    theirs = logging.StreamHandler(sys.stderr)
-    theirs.setLevel(logging.WARNING)
-    theirs.setFormatter(logging.Formatter("gwsvcr: %(levelname)s: %(message)s"))
-    logging.getLogger().addHandler(theirs)
+    else: gwsvcr's messages (misses, warnings) as they are, mitmproxy's warnings and addon errors prefixed.
+    Called again (a second server in one process), it replaces its handlers instead of adding more."""
+    for logger, handler in _OURS:
+        logger.removeHandler(handler)
+    _OURS.clear()
+    for name, stream, level, fmt in ((SUMMARY_LOGGER, sys.stdout, logging.INFO, "%(message)s"),
+                                     ("gwsvcr", sys.stderr, logging.INFO, "%(message)s"),
+                                     (None, sys.stderr, logging.WARNING, "gwsvcr: %(levelname)s: %(message)s")):
+        logger = logging.getLogger(name)
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter(fmt))
+        if name is None:  # the root: mitmproxy's and the libraries' records, warnings and worse only
+            handler.setLevel(level)
+        else:
+            logger.setLevel(level)
+            logger.propagate = False
+        logger.addHandler(handler)
+        _OURS.append((logger, handler))
 
 
 async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings: dict[str, Any],

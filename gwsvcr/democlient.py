@@ -4,7 +4,6 @@ long-polling loop in a thread. Standard library only, so the demo needs nothing 
 
 from __future__ import annotations
 
-import base64
 import json
 import queue
 import threading
@@ -13,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from gwsvcr import gws
+from gwsvcr import gws, wire
 
 
 @dataclass
@@ -29,7 +28,7 @@ class DemoClient:
                  cometd_path: str = gws.COMETD_PATH) -> None:
         self.base = base_url.rstrip("/")
         self.cometd = self.base + cometd_path
-        self.headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        self.headers = {"Authorization": wire.basic_header(user, password)}
         self.client_id = ""
         self.events: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         self._ids = iter(range(1, 1_000_000))

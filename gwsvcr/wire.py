@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import Request, Response, json_bytes
 
-__all__ = ["BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "bayeux_of", "bayeux_reply", "cookies",
+__all__ = ["BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header", "bayeux_of", "bayeux_reply", "cookies",
            "json_reply", "parse_body", "set_cookie_values"]
 
 _JSONP_NAME = re.compile(r"^[A-Za-z_$][\w$.]{0,127}$")
@@ -156,3 +156,8 @@ def basic_auth(value: str | None) -> tuple[str, str] | None:
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
+
+
+def basic_header(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic for ``user`` and ``password``: what :func:`basic_auth` reads."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

@@ -11,7 +11,6 @@ header stays valid Basic syntax so every tool can still parse it.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
@@ -107,8 +106,7 @@ class Redactor:
         creds = wire.basic_auth(value)
         if creds is not None:
             user, password = creds
-            hidden = f"{user}:{self.placeholder(password, name)}"
-            return "Basic " + base64.b64encode(hidden.encode()).decode()
+            return wire.basic_header(user, self.placeholder(password, name))
         scheme, sep, token = value.partition(" ")
         if sep and token:
             return f"{scheme} {self.placeholder(token, name)}"

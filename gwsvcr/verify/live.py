@@ -15,7 +15,6 @@ what later replies are compared with.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ class Credentials:
     password: str
 
     def header(self) -> tuple[str, str]:
-        return "Authorization", "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return "Authorization", wire.basic_header(self.user, self.password)
 
 
 @dataclass
