@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import Request, Response, json_bytes
 
-__all__ = ["BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header", "bayeux_of", "bayeux_reply", "cookies",
-           "json_reply", "parse_body", "set_cookie_values"]
+__all__ = ["BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header", "bayeux_of", "bayeux_reply",
+           "cookies", "json_reply", "parse_body", "set_cookie_values"]
 
 _JSONP_NAME = re.compile(r"^[A-Za-z_$][\w$.]{0,127}$")
 _TEXTUAL = ("text/", "json", "javascript", "xml", "x-www-form-urlencoded", "html")
