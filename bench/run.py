@@ -1,7 +1,7 @@
 """``make bench``: gwsvcr against its peers, end to end on loopback, and the tables of docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/run.py              # full run, rewrites the tables of docs/BENCHMARKS.md (about 55 min
-                                               # on 2 cores, 40 of them the fleet and workers figures; --only
+    .venv/bin/python bench/run.py              # full run, rewrites the tables of docs/BENCHMARKS.md (about 42 min
+                                               # on 2 cores, 33 of them the fleet and workers figures; --only
                                                # leaves figures out)
     .venv/bin/python bench/run.py --quick      # small counts, one run each, about 35 s: checks the harness works;
                                                # prints the tables (writes a file only with --out)
