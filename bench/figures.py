@@ -999,6 +999,11 @@ def fig_workers(ctx: Context) -> Figure:
     return _fleet(ctx, "workers", "Workers", ctx.workers_period, ctx.workers_levels, [1, 2], scaling=True)
 
 
+def _percents(shares: list[float]) -> str:
+    """CPU shares of several processes (1.0 = one core), as "27 % + 27 %"."""
+    return " + ".join(f"{c * 100:.0f} %" for c in shares)
+
+
 def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int], worker_counts: list[int], *,
            scaling: bool) -> Figure:
     """N agents in steady state on one fresh ``gwsvcr replay --workers W`` per level (bench/fleet.py)."""
@@ -1014,17 +1019,19 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
     raw: dict[str, Any] = {}
     rows, summary = [], []
     best: dict[int, int | None] = {w: None for w in worker_counts}
-    misses = {w: 0 for w in worker_counts}
+    misses = {w: 0 for w in worker_counts}  # misses in a row: two, and the bigger levels are left out
     fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    too_many: set[int] = set()  # misses in a row: two, and the bigger levels are left out
+    # HAProxy holds both sides of every connection (each agent's long-poll, the shared pools) in one process
+    haproxy_holds = (fd_limit - 100) // 2 - fleet.POOL * gen
+    too_many: set[int] = set()  # worker counts with levels left out for that
     for i, n in enumerate(levels):
         ramp = max(2.0, n / ctx.fleet_login_rate)
         order = worker_counts if i % 2 == 0 else list(reversed(worker_counts))  # neither always first
         for w in order:
             if misses[w] >= 2:
                 continue
-            if w > 1 and 2 * (n + 64 * gen) + 100 > fd_limit:
-                too_many.add(w)  # HAProxy holds both sides of every connection in one process
+            if w > 1 and n > haproxy_holds:
+                too_many.add(w)
                 continue
 
             def one(n: int = n, ramp: float = ramp, w: int = w) -> dict[str, Any]:
@@ -1048,13 +1055,13 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
             ok = (r["p99_ms"] is not None and r["p99_ms"] <= 50 and r["lost"] == 0 and r["duplicated"] == 0
                   and r["wrong"] == 0 and r["agents_ok"] == n)
             if ok:
-                best[w] = n if best[w] is None else max(best[w] or 0, n)
+                best[w] = max(best[w] or 0, n)
             misses[w] = 0 if ok else misses[w] + 1
             rss_per_k = None
             if r["rss_steady_kb"] and r["rss_ready_kb"]:
                 rss_per_k = (r["rss_steady_kb"] - r["rss_ready_kb"]) / 1024 * 1000 / n
             r["rss_per_1000_mb"] = rss_per_k
-            replay_cpu = " + ".join(f"{c * 100:.0f} %" for c in r["replay_cpu"])
+            replay_cpu = _percents(r["replay_cpu"])
             ctx.log(f"{key} {n} agents, --workers {w}: {r['agents_ok']}/{n} ok, {r['ops']} operations, lost "
                     f"{r['lost']}, duplicated {r['duplicated']}, error p50 {num(r['p50_ms'], 1)} ms p99 "
                     f"{num(r['p99_ms'], 1)} ms, {r['requests'] / steady:.0f} req/s, replay CPU {replay_cpu}, "
@@ -1066,7 +1073,7 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
                 f"{r['lost']:,} / {r['duplicated']:,}", f"{num(r['p50_ms'], 1)} ms / {num(r['p99_ms'], 1)} ms",
                 num(r["requests"] / steady), f"{num(r['rss_steady_kb'] / 1024)} MB", f"{num(rss_per_k, 1)} MB",
                 replay_cpu, f"{r['haproxy_cpu'] * 100:.0f} %" if w > 1 else "",
-                " + ".join(f"{c * 100:.0f} %" for c in r["client_cpu"]), f"{num(r['lag_p99_ms'], 1)} ms",
+                _percents(r["client_cpu"]), f"{num(r['lag_p99_ms'], 1)} ms",
                 verdict(ok)])
     rows.sort(key=lambda row: (int(row[0]), int(row[1].replace(",", ""))))
     for w in worker_counts:
@@ -1090,17 +1097,17 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
         "holds its /meta/connect long-poll all the time on a connection of its own and sends one call-recording "
         f"operation every {period:g} s, at a phase of its own (an even rate of N / {period:g} operations per "
         "second); after the session's last operation it logs in again as a new session. REST, handshake and "
-        "subscribe go through 64 keep-alive connections per load generator process shared by its agents (each "
-        "request with the agent's own credentials and cookies, HAProxy's included), as a middleware serving many "
-        "agents sends them: two connections per agent would not fit the 20,000 file descriptors a process may "
-        "open on this machine.",
+        f"subscribe go through {fleet.POOL} keep-alive connections per load generator process shared by its "
+        "agents (each request with the agent's own credentials and cookies, HAProxy's included), as a middleware "
+        "serving many agents sends them: two connections per agent would not fit the 20,000 file descriptors a "
+        "process may open on this machine.",
         f"Measured: the {steady:g} s window that starts {settle:g} s after the ramp (operations scheduled in it; "
         f"their events awaited {grace:g} s more). Timing error = |replayed delay - recorded delay| of each "
         "operation's event, where a delay is event receipt minus REST reply receipt at the client. Lost: an "
         "operation whose event never came; duplicated: an event with no operation waiting for one. Levels run "
         "in ascending order, the worker counts alternating which goes first; a worker count that missed at two "
         "levels in a row is not run at bigger ones" + (f" ({'; '.join(skipped)})" if skipped else "") + "."
-        + (f" Levels above {(fd_limit - 100) // 2 - 64 * gen:,} agents are not run through HAProxy: it holds "
+        + (f" Levels above {haproxy_holds:,} agents are not run through HAProxy: it holds "
            f"both sides of every connection in its one process, and a process may open {fd_limit:,} files here "
            "(HAProxy's maxconn follows from that limit)." if too_many else ""),
         "requests/s = HTTP replies the agents received in the window / window (REST, long-polls, logins). CPU = "

@@ -37,6 +37,7 @@ COMETD = "/api/v2/notifications"
 CHANNEL = "/v2/me/calls"
 STATE = {"StopCallRecording": "Stopped", "StartCallRecording": "Recording", "PauseCallRecording": "Paused",
          "ResumeCallRecording": "Recording"}
+POOL = 64  # keep-alive connections per load generator process for the agents' REST, handshake and subscribe
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]  # spread over source addresses: 20,000 connections need ports
 
 
@@ -172,7 +173,10 @@ class Agent:
         return m
 
     def _keep(self, hdrs: dict[str, str]) -> None:
-        for cookie in hdrs.get("set-cookie", "").split("\n"):
+        """Take the cookies a reply sets."""
+        if "set-cookie" not in hdrs:
+            return
+        for cookie in hdrs["set-cookie"].split("\n"):
             name, eq, value = cookie.split(";", 1)[0].partition("=")
             if eq:
                 self.cookies[name.strip()] = value.strip()
@@ -180,8 +184,7 @@ class Agent:
     async def _bayeux(self, conn: Conn | Pool, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = json.dumps(messages, separators=(",", ":")).encode()
         status, hdrs, content = await conn.request("POST", COMETD, self._headers(True), body)
-        if "set-cookie" in hdrs:
-            self._keep(hdrs)
+        self._keep(hdrs)
         if status != 200:
             raise HttpError(f"{messages[0]['channel']}: HTTP {status} {content[:120]!r}")
         replies = json.loads(content)
@@ -246,8 +249,7 @@ class Agent:
         body = json.dumps({"operationName": name}, separators=(",", ":")).encode()
         status, hdrs, content = await self.rest.request("POST", CALL_PATH, self._headers(True), body)
         op.replied = time.monotonic()
-        if "set-cookie" in hdrs:
-            self._keep(hdrs)
+        self._keep(hdrs)
         if status != 200:
             raise HttpError(f"{name}: HTTP {status} {content[:120]!r}")
 
@@ -407,7 +409,7 @@ def tree_cpu(pids: list[int]) -> dict[int, float]:
 
 def fleet_level(url: str, server_pid: int, n: int, *, ops: list[str], recorded_delays: list[float],
                 workers: int, ramp: float, settle: float, steady: float, period: float, grace: float,
-                work: Path, pool: int = 64) -> dict[str, Any]:
+                work: Path, pool: int = POOL) -> dict[str, Any]:
     """Run ``n`` agents against the replay at ``url`` (process ``server_pid`` and its children: workers and
     HAProxy under ``--workers``) and measure the steady window."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
@@ -449,11 +451,9 @@ def fleet_level(url: str, server_pid: int, n: int, *, ops: list[str], recorded_d
         "lost": sum(r["lost"] for r in results), "duplicated": sum(r["duplicated"] for r in results),
         "wrong": sum(r["wrong"] for r in results), "first_errors": [e for r in results for e in r["first_errors"]][:3],
         "errors_ms": errors, "requests": sum(r["requests"] for r in results), "steady": steady,
-        "server_cpu": sum(used.values()), "replay_cpu": [used[p] for p in replays],
-        "haproxy_cpu": sum(used[p] for p in balancers), "parent_cpu": used[server_pid] if len(tree) > 1 else 0.0,
+        "replay_cpu": [used[p] for p in replays], "haproxy_cpu": sum(used[p] for p in balancers),
         "client_cpu": [r["cpu"] / steady for r in results], "lags_ms": lags,
         "rss_ready_kb": rss_ready, "rss_steady_kb": rss_steady,
-        "haproxy_rss_kb": sum(proc_kb(p, "VmRSS") or 0 for p in balancers),
     }
 
 
