@@ -101,7 +101,8 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Ser
 # mitmproxy has no hook after a reply is written: the `response` hook runs before, and the write follows one or
 # more event-loop turns later (the connection's event lock). So the client connection's writer is watched: its
 # next write after a reply was set is that reply (HTTP/1.1 has one reply in flight per connection). A reply that
-# is never written (the client left) is told at once when its flow fails or its client disconnects.
+# is never written (the client left) is told when the connection is closed, and the watch ends with it: no addon
+# has to clean up after it.
 _waiting: dict[str, collections.deque[Delivered]] = {}
 
 
@@ -114,7 +115,7 @@ def when_written(flow: http.HTTPFlow, sent: Delivered) -> None:
             sent(CLOCK.now())
             return
         waiting = _waiting[flow.client_conn.id] = collections.deque()
-        _watch(writer, waiting)
+        _watch(writer, flow.client_conn.id, waiting)
     waiting.append(sent)
 
 
@@ -126,27 +127,29 @@ def _client_writer(flow: http.HTTPFlow) -> Any | None:
     return writer if callable(getattr(writer, "write", None)) else None
 
 
-def _watch(writer: Any, waiting: collections.deque[Delivered]) -> None:
-    write = writer.write
+def _watch(writer: Any, client_id: str, waiting: collections.deque[Delivered]) -> None:
+    write, close = writer.write, writer.close
     clock = CLOCK.now
+
+    def tell() -> None:
+        at = clock()
+        while waiting:
+            waiting.popleft()(at)
 
     def write_and_tell(data: bytes) -> None:
         write(data)
         if waiting:
-            at = clock()
-            while waiting:
-                waiting.popleft()(at)
+            tell()
+
+    def close_and_tell() -> None:
+        # The connection ends: what still waited for a write is told now (its events then wait for the client's
+        # next connect, as any event due while it was away), and the watch goes with the connection.
+        _waiting.pop(client_id, None)
+        tell()
+        close()
 
     writer.write = write_and_tell
-
-
-def not_written(client_id: str) -> None:
-    """The client connection ended: what still waited for a write is told now (its events then wait for the
-    client's next connect, as any event due while it was away)."""
-    waiting = _waiting.pop(client_id, None)
-    now = CLOCK.now()
-    while waiting:
-        waiting.popleft()(now)
+    writer.close = close_and_tell
 
 
 def requeue_if_dropped(flow: http.HTTPFlow, server: BayeuxServer) -> None:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from mitmproxy import connection, ctx, exceptions, http
+from mitmproxy import ctx, exceptions, http
 
 from gwsvcr import live, wire
 from gwsvcr.addons import live as live_view
@@ -21,7 +21,6 @@ from gwsvcr.addons.flowconv import (
     SUMMARY_LOGGER,
     add_session_options,
     answer,
-    not_written,
     request_of,
     requeue_if_dropped,
     response_of,
@@ -176,9 +175,6 @@ class GwsReplayer:
     def error(self, flow: http.HTTPFlow) -> None:
         if self.core is not None:
             requeue_if_dropped(flow, self.core.bayeux)
-
-    def client_disconnected(self, client: connection.Client) -> None:
-        not_written(client.id)  # a reply its client left before getting: its events are due from now
 
     @property
     def failed(self) -> bool:

@@ -21,10 +21,10 @@ import logging
 import socket
 from typing import Any
 
-from mitmproxy import connection, ctx, http
+from mitmproxy import ctx, http
 from mitmproxy.proxy import mode_specs
 
-from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, answer, not_written, requeue_if_dropped
+from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, answer, requeue_if_dropped
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import json_bytes
 from gwsvcr.replay import STATUS_PATH
@@ -100,11 +100,6 @@ class GwsService:
         served = self.by_mode.get(flow.client_conn.proxy_mode)
         if served is not None:
             requeue_if_dropped(flow, served.mount.replayer.bayeux)
-
-    def client_disconnected(self, client: connection.Client) -> None:
-        # Replies answered through answer() wait for their write (flowconv.when_written): a client that left
-        # gets its pending ones told now, and its connection's watch is dropped, as the replayer addon does.
-        not_written(client.id)
 
     # ------------------------------------------------------------------------------------------- control
     async def _control(self, flow: http.HTTPFlow) -> None:

@@ -1,13 +1,17 @@
 """The border with mitmproxy (addons/flowconv.py): a cassette response becomes the same mitmproxy response that
-``http.Response.make`` would build, and a live request the same cassette request, with or without a query."""
+``http.Response.make`` would build, and a live request the same cassette request, with or without a query; a
+reply's delivery is told when it was written to the client, or when its connection closed before."""
 
 from __future__ import annotations
 
 import pytest
 from mitmproxy import http
+from mitmproxy.test import tflow
 
-from gwsvcr.addons.flowconv import request_of, to_mitmproxy
+from gwsvcr.addons import flowconv
+from gwsvcr.addons.flowconv import request_of, to_mitmproxy, when_written
 from gwsvcr.cassette import Response
+from tests.fakeclock import FakeClock
 
 
 @pytest.mark.parametrize("resp", [
@@ -34,3 +38,35 @@ def test_request_of_reads_the_query_only_when_there_is_one() -> None:
     assert (plain.path, plain.query, plain.body) == ("/api/v2/me/calls/1", [], {"a": 1})
     queried = request_of(http.Request.make("GET", "http://gws/api/v2/me?subresources=*&x=1&x=2"))
     assert (queried.path, queried.query) == ("/api/v2/me", [("subresources", "*"), ("x", "1"), ("x", "2")])
+
+
+class Writer:
+    """A client connection's writer, as mitmproxy's transports hold it."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_delivery_is_told_at_the_write_and_one_never_written_when_its_connection_closes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, writer, flow = FakeClock(), Writer(), tflow.tflow()
+    monkeypatch.setattr(flowconv, "CLOCK", clock)
+    monkeypatch.setattr(flowconv, "_client_writer", lambda f: writer)
+    told: list[tuple[str, float]] = []
+    when_written(flow, lambda at: told.append(("first", at)))
+    clock.t += 0.25  # the event-loop turns between handing the reply over and writing it
+    assert told == []
+    writer.write(b"HTTP/1.1 200 OK")
+    assert (told, writer.written) == ([("first", 1000.25)], [b"HTTP/1.1 200 OK"])
+    when_written(flow, lambda at: told.append(("held", at)))  # a held long-poll its client leaves
+    clock.t += 1.0
+    writer.close()
+    assert told[1:] == [("held", 1001.25)] and writer.closed
+    assert flow.client_conn.id not in flowconv._waiting, "the watch ends with the connection"
