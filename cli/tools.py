@@ -55,7 +55,7 @@ def load(path: str, error: type[BadInput] = BadInput) -> Cassette:
         except cassettes.CassetteError as e:
             raise error("\n".join(_problem_text(p) for p in e.problems)) from None
     for warning in loaded.warnings:
-        click.echo(f"gwsvcr: warning: {_problem_text(warning)}", err=True)
+        click.echo(f"gwsvcr: {warning.severity.value}: {_problem_text(warning)}", err=True)
     return loaded
 
 
