@@ -118,7 +118,7 @@ class Recorder:
             self._parse(ex, timing, delivered_at)
         except Exception as e:  # noqa: BLE001 - never lose an exchange: keep it as plain HTTP, say why
             ex.session = ex.session or self._session_of(request, response)
-            self._keep_as_http(ex, f"not parsed as Bayeux ({_error(e)})")
+            self._keep_as_http(ex, "not parsed as Bayeux", e)
         self.stats.exchanges += 1
         self.stats.errors += error is not None and error.startswith("upstream")
         self._redact(ex)
@@ -161,10 +161,13 @@ class Recorder:
         except Exception:  # noqa: BLE001 - the newest session, or the first: a label the cassette needs
             return self.tracker.sessions[-1].label if self.tracker.sessions else "s1"
 
-    def _keep_as_http(self, ex: Exchange, why: str) -> None:
-        ex.transport, ex.kept_as_http = "http", why
+    def _keep_as_http(self, ex: Exchange, what: str, error: Exception) -> None:
+        """``ex`` goes to the cassette as plain HTTP: say so in it, and count it by what failed and how."""
+        text = str(error).splitlines()[0][:120] if str(error) else ""
+        why = ex.kept_as_http = f"{what} ({type(error).__name__}{': ' + text if text else ''})"
+        ex.transport = "http"
         _plain(ex.response)
-        self.stats.kept_as_http[why.split(" (", 1)[0]] += 1
+        self.stats.kept_as_http[f"{what} ({type(error).__name__})"] += 1
         if self.on_exchange is None:  # else the live view says it
             logger.warning("gwsvcr: exchange %d %s %s kept as plain HTTP: %s", ex.number, ex.request.method,
                            ex.request.path, why)
@@ -184,7 +187,7 @@ class Recorder:
                 message.kind, message.body = None, None
             ex.request.query = [(k, self._redacted_value(k, v)) for k, v in ex.request.query]
             ex.error = None if error is None else self._redacted_value("error", error)
-            self._keep_as_http(ex, f"redaction failed, bodies omitted ({_error(e)})")
+            self._keep_as_http(ex, "redaction failed, bodies omitted", e)
 
     def _headers_only(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(k, self._redacted_value(k, v)) for k, v in headers]
@@ -208,7 +211,7 @@ class Recorder:
                     body = _Body.of(message)
                     message.kind, message.body = "text", json_bytes(
                         body.messages if body.messages is not None else body.body).decode()
-            self._keep_as_http(ex, f"not writable as YAML data, JSON bodies kept as text ({_error(e)})")
+            self._keep_as_http(ex, "not writable as YAML data, JSON bodies kept as text", e)
             self.writer.write(ex)
 
     def _items(self, session: str, replies: list[dict[str, object]], delivered_at: list[float],
@@ -235,11 +238,6 @@ class Recorder:
 
     def summary(self) -> str:
         return self.stats.line(len(self.tracker.sessions), sum(self.redactor.counts.values()))
-
-
-def _error(e: BaseException) -> str:
-    text = str(e).splitlines()[0][:120] if str(e) else ""
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _plain(response: Response | None) -> None:

@@ -27,7 +27,6 @@ import argparse  # noqa: E402 - after gevent's patching, as python-bayeux asks
 import base64  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
@@ -35,25 +34,9 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import gevent.queue  # noqa: E402
 import requests  # noqa: E402
+import twin  # noqa: E402
 from python_bayeux import BayeuxClient  # noqa: E402
-
-CALLS_CHANNEL = "/v2/me/calls"
-DEFAULT_CALL_ID = "01RCC3N118B1V0SL8O7GK2LAES00000V"
-DEFAULT_OPS = ("StartCallRecording", "PauseCallRecording", "ResumeCallRecording", "StopCallRecording")
-
-_T0 = time.perf_counter()
-
-
-def _now() -> float:
-    return round((time.perf_counter() - _T0) * 1000, 3)
-
-
-def _out(record: dict) -> None:
-    print(json.dumps(record), flush=True)
-
-
-class SessionError(Exception):
-    """The scripted session failed (bad HTTP status, CometD failure, missing event)."""
+from twin import CALLS_CHANNEL, SessionError, now, out  # noqa: E402
 
 
 class Client(BayeuxClient):
@@ -77,11 +60,17 @@ class Client(BayeuxClient):
         return response
 
     def on_call(self, message: dict) -> None:
-        self.events.put((message, _now()))
+        self.events.put((message, now()))
 
 
-def run_session(url: str, cometd_path: str, call_id: str, ops: list[str], user: str, password: str,
-                pause_ms: float, event_timeout: float) -> None:
+def run_session(args: argparse.Namespace) -> None:
+    with gevent.Timeout(args.timeout_ms / 1000, SessionError(f"global timeout: {args.timeout_ms:g} ms")):
+        _session(args.url, args.cometd_path, args.call_id, args.ops, args.user, args.password, args.pause_ms,
+                 args.event_timeout_ms / 1000)
+
+
+def _session(url: str, cometd_path: str, call_id: str, ops: list[str], user: str, password: str,
+             pause_ms: float, event_timeout: float) -> None:
     url = url.rstrip("/")
     authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     http = requests.Session()
@@ -98,7 +87,7 @@ def run_session(url: str, cometd_path: str, call_id: str, ops: list[str], user: 
     client = Client(url + cometd_path, http)
     if not (client.handshake_reply or {}).get("successful"):
         raise SessionError(f"handshake failed: {client.handshake_reply}")
-    _out({"type": "handshake", "clientId": client.client_id, "t": _now()})
+    out({"type": "handshake", "clientId": client.client_id, "t": now()})
     client.subscribe(CALLS_CHANNEL, "on_call")
     client.start()
     client.go()
@@ -112,12 +101,12 @@ def run_session(url: str, cometd_path: str, call_id: str, ops: list[str], user: 
             gevent.sleep(pause_ms / 1000)
             resp = http.post(f"{url}/api/v2/me/calls/{quote(call_id, safe='')}",
                              data=json.dumps({"operationName": op}), headers=csrf, timeout=10)
-            reply_t = _now()
+            reply_t = now()
             try:
                 body: Any = resp.json()
             except ValueError:
                 body = resp.text
-            _out({"type": "reply", "op": op, "status": resp.status_code, "body": body, "t": reply_t})
+            out({"type": "reply", "op": op, "status": resp.status_code, "body": body, "t": reply_t})
             if resp.status_code != 200:
                 raise SessionError(f"{op} answered HTTP {resp.status_code}")
             while True:
@@ -126,15 +115,9 @@ def run_session(url: str, cometd_path: str, call_id: str, ops: list[str], user: 
                 except gevent.queue.Empty:
                     raise SessionError(f"timed out after {event_timeout * 1000:g} ms waiting for a "
                                        f"{CALLS_CHANNEL} notification after {op}") from None
-                data = message.get("data") or {}
-                call = data.get("call") or {}
-                ours = call.get("id") in (None, call_id)  # Faye's channel is global: skip other calls
-                _out({"type": "event" if ours else "stray_event", "channel": message.get("channel"),
-                      "notificationType": data.get("notificationType"),
-                      "recordingState": call.get("recordingState"),
-                      "gsipRecord": (call.get("userData") or {}).get("GSIP_RECORD"), "op": op,
-                      "delay_ms": round(t - reply_t, 3), "t": t, "data": data})
-                if ours and data.get("notificationType") == "CallRecordingStateChange":
+                record, awaited = twin.event(message, op, t, reply_t, call_id)
+                out(record)
+                if awaited:
                     break
         if client.exception is not None:
             raise SessionError(f"python-bayeux failed: {client.exception!r}")
@@ -148,31 +131,5 @@ def run_session(url: str, cometd_path: str, call_id: str, ops: list[str], user: 
         gevent.killall(client.greenlets, timeout=5)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8090")
-    p.add_argument("--cometd-path", default="/api/v2/notifications")
-    p.add_argument("--call-id", default=DEFAULT_CALL_ID)
-    p.add_argument("--ops", default=",".join(DEFAULT_OPS))
-    p.add_argument("--user", default="agent1")
-    p.add_argument("--password", default="secret")
-    p.add_argument("--pause-ms", type=float, default=0)
-    p.add_argument("--transport", default="long-polling", choices=["long-polling"],
-                   help="python-bayeux has long-polling only")
-    p.add_argument("--event-timeout-ms", type=float, default=10000)
-    p.add_argument("--timeout-ms", type=float, default=60000)
-    args = p.parse_args(argv)
-    ops = [op.strip() for op in args.ops.split(",") if op.strip()]
-    try:
-        with gevent.Timeout(args.timeout_ms / 1000, SessionError(f"global timeout: {args.timeout_ms:g} ms")):
-            run_session(args.url, args.cometd_path, args.call_id, ops, args.user, args.password, args.pause_ms,
-                        args.event_timeout_ms / 1000)
-    except Exception as exc:  # noqa: BLE001 - any failure is reported on stdout, as the other twins do
-        _out({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
-        return 1
-    _out({"type": "done"})
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(twin.main(run_session, __doc__.splitlines()[0]))
