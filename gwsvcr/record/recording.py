@@ -162,15 +162,14 @@ class Recorder:
             return self.tracker.sessions[-1].label if self.tracker.sessions else "s1"
 
     def _keep_as_http(self, ex: Exchange, what: str, error: Exception) -> None:
-        """``ex`` goes to the cassette as plain HTTP: say so in it, and count it by what failed and how."""
-        text = str(error).splitlines()[0][:120] if str(error) else ""
-        why = ex.kept_as_http = f"{what} ({type(error).__name__}{': ' + text if text else ''})"
+        """``ex`` goes to the cassette as plain HTTP: say so in it (what failed and the error's type: its message
+        may quote a value of the exchange, so it goes to stderr only), and count it."""
+        why = ex.kept_as_http = f"{what} ({type(error).__name__})"
         ex.transport = "http"
         _plain(ex.response)
-        self.stats.kept_as_http[f"{what} ({type(error).__name__})"] += 1
-        if self.on_exchange is None:  # else the live view says it
-            logger.warning("gwsvcr: exchange %d %s %s kept as plain HTTP: %s", ex.number, ex.request.method,
-                           ex.request.path, why)
+        self.stats.kept_as_http[why] += 1
+        logger.warning("gwsvcr: exchange %d %s %s kept as plain HTTP: %s: %s", ex.number, ex.request.method,
+                       ex.request.path, why, str(error).splitlines()[0][:200] if str(error) else "")
 
     def _redact(self, ex: Exchange) -> None:
         """Redact ``ex`` in place; when that fails, keep it as plain HTTP with its headers and query redacted by
