@@ -187,12 +187,14 @@ class GwsRecorder:
         try:
             data = json.loads(frame.content)
         except (ValueError, RecursionError):
-            return  # not Bayeux: nothing for the timeline
+            data = None
         messages = [data] if isinstance(data, dict) else data
-        if not is_bayeux(messages):
-            return
-        on = socket.client_frame if frame.from_client else socket.server_frame
-        self._write(flow, lambda: on(messages, frame.timestamp))
+        if not is_bayeux(messages):  # kept, outside the timeline
+            self._write(flow, lambda: socket.other_frame(frame.content, frame.from_client, frame.timestamp))
+        elif frame.from_client:
+            self._write(flow, lambda: socket.client_frame(messages, frame.timestamp, isinstance(data, dict)))
+        else:
+            self._write(flow, lambda: socket.server_frame(messages, frame.timestamp))
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         socket = self.sockets.pop(flow.id, None)

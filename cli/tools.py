@@ -55,7 +55,7 @@ def load(path: str, error: type[BadInput] = BadInput) -> Cassette:
         except cassettes.CassetteError as e:
             raise error("\n".join(_problem_text(p) for p in e.problems)) from None
     for warning in loaded.warnings:
-        click.echo(f"gwsvcr: warning: {_problem_text(warning)}", err=True)
+        click.echo(f"gwsvcr: {warning.severity.value}: {_problem_text(warning)}", err=True)
     return loaded
 
 
@@ -287,9 +287,11 @@ def har_import(har_path: str, output: str, keep_all: bool, hosts: tuple[str, ...
     kept = len(imported.exchanges)
     hint = "" if keep_all else ": --all keeps pages, scripts and images"
     sessions = len(imported.sessions())
+    plain = sum(ex.kept_as_http is not None for ex in imported.exchanges)
     click.echo(f"gwsvcr: imported {kept} of {len(raw_entries)} entries into {output} "
                f"({len(raw_entries) - kept} left out{hint}): {sessions} session(s), {events} event(s); "
-               f"{_counts(redactor)}", err=True)
+               f"{_counts(redactor)}" + (f"; {plain} kept as plain HTTP ('gwsvcr validate' points at them)"
+                                         if plain else ""), err=True)
 
 
 # --------------------------------------------------------------------------------------------------- report

@@ -3,7 +3,8 @@ like mitmdump's flow list.
 
 An exchange line: who (the recorded session and exchange number, or the replay client's address), method, path,
 status, and a summary (operationName and statusCode for REST; the Bayeux channels, failures, a connect's hold and
-the events it carried for CometD). A miss is flagged ``MISS`` with its reason; a body not kept says so. An event
+the events it carried for CometD). A miss is flagged ``MISS`` with its reason; a body not kept says so; an
+exchange the recorder kept as plain HTTP says ``KEPT AS PLAIN HTTP`` and why. An event
 line: its channel, a summary of the GWS notification and its delay after the reply of the request that caused it.
 
 Pure formatting: the addons print the lines through the logger :data:`LOGGER` (stderr; ``--quiet`` silences it).
@@ -60,10 +61,14 @@ def event_line(who: str, message: dict[str, Any], delay: float | None, cause: in
 
 
 def recorded_lines(ex: Exchange) -> list[str]:
-    """The recorder's lines for one written exchange: the exchange, then each event it carried."""
+    """The recorder's lines for one written exchange: the exchange (with why it was kept as plain HTTP, when it
+    was), then each event it carried."""
     who = f"{ex.session} #{ex.number}"
     holds = [item.hold for item in ex.reply_items() if item.hold is not None]
-    lines = [exchange_line(who, ex.request, ex.response, ex.error, holds[0] if holds else None)]
+    line = exchange_line(who, ex.request, ex.response, ex.error, holds[0] if holds else None)
+    if ex.kept_as_http is not None:
+        line += f" KEPT AS PLAIN HTTP: {ex.kept_as_http}"
+    lines = [line]
     lines += [event_line(who, item.message, item.delay, item.cause, item.after)
               for item in ex.reply_items() if item.is_event]
     return lines

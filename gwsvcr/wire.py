@@ -1,8 +1,12 @@
 """From bytes on the wire to the cassette model and back: bodies, Bayeux transports, client identity.
 
-Bayeux arrives as a JSON array in a POST (long-polling), as a form field ``message=`` (allowed by the spec), or
-as ``GET ?jsonp=<callback>&message=<url-encoded array>`` (callback-polling). A body is Bayeux when it parses to
-an array of objects that all name a channel, whatever its path: GWS versions differ in where CometD lives.
+Bayeux arrives as a JSON array in a POST (long-polling), as ONE JSON object when a client sends a single message
+(the spec says SHOULD for the array; the CometD server and Faye accept both), as a form field ``message=`` (the
+spec's form for long-polling), or as ``GET ?jsonp=<callback>&message=<url-encoded array>`` (callback-polling). A
+body is Bayeux when it parses to an object, or a non-empty array of objects, that all name a channel, whatever its
+path (GWS versions differ in where CometD lives) and whatever its Content-Type says (the CometD server reads any
+body that is not a form as JSON). Bodies are kept as they came (a single object stays ``json:``); servers answer
+with an array whatever the client sent, and so does the replay.
 """
 
 from __future__ import annotations
@@ -55,23 +59,37 @@ class BayeuxRequest:
     jsonp: str | None = None  # callback name for callback-polling
 
 
+def _messages(data: Any) -> list[dict[str, Any]] | None:
+    """Bayeux messages: an array of them, or one on its own. A lone object must name a Bayeux channel (``/...``),
+    so that a REST body with a field called ``channel`` stays REST."""
+    if isinstance(data, dict):
+        channel = data.get("channel")
+        data = [data] if isinstance(channel, str) and channel.startswith("/") else None
+    return data if is_bayeux(data) else None
+
+
 def bayeux_of(request: Request) -> BayeuxRequest | None:
-    """The Bayeux messages a request carries, whatever the transport, or None."""
+    """The Bayeux messages a request carries, whatever the transport and shape, or None."""
     if request.kind == "messages":
         return BayeuxRequest(request.body, "long-polling")
+    if request.kind == "json":
+        messages = _messages(request.body)
+        return None if messages is None else BayeuxRequest(messages, "long-polling")
     query = dict(request.query)
     raw = query.get("message")
-    if raw is None and request.kind == "text" and "message=" in str(request.body):
-        raw = dict(parse_qsl(str(request.body))).get("message")
+    if raw is None and request.kind == "text":
+        text = str(request.body)
+        if text.lstrip()[:1] in ("[", "{"):  # JSON under another Content-Type (text/plain)
+            raw = text
+        elif "message=" in text:
+            raw = dict(parse_qsl(text)).get("message")
     if raw is None:
         return None
     try:
-        data = json.loads(raw)
+        data = _messages(json.loads(raw))
     except (ValueError, RecursionError):
         return None
-    if isinstance(data, dict):
-        data = [data]
-    if not is_bayeux(data):
+    if data is None:
         return None
     callback = query.get("jsonp")
     if callback is not None:

@@ -35,17 +35,22 @@ class Session:
         return {e["op"]: e["delay_ms"] for e in self.events}
 
 
+# The Python twins of cometd_client.js: aiocometd-ng; python-bayeux, which posts single message objects; a client
+# of the spec's form-encoded long-polling (message=), written from the spec.
+PYTHON_CLIENTS = {"python": "aiocometd_client.py", "pybayeux": "pybayeux_client.py", "form": "form_client.py"}
+
+
 def _command(client: str, url: str, ops: tuple[str, ...], user: str, password: str, extra: list[str]) -> list[str]:
     args = ["--url", url, "--ops", ",".join(ops), "--user", user, "--password", password, *extra]
     if client == "node":
         return [need_node(), str(PEERS / "cometd_client.js"), *args]
-    return [sys.executable, str(PEERS / "aiocometd_client.py"), *args]
+    return [sys.executable, str(PEERS / PYTHON_CLIENTS[client]), *args]
 
 
 def run(client: str, url: str, ops: tuple[str, ...] = LIFECYCLE, *, user: str = "agent1",
         password: str = "secret", extra: list[str] | None = None, check: bool = True,
         timeout: float = 90) -> Session:
-    """Run one scripted session with ``client`` ("node" = official CometD JS, "python" = aiocometd-ng)."""
+    """Run one scripted session with ``client`` ("node" = official CometD JS, or one of PYTHON_CLIENTS)."""
     cmd = _command(client, url, ops, user, password, extra or [])
     return _session(subprocess.run(cmd, capture_output=True, text=True, timeout=timeout), client, check)
 

@@ -93,7 +93,18 @@ def _value(value: Any, indent: int, out: list[str], prefix: str) -> None:
         out.append(prefix + (block if block is not None else scalar(value)))
 
 
+# YAML loaders refuse deep nesting (libyaml at 1000 levels, PyYAML's Python loader near 500): what is nested more
+# deeply than this is refused here, so no cassette is written that cannot be read back.
+MAX_INDENT = 400
+
+
+class TooDeep(ValueError):
+    """Data nested too deeply to be written as YAML that reads back."""
+
+
 def _mapping(data: dict[str, Any], indent: int, out: list[str]) -> None:
+    if indent > MAX_INDENT:
+        raise TooDeep(f"nested more than {MAX_INDENT // 2} levels deep: YAML loaders would refuse it")
     pad = " " * indent
     for key, value in data.items():
         head = f"{pad}{scalar(key)}:"
@@ -108,6 +119,8 @@ def _mapping(data: dict[str, Any], indent: int, out: list[str]) -> None:
 
 
 def _sequence(items: list[Any], indent: int, out: list[str]) -> None:
+    if indent > MAX_INDENT:
+        raise TooDeep(f"nested more than {MAX_INDENT // 2} levels deep: YAML loaders would refuse it")
     pad = " " * indent
     for item in items:
         if isinstance(item, dict) and item:

@@ -260,8 +260,9 @@ def _exchange(doc: dict[str, Any], episode: int, trusted: bool = False) -> Excha
     ttfb = _need(doc, "ttfb", (int, float), optional=True)
     ttlb = _need(doc, "ttlb", (int, float), optional=True)
     transport = _need(doc, "transport", str, optional=True) or "http"
+    kept_as_http = _need(doc, "kept_as_http", str, optional=True)
     return Exchange(number, session, start, request, response, None if ttfb is None else float(ttfb),
-                    None if ttlb is None else float(ttlb), error, transport, episode)
+                    None if ttlb is None else float(ttlb), error, transport, episode, kept_as_http)
 
 
 def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[Problem],
@@ -317,6 +318,9 @@ def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[P
                 raise _Invalid(("exchange",), f"exchange number {ex.number} used twice")
             numbers.add(ex.number)
             cassette.exchanges.append(ex)
+            if ex.kept_as_http is not None:
+                cassette.warnings.append(Problem(path, line, f"exchange {ex.number} was kept as plain HTTP by the "
+                                                             f"recorder: {ex.kept_as_http}", Severity.NOTE))
         except _Invalid as bad:
             problems.append(Problem(path, _line_of(path, text, line, bad.keys) if line else 1, bad.message))
     lines_of: dict[int, int] = {}
@@ -426,8 +430,10 @@ def _load(path: str, use_cache: bool) -> tuple[Cassette, list[Problem]]:
 
 
 def validate(path: str | os.PathLike[str]) -> list[Problem]:
-    """Every problem of the cassette at ``path`` as ``FILE:LINE: message``; empty when it is valid."""
-    return _load(os.fspath(path), use_cache=False)[1]
+    """Every problem of the cassette at ``path`` as ``FILE:LINE: message``, then its notes (exchanges the recorder
+    kept as plain HTTP, :attr:`Severity.NOTE`); none of severity ERROR or RECOVERABLE when it is valid."""
+    cassette, problems = _load(os.fspath(path), use_cache=False)
+    return problems + [w for w in cassette.warnings if w.severity is Severity.NOTE]
 
 
 def load(path: str | os.PathLike[str], *, use_cache: bool = True) -> Cassette:

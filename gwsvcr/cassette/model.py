@@ -30,6 +30,7 @@ class Severity(StrEnum):
     ERROR = "error"  # the cassette cannot be used
     RECOVERABLE = "recoverable"  # validation reports it; loading drops the part and warns (a truncated last document)
     WARNING = "warning"  # loading went on
+    NOTE = "note"  # valid, but worth a look: validation and the tools point at it (an exchange kept as plain HTTP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +129,12 @@ class Exchange:
     error: str | None = None  # what went wrong when there is no response (upstream unreachable, ...)
     transport: str = "http"  # http | long-polling | callback-polling | websocket
     episode: int = 1
+    # Why the recorder kept this exchange as plain HTTP (its parsing or redaction failed), else None
+    kept_as_http: str | None = None
 
     @property
     def is_bayeux(self) -> bool:
-        return self.request.kind == "messages"
+        return self.transport != "http" or self.request.kind == "messages"
 
     def reply_items(self) -> list[ReplyItem]:
         if self.response is not None and self.response.kind == "messages":

@@ -47,6 +47,8 @@ def exchange_to_doc(ex: Exchange) -> dict[str, Any]:
     doc: dict[str, Any] = {"exchange": ex.number, "session": ex.session, "start": round(ex.start, 6)}
     if ex.transport != "http":
         doc["transport"] = ex.transport
+    if ex.kept_as_http is not None:
+        doc["kept_as_http"] = ex.kept_as_http
     if ex.ttfb is not None:
         doc["ttfb"] = round(ex.ttfb, 6)
     if ex.ttlb is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -34,6 +34,10 @@ URL_HEADERS = ("referer", "location", "content-location")
 # JSON object keys (any depth) whose string values are secrets: password, passwd, secret, token, apiKey, ...
 SECRET_KEY = re.compile(r"pass(word|wd)?$|secret|token|api[-_]?key|credential|authorization|^auth$|^pin$",
                         re.IGNORECASE)
+
+
+def _json_like(text: str) -> bool:
+    return text.lstrip()[:1] in ("[", "{")
 
 
 def path_matches(rule: Sequence[str], path: Sequence[str]) -> bool:
@@ -172,27 +176,33 @@ class Redactor:
         if msg.kind in ("json", "messages"):
             msg.body = self.data(msg.body)
         elif msg.kind == "text":
-            msg.body = self.text(msg.body)
+            msg.body = self._json_text(msg.body, unreadable=self.text) if _json_like(msg.body) else \
+                self.text(msg.body)
 
     def _url_encoded(self, request: Request) -> None:
         """Secrets in URL-encoded data, which would otherwise be seen as plain text: the Bayeux ``message=`` of
-        callback-polling (query) and of a form POST (its ext.authToken ...), and form fields named like passwords
-        (a login form's j_password). Nothing is re-encoded unless a value was redacted: replay matches the rest."""
+        callback-polling (query) and of a form POST (its ext.authToken ...; a form whatever its Content-Type says:
+        Faye's cross-origin transport sends one as text/plain), and form fields named like passwords (a login
+        form's j_password). Nothing is re-encoded unless a value was redacted: replay matches the rest."""
         request.query = [(k, self._json_text(v) if k == "message" else v) for k, v in request.query]
-        if request.kind == "text" and "x-www-form-urlencoded" in (request.header("Content-Type") or "").lower():
-            pairs = parse_qsl(str(request.body), keep_blank_values=True)
+        body = str(request.body)
+        if request.kind == "text" and not _json_like(body) and (
+                "message=" in body or "x-www-form-urlencoded" in (request.header("Content-Type") or "").lower()):
+            pairs = parse_qsl(body, keep_blank_values=True)
             redacted = [(k, self._json_text(v) if k == "message" else v) for k, v in self.query(pairs)]
             if redacted != pairs:
                 request.body = urlencode(redacted)
 
-    def _json_text(self, value: str) -> str:
-        if not value.lstrip().startswith(("[", "{")):
+    def _json_text(self, value: str, unreadable: Callable[[str], str] | None = None) -> str:
+        """JSON inside a text (a Bayeux ``message=``, a JSON body sent as text/plain) redacted as data; re-encoded
+        only when something was redacted. Unreadable: ``unreadable(value)``, by default nothing of it is kept."""
+        if not _json_like(value):
             return value
         try:
             data = json.loads(value)
             redacted = self.data(data)
         except (ValueError, RecursionError):
-            return self.placeholder(value, "message")  # JSON-like but unreadable: keep nothing of it
+            return unreadable(value) if unreadable else self.placeholder(value, "message")
         return value if redacted == data else json.dumps(redacted, separators=(",", ":"), ensure_ascii=False)
 
     def query(self, query: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ each reply message, and each pushed event with its cause and delay. ``gwsvcr sho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -95,6 +96,9 @@ def exchange_rows(ex: Exchange) -> list[Row]:
     else:
         done = ex.start + (ex.ttlb if ex.ttlb is not None else ex.ttfb or 0.0)
         rows.append(_row(ex, done, TO_CLIENT, REPLY, f"HTTP {ex.response.status}", _reply_summary(ex)))
+    if ex.kept_as_http is not None:  # the recorder could not take it apart: say so on its last row
+        summary = f"KEPT AS PLAIN HTTP: {ex.kept_as_http}; {rows[-1].summary}".rstrip("; ")
+        rows[-1] = dataclasses.replace(rows[-1], summary=summary)
     return rows
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 NAMES = {"python": "aiocometd-ng", "node": "CometD JS (Node)", "chromium": "CometD JS (headless Chromium)",
-         "faye": "Faye", "sim": "gwsvcr sim", "replay": "gwsvcr replay"}
+         "faye": "Faye", "sim": "gwsvcr sim", "replay": "gwsvcr replay", "pybayeux": "python-bayeux",
+         "form": "a form-encoded client (spec)"}
 RECORDED_WITH = ("python", "node")
 UPSTREAMS = ("faye", "sim")
 REPLAYED_TO = ("python", "node", "chromium")

@@ -13,7 +13,8 @@ import pytest
 from tests.conformance.matrix import NAMES, RECORDED_WITH, REPLAYED_TO, TRANSPORTS, UPSTREAMS, Cell, not_applicable
 from tests.procs import PEERS
 
-MODULES = {"tests.conformance.test_matrix", "tests.conformance.test_protocol", "tests.conformance.test_websocket"}
+MODULES = {"tests.conformance.test_matrix", "tests.conformance.test_protocol", "tests.conformance.test_shapes",
+           "tests.conformance.test_websocket"}
 
 
 def is_conformance(item: pytest.Item) -> bool:
@@ -95,7 +96,7 @@ def _first_line(rep: pytest.TestReport) -> str:
 
 def _versions(extra: dict[str, str]) -> str:
     out = []
-    for dist in ("aiocometd-ng", "mitmproxy"):
+    for dist in ("aiocometd-ng", "python-bayeux", "mitmproxy"):
         try:
             out.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:

@@ -137,7 +137,13 @@ def unredacted(path: Path) -> list[str]:
             if msg.kind in ("json", "messages"):
                 body = [getattr(i, "message", i) for i in msg.body] if msg.kind == "messages" else msg.body
                 found += [f"{at}: body {why}" for why in _data(body, "")]
-            elif msg.kind == "text" and "x-www-form-urlencoded" in (msg.header("Content-Type") or "").lower():
+            elif msg.kind == "text" and str(msg.body).lstrip()[:1] in ("[", "{"):  # JSON sent as text/plain
+                try:
+                    found += [f"{at}: body {why}" for why in _data(json.loads(str(msg.body)), "")]
+                except (ValueError, RecursionError):
+                    pass
+            elif msg.kind == "text" and ("x-www-form-urlencoded" in (msg.header("Content-Type") or "").lower()
+                                         or "message=" in str(msg.body)):
                 found += [f"{at}: {why}" for why in _params(parse_qsl(str(msg.body)), "form field")]
         found += [f"{path}: exchange {ex.number} request: {why}" for why in _params(ex.request.query, "query")]
     return found
