@@ -15,12 +15,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 from mitmproxy.net.http import status_codes
 
 from gwsvcr import wire
 from gwsvcr.bayeux import BayeuxServer
 from gwsvcr.cassette import Request, Response, json_bytes
+from gwsvcr.options import Family, Kind, Surface
 from gwsvcr.session import SessionRules
 from gwsvcr.timeline import Clock
 from gwsvcr.wire import Delivered, Served
@@ -35,13 +36,27 @@ NO_UPSTREAM = "reverse:http://127.0.0.1:9"
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
 
 
-def add_session_options(loader: Any) -> None:
-    """The options that name what identifies a client session (gwsvcr/session.py), for record and replay."""
-    loader.add_option("gwsvcr_session_cookies", Sequence[str], [],
-                      "Only these cookies identify a client session (default: any cookie the server sets).")
-    loader.add_option("gwsvcr_session_headers", Sequence[str], [],
-                      "Only these headers identify a client session (default: Authorization, and API-key headers "
-                      "for requests that carry nothing else).")
+_TYPES: dict[Kind, Any] = {Kind.BOOL: bool, Kind.FLOAT: float, Kind.CHOICE: str, Kind.NAMES: Sequence[str],
+                           Kind.TEXT: str}
+
+
+def add_options(loader: Any, family: Family) -> None:
+    """The mitmproxy options of ``family`` (gwsvcr/options.py declares them), in an addon's ``load``."""
+    for option in family.on(Surface.ADDON):
+        default = option.default_on(Surface.ADDON)
+        loader.add_option(option.addon, _TYPES[option.kind], list(default) if option.kind is Kind.NAMES else default,
+                          option.help, choices=list(option.values) or None)
+
+
+def option_values(options: Any, family: Family) -> dict[str, Any]:
+    """The values of ``family``'s mitmproxy options, by option name, checked: OptionsError naming the bad one."""
+    values = {}
+    for option in family.on(Surface.ADDON):
+        try:
+            values[option.name] = option.validate(getattr(options, option.addon), option.addon)
+        except ValueError as e:
+            raise exceptions.OptionsError(str(e)) from None
+    return values
 
 
 def session_rules(options: Any) -> SessionRules:

@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
 from gwsvcr import __version__, live
 from gwsvcr.addons import live as live_view
-from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_session_options, request_of, response_of, session_rules
+from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_options, request_of, response_of, session_rules
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Exchange, Header, Omitted, Request, Response, json_bytes, now_iso
 from gwsvcr.matching import RestMatch
+from gwsvcr.options import RECORD
 from gwsvcr.record import modes
 from gwsvcr.record.bodies import DEFAULT_MAX_BODY, BodyTee, too_large_or_unknown
 from gwsvcr.record.modes import RecordMode
@@ -72,24 +72,7 @@ class GwsRecorder:
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_record_cassette", str, "", "Path of the cassette to record into.")
-        loader.add_option("gwsvcr_record_mode", str, RecordMode.ONCE.value, modes.HELP,
-                          choices=[m.value for m in RecordMode])
-        loader.add_option("gwsvcr_redact_headers", Sequence[str], [],
-                          "More header names whose values are redacted (Authorization, Cookie, Set-Cookie, "
-                          "X-CSRF-TOKEN and others always are).")
-        loader.add_option("gwsvcr_redact_json", Sequence[str], [],
-                          "Dotted JSON paths whose values are redacted, e.g. call.participants.*.phoneNumber.")
-        loader.add_option("gwsvcr_record_hosts", Sequence[str], [],
-                          "Record only requests to these hosts (regular proxy mode); empty: all.")
-        add_session_options(loader)
-        loader.add_option("gwsvcr_record_max_body", str, DEFAULT_MAX_BODY,
-                          "Bodies larger than this (16m, 512k, 1g) stream through and are not kept: the cassette "
-                          "says their size and SHA-256.")
-        loader.add_option("gwsvcr_record_ignore_query", Sequence[str], [],
-                          "Query parameters replay leaves out when matching (written to the cassette header's "
-                          "match section), e.g. _ (a cache buster).")
-        loader.add_option("gwsvcr_record_match_headers", Sequence[str], [],
-                          "Headers replay compares when matching (written to the cassette header's match section).")
+        add_options(loader, RECORD)
 
     def configure(self, updated: set[str]) -> None:
         if "gwsvcr_record_max_body" in updated:

@@ -19,18 +19,19 @@ from gwsvcr import live, wire
 from gwsvcr.addons import live as live_view
 from gwsvcr.addons.flowconv import (
     SUMMARY_LOGGER,
-    add_session_options,
+    add_options,
     answer,
+    option_values,
     request_of,
     requeue_if_dropped,
     response_of,
 )
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import CassetteCache, CassetteError, CassetteWriter, Request, json_bytes
+from gwsvcr.options import REPLAY, replay_config
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
-from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, ReplayConfig, Replayer, status
-from gwsvcr.timeline import Timing
+from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, Replayer, status
 
 logger = logging.getLogger(__name__)
 summary = logging.getLogger(SUMMARY_LOGGER)
@@ -51,29 +52,13 @@ class GwsReplayer:
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
-        loader.add_option("gwsvcr_replay_timing", str, Timing.RECORDED.value,
-                          "recorded: the recorded delays; instant: no delays, causal order kept.",
-                          choices=[t.value for t in Timing])
-        loader.add_option("gwsvcr_replay_speed", float, 1.0, "Scale every delay: 2.0 replays twice as fast.")
-        loader.add_option("gwsvcr_replay_strict", bool, True,
-                          "Answer an unmatched request with an explanation (500); off: 404, or the upstream.")
-        loader.add_option("gwsvcr_replay_json_ignore", Sequence[str], [],
-                          "Dotted JSON body paths ignored when matching REST requests, e.g. requestId.")
-        loader.add_option("gwsvcr_replay_ignore_query", Sequence[str], [],
-                          "Query parameters left out when matching REST requests, e.g. _ (a cache buster); the "
-                          "cassette header's match section adds its own.")
-        loader.add_option("gwsvcr_replay_match_headers", Sequence[str], [],
-                          "Headers compared when matching REST requests (ignored otherwise).")
-        loader.add_option("gwsvcr_replay_allow_repeats", bool, True,
-                          "Answer a request asked more often than recorded with its last recorded answer; off: "
-                          "a miss.")
+        add_options(loader, REPLAY)
         loader.add_option("gwsvcr_replay_upstream", str, "",
                           "Lenient mode: where unmatched requests go (empty: answered 404 here); their "
                           "exchanges are appended to the cassette as a new episode.")
         loader.add_option("gwsvcr_replay_peers", Sequence[str], [],
                           "Other replays of the same cassette (base URLs, or @FILE listing them): the status "
                           "adds up their figures (?local=1: this replay's own).")
-        add_session_options(loader)
 
     def configure(self, updated: set[str]) -> None:
         if not any(name.startswith(("gwsvcr_replay_", "gwsvcr_session_")) for name in updated):
@@ -83,23 +68,14 @@ class GwsReplayer:
             self.core = None
             logger.debug("gwsvcr replayer: gwsvcr_replay_cassette is not set, nothing is replayed")
             return
-        if ctx.options.gwsvcr_replay_speed <= 0:
-            raise exceptions.OptionsError("gwsvcr_replay_speed must be more than 0")
+        values = option_values(ctx.options, REPLAY)
         try:
             cassette = self.loaded.get(path)
         except CassetteError as e:
             raise exceptions.OptionsError(f"cannot replay {path}:\n{e}") from e
         for warning in cassette.warnings:
             logger.warning("gwsvcr: warning: %s", warning)
-        config = ReplayConfig(timing=Timing(ctx.options.gwsvcr_replay_timing), speed=ctx.options.gwsvcr_replay_speed,
-                              strict=ctx.options.gwsvcr_replay_strict,
-                              json_ignore=tuple(ctx.options.gwsvcr_replay_json_ignore),
-                              has_upstream=bool(ctx.options.gwsvcr_replay_upstream),
-                              session_cookies=tuple(ctx.options.gwsvcr_session_cookies),
-                              session_headers=tuple(ctx.options.gwsvcr_session_headers),
-                              ignore_query=tuple(ctx.options.gwsvcr_replay_ignore_query),
-                              match_headers=tuple(ctx.options.gwsvcr_replay_match_headers),
-                              allow_repeats=ctx.options.gwsvcr_replay_allow_repeats)
+        config = replay_config(values, has_upstream=bool(ctx.options.gwsvcr_replay_upstream))
         if self.core is not None:
             self.core.close()
         self.core = Replayer(cassette, config, show=live_view.show if live_view.showing() else None)

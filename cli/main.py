@@ -6,16 +6,17 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gwsvcr import __version__, cassette, gws
 from gwsvcr.cli.load import load
+from gwsvcr.cli.options import options_of
 from gwsvcr.cli.tools import register as register_tools
 from gwsvcr.cli.verify import verify
+from gwsvcr.options import RECORD, REPLAY
 from gwsvcr.record import modes as record_modes
-from gwsvcr.record.modes import RecordMode
-from gwsvcr.timeline import Timing
 
 SERVING = {"record", "replay", "service", "sim"}
 
@@ -88,20 +89,6 @@ def host_port(f):  # type: ignore[no-untyped-def]
                      help="Port to listen on; 0 picks a free one (printed when ready).")(f)
     return click.option("--host", default="127.0.0.1", show_default=True,
                         help="Address to listen on. Anything but loopback exposes your data.")(f)
-
-
-def session_identity(f):  # type: ignore[no-untyped-def]
-    """--session-cookie/--session-header: name what identifies a client session when the default guesses wrong."""
-    f = click.option("--session-header", multiple=True, metavar="NAME",
-                     help="Only this header identifies a client session (default: Authorization, and API-key "
-                          "headers for requests that carry nothing else).")(f)
-    return click.option("--session-cookie", multiple=True, metavar="NAME",
-                        help="Only this cookie identifies a client session (default: any cookie the server "
-                             "sets).")(f)
-
-
-def session_settings(cookies: tuple[str, ...], headers: tuple[str, ...]) -> dict[str, object]:
-    return {"gwsvcr_session_cookies": list(cookies), "gwsvcr_session_headers": list(headers)}
 
 
 def engine_settings(confdir: str | None) -> dict[str, object]:
@@ -183,35 +170,17 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--upstream", required=True, help="The GWS server to record (reverse mode), e.g. https://gws:8443.")
 @click.option("--cassette", required=True, type=click.Path(dir_okay=False), help="Cassette file to write.")
 @host_port
-@click.option("--mode", type=click.Choice(["reverse", "regular"]), default="reverse", show_default=True,
-              help="reverse: clients point at this proxy instead of GWS. regular: an HTTP(S) proxy for a "
-                   "browser or app (trust mitmproxy's CA from --confdir).")
-@click.option("--record-mode", type=click.Choice([m.value for m in RecordMode]), default=RecordMode.ONCE.value,
-              show_default=True, help=record_modes.HELP)
-@click.option("--redact-header", multiple=True, metavar="NAME", help="Also redact this header's values.")
-@click.option("--redact-json", multiple=True, metavar="PATH",
-              help="Also redact this dotted JSON path, e.g. call.participants.*.phoneNumber.")
-@click.option("--allow-host", multiple=True, metavar="HOST",
-              help="Regular mode: intercept and record only these hosts (others pass through untouched).")
-@click.option("--max-body", default="16m", show_default=True, metavar="SIZE",
-              help="Bodies larger than this (512k, 16m, 1g) stream through unrecorded; the cassette keeps their "
-                   "size and SHA-256.")
-@click.option("--ignore-query", multiple=True, metavar="NAME",
-              help="Replay leaves this query parameter out when matching (written to the cassette header), "
-                   "e.g. _ (a jQuery cache buster).")
-@click.option("--match-header", multiple=True, metavar="NAME",
-              help="Replay compares this header when matching (written to the cassette header).")
+@click.option("--mode", "proxy_mode", type=click.Choice(["reverse", "regular"]), default="reverse",
+              show_default=True, help="reverse: clients point at this proxy instead of GWS. regular: an HTTP(S) proxy "
+                                      "for a browser or app (trust mitmproxy's CA from --confdir).")
+@options_of(RECORD)
 @click.option("--upstream-ca", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
               help="Verify the upstream's TLS certificate against the CA certificates in this PEM file (an "
                    "internal CA) instead of the default trust store.")
 @click.option("--insecure", is_flag=True, help="Do not verify the upstream's TLS certificate (warns).")
-@session_identity
 @live_view
-def record(upstream: str, cassette: str, host: str, port: int, confdir: str | None, sets: tuple[str, ...], mode: str,
-           record_mode: str, redact_header: tuple[str, ...], redact_json: tuple[str, ...],
-           allow_host: tuple[str, ...], max_body: str, ignore_query: tuple[str, ...], match_header: tuple[str, ...],
-           upstream_ca: str | None, insecure: bool, session_cookie: tuple[str, ...],
-           session_header: tuple[str, ...], quiet: bool) -> None:
+def record(upstream: str, cassette: str, host: str, port: int, confdir: str | None, sets: tuple[str, ...],
+           proxy_mode: str, upstream_ca: str | None, insecure: bool, quiet: bool, **options: Any) -> None:
     """Record a live GWS session (REST and CometD) into a cassette, secrets redacted.
 
     \b
@@ -228,15 +197,13 @@ def record(upstream: str, cassette: str, host: str, port: int, confdir: str | No
     from gwsvcr.addons.recorder import GwsRecorder
     from gwsvcr.cli.serve import serve
 
-    if mode == "reverse":
+    if proxy_mode == "reverse":
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise click.BadParameter("give a URL such as https://gws.example.com:8443", param_hint="--upstream")
         proxy_mode = f"reverse:{upstream}"
-    else:
-        proxy_mode = "regular"
     try:
-        record_modes.check_target(cassette, record_mode)
+        record_modes.check_target(cassette, options["mode"])
     except record_modes.CassetteExists as e:
         raise click.UsageError(str(e)) from None
     if upstream_ca and insecure:
@@ -246,15 +213,10 @@ def record(upstream: str, cassette: str, host: str, port: int, confdir: str | No
                                  param_hint="--upstream-ca")
     if insecure:
         click.echo("gwsvcr: WARNING: --insecure: the upstream's TLS certificate is NOT verified", err=True)
-    settings: dict[str, object] = {
-        **engine_settings(confdir), "gwsvcr_record_cassette": cassette, "gwsvcr_record_mode": record_mode,
-        "gwsvcr_redact_headers": list(redact_header), "gwsvcr_redact_json": list(redact_json),
-        "gwsvcr_record_hosts": list(allow_host), "ssl_insecure": insecure,
-        **session_settings(session_cookie, session_header),
-        "gwsvcr_record_ignore_query": list(ignore_query), "gwsvcr_record_match_headers": list(match_header),
-        "gwsvcr_record_max_body": max_body}
-    if allow_host:
-        settings["allow_hosts"] = [re.escape(h) for h in allow_host]
+    settings: dict[str, object] = {**engine_settings(confdir), "gwsvcr_record_cassette": cassette,
+                                   "ssl_insecure": insecure, **RECORD.addon_settings(options)}
+    if options["hosts"]:
+        settings["allow_hosts"] = [re.escape(h) for h in options["hosts"]]
     if upstream_ca:
         settings["ssl_verify_upstream_trusted_ca"] = str(Path(upstream_ca).resolve())
     show_live_view(quiet)
@@ -264,24 +226,8 @@ def record(upstream: str, cassette: str, host: str, port: int, confdir: str | No
 @main.command()
 @click.argument("cassette_path", metavar="CASSETTE", type=click.Path(dir_okay=False))
 @host_port
-@click.option("--timing", type=click.Choice([t.value for t in Timing]), default=Timing.RECORDED.value,
-              show_default=True,
-              help="recorded: each reply and event after its recorded delay; instant: no delays, same order.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Scale every delay: 2 replays twice as fast.")
-@click.option("--strict/--lenient", default=True, show_default=True,
-              help="strict: an unmatched request gets a 500 explaining the closest recorded ones, and the run "
-                   "exits 1; lenient: 404, or --upstream answers it.")
-@click.option("--json-ignore", multiple=True, metavar="PATH",
-              help="JSON body path ignored when matching REST requests (volatile fields), e.g. requestId.")
-@click.option("--ignore-query", multiple=True, metavar="NAME",
-              help="Query parameter left out when matching REST requests, e.g. _ (a cache buster).")
-@click.option("--match-header", multiple=True, metavar="NAME",
-              help="Header compared when matching REST requests (headers are ignored otherwise).")
-@click.option("--no-repeat", is_flag=True,
-              help="A request asked more often than recorded is a miss, not the last recorded answer again.")
+@options_of(REPLAY)
 @click.option("--upstream", default=None, help="Lenient mode: send unmatched requests to this server.")
-@session_identity
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Replay processes behind HAProxy (which must be installed), each client kept on one of them; "
                    "1: this process serves alone.")
@@ -291,10 +237,7 @@ def record(upstream: str, cassette: str, host: str, port: int, confdir: str | No
 @live_view
 @click.pass_context
 def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir: str | None, sets: tuple[str, ...],
-           timing: str, speed: float, strict: bool,
-           json_ignore: tuple[str, ...], ignore_query: tuple[str, ...], match_header: tuple[str, ...],
-           no_repeat: bool, upstream: str | None, session_cookie: tuple[str, ...],
-           session_header: tuple[str, ...], workers: int, peer: tuple[str, ...], quiet: bool) -> None:
+           upstream: str | None, workers: int, peer: tuple[str, ...], quiet: bool, **options: Any) -> None:
     """Serve a cassette as the server, with its recorded timing, offline.
 
     \b
@@ -302,7 +245,7 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
       gwsvcr replay cassettes/stop_call_recording.yaml
       gwsvcr replay cassettes/recording_lifecycle.yaml --timing instant --port 8090
       gwsvcr replay field.yaml --lenient --upstream https://gws-lab:8443
-      gwsvcr replay wwe.yaml --ignore-query _ --no-repeat
+      gwsvcr replay wwe.yaml --ignore-query _ --no-allow-repeats
       gwsvcr replay fleet.yaml --workers 4 --port 8090     # 4 processes behind HAProxy
 
     The cassette header's match section (written by gwsvcr record --ignore-query/--match-header) adds to
@@ -313,14 +256,9 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
     """
     from gwsvcr.addons.replayer import GwsReplayer
     from gwsvcr.cli.serve import NO_UPSTREAM, serve
-    from gwsvcr.record.redact import Redactor
 
-    if upstream and strict:
+    if upstream and options["strict"]:
         raise click.UsageError("--upstream only serves misses in --lenient mode")
-    redacted = [h for h in match_header if Redactor().redacts_header(h)]
-    if redacted:
-        raise click.BadParameter(f"{', '.join(redacted)}: recorded values are redaction placeholders, never equal "
-                                 "to a live value", param_hint="--match-header")
     if workers > 1:
         from gwsvcr.cli import workers as balanced
         from gwsvcr.cli.serve import warn_if_exposed
@@ -338,17 +276,12 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
         warn_if_exposed(host)
         sys.exit(balanced.run(cassette_path, workers, host, port,
                               balanced.forwarded(ctx, {"workers", "host", "port", "peer"}),
-                              longest_wait(loaded, Timing(timing), speed)))
+                              longest_wait(loaded, options["timing"], options["speed"])))
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     show_live_view(quiet)
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, sets=sets, settings={
-        **engine_settings(confdir), "gwsvcr_replay_cassette": cassette_path, "gwsvcr_replay_timing": timing,
-        "gwsvcr_replay_speed": speed,
-        "gwsvcr_replay_strict": strict, "gwsvcr_replay_json_ignore": list(json_ignore),
-        "gwsvcr_replay_ignore_query": list(ignore_query), "gwsvcr_replay_match_headers": list(match_header),
-        "gwsvcr_replay_allow_repeats": not no_repeat,
+        **engine_settings(confdir), "gwsvcr_replay_cassette": cassette_path, **REPLAY.addon_settings(options),
         "gwsvcr_replay_upstream": upstream or "", "gwsvcr_replay_peers": list(peer),
-        **session_settings(session_cookie, session_header),
         **({"connection_strategy": "lazy"} if upstream else {})})
     sys.exit(1 if addon.failed else 0)
 

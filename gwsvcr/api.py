@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from gwsvcr.errors import GwsvcrError
+from gwsvcr.options import RECORD, REPLAY, Surface
 from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 from gwsvcr.service import MOUNTS_PATH
@@ -174,19 +175,14 @@ class Replay:
     """A cassette mounted on a replay service: ``url`` is its base URL (the recorded paths unchanged);
     ``misses`` and ``unused`` are live while it is mounted, final after :meth:`close`."""
 
-    def __init__(self, cassette: str | os.PathLike[str], *, timing: str = "recorded", speed: float = 1.0,
-                 strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
-                 match_headers: Sequence[str] = (), allow_repeats: bool = True, session_cookies: Sequence[str] = (),
-                 session_headers: Sequence[str] = (), raise_on_miss: bool = False,
-                 service: ServiceClient | None = None) -> None:
+    def __init__(self, cassette: str | os.PathLike[str], *, raise_on_miss: bool = False,
+                 service: ServiceClient | None = None, **options: Any) -> None:
+        """``options``: :func:`replaying`'s (:data:`gwsvcr.options.REPLAY`); the service checks them."""
         self.cassette = Path(os.path.abspath(cassette))
-        self.strict = strict
+        self.strict = bool(options.get("strict", REPLAY["strict"].default))
         self.raise_on_miss = raise_on_miss
         self.service = service if service is not None else shared_service()
-        mounted = self.service.mount(self.cassette, timing=str(timing), speed=speed, strict=strict,
-                                     allow_repeats=allow_repeats, json_ignore=list(json_ignore),
-                                     ignore_query=list(ignore_query), match_headers=list(match_headers),
-                                     session_cookies=list(session_cookies), session_headers=list(session_headers))
+        mounted = self.service.mount(self.cassette, **options)
         self.id: str = mounted["id"]
         self.url: str = mounted["url"]
         self._final: dict[str, Any] | None = None
@@ -256,10 +252,7 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
 
     Raises :class:`ServiceError` for a missing or invalid cassette (its ``FILE:LINE`` problems) or a bad option.
     """
-    return Replay(cassette, timing=timing, speed=speed, strict=strict, json_ignore=json_ignore,
-                  ignore_query=ignore_query, match_headers=match_headers, allow_repeats=allow_repeats,
-                  session_cookies=session_cookies, session_headers=session_headers, raise_on_miss=raise_on_miss,
-                  service=service)
+    return Replay(**locals())  # every keyword as given (gwsvcr/options.py declares them; tests/test_options.py)
 
 
 class Recording:
@@ -269,19 +262,16 @@ class Recording:
     misses: list[dict[str, Any]] = []  # noqa: RUF012 - read-only, the same for every recording
     unused: list[int] = []  # noqa: RUF012
 
-    def __init__(self, cassette: str | os.PathLike[str], *, upstream: str, mode: str = "all",
-                 redact_headers: Sequence[str] = (), redact_json: Sequence[str] = ()) -> None:
+    def __init__(self, cassette: str | os.PathLike[str], *, upstream: str, **options: Any) -> None:
+        """``options``: :func:`recording`'s (:data:`gwsvcr.options.RECORD`); ValueError names a bad one."""
         from gwsvcr.record import modes
 
+        values = RECORD.read(options, Surface.API)
         self.cassette = Path(os.path.abspath(cassette))
-        modes.check_target(self.cassette, modes.RecordMode(mode))  # CassetteExists for mode once
+        modes.check_target(self.cassette, values["mode"])  # CassetteExists for mode once
         self.cassette.parent.mkdir(parents=True, exist_ok=True)
-        args = ["record", "--upstream", upstream, "--cassette", str(self.cassette), "--record-mode", mode,
-                "--port", "0"]
-        for name in redact_headers:
-            args += ["--redact-header", name]
-        for path in redact_json:
-            args += ["--redact-json", path]
+        args = ["record", "--upstream", upstream, "--cassette", str(self.cassette), "--port", "0",
+                *RECORD.command_line(values)]
         try:
             self.process: Proc = start(gwsvcr_command(*args), timeout=60)
         except NotListening as e:
@@ -310,10 +300,13 @@ class Recording:
 
 
 def recording(cassette: str | os.PathLike[str], *, upstream: str, mode: str = "all",
-              redact_headers: Sequence[str] = (), redact_json: Sequence[str] = ()) -> Recording:
+              redact_headers: Sequence[str] = (), redact_json: Sequence[str] = (), max_body: str = "16m",
+              ignore_query: Sequence[str] = (), match_headers: Sequence[str] = (), session_cookies: Sequence[str] = (),
+              session_headers: Sequence[str] = ()) -> Recording:
     """Record ``cassette`` from ``upstream`` (a ``gwsvcr record`` child process, reverse mode) until ``close()``
     or the end of the ``with`` block. ``mode`` as VCR.py's record modes: ``all`` rewrites, ``new_episodes``
     appends, ``once`` refuses an existing cassette (:class:`~gwsvcr.record.modes.CassetteExists`), ``none``
-    passes through. Secrets are redacted as ``gwsvcr record`` does; add ``redact_headers`` / ``redact_json``."""
-    return Recording(cassette, upstream=upstream, mode=mode, redact_headers=redact_headers,
-                     redact_json=redact_json)
+    passes through. Secrets are redacted as ``gwsvcr record`` does; add ``redact_headers`` / ``redact_json``.
+    The other options are ``gwsvcr record``'s of the same name (``--max-body``, ``--ignore-query``,
+    ``--match-header``, ``--session-cookie``, ``--session-header``)."""
+    return Recording(**locals())  # every keyword as given (gwsvcr/options.py declares them; tests/test_options.py)

@@ -26,8 +26,7 @@ import pytest
 
 from gwsvcr import api
 from gwsvcr.errors import GwsvcrError
-from gwsvcr.record.modes import RecordMode
-from gwsvcr.timeline import Timing
+from gwsvcr.options import RECORD, REPLAY, OptionProblems, Surface
 
 _KEY = pytest.StashKey["api.Replay | api.Recording"]()
 _FORBIDDEN_IN_NAMES = '<>?%*:|"\'/\\'  # characters a file name cannot hold (pytest-recording's list)
@@ -38,16 +37,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gws-record", action="store_true", default=False,
                     help="Record the cassettes of gws_replay tests against --gws-upstream.")
     group.addoption("--gws-upstream", default=None, metavar="URL", help="The GWS server to record from.")
-    group.addoption("--gws-record-mode", default=RecordMode.ALL.value, choices=[m.value for m in RecordMode],
-                    help="Record mode with --gws-record (as in 'gwsvcr record'; default all).")
+    mode = RECORD["mode"]
+    group.addoption("--gws-record-mode", default=mode.default_on(Surface.API), choices=mode.values,
+                    help=f"Record mode with --gws-record (as in 'gwsvcr record'; default "
+                         f"{mode.default_on(Surface.API)}).")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "gws_cassette(path=None, timing='recorded', speed=1.0, strict=True, json_ignore=(), "
-                   "ignore_query=(), match_headers=(), allow_repeats=True): replay "
-                   "this cassette (relative to the test file; default cassettes/<module>/<test>.yaml) for the "
-                   "gws_replay fixture; on a function, a class or a module")
+        "markers", f"gws_cassette(path=None, {REPLAY.keywords(Surface.MARKER)}): replay this cassette (relative "
+                   "to the test file; default cassettes/<module>/<test>.yaml) for the gws_replay fixture; on a "
+                   "function, a class or a module")
     if config.getoption("--gws-record") and not config.getoption("--gws-upstream"):
         raise pytest.UsageError("--gws-record needs --gws-upstream URL (the GWS server to record from)")
 
@@ -64,9 +64,8 @@ def gws_service() -> api.ServiceClient:
 
 @pytest.fixture
 def gws_config() -> dict[str, Any]:
-    """Options for every replay in scope (timing, speed, strict, json_ignore, ignore_query, match_headers,
-    allow_repeats, session_cookies, session_headers); override it in a module or a conftest.py. The marker's
-    options win."""
+    """Options for every replay in scope (the marker's: timing, speed, strict, ..., as gwsvcr.options.REPLAY
+    declares them); override it in a module or a conftest.py. The marker's options win."""
     return {}
 
 
@@ -96,9 +95,10 @@ def gws_replay(request: pytest.FixtureRequest, gws_config: dict[str, Any], gws_c
     options = dict(gws_config)
     for marker in reversed(markers):
         options.update(marker.kwargs)
-    if "timing" in options and options["timing"] not in Timing:
-        raise pytest.fail(f"@gws_cassette(timing={options['timing']!r}): timing is one of "
-                          f"{', '.join(t.value for t in Timing)}", pytrace=False)
+    try:
+        REPLAY.read(options, Surface.MARKER)
+    except OptionProblems as e:
+        raise pytest.fail(f"gws_cassette / gws_config: {e}", pytrace=False) from None
     named = next((m.args[0] for m in markers if m.args), None)
     cassette = (Path(request.node.path).parent / named if named else gws_cassette_dir / gws_cassette_name).resolve()
     config = request.config
@@ -113,8 +113,6 @@ def gws_replay(request: pytest.FixtureRequest, gws_config: dict[str, Any], gws_c
                     f"cassette {cassette} not found (from {_origin(named, request)}). Record it with: pytest "
                     f"{request.node.nodeid} --gws-record --gws-upstream https://your-gws", pytrace=False)
             handle = api.replaying(cassette, service=request.getfixturevalue("gws_service"), **options)
-    except TypeError as e:  # an option replaying() does not take
-        raise pytest.fail(f"gws_cassette / gws_config: {e}", pytrace=False) from None
     except GwsvcrError as e:
         raise pytest.fail(f"gwsvcr cannot serve {cassette}:\n{e}", pytrace=False) from None
     request.node.stash[_KEY] = handle

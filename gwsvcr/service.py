@@ -3,8 +3,8 @@ misses and unused exchanges), the cassettes they were built from kept loaded, an
 
 No mitmproxy here: ``addons/service.py`` gives each mount a listener of its own and routes requests to it. A mount
 request is the JSON document ``POST /__gwsvcr__/mounts`` carries: ``{"cassette": "/abs/path.yaml", "timing":
-"instant", "speed": 1.0, "strict": true, "allow_repeats": true, "json_ignore": [...], "ignore_query": [...],
-"match_headers": [...], "session_cookies": [...], "session_headers": [...]}``: ``gwsvcr replay``'s options.
+"instant", "speed": 1.0, "strict": true, "allow_repeats": true, "json_ignore": [...], ...}``: the cassette and
+``gwsvcr replay``'s options, by the names :data:`gwsvcr.options.REPLAY` gives them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from typing import Any
 
 from gwsvcr.cassette import CassetteCache, CassetteError
 from gwsvcr.errors import GwsvcrError
-from gwsvcr.record.redact import Redactor
+from gwsvcr.options import REPLAY, OptionProblems, Surface, replay_config
 from gwsvcr.replay import Miss, ReplayConfig, Replayer
-from gwsvcr.timeline import Timing
 
 __all__ = ["CONTROL_PREFIX", "KEEP_MB", "MB", "MOUNTS_PATH", "MOUNT_OPTIONS", "Mount", "MountError",
            "MountRequest", "Service", "parse_mount"]
@@ -32,9 +31,8 @@ MOUNTS_PATH = "/__gwsvcr__/mounts"
 KEEP_MB = 256  # loaded cassettes kept for their next mount, up to this many megabytes of cassette files
 MB = 1024 * 1024
 
-# Every option a mount takes besides its cassette (ReplayConfig fields; an upstream is for gwsvcr replay only).
-_LISTS = ("json_ignore", "ignore_query", "match_headers", "session_cookies", "session_headers")
-MOUNT_OPTIONS = ("timing", "speed", "strict", "allow_repeats", *_LISTS)
+# Every option a mount takes besides its cassette (an upstream is for gwsvcr replay only).
+MOUNT_OPTIONS = tuple(o.name for o in REPLAY.on(Surface.MOUNT))
 
 
 class MountError(GwsvcrError):
@@ -59,40 +57,16 @@ def parse_mount(doc: Any) -> MountRequest:
     """The mount a control request asks for; :class:`MountError` names every bad field."""
     if not isinstance(doc, dict):
         raise MountError('a mount is a JSON object such as {"cassette": "/abs/path.yaml", "timing": "instant"}')
-    problems = [f"unknown option {name!r} (options: cassette, {', '.join(MOUNT_OPTIONS)})"
-                for name in doc if name not in ("cassette", *MOUNT_OPTIONS)]
+    problems = []
     cassette = doc.get("cassette")
     if not isinstance(cassette, str) or not os.path.isabs(cassette):
         problems.append(f"cassette must be an absolute path, not {cassette!r}")
-    timing = Timing.RECORDED
     try:
-        timing = Timing.parse(doc.get("timing", "recorded"))
-    except ValueError as e:
-        problems.append(str(e))
-    speed = doc.get("speed", 1.0)
-    if isinstance(speed, bool) or not isinstance(speed, int | float) or speed <= 0:
-        problems.append(f"speed must be a number more than 0, not {speed!r}")
-    strict, allow_repeats = doc.get("strict", True), doc.get("allow_repeats", True)
-    for name, value in (("strict", strict), ("allow_repeats", allow_repeats)):
-        if not isinstance(value, bool):
-            problems.append(f"{name} must be true or false, not {value!r}")
-    lists: dict[str, tuple[str, ...]] = {}
-    for name in _LISTS:
-        value = doc.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            problems.append(f"{name} must be a list of strings, not {value!r}")
-            value = []
-        lists[name] = tuple(value)
-    redacted = [h for h in lists["match_headers"] if Redactor().redacts_header(h)]
-    if redacted:
-        problems.append(f"match_headers: {', '.join(redacted)} are recorded as redaction placeholders, never equal "
-                        "to a live value")
+        config = replay_config(REPLAY.read(doc, Surface.MOUNT, others=("cassette",)))
+    except OptionProblems as e:
+        problems += e.problems
     if problems:
         raise MountError("bad mount request: " + "; ".join(problems), problems)
-    config = ReplayConfig(timing=timing, speed=float(speed), strict=strict, json_ignore=lists["json_ignore"],
-                          ignore_query=lists["ignore_query"], match_headers=lists["match_headers"],
-                          allow_repeats=allow_repeats, session_cookies=lists["session_cookies"],
-                          session_headers=lists["session_headers"])
     return MountRequest(str(cassette), config)
 
 

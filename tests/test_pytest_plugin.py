@@ -115,7 +115,7 @@ def test_fast(gws_replay):
 ''')
     result = user_project.runpytest_subprocess("-p", "no:cacheprovider", "test_timing.py")
     result.assert_outcomes(errors=1)
-    assert "@gws_cassette(timing='fast'): timing is one of recorded, instant" in result.stdout.str()
+    assert "gws_cassette / gws_config: timing: must be one of recorded, instant, not 'fast'" in result.stdout.str()
 
 
 SCOPES = """
