@@ -82,6 +82,16 @@ class Cursors:
         """Whether ``key`` still has an answer not used yet."""
         return self._next.get((table.name, key), 0) < len(table.answers.get(key, ()))
 
+    def asked(self, table: str, key: Any) -> int:
+        """How often ``key`` was taken from the table named ``table``: the index of its next answer."""
+        return self._next.get((table, key), 0)
+
+    def taken(self) -> Iterator[tuple[str, Any, int]]:
+        """Every answer taken so far, as (table name, key, index): the same whichever session answered it."""
+        for (table, key), n in self._next.items():
+            for i in range(n):
+                yield table, key, i
+
     def clear(self) -> None:
         self._next.clear()
 

@@ -1,18 +1,20 @@
-"""A live client of the replayer: its own copy of a recorded session (cursors, CometD session, events due)."""
+"""A live client of the replayer: its own copy of a recorded session (cursors, CometD session, events due), and
+while its requests fit several recorded sessions, which ones (:class:`Pending`; :mod:`gwsvcr.replay.binding`
+decides)."""
 
 from __future__ import annotations
 
 import copy
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gwsvcr import live
 from gwsvcr.bayeux import Message, Session
 from gwsvcr.matching import Cursors
-from gwsvcr.replay.script import RecordedEvent, Script
+from gwsvcr.replay.script import RecordedEvent, Script, Step
 from gwsvcr.session import Identifier
-from gwsvcr.timeline import Schedule, Timeline
+from gwsvcr.timeline import Cancellable, Schedule, Timeline
 
 
 @dataclass
@@ -22,6 +24,17 @@ class Counters:
     served: int = 0
     clients: int = 0
     events_released: int = 0
+
+
+@dataclass
+class Pending:
+    """A client not bound yet: the recorded sessions its requests so far fit, all of which answered them alike."""
+
+    candidates: list[Script]  # in recorded order
+    deferred: set[Step] = field(default_factory=set)  # steps whose events differ between the candidates
+    waiting: list[tuple[Step, float]] = field(default_factory=list)  # deferred steps delivered, and when
+    timer: Cancellable | None = None  # decides when a waiting event falls due first
+    due: float = float("inf")  # when the timer fires
 
 
 class Client:
@@ -42,8 +55,10 @@ class Client:
         self.timeline = timeline
         self.counters = counters
         self._due = Schedule(timeline.clock, self._release)
-        self._fired: dict[int, float] = {}  # cause -> when the client got its reply (clock time)
+        self.fired: dict[int, float] = {}  # cause -> when the client got its reply (clock time)
         self.show = show  # the live view: a line per event released
+        self.undecided: Pending | None = None  # set while several recorded sessions fit it
+        self.took = ""  # how it came to replay its script, for the live view and the status
 
     @property
     def live(self) -> bool:
@@ -53,16 +68,16 @@ class Client:
     def fire(self, cause: int, at: float) -> None:
         """The reply of recorded exchange ``cause`` reached the client at ``at`` (clock time): its events fall due
         their recorded delays later."""
-        if cause in self._fired:
+        if cause in self.fired:
             return  # a repeated request does not push its events twice
-        self._fired[cause] = at
+        self.fired[cause] = at
         for event in self.script.events_by_cause.get(cause, ()):
             self._due.add(at + self.timeline.scale(event.delay), event, event.order)
 
     def _release(self, event: RecordedEvent) -> None:
         self.counters.events_released += 1
         if self.show is not None:
-            fired = self._fired.get(event.cause) if event.cause is not None else None
+            fired = self.fired.get(event.cause) if event.cause is not None else None
             delay = None if fired is None else self.timeline.clock.now() - fired
             self.show(live.event_line(f"client {self.number}", event.message, delay, event.cause, event.after))
         self._deliver(copy.deepcopy(event.message))
@@ -82,6 +97,8 @@ class Client:
             self._deliver(message)
 
     def close(self) -> None:
+        if self.undecided is not None and self.undecided.timer is not None:
+            self.undecided.timer.cancel()
         self._due.close()
         self.pending.clear()
         self.cursors.clear()

@@ -1,10 +1,11 @@
 """The replayer: the cassette answers every request, with the recorded timing, in causal order, per client.
 
 Each recorded session becomes a read-only :class:`~gwsvcr.replay.script.Script`; every live
-:class:`~gwsvcr.replay.client.Client` replays its own copy of one. What identifies a client is
-:mod:`gwsvcr.session`'s to decide: every session cookie the recording set, whatever its name, is issued with the
-client's own value (never the recorded one), and a request belongs to the client whose cookie it sends, else (no
-cookie yet) to the newest client of its credential (Basic user, Bearer token, API key) that can still take it.
+:class:`~gwsvcr.replay.client.Client` replays its own copy of one, chosen by what it sends
+(:mod:`gwsvcr.replay.binding`). What identifies a client is :mod:`gwsvcr.session`'s to decide: every session cookie
+the recording set, whatever its name, is issued with the client's own value (never the recorded one), and a request
+belongs to the client whose cookie it sends, else (no cookie yet) to the newest client of its credential (Basic
+user, Bearer token, API key) that can still take it.
 
 Timing is the :class:`~gwsvcr.timeline.Timeline`'s; matching is :mod:`gwsvcr.matching`'s. What this module decides is
 whose request it is, what answers it, and what a miss says. A reply's events start their clock when the transport
@@ -24,9 +25,10 @@ from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
 from gwsvcr.live import MISS_HEADER
-from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, closest, failure_key
+from gwsvcr.matching import Key, RestMatch, bayeux_key, closest, failure_key
+from gwsvcr.replay.binding import Binder
 from gwsvcr.replay.client import Client, Counters
-from gwsvcr.replay.script import Recorded, Script, build_scripts, reply_fields
+from gwsvcr.replay.script import Script, build_scripts, reply_fields
 from gwsvcr.replay.status import summary_line
 from gwsvcr.timeline import Clock, Timeline, Timing
 
@@ -125,8 +127,9 @@ class Replayer(Hooks[Client]):
         self.counters = Counters()
         self.by_cookie: dict[str, Client] = {}  # insertion-ordered: the oldest idle ones are evicted first
         self._recent: dict[sessions.Identifier | None, collections.deque[Client]] = {}  # newest per credential
-        self._assigned: collections.Counter[tuple[str, ...]] = collections.Counter()
         self.used: set[int] = set()
+        self.binding = Binder(self.scripts, self.timeline, self.used, allow_repeats=self.config.allow_repeats,
+                              show=show)
         self.misses: list[Miss] = []
         self.on_miss = on_miss
         self._rest_keys = {key for script in self.scripts for key in script.rest}
@@ -135,16 +138,14 @@ class Replayer(Hooks[Client]):
                                for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None]
 
     # ------------------------------------------------------------------------------------------- clients
-    def _new_client(self, credential: sessions.Identifier | None,
-                    answers: Callable[[Script], bool] | None = None) -> Client:
-        mine = [s for s in self.scripts if credential in s.credentials] or self.scripts
-        if answers is not None:  # e.g. a browser's page and scripts, each a cookie-less session of its own
-            mine = [s for s in mine if answers(s)] or mine
-        group = tuple(s.label for s in mine)
+    def _new_client(self, credential: sessions.Identifier | None, first: tuple[str, Any]) -> Client:
+        """A client for a request no client takes; ``first``: (table, key) of that request, which places it among
+        the sessions that hold it (a browser's page and scripts are each a cookie-less session of their own)."""
+        pool = self.binding.pool(credential, *first)
         self.counters.clients += 1
-        client = Client(self.counters.clients, mine[self._assigned[group] % len(mine)], credential, self.timeline,
-                        self.counters, self.config.allow_repeats, self.show)
-        self._assigned[group] += 1
+        client = Client(self.counters.clients, pool[0], credential, self.timeline, self.counters,
+                        self.config.allow_repeats, self.show)
+        self.binding.place(client, pool)
         self.by_cookie[client.cookie] = client
         self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
         if len(self.by_cookie) > MAX_IDLE_CLIENTS:
@@ -162,7 +163,8 @@ class Replayer(Hooks[Client]):
     def _forget(self, client: Client) -> None:
         """Free a client that is gone: its timers, cursors, cookie, and its place among its user's newest."""
         client.close()
-        self.by_cookie.pop(client.cookie, None)
+        if self.by_cookie.pop(client.cookie, None) is not None:
+            self.binding.forget(client)
         recent = self._recent.get(client.credential)
         if recent is not None:
             if client in recent:
@@ -170,11 +172,10 @@ class Replayer(Hooks[Client]):
             if not recent:
                 del self._recent[client.credential]
 
-    def client_for(self, request: Request, fits: Callable[[Client], bool],
-                   answers: Callable[[Script], bool] | None = None) -> Client:
+    def client_for(self, request: Request, fits: Callable[[Client], bool], first: tuple[str, Any]) -> Client:
         """The live client a request belongs to: by any session cookie we issued; else the newest client of the
-        same credential that can still take it (a fresh client's first requests carry no cookie yet); else a new
-        one, on a recorded session that ``answers`` the request when one does."""
+        same credential that ``fits`` (a fresh client's first requests carry no cookie yet); else a new one, among
+        the recorded sessions that hold the request (``first``: its table and key)."""
         for cookie in sessions.sent_cookies(request, self.rules, self.session_cookies):
             if cookie.value in self.by_cookie:
                 return self.by_cookie[cookie.value]
@@ -182,7 +183,7 @@ class Replayer(Hooks[Client]):
         for client in reversed(self._recent.get(credential, ())):
             if fits(client):
                 return client
-        return self._new_client(credential, answers)
+        return self._new_client(credential, first)
 
     def _client_of(self, messages: list[Message]) -> Client | None:
         for m in messages:
@@ -204,8 +205,8 @@ class Replayer(Hooks[Client]):
         key = self.match.key(request)
         if key not in self._rest_keys:
             return wire.Served(self._miss(request, key))  # before choosing a client: a miss creates none
-        client = self.client_for(request, lambda c: c.cursors.fresh(c.script.rest, key), lambda s: key in s.rest)
-        ex = client.cursors.take(client.script.rest, key)
+        client = self.client_for(request, lambda c: self.binding.can_take(c, "rest", key), ("rest", key))
+        ex = self.binding.take(client, "rest", key)
         if ex is None:
             label = client.script.label
             recorded = len(client.script.rest.answers.get(key, ()))
@@ -215,7 +216,7 @@ class Replayer(Hooks[Client]):
         self.used.add(ex.number)
         await self.timeline.latency(ex.ttfb)
         number = ex.number
-        return wire.Served(self._rewrite(ex, client), lambda at: client.fire(number, at))
+        return wire.Served(self._rewrite(ex, client), lambda at: self.binding.fire(client, number, at))
 
     def _rewrite(self, ex: Exchange, client: Client) -> Response:
         if ex.response is None:
@@ -254,7 +255,7 @@ class Replayer(Hooks[Client]):
     async def _bayeux(self, request: Request, bayeux: wire.BayeuxRequest) -> wire.Served:
         owner = self._client_of(bayeux.messages)
         if owner is not None and owner.script.failures:
-            failed = owner.cursors.take(owner.script.failures, failure_key(bayeux.messages))
+            failed = self.binding.take(owner, "failure", failure_key(bayeux.messages))
             if failed is not None:  # the server answered this with an error page: so does the replay
                 self.used.add(failed.number)
                 await self.timeline.latency(failed.ttfb)
@@ -267,7 +268,7 @@ class Replayer(Hooks[Client]):
         ``request`` is the upgrade request, which tells whose session it is)."""
         client = None
         if any(m.get("channel") == HANDSHAKE for m in messages):
-            client = self.client_for(request, lambda c: not c.live)
+            client = self.client_for(request, lambda c: not c.live, ("handshake", HANDSHAKE))
         handled = await self.bayeux.handle(messages, client)
         self.used.update(handled.sources)
         owner = self._client_of(messages) or client
@@ -277,7 +278,7 @@ class Replayer(Hooks[Client]):
 
         def delivered(at: float) -> None:
             for number in sources:
-                owner.fire(number, at)
+                self.binding.fire(owner, number, at)
 
         # the session cookies the recorded replies set (BAYEUX_BROWSER on a handshake), with the client's value
         cookies = [h for number in sources for h in self._cookies_for(owner, self._set_cookies.get(number, []))]
@@ -287,7 +288,7 @@ class Replayer(Hooks[Client]):
     def on_handshake(self, session: Session[Client], message: Message) -> Answer | None:
         client = session.context
         client.handshakes += 1
-        recorded = client.cursors.take(client.script.handshakes, HANDSHAKE)
+        recorded = self.binding.take(client, "handshake", HANDSHAKE)
         if recorded is None:
             client.attach(session)
             return None
@@ -308,17 +309,16 @@ class Replayer(Hooks[Client]):
 
     def on_subscribe(self, session: Session[Client], message: Message, subscription: str) -> Answer | None:
         client = session.context
-        return self._recorded(client, client.script.subscribes, subscription, f"subscribe {subscription}")
+        return self._recorded(client, "subscribe", subscription, f"subscribe {subscription}")
 
     def on_publish(self, server: BayeuxServer[Client], session: Session[Client], message: Message) -> Answer | None:
         client = session.context
-        return self._recorded(client, client.script.publishes, bayeux_key(message),
-                              f"publish {message.get('channel')}")
+        return self._recorded(client, "publish", bayeux_key(message), f"publish {message.get('channel')}")
 
-    def _recorded(self, client: Client, table: Table[str, Recorded], key: str, what: str) -> Answer | None:
-        found = client.cursors.take(table, key)
+    def _recorded(self, client: Client, table: str, key: str, what: str) -> Answer | None:
+        found = self.binding.take(client, table, key)
         if found is None:
-            recorded = ", ".join(sorted(table.keys())[:5]) or "none"
+            recorded = ", ".join(sorted(client.script.tables[table].keys())[:5]) or "none"
             miss = Miss(f"Bayeux {what}", f"not in the recorded session {client.script.label} "
                                          f"(recorded: {recorded})", [])
             self.misses.append(miss)
@@ -348,7 +348,15 @@ class Replayer(Hooks[Client]):
         return {"served": self.counters.served, "clients": self.counters.clients,
                 "live_sessions": len(self.bayeux.sessions), "events_released": self.counters.events_released,
                 "misses": [m.as_dict() for m in self.misses], "unused": self.unused(),
-                "cassette_sha256": self.cassette.sha256}
+                "sessions": self.bindings(), "cassette_sha256": self.cassette.sha256}
+
+    def bindings(self) -> dict[str, list[int]]:
+        """Which live clients replay each recorded session (by client number; ``undecided``: clients that more
+        than one session still fits)."""
+        out: dict[str, list[int]] = {s.label: [] for s in self.scripts}
+        for client in self.by_cookie.values():
+            out.setdefault("undecided" if client.undecided else client.script.label, []).append(client.number)
+        return out
 
     def summary(self) -> str:
         return summary_line(self.status())

@@ -16,6 +16,9 @@ from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
 # A recorded Bayeux reply answered from the cassette: the number of its exchange and the reply message.
 Recorded = tuple[int, Message]
+# One answer a client takes, the same in every session that has it: (table name, key, how many times the client
+# took that key before). What a live client was answered is a list of steps, whichever session answered them.
+Step = tuple[str, Any, int]
 
 
 @dataclass(order=True)
@@ -42,6 +45,35 @@ class Script:
     connects: list[tuple[float | None, bool]] = field(default_factory=list)  # (hold, carried events), in order
     connect_advice: dict[str, Any] = field(default_factory=dict)
     events_by_cause: dict[int | None, list[RecordedEvent]] = field(default_factory=dict)
+    position: int = 0  # the session's place in the cassette: ties between sessions go to the earlier
+    tables: dict[str, Table[Any, Any]] = field(init=False, repr=False)
+    _steps: dict[int, Step] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tables = {t.name: t for t in (self.rest, self.handshakes, self.subscribes, self.publishes,
+                                           self.failures)}
+
+    def answer(self, step: Step) -> Any:
+        """The recorded answer to ``step`` (the last one again past the recorded count), or None."""
+        name, key, index = step
+        answers = self.tables[name].answers.get(key)
+        return answers[min(index, len(answers) - 1)] if answers else None
+
+    def number(self, step: Step) -> int | None:
+        """The recorded exchange that answers ``step`` here."""
+        return _number(self.answer(step))
+
+    def steps(self) -> dict[int, Step]:
+        """Exchange number -> the step it answers, for every recorded request, in recorded order; worked out
+        when first asked (only a cassette of several sessions needs it)."""
+        if self._steps is None:
+            found: dict[int, Step] = {}
+            for name, table in self.tables.items():
+                for key, answers in table.answers.items():
+                    for index, answer in enumerate(answers):
+                        found.setdefault(_number(answer) or 0, (name, key, index))
+            self._steps = dict(sorted(found.items()))
+        return self._steps
 
     def requests(self) -> set[int]:
         """The numbers of the recorded requests a client may ask for (REST, handshake, subscribe, publish)."""
@@ -49,6 +81,12 @@ class Script:
         for table in (self.handshakes, self.subscribes, self.publishes):
             numbers.update(number for number, _ in table.values())
         return numbers
+
+
+def _number(answer: Any) -> int | None:
+    if answer is None:
+        return None
+    return answer.number if isinstance(answer, Exchange) else int(answer[0])
 
 
 def reply_fields(reply: Message) -> Message:
@@ -77,7 +115,9 @@ def build_scripts(cassette: Cassette, match: RestMatch | None = None,
     order = itertools.count()
     for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
         label = ex.session if ex.episode == 1 else f"{ex.session}@{ex.episode}"
-        script = scripts.setdefault(label, Script(label))
+        script = scripts.get(label)
+        if script is None:
+            script = scripts[label] = Script(label, position=len(scripts))
         credential = sessions.credential(ex.request, rules)
         if credential is not None:
             script.credentials.add(credential)

@@ -85,6 +85,11 @@ def combine(parts: Sequence[Part]) -> dict[str, Any]:
     whole["misses"] = [{**miss, "worker": url} for url, figures in live for miss in figures["misses"]]
     unused = [set(figures["unused"]) for _, figures in live]
     whole["unused"] = sorted(set.intersection(*unused)) if unused else []
+    sessions: dict[str, int] = {}
+    for _, figures in live:
+        for label, clients in figures.get("sessions", {}).items():
+            sessions[label] = sessions.get(label, 0) + (clients if isinstance(clients, int) else len(clients))
+    whole["sessions"] = sessions  # client numbers are each replay's own: counted, not listed
     files = {figures.get("cassette_sha256") for _, figures in live}
     whole["cassette_sha256"] = files.pop() if len(files) == 1 else None
     whole["workers"] = [_own(p) for p in parts]
@@ -100,7 +105,21 @@ def _own(part: Part) -> dict[str, Any]:
 
 
 def summary_line(figures: dict[str, Any]) -> str:
-    """The line a replay prints when it stops."""
-    return (f"gwsvcr: served {figures['served']} requests to {figures['clients']} clients, "
+    """The line a replay prints when it stops, with which live clients replayed which recorded session."""
+    line = (f"gwsvcr: served {figures['served']} requests to {figures['clients']} clients, "
             f"{figures['events_released']} events released, {len(figures['misses'])} misses, "
             f"{len(figures['unused'])} recorded exchanges never used")
+    sessions = figures.get("sessions") or {}
+    if len(sessions) > 1 or "undecided" in sessions:
+        line += "; " + ", ".join(f"{label} <- {_clients(clients)}" for label, clients in sessions.items())
+    return line
+
+
+def _clients(clients: list[int] | int) -> str:
+    if isinstance(clients, int):
+        return f"{clients} clients"
+    if not clients:
+        return "none"
+    if len(clients) > 5:
+        return f"{len(clients)} clients"
+    return ("client " if len(clients) == 1 else "clients ") + " ".join(map(str, clients))
