@@ -176,9 +176,12 @@ class RestMatch:
         return "; ".join(parts)
 
 
-def bayeux_key(message: dict[str, Any]) -> str:
-    """What identifies a publish: its channel and data (everything volatile dropped)."""
-    stable = {k: v for k, v in message.items() if k not in VOLATILE_REQUEST}
+def bayeux_key(message: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    """What identifies a publish: its channel and data (everything volatile dropped, and the dotted ``ignore``
+    paths: values the client makes)."""
+    stable: Any = {k: v for k, v in message.items() if k not in VOLATILE_REQUEST}
+    for path in ignore:
+        stable = _drop(stable, path.split("."))
     return json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

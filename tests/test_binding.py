@@ -64,15 +64,6 @@ def two_agents(snapshots: tuple[str, str] = ("Started", "Started")) -> Cassette:
                     + agent_session("s2", 6, 0.005, "agentB", snapshots[1]))
 
 
-async def drive(clock: FakeClock, work: Any) -> Any:
-    """Await ``work``, moving the fake clock a millisecond at a time while it waits (a recorded latency)."""
-    task = asyncio.ensure_future(work)
-    await clock.settle()
-    while not task.done():
-        await clock.advance(0.001)
-    return task.result()
-
-
 @dataclass
 class Agent:
     """A live agent of the SDK, in process: its own Bearer token, its cookie jar, a long-poll kept outstanding."""
@@ -95,7 +86,7 @@ class Agent:
 
     async def _send(self, request: Request, *, held: bool = False) -> Response:
         """Send a request; one that waits a recorded latency moves the clock, a long-poll waits for the test's."""
-        served = await (self.core.handle(request) if held else drive(self.clock, self.core.handle(request)))
+        served = await (self.core.handle(request) if held else self.clock.drive(self.core.handle(request)))
         assert served.response is not None
         self.cookies.update(wire.set_cookie_values(served.response.headers))
         if served.delivered is not None:

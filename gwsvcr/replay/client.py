@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import copy
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gwsvcr import live
 from gwsvcr.bayeux import Message, Session
+from gwsvcr.cassette import Mark, Request
+from gwsvcr.correlate import Plan, value_at
 from gwsvcr.matching import Cursors
 from gwsvcr.replay.script import RecordedEvent, Script, Step
 from gwsvcr.session import Identifier
@@ -43,7 +46,7 @@ class Client:
 
     def __init__(self, number: int, script: Script, credential: Identifier | None, timeline: Timeline,
                  counters: Counters, allow_repeats: bool = True,
-                 show: Callable[[str], None] | None = None) -> None:
+                 show: Callable[[str], None] | None = None, plan: Plan | None = None) -> None:
         self.number = number
         self.script = script
         self.credential = credential  # what placed its first, cookie-less request
@@ -59,6 +62,8 @@ class Client:
         self.show = show  # the live view: a line per event released
         self.undecided: Pending | None = None  # set while several recorded sessions fit it
         self.took = ""  # how it came to replay its script, for the live view and the status
+        self.plan = plan  # the cassette's client-made values, when it has any
+        self.made: dict[tuple[Step | None, str], Any] = {}  # (step, location) -> the value this client made
 
     @property
     def live(self) -> bool:
@@ -70,6 +75,9 @@ class Client:
         their recorded delays later."""
         if cause in self.fired:
             return  # a repeated request does not push its events twice
+        if not self.fired:
+            for event in self.script.unanchored:
+                self._due.add(at + self.timeline.scale(event.delay), event, event.order)
         self.fired[cause] = at
         for event in self.script.events_by_cause.get(cause, ()):
             self._due.add(at + self.timeline.scale(event.delay), event, event.order)
@@ -80,7 +88,25 @@ class Client:
             fired = self.fired.get(event.cause) if event.cause is not None else None
             delay = None if fired is None else self.timeline.clock.now() - fired
             self.show(live.event_line(f"client {self.number}", event.message, delay, event.cause, event.after))
-        self._deliver(copy.deepcopy(event.message))
+        now = self.timeline.clock.now()
+        for later in self.script.after_event.get(event.order, ()):  # no request caused it: its spacing is kept
+            self._due.add(now + self.timeline.scale(later.delay), later, later.order)
+        message = copy.deepcopy(event.message)
+        if event.marks and self.plan is not None:
+            message = self.plan.apply(message, event.marks, self.live_value)
+        self._deliver(message)
+
+    def live_value(self, mark: Mark) -> Any:
+        """The value this client made where ``mark``'s request had the recorded one (None: not known)."""
+        return self.made.get((self.script.steps().get(mark.exchange), mark.at))
+
+    def remember(self, number: int, request: Request, locations: Iterable[str]) -> None:
+        """The values this client made in the request that recorded exchange ``number`` answered."""
+        step = self.script.steps().get(number)
+        for location in locations:
+            value = value_at(request, location)
+            if value is not None:
+                self.made[(step, location)] = value
 
     def _deliver(self, message: Message) -> None:
         if self.session is None or self.session.ended:

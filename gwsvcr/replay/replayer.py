@@ -24,6 +24,7 @@ from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
+from gwsvcr.correlate import Plan, find, substitute
 from gwsvcr.live import MISS_HEADER
 from gwsvcr.matching import Key, RestMatch, bayeux_key, closest, failure_key
 from gwsvcr.replay.binding import Binder
@@ -50,6 +51,8 @@ class ReplayConfig:
     ignore_query: tuple[str, ...] = ()  # query parameters left out of REST matching (a cache buster: _)
     match_headers: tuple[str, ...] = ()  # headers REST matching compares
     allow_repeats: bool = True  # off (--no-repeat): a request asked more often than recorded is a miss
+    correlate: tuple[str, ...] = ()  # locations of client-made values the recording did not find (--correlate)
+    no_correlate: tuple[str, ...] = ()  # locations whose values are not client-made after all (--no-correlate)
 
     def rest_match(self, cassette: Cassette) -> RestMatch:
         """These options together with the cassette header's ``match:`` section."""
@@ -114,8 +117,11 @@ class Replayer(Hooks[Client]):
             self.config.session_cookies, self.config.session_headers)
         self.session_cookies = {name for ex in cassette.exchanges for name in sessions.server_cookies(ex.response)
                                 if self.rules.session_cookie(name, (name,))}
-        self.match = self.config.rest_match(cassette)
-        self.scripts = build_scripts(cassette, self.match, self.rules) or [Script("empty")]
+        self.plan = Plan.of(cassette, self.config.correlate, self.config.no_correlate)
+        self.match = self.config.rest_match(cassette).merged(RestMatch(self.plan.json_ignore(),
+                                                                       self.plan.ignore_query()))
+        self._message_ignore = self.plan.message_ignore()
+        self.scripts = build_scripts(cassette, self.match, self.rules, self.plan) or [Script("empty")]
         self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
                              for ex in cassette.exchanges if ex.response is not None
                              and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
@@ -144,7 +150,7 @@ class Replayer(Hooks[Client]):
         pool = self.binding.pool(credential, *first)
         self.counters.clients += 1
         client = Client(self.counters.clients, pool[0], credential, self.timeline, self.counters,
-                        self.config.allow_repeats, self.show)
+                        self.config.allow_repeats, self.show, self.plan if self.plan.locations else None)
         self.binding.place(client, pool)
         self.by_cookie[client.cookie] = client
         self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
@@ -171,6 +177,14 @@ class Replayer(Hooks[Client]):
                 recent.remove(client)
             if not recent:
                 del self._recent[client.credential]
+
+    def _known_client(self, request: Request) -> Client | None:
+        """The client a request belongs to, if it is one we know: by cookie, else its credential's newest."""
+        for cookie in sessions.sent_cookies(request, self.rules, self.session_cookies):
+            if cookie.value in self.by_cookie:
+                return self.by_cookie[cookie.value]
+        recent = self._recent.get(sessions.credential(request, self.rules))
+        return recent[-1] if recent else None
 
     def client_for(self, request: Request, fits: Callable[[Client], bool], first: tuple[str, Any]) -> Client:
         """The live client a request belongs to: by any session cookie we issued; else the newest client of the
@@ -203,6 +217,10 @@ class Replayer(Hooks[Client]):
 
     async def _rest(self, request: Request) -> wire.Served:
         key = self.match.key(request)
+        reused: dict[str, str] = {}  # live -> recorded values the client made and sends again
+        if key not in self._rest_keys and self.plan.locations:
+            as_recorded, reused = self._as_recorded(request)
+            key = self.match.key(as_recorded)
         if key not in self._rest_keys:
             return wire.Served(self._miss(request, key))  # before choosing a client: a miss creates none
         client = self.client_for(request, lambda c: self.binding.can_take(c, "rest", key), ("rest", key))
@@ -214,17 +232,46 @@ class Replayer(Hooks[Client]):
                       if recorded else f"not in the recorded session {label} of this client")
             return wire.Served(self._miss(request, key, reason))
         self.used.add(ex.number)
+        if ex.number in self.plan.requests:
+            client.remember(ex.number, request, self.plan.locations)
         await self.timeline.latency(ex.ttfb)
         number = ex.number
-        return wire.Served(self._rewrite(ex, client), lambda at: self.binding.fire(client, number, at))
+        response = self._rewrite(ex, client)
+        if reused and response.kind == "json":  # its reply names them too: with the live values
+            response.body = substitute(response.body, [(rec, live, tuple(find(rec, response.body)))
+                                                       for live, rec in reused.items()])
+        return wire.Served(response, lambda at: self.binding.fire(client, number, at))
+
+    def _as_recorded(self, request: Request) -> tuple[Request, dict[str, str]]:
+        """A request whose client sends back values it made before (a subscription id in a DELETE's path) as
+        the recorded ones, so that it matches, and those values (live -> recorded); the request itself when no
+        client of ours made any."""
+        client = self._known_client(request)
+        if client is None or not client.made:
+            return request, {}
+        recorded = {}
+        for (step, location), live in client.made.items():
+            value = self.plan.recorded(client.script.number(step) if step is not None else None, location)
+            if value is not None and live != value:
+                recorded[str(live)] = str(value)
+        path = "/".join(recorded.get(part, part) for part in request.path.split("/"))
+        query = [(k, recorded.get(v, v)) for k, v in request.query]
+        used = {live: rec for live, rec in recorded.items() if live in request.path.split("/") or
+                any(v == live for _, v in request.query)}
+        return Request(headers=request.headers, kind=request.kind, body=request.body, method=request.method,
+                       path=path, query=query), used
 
     def _rewrite(self, ex: Exchange, client: Client) -> Response:
         if ex.response is None:
             return wire.json_reply(502, {"error": f"recorded failure: {ex.error}"})
         if ex.response.omitted is not None:
             return omitted_reply(ex.number, ex.response.status, ex.response.omitted)
+        body = ex.response.body
+        marks = client.script.reply_marks.get(ex.number)
+        if marks and client.plan is not None:
+            body = client.plan.apply(body, marks, client.live_value)
         return Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
-                        body=ex.response.body, status=ex.response.status)
+                        body=body, status=ex.response.status)
 
     def _cookies_for(self, client: Client, recorded: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Recorded headers with every session cookie the server set carrying the client's own value instead."""
@@ -313,7 +360,11 @@ class Replayer(Hooks[Client]):
 
     def on_publish(self, server: BayeuxServer[Client], session: Session[Client], message: Message) -> Answer | None:
         client = session.context
-        return self._recorded(client, "publish", bayeux_key(message), f"publish {message.get('channel')}")
+        answer = self._recorded(client, "publish", bayeux_key(message, self._message_ignore),
+                                f"publish {message.get('channel')}")
+        if answer is not None and answer.source in self.plan.requests:
+            client.remember(answer.source, Request(kind="messages", body=[message]), self.plan.locations)
+        return answer
 
     def _recorded(self, client: Client, table: str, key: str, what: str) -> Answer | None:
         found = self.binding.take(client, table, key)

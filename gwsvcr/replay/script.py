@@ -11,7 +11,8 @@ from typing import Any
 from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, HANDSHAKE, SUBSCRIBE, Message
-from gwsvcr.cassette import Cassette, Exchange
+from gwsvcr.cassette import Cassette, Exchange, Mark
+from gwsvcr.correlate import Plan
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
 # A recorded Bayeux reply answered from the cassette: the number of its exchange and the reply message.
@@ -28,6 +29,7 @@ class RecordedEvent:
     delay: float = field(compare=False, default=0.0)  # seconds after the cause's reply reached the client
     cause: int | None = field(compare=False, default=None)  # the recorded exchange that caused it
     after: str | None = field(compare=False, default=None)  # what that exchange was, e.g. StopCallRecording
+    marks: tuple[Mark, ...] = field(compare=False, default=())  # client-made values it carries (gwsvcr.correlate)
 
 
 @dataclass
@@ -45,6 +47,11 @@ class Script:
     connects: list[tuple[float | None, bool]] = field(default_factory=list)  # (hold, carried events), in order
     connect_advice: dict[str, Any] = field(default_factory=dict)
     events_by_cause: dict[int | None, list[RecordedEvent]] = field(default_factory=dict)
+    # Events no request caused: each released its delay after the event before it (by that event's order), or,
+    # with no event before it, after the client's first reply.
+    after_event: dict[int, list[RecordedEvent]] = field(default_factory=dict)
+    unanchored: list[RecordedEvent] = field(default_factory=list)
+    reply_marks: dict[int, tuple[Mark, ...]] = field(default_factory=dict)  # client-made values in REST replies
     position: int = 0  # the session's place in the cassette: ties between sessions go to the earlier
     tables: dict[str, Table[Any, Any]] = field(init=False, repr=False)
     _steps: dict[int, Step] | None = field(default=None, init=False, repr=False)
@@ -109,10 +116,13 @@ def reply_fields(reply: Message) -> Message:
 
 
 def build_scripts(cassette: Cassette, match: RestMatch | None = None,
-                  rules: sessions.SessionRules = sessions.DEFAULT_RULES) -> list[Script]:
+                  rules: sessions.SessionRules = sessions.DEFAULT_RULES, plan: Plan | None = None) -> list[Script]:
     rest_key = (match or RestMatch()).key
+    plan = plan or Plan()
+    ignore = plan.message_ignore()
     scripts: dict[str, Script] = {}
     order = itertools.count()
+    last_event: dict[str, int] = {}
     for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
         label = ex.session if ex.episode == 1 else f"{ex.session}@{ex.episode}"
         script = scripts.get(label)
@@ -124,6 +134,8 @@ def build_scripts(cassette: Cassette, match: RestMatch | None = None,
         bayeux = wire.bayeux_of(ex.request)
         if bayeux is None:
             script.rest.add(rest_key(ex.request), ex)
+            if ex.number in plan.reply:
+                script.reply_marks[ex.number] = plan.reply[ex.number]
             continue
         if ex.response is not None and ex.response.kind != "messages":
             script.failures.add(failure_key(bayeux.messages), ex)
@@ -145,9 +157,16 @@ def build_scripts(cassette: Cassette, match: RestMatch | None = None,
                 if reply.get("successful") and isinstance(reply.get("advice"), dict):
                     script.connect_advice = reply_fields(reply).get("advice", {})
             elif isinstance(channel, str) and not channel.startswith("/meta/"):
-                script.publishes.add(bayeux_key(m), (ex.number, reply))
-        for item in ex.reply_items():
+                script.publishes.add(bayeux_key(m, ignore), (ex.number, reply))
+        for i, item in enumerate(ex.reply_items()):
             if item.is_event:
-                event = RecordedEvent(next(order), item.message, item.delay or 0.0, item.cause, item.after)
-                script.events_by_cause.setdefault(item.cause, []).append(event)
+                event = RecordedEvent(next(order), item.message, item.delay or 0.0, item.cause, item.after,
+                                      plan.events.get((ex.number, i), ()))
+                if item.cause is not None:
+                    script.events_by_cause.setdefault(item.cause, []).append(event)
+                elif label in last_event:
+                    script.after_event.setdefault(last_event[label], []).append(event)
+                else:
+                    script.unanchored.append(event)
+                last_event[label] = event.order
     return list(scripts.values())
