@@ -2,8 +2,8 @@
 
 Rows: a REST request (``->``) and its reply (``<-``) when the reply completed; each Bayeux message a client
 sent, except ``/meta/connect`` (a long-poll is shown once, by its reply, with how long the server held it);
-each reply message, and each pushed event with its cause, delay and how the recorder found the cause (a value, a
-subscribe; none said: the last request before it). Values the client made (gwsvcr/correlate.py) are named where
+each reply message, and each pushed event with its cause and delay (``first on its channel``: the snapshot a
+subscribe caused; ``no cause``: spaced from the event before; JSON rows say every rule, gwsvcr/record/causes.py). Values the client made (gwsvcr/correlate.py) are named where
 they come back: ``client-made query._aioId at data.id`` (of the reply's own request, or ``of #N``). ``gwsvcr show`` prints them in 100 columns
 (after the sessions, each with what identified its client) or as JSON lines; ``gwsvcr report`` draws them.
 """
@@ -80,7 +80,8 @@ class Row:
         return out
 
 
-_RULES = {"subscribe": "first on its channel after the subscribe", "value": "a value links them"}
+# How a cause was found, where the text says more than the cause itself (the JSON rows always say it).
+_RULES = {"subscribe": "first on its channel"}
 
 
 def _made(mark: Mark, exchange: int) -> str:
