@@ -3,9 +3,10 @@
 Rows: a REST request (``->``) and its reply (``<-``) when the reply completed; each Bayeux message a client
 sent, except ``/meta/connect`` (a long-poll is shown once, by its reply, with how long the server held it);
 each reply message, and each pushed event with its cause and delay (``first on its channel``: the snapshot a
-subscribe caused; ``no cause``: spaced from the event before; JSON rows say every rule, gwsvcr/record/causes.py). Values the client made (gwsvcr/correlate.py) are named where
-they come back: ``client-made query._aioId at data.id`` (of the reply's own request, or ``of #N``). ``gwsvcr show`` prints them in 100 columns
-(after the sessions, each with what identified its client) or as JSON lines; ``gwsvcr report`` draws them.
+subscribe caused; ``no cause``: spaced from the event before; the JSON rows name every rule of
+gwsvcr/record/causes.py). Values the client made (gwsvcr/correlate.py) are named where they come back:
+``client-made query._aioId of #7 at data.id``. ``gwsvcr show`` prints the rows in 100 columns (after the sessions,
+each with what identified its client) or as JSON lines; ``gwsvcr report`` draws them.
 """
 
 from __future__ import annotations

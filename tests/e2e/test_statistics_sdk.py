@@ -1,0 +1,116 @@
+"""Genesys' Statistics API v3 SDK (npm genesys-statistics-client-js) with two agents recorded at once, replayed in
+the recorded order, in the reverse order and 500 ms slower before each operation: a Bearer token and an API key
+only (no session cookie of its own; the CometD server sets BAYEUX_BROWSER), so nothing but what each agent sends
+tells the replay which recorded agent it is. Each agent names its statistics subscription by a uuid it makes,
+which the update carries back. Upstream: tests/peers/statistics_server.js on the CometD project's Node server."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gwsvcr import cassette as cas
+from tests.clients import Running, Session
+from tests.conftest import record, replay
+from tests.procs import PEERS, need_genesys_sdks, start
+from tests.reliability.secretscan import remember
+
+pytestmark = pytest.mark.node
+
+API_KEY = "stKey-" + secrets.token_hex(12)
+TOKENS = {"agent1": "stTokA-" + secrets.token_hex(12), "agent2": "stTokB-" + secrets.token_hex(12)}
+remember(API_KEY, *TOKENS.values())
+TOLERANCE_MS = 25
+
+
+def agent(url: str, name: str, pause_ms: int = 0, token: str | None = None) -> Running:
+    cmd = [need_genesys_sdks(), str(PEERS / "statistics_client.js"), "--url", url, "--token", token or TOKENS[name],
+           "--api-key", API_KEY, "--agent", name, "--pause-ms", str(pause_ms)]
+    return Running(f"statistics SDK {name}", url, cmd=cmd)
+
+
+def two_agents(url: str, first: str, pause_ms: int = 0, tokens: dict[str, str] | None = None) -> dict[str, Session]:
+    """``first`` starts; the other once the first has its snapshot (it subscribed); both run to the end."""
+    second = "agent2" if first == "agent1" else "agent1"
+    tokens = tokens or TOKENS
+    running = {first: agent(url, first, pause_ms, tokens[first])}
+    running[first].wait_for("service")
+    running[second] = agent(url, second, pause_ms, tokens[second])
+    return {name: run.finish() for name, run in running.items()}
+
+
+@dataclass
+class Recording:
+    path: Path
+    sessions: dict[str, Session]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
+    path = tmp_path_factory.mktemp("statistics") / "two-agents.yaml"
+    server = start([need_genesys_sdks(), str(PEERS / "statistics_server.js"), "--port", "0", "--api-key", API_KEY,
+                    *(f for name, token in TOKENS.items() for f in ("--agent", f"{token}={name}"))])
+    try:
+        rec = record(server.url, path)
+        sessions = two_agents(rec.url, "agent1")
+        assert rec.stop() == 0, rec.stderr
+    finally:
+        server.stop()
+    yield Recording(path, sessions)
+
+
+def recorded(path: Path) -> dict[str, dict[str, float]]:
+    """Per agent (by the objectId of its subscription): the recorded delay of its update after the reply that
+    opened the subscription, and of the service snapshot after its subscribe, in ms."""
+    c = cas.load(path)
+    by_number = c.by_number()
+    agent_of = {ex.session: ex.request.body["data"]["statistics"][0]["objectId"] for ex in c.exchanges
+                if ex.request.method == "POST" and ex.request.path.endswith("/subscriptions")}
+    out: dict[str, dict[str, float]] = {name: {} for name in agent_of.values()}
+    for ex in c.exchanges:
+        for item in ex.reply_items():
+            if item.is_event and item.cause is not None and item.delay is not None:
+                what = "update" if item.message["channel"].endswith("/updates") else "service"
+                out[agent_of[by_number[item.cause].session]][what] = item.delay * 1000
+    return out
+
+
+def test_the_recording_holds_two_sessions_the_uuid_each_made_and_the_snapshot_the_subscribe_caused(
+        recording: Recording) -> None:
+    c = cas.load(recording.path)
+    assert c.sessions() == ["s1", "s2"]
+    events = [(item, ex) for ex in c.exchanges for item in ex.reply_items() if item.is_event]
+    snapshots = [item for item, _ in events if item.message["channel"].endswith("/service")]
+    assert len(snapshots) == 2 and all(s.rule == "subscribe" and "/meta/subscribe" in (s.after or "")
+                                       for s in snapshots), [(s.rule, s.after) for s in snapshots]
+    opened = [ex for ex in c.exchanges if ex.request.path.endswith("/subscriptions")]
+    # the uuid, and the statistic's name (state-agent1: made by the client, echoed), but not the short objectId
+    assert [[m.at for m in ex.correlate] for ex in opened] == [["json.operationId",
+                                                                "json.data.statistics.0.statisticId"]] * 2
+    updates = [item for item, _ in events if item.message["channel"].endswith("/updates")]
+    assert [(u.correlate[0].at, u.correlate[0].paths) for u in updates] == [("json.operationId",
+                                                                             ("data.subscriptionId",))] * 2
+    assert all(u.rule == "value" for u in updates)
+
+
+@pytest.mark.parametrize("first,pause_ms", [("agent1", 0), ("agent2", 0), ("agent2", 500)],
+                         ids=["recorded-order", "reverse-order", "500ms-slower"])
+def test_each_agent_gets_only_its_own_events_at_their_recorded_delays(recording: Recording, first: str,
+                                                                      pause_ms: int) -> None:
+    """Other tokens than recorded (a cassette holds placeholders anyway), another start order, another pace."""
+    server = replay(recording.path)
+    tokens = {name: f"live-{name}-" + secrets.token_hex(8) for name in TOKENS}
+    sessions = two_agents(server.url, first, pause_ms, tokens)
+    assert server.stop() == 0, server.stderr
+    assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
+    want = recorded(recording.path)
+    for name, session in sessions.items():
+        [event] = session.events
+        assert event["own"], event
+        [service] = session.of("service")
+        got = {"update": event["delay_ms"], "service": service["delay_ms"]}
+        assert all(abs(got[k] - want[name][k]) <= TOLERANCE_MS for k in got), (name, got, want[name])
