@@ -31,7 +31,8 @@ def bayeux_exchange(number: int, session: str, start: float, sent: list[dict[str
                                                     path=COMETD), response, ttfb=hold, transport="long-polling")
 
 
-def agent_session(session: str, first: int, start: float, agent: str, snapshot: str = "Started") -> list[Exchange]:
+def agent_session(session: str, first: int, start: float, agent: str, snapshot: str = "Started",
+                  snapshot_delay: float = SNAPSHOT_DELAY) -> list[Exchange]:
     """What one agent of the statistics SDK did: handshake, subscribe (a service snapshot follows), then its own
     statistics subscription (an update follows), each event carried by a held connect."""
     cid = f"rec-{session}"
@@ -44,7 +45,7 @@ def agent_session(session: str, first: int, start: float, agent: str, snapshot: 
                                       "successful": True})])
     snapshot_connect = bayeux_exchange(
         first + 2, session, start + 0.02, [{"channel": "/meta/connect", "id": "3", "clientId": cid}],
-        [ReplyItem({"channel": SERVICE, "data": {"state": snapshot}}, cause=first + 1, delay=SNAPSHOT_DELAY),
+        [ReplyItem({"channel": SERVICE, "data": {"state": snapshot}}, cause=first + 1, delay=snapshot_delay),
          ReplyItem({"channel": "/meta/connect", "id": "3", "successful": True}, hold=0.02)], hold=0.02)
     post = Exchange(first + 3, session, start + 0.1,
                     Request(headers=[("Authorization", f"Bearer REDACTED-{session}0000000000"), KEY], kind="json",
@@ -59,9 +60,10 @@ def agent_session(session: str, first: int, start: float, agent: str, snapshot: 
     return [hs, sub, snapshot_connect, post, update_connect]
 
 
-def two_agents(snapshots: tuple[str, str] = ("Started", "Started")) -> Cassette:
-    return Cassette("stats.yaml", Header(), agent_session("s1", 1, 0.0, "agentA", snapshots[0])
-                    + agent_session("s2", 6, 0.005, "agentB", snapshots[1]))
+def two_agents(snapshots: tuple[str, str] = ("Started", "Started"),
+               delays: tuple[float, float] = (SNAPSHOT_DELAY, SNAPSHOT_DELAY)) -> Cassette:
+    return Cassette("stats.yaml", Header(), agent_session("s1", 1, 0.0, "agentA", snapshots[0], delays[0])
+                    + agent_session("s2", 6, 0.005, "agentB", snapshots[1], delays[1]))
 
 
 @dataclass
@@ -201,6 +203,33 @@ async def test_the_snapshot_a_subscribe_caused_comes_at_its_delay_before_anythin
     assert [(c, round(at - subscribed, 6)) for c, _, at in agent.events] == [(SERVICE, SNAPSHOT_DELAY)]
     assert core.bindings()["undecided"] == [1]
     await agent.subscribe_statistics()
+    assert core.bindings()["s2"] == [1]
+    agent.stop()
+    core.close()
+
+
+@pytest.mark.parametrize("decided_ms,released_ms,cause", [(10, 40, 7), (35, 30, 2)],
+                         ids=["decided-before-it-fell-due", "decided-after-it-went-out"])
+async def test_an_alike_event_not_released_yet_takes_the_delay_of_the_session_decided(
+        decided_ms: int, released_ms: int, cause: int) -> None:
+    """Both sessions push the same snapshot after the subscribe, s1 30 ms after it, s2 40 ms; agentB's client is
+    answered from s1 until its POST decides s2. Decided before the snapshot fell due, the snapshot comes at s2's
+    40 ms, counted from the same subscribe; decided after s1's 30 ms, it went out then (nothing could tell the
+    sessions apart yet) and is not sent again. Never before the delay of the session it is released from."""
+    clock = FakeClock()
+    shown: list[str] = []
+    core = replayer(two_agents(delays=(0.030, 0.040)), clock, shown)
+    agent = Agent(core, clock, "agentB")
+    await agent.start()
+    subscribed = clock.now()
+    await clock.advance(decided_ms / 1000)
+    await agent.subscribe_statistics()
+    await clock.advance(0.5)
+    [(_, _, replied)] = agent.replies
+    assert [(c, round((at - (subscribed if c == SERVICE else replied)) * 1000, 3)) for c, _, at in agent.events] \
+        == [(SERVICE, released_ms), (UPDATES, UPDATE_DELAY * 1000)]
+    assert [line for line in shown if SERVICE in line] == [
+        f"client 1   <- {SERVICE} event  {released_ms} ms after #{cause}"], shown
     assert core.bindings()["s2"] == [1]
     agent.stop()
     core.close()

@@ -233,14 +233,8 @@ class Binder:
                    for step in client.cursors.taken())
 
     def _switch(self, client: Client, script: Script) -> None:
-        """Replay ``script`` from now on: what the client was answered maps to its exchanges."""
-        if script is not client.script:
-            fired = {}
-            for number, at in client.fired.items():
-                step = client.script.steps().get(number)
-                fired[(script.number(step) if step is not None else None) or number] = at
-            client.fired = fired
-            client.script = script
+        """Replay ``script`` from now on (see :meth:`Client.switch`); what the client took is used there."""
+        client.switch(script)
         for taken in client.cursors.taken():
             used = script.number(taken)
             if used is not None:

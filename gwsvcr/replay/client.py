@@ -77,20 +77,38 @@ class Client:
             return  # a repeated request does not push its events twice
         if not self.fired:
             for event in self.script.unanchored:
-                self._due.add(at + self.timeline.scale(event.delay), event, event.order)
+                self._schedule(event, at)
         self.fired[cause] = at
         for event in self.script.events_by_cause.get(cause, ()):
-            self._due.add(at + self.timeline.scale(event.delay), event, event.order)
+            self._schedule(event, at)
 
-    def _release(self, event: RecordedEvent) -> None:
+    def _schedule(self, event: RecordedEvent, since: float) -> None:
+        """``event`` falls due its delay after ``since`` (when the reply or event it follows reached the client)."""
+        self._due.add(since + self.timeline.scale(event.delay), (event, since), event.order)
+
+    def switch(self, script: Script) -> None:
+        """Replay ``script`` from now on, in place of a session that answered everything so far alike: what the
+        client was answered counts as that session's, and each event not released yet is that session's event
+        at the same place, due that session's delay after the same reply (sooner or later than planned)."""
+        if script is self.script:
+            return
+        here, steps = self.script, self.script.steps()
+        self.fired = {(script.number(steps[n]) if n in steps else None) or n: at for n, at in self.fired.items()}
+        self.script = script
+        for event, since in self._due.drain():
+            twin = script.at_place(here.place(event))
+            if twin is not None:
+                self._schedule(twin, since)
+
+    def _release(self, item: tuple[RecordedEvent, float]) -> None:
+        event, since = item
         self.counters.events_released += 1
-        if self.show is not None:
-            fired = self.fired.get(event.cause) if event.cause is not None else None
-            delay = None if fired is None else self.timeline.clock.now() - fired
-            self.show(live.event_line(f"client {self.number}", event.message, delay, event.cause, event.after))
         now = self.timeline.clock.now()
+        if self.show is not None:
+            delay = None if event.cause is None else now - since
+            self.show(live.event_line(f"client {self.number}", event.message, delay, event.cause, event.after))
         for later in self.script.after_event.get(event.order, ()):  # no request caused it: its spacing is kept
-            self._due.add(now + self.timeline.scale(later.delay), later, later.order)
+            self._schedule(later, now)
         message = copy.deepcopy(event.message)
         if event.marks and self.plan is not None:
             message = self.plan.apply(message, event.marks, self.live_value)

@@ -20,6 +20,10 @@ Recorded = tuple[int, Message]
 # One answer a client takes, the same in every session that has it: (table name, key, how many times the client
 # took that key before). What a live client was answered is a list of steps, whichever session answered them.
 Step = tuple[str, Any, int]
+# Where an event stands in its session, in terms every session shares: what it follows (the step that caused it,
+# or for an event no request caused, the place of the event before it) and its rank there. Two sessions that
+# answered a client alike push, at the same place, the event each recorded there.
+Place = tuple[Any, int]
 
 
 @dataclass(order=True)
@@ -55,6 +59,8 @@ class Script:
     position: int = 0  # the session's place in the cassette: ties between sessions go to the earlier
     tables: dict[str, Table[Any, Any]] = field(init=False, repr=False)
     _steps: dict[int, Step] | None = field(default=None, init=False, repr=False)
+    _places: dict[int, Place] | None = field(default=None, init=False, repr=False)  # event order -> place
+    _at_place: dict[Place, RecordedEvent] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.tables = {t.name: t for t in (self.rest, self.handshakes, self.subscribes, self.publishes,
@@ -81,6 +87,33 @@ class Script:
                         found.setdefault(_number(answer) or 0, (name, key, index))
             self._steps = dict(sorted(found.items()))
         return self._steps
+
+    def place(self, event: RecordedEvent) -> Place | None:
+        """Where ``event`` (one of this session's) stands."""
+        return self._placed()[0].get(event.order)
+
+    def at_place(self, place: Place | None) -> RecordedEvent | None:
+        """This session's event at ``place``, if it has one."""
+        return None if place is None else self._placed()[1].get(place)
+
+    def _placed(self) -> tuple[dict[int, Place], dict[Place, RecordedEvent]]:
+        """Event order -> place and back; worked out when first asked, as :meth:`steps` is."""
+        if self._places is None:
+            steps = self.steps()
+            self._places = {}
+            for cause, events in self.events_by_cause.items():
+                after = steps.get(cause) if cause is not None else None
+                self._index(events, after if after is not None else ("exchange", cause))
+            self._index(self.unanchored, ("none",))
+            for before in sorted(self.after_event):  # an event before another comes first in recorded order
+                self._index(self.after_event[before], ("after", self._places.get(before)))
+        return self._places, self._at_place
+
+    def _index(self, events: list[RecordedEvent], after: Any) -> None:
+        assert self._places is not None
+        for rank, event in enumerate(events):
+            self._places[event.order] = (after, rank)
+            self._at_place[(after, rank)] = event
 
     def requests(self) -> set[int]:
         """The numbers of the recorded requests a client may ask for (REST, handshake, subscribe, publish)."""
