@@ -64,11 +64,27 @@ class Client:
         self.took = ""  # how it came to replay its script, for the live view and the status
         self.plan = plan  # the cassette's client-made values, when it has any
         self.made: dict[tuple[Step | None, str], Any] = {}  # (step, location) -> the value this client made
+        self._next: dict[str, int] = {}  # table -> where next_is stopped looking in its recorded order
 
     @property
     def live(self) -> bool:
         """Whether the client has a CometD session that has not ended."""
         return self.session is not None and not self.session.ended
+
+    @property
+    def gone(self) -> bool:
+        """Whether the client's CometD session is over (one that never opened a session is not gone)."""
+        return self.handshakes > 0 and not self.live
+
+    def next_is(self, table: str, key: Any) -> bool:
+        """Whether ``key`` is the first request of ``table`` in its recorded session that the client has not
+        asked yet (how far it got is kept per table: each call costs what the client asked since)."""
+        order = self.script.order(table)
+        i = self._next.get(table, 0)
+        while i < len(order) and self.cursors.asked(table, order[i][0]) > order[i][1]:
+            i += 1
+        self._next[table] = i
+        return i < len(order) and order[i][0] == key
 
     def fire(self, cause: int, at: float) -> None:
         """The reply of recorded exchange ``cause`` reached the client at ``at`` (clock time): its events fall due
@@ -95,6 +111,7 @@ class Client:
         here, steps = self.script, self.script.steps()
         self.fired = {(script.number(steps[n]) if n in steps else None) or n: at for n, at in self.fired.items()}
         self.script = script
+        self._next.clear()
         for event, since in self._due.drain():
             twin = script.at_place(here.place(event))
             if twin is not None:

@@ -4,8 +4,8 @@ Each recorded session becomes a read-only :class:`~gwsvcr.replay.script.Script`;
 :class:`~gwsvcr.replay.client.Client` replays its own copy of one, chosen by what it sends
 (:mod:`gwsvcr.replay.binding`). What identifies a client is :mod:`gwsvcr.session`'s to decide: every session cookie
 the recording set, whatever its name, is issued with the client's own value (never the recorded one), and a request
-belongs to the client whose cookie it sends, else (no cookie yet) to the newest client of its credential (Basic
-user, Bearer token, API key) that can still take it.
+belongs to the client whose cookie it sends, else (no cookie yet, or a client that keeps none) to a client of its
+credential (Basic user, Bearer token, API key) that can still take it, by what it asks (:meth:`Replayer.client_for`).
 
 Timing is the :class:`~gwsvcr.timeline.Timeline`'s; matching is :mod:`gwsvcr.matching`'s. What this module decides is
 whose request it is, what answers it, and what a miss says. A reply's events start their clock when the transport
@@ -178,26 +178,37 @@ class Replayer(Hooks[Client]):
             if not recent:
                 del self._recent[client.credential]
 
-    def _known_client(self, request: Request) -> Client | None:
-        """The client a request belongs to, if it is one we know: by cookie, else its credential's newest."""
+    def _cookie_client(self, request: Request) -> Client | None:
+        """The client whose session cookie (one we issued) the request sends."""
         for cookie in sessions.sent_cookies(request, self.rules, self.session_cookies):
             if cookie.value in self.by_cookie:
                 return self.by_cookie[cookie.value]
-        recent = self._recent.get(sessions.credential(request, self.rules))
-        return recent[-1] if recent else None
+        return None
 
-    def client_for(self, request: Request, fits: Callable[[Client], bool], first: tuple[str, Any]) -> Client:
-        """The live client a request belongs to: by any session cookie we issued; else the newest client of the
-        same credential that ``fits`` (a fresh client's first requests carry no cookie yet); else a new one, among
-        the recorded sessions that hold the request (``first``: its table and key)."""
-        for cookie in sessions.sent_cookies(request, self.rules, self.session_cookies):
-            if cookie.value in self.by_cookie:
-                return self.by_cookie[cookie.value]
+    def _alike(self, request: Request) -> list[Client]:
+        """The clients a request may come from: the one whose cookie it sends, else every recent one of its
+        credential (Basic user, Bearer token, API key), newest first."""
+        client = self._cookie_client(request)
+        if client is not None:
+            return [client]
+        return list(reversed(self._recent.get(sessions.credential(request, self.rules), ())))
+
+    def client_for(self, request: Request, table: str, key: Any) -> Client:
+        """The live client a request belongs to: by any session cookie we issued. A request without one (a fresh
+        client's first ones, or every one of a client that keeps no cookies) goes by what it asks, among the
+        clients of its credential that can still take it (a handshake: those with no live CometD session): first
+        one whose CometD session is not over, then one whose next recorded request of that kind this is, then
+        the oldest, so that two clients of one user running the same script each keep their own session. None
+        fits: a new client, among the recorded sessions that hold the request."""
+        client = self._cookie_client(request)
+        if client is not None:
+            return client
         credential = sessions.credential(request, self.rules)
-        for client in reversed(self._recent.get(credential, ())):
-            if fits(client):
-                return client
-        return self._new_client(credential, first)
+        fitting = [c for c in self._recent.get(credential, ()) if self.binding.can_take(c, table, key)
+                   and (table != "handshake" or not c.live)]
+        if fitting:
+            return min(fitting, key=lambda c: (c.gone, not c.next_is(table, key), c.number))
+        return self._new_client(credential, (table, key))
 
     def _client_of(self, messages: list[Message]) -> Client | None:
         for m in messages:
@@ -218,12 +229,13 @@ class Replayer(Hooks[Client]):
     async def _rest(self, request: Request) -> wire.Served:
         key = self.match.key(request)
         reused: dict[str, str] = {}  # live -> recorded values the client made and sends again
+        maker = None  # the client that made them: the request is its own
         if key not in self._rest_keys and self.plan.locations:
-            as_recorded, reused = self._as_recorded(request)
+            as_recorded, reused, maker = self._as_recorded(request)
             key = self.match.key(as_recorded)
         if key not in self._rest_keys:
             return wire.Served(self._miss(request, key))  # before choosing a client: a miss creates none
-        client = self.client_for(request, lambda c: self.binding.can_take(c, "rest", key), ("rest", key))
+        client = maker or self.client_for(request, "rest", key)
         ex = self.binding.take(client, "rest", key)
         if ex is None:
             label = client.script.label
@@ -242,24 +254,23 @@ class Replayer(Hooks[Client]):
                                                        for live, rec in reused.items()])
         return wire.Served(response, lambda at: self.binding.fire(client, number, at))
 
-    def _as_recorded(self, request: Request) -> tuple[Request, dict[str, str]]:
-        """A request whose client sends back values it made before (a subscription id in a DELETE's path) as
-        the recorded ones, so that it matches, and those values (live -> recorded); the request itself when no
-        client of ours made any."""
-        client = self._known_client(request)
-        if client is None or not client.made:
-            return request, {}
-        recorded = {}
-        for (step, location), live in client.made.items():
-            value = self.plan.recorded(client.script.number(step) if step is not None else None, location)
-            if value is not None and live != value:
-                recorded[str(live)] = str(value)
-        path = "/".join(recorded.get(part, part) for part in request.path.split("/"))
-        query = [(k, recorded.get(v, v)) for k, v in request.query]
-        used = {live: rec for live, rec in recorded.items() if live in request.path.split("/") or
-                any(v == live for _, v in request.query)}
-        return Request(headers=request.headers, kind=request.kind, body=request.body, method=request.method,
-                       path=path, query=query), used
+    def _as_recorded(self, request: Request) -> tuple[Request, dict[str, str], Client | None]:
+        """A request that sends back values its client made before (a subscription id in a DELETE's path) with
+        the recorded ones instead, so that it matches; those values (live -> recorded); and that client, which
+        the values name, whatever else may send alike requests. The request itself when no client made any."""
+        parts = request.path.split("/")
+        sent = {*parts, *(v for _, v in request.query)}
+        for client in self._alike(request):
+            recorded = {}
+            for (step, location), live in client.made.items():
+                value = self.plan.recorded(client.script.number(step) if step is not None else None, location)
+                if value is not None and live != value and str(live) in sent:
+                    recorded[str(live)] = str(value)
+            if recorded:
+                return Request(headers=request.headers, kind=request.kind, body=request.body, method=request.method,
+                               path="/".join(recorded.get(part, part) for part in parts),
+                               query=[(k, recorded.get(v, v)) for k, v in request.query]), recorded, client
+        return request, {}, None
 
     def _rewrite(self, ex: Exchange, client: Client) -> Response:
         if ex.response is None:
@@ -315,7 +326,7 @@ class Replayer(Hooks[Client]):
         ``request`` is the upgrade request, which tells whose session it is)."""
         client = None
         if any(m.get("channel") == HANDSHAKE for m in messages):
-            client = self.client_for(request, lambda c: not c.live, ("handshake", HANDSHAKE))
+            client = self.client_for(request, "handshake", HANDSHAKE)
         handled = await self.bayeux.handle(messages, client)
         self.used.update(handled.sources)
         owner = self._client_of(messages) or client

@@ -59,6 +59,7 @@ class Script:
     position: int = 0  # the session's place in the cassette: ties between sessions go to the earlier
     tables: dict[str, Table[Any, Any]] = field(init=False, repr=False)
     _steps: dict[int, Step] | None = field(default=None, init=False, repr=False)
+    _orders: dict[str, list[tuple[Any, int]]] = field(default_factory=dict, init=False, repr=False)
     _places: dict[int, Place] | None = field(default=None, init=False, repr=False)  # event order -> place
     _at_place: dict[Place, RecordedEvent] = field(default_factory=dict, init=False, repr=False)
 
@@ -87,6 +88,15 @@ class Script:
                         found.setdefault(_number(answer) or 0, (name, key, index))
             self._steps = dict(sorted(found.items()))
         return self._steps
+
+    def order(self, table: str) -> list[tuple[Any, int]]:
+        """The requests of ``table`` in recorded order, as (key, how many times that key came before)."""
+        found = self._orders.get(table)
+        if found is None:
+            numbered = [(_number(answer) or 0, key, index) for key, answers in self.tables[table].answers.items()
+                        for index, answer in enumerate(answers)]
+            found = self._orders[table] = [(key, index) for _, key, index in sorted(numbered, key=lambda n: n[0])]
+        return found
 
     def place(self, event: RecordedEvent) -> Place | None:
         """Where ``event`` (one of this session's) stands."""
