@@ -316,6 +316,30 @@ async def test_a_bound_client_moves_when_all_it_was_given_is_the_same_elsewhere(
     assert "s1 <- none, s2 <- client 1" in summary_line(core.status())
 
 
+async def test_replies_that_differ_only_in_ids_the_server_makes_do_not_decide() -> None:
+    """The login of each session answered a session id of its own: a client whose token the cassette does not
+    know stays undecided through its login (either id is what the server would have given it) and its operation
+    decides; before, the login decided (s1, recorded first) and agent2's operation was a miss."""
+    cassette = login_cassette()
+    for ex in cassette.exchanges:
+        ex.request.headers = [("Authorization", f"Bearer REDACTED-{ex.session}000000000000")]
+        if ex.request.path == "/login":
+            ex.response.body = {"sessionId": f"{ex.session}-5f0c8a2e-9d41-4c7e-b1aa-{ex.number:012d}"}  # type: ignore
+    core = replayer(cassette, FakeClock())
+
+    async def post(path: str, body: Any, cookies: dict[str, str]) -> Response:
+        headers = [("Authorization", "Bearer live"), *([("Cookie", f"JSESSIONID={cookies['JSESSIONID']}")]
+                                                       if cookies else [])]
+        served = await core.handle(Request(headers=headers, kind="json", body=body, method="POST", path=path))
+        assert served.response is not None
+        return served.response
+
+    login = await post("/login", {}, {})
+    assert login.body["sessionId"].startswith("s1-") and core.bindings()["undecided"] == [1]
+    assert (await post("/op", {"n": 2}, wire.set_cookie_values(login.headers))).body == {"done": 2}
+    assert core.bindings() == {"s1": [], "s2": [1]} and core.misses == []
+
+
 async def test_a_client_given_something_else_does_not_move() -> None:
     misses: list[Any] = []
     core = Replayer(login_cassette(same_login=False), ReplayConfig(), on_miss=misses.append, clock=FakeClock())

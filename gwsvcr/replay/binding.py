@@ -6,11 +6,13 @@ recorded session its requests so far fit (those of its Basic user first, when th
 and is answered from one of them: every candidate answers those requests alike, so the choice does not matter yet.
 Its events wait only when they would differ between the candidates.
 
-The first request that tells the candidates apart decides: the sessions that do not have it drop out; when the
-rest answer it differently, the one with the fewest clients bound to it wins (an unclaimed session first), then
-the one whose next recorded request it is, then the one recorded first: the same every run. A client whose
-waiting events fall due before anything decided is bound the same way. A bound client whose request its session
-does not hold moves to a session that holds it, if every answer and event it was given is the same there.
+Answers that differ only in values the server makes afresh each run (a session id, a uuid, a timestamp) count as
+alike: either session's is what the server would have said to this client. The first request that tells the
+candidates apart decides: the sessions that do not have it drop out; when the rest answer it differently, the one
+with the fewest clients bound to it wins (an unclaimed session first), then the one whose next recorded request it
+is, then the one recorded first: the same every run. A client whose waiting events fall due before anything
+decided is bound the same way. A bound client whose request its session does not hold moves to a session that
+holds it, if every answer and event it was given is the same there.
 
 N live clients on M recorded sessions: with N > M every client still gets its own copy of a session (the least
 taken one that fits), as a fleet replaying a one-agent cassette needs. A bound client costs nothing more per
@@ -26,6 +28,7 @@ from typing import Any
 
 from gwsvcr.bayeux import HANDSHAKE
 from gwsvcr.cassette import Exchange
+from gwsvcr.correlate import distinctive
 from gwsvcr.matching import VOLATILE
 from gwsvcr.replay.client import Client, Pending
 from gwsvcr.replay.script import Script, Step, reply_fields
@@ -53,6 +56,17 @@ def describe(step: Step) -> str:
 
 def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _opaque(data: Any) -> Any:
+    """``data`` with every value the server makes afresh each run (a session id, a uuid, a timestamp: what
+    :func:`~gwsvcr.correlate.distinctive` calls distinctive) as one placeholder: two sessions whose replies differ
+    only there answer alike, as the same server would have answered either client."""
+    if isinstance(data, dict):
+        return {k: _opaque(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_opaque(v) for v in data]
+    return "<opaque>" if distinctive(data) else data
 
 
 class Binder:
@@ -273,11 +287,12 @@ class Binder:
             answer = script.answer(step)
             if isinstance(answer, Exchange):
                 response = answer.response
-                reply = _canonical([answer.error] if response is None else
-                                   [response.status, response.kind, response.body if response.kind != "messages"
-                                    else [item.message for item in response.body]])
+                reply = _canonical(_opaque([answer.error] if response is None else
+                                           [response.status, response.kind, response.body
+                                            if response.kind != "messages" else
+                                            [item.message for item in response.body]]))
             else:
-                reply = _canonical(reply_fields(answer[1]))
+                reply = _canonical(_opaque(reply_fields(answer[1])))
             events = _canonical([{k: v for k, v in e.message.items() if k not in VOLATILE}
                                  for e in script.events_by_cause.get(number, ())])
             cached = self._sigs[(script.label, number)] = (reply, events)

@@ -16,6 +16,7 @@ import pytest
 from gwsvcr import cassette as cas
 from tests.clients import Running, Session
 from tests.conftest import record, replay
+from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases
 from tests.procs import PEERS, need_genesys_sdks, start
 from tests.reliability.secretscan import remember
 
@@ -24,7 +25,6 @@ pytestmark = pytest.mark.node
 API_KEY = "stKey-" + secrets.token_hex(12)
 TOKENS = {"agent1": "stTokA-" + secrets.token_hex(12), "agent2": "stTokB-" + secrets.token_hex(12)}
 remember(API_KEY, *TOKENS.values())
-TOLERANCE_MS = 25
 
 
 def agent(url: str, name: str, pause_ms: int = 0, token: str | None = None) -> Running:
@@ -63,20 +63,10 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
     yield Recording(path, sessions)
 
 
-def recorded(path: Path) -> dict[str, dict[str, float]]:
-    """Per agent (by the objectId of its subscription): the recorded delay of its update after the reply that
-    opened the subscription, and of the service snapshot after its subscribe, in ms."""
-    c = cas.load(path)
-    by_number = c.by_number()
-    agent_of = {ex.session: ex.request.body["data"]["statistics"][0]["objectId"] for ex in c.exchanges
-                if ex.request.method == "POST" and ex.request.path.endswith("/subscriptions")}
-    out: dict[str, dict[str, float]] = {name: {} for name in agent_of.values()}
-    for ex in c.exchanges:
-        for item in ex.reply_items():
-            if item.is_event and item.cause is not None and item.delay is not None:
-                what = "update" if item.message["channel"].endswith("/updates") else "service"
-                out[agent_of[by_number[item.cause].session]][what] = item.delay * 1000
-    return out
+def agents_of(path: Path) -> dict[str, str]:
+    """Recorded session -> the agent whose statistics it subscribed to."""
+    return {ex.session: ex.request.body["data"]["statistics"][0]["objectId"] for ex in cas.load(path).exchanges
+            if ex.request.method == "POST" and ex.request.path.endswith("/subscriptions")}
 
 
 def test_the_recording_holds_two_sessions_the_uuid_each_made_and_the_snapshot_the_subscribe_caused(
@@ -102,15 +92,33 @@ def test_the_recording_holds_two_sessions_the_uuid_each_made_and_the_snapshot_th
 def test_each_agent_gets_only_its_own_events_at_their_recorded_delays(recording: Recording, first: str,
                                                                       pause_ms: int) -> None:
     """Other tokens than recorded (a cassette holds placeholders anyway), another start order, another pace."""
-    server = replay(recording.path)
+    on_time(lambda: replayed(recording.path, first, pause_ms))
+
+
+def replayed(path: Path, first: str, pause_ms: int) -> dict[str, float]:
+    """One replay of the two agents: each gets only its own update, nothing is missed or left unused, the replay
+    releases nothing before its recorded delay; returns how far from it each event came as the agents saw it.
+
+    Each event is compared with the recorded event the replay says it released (its live view names the cause):
+    an agent's update must be its own session's; its snapshot, alike in both sessions, is its own session's when
+    the agent's subscription decided before the snapshot fell due, else the session it was answered from until
+    then."""
+    server = replay(path)
     tokens = {name: f"live-{name}-" + secrets.token_hex(8) for name in TOKENS}
     sessions = two_agents(server.url, first, pause_ms, tokens)
     assert server.stop() == 0, server.stderr
     assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
-    want = recorded(recording.path)
+    recorded, released = recorded_delays(path), releases(server.stderr)
+    assert_never_early(released, recorded)
+    by_number, agent_of = cas.load(path).by_number(), agents_of(path)
+    errors = {}
     for name, session in sessions.items():
         [event] = session.events
         assert event["own"], event
-        [service] = session.of("service")
-        got = {"update": event["delay_ms"], "service": service["delay_ms"]}
-        assert all(abs(got[k] - want[name][k]) <= TOLERANCE_MS for k in got), (name, got, want[name])
+        [update] = [r for r in released if r.channel.endswith("/updates") and
+                    agent_of[by_number[r.cause].session] == name]
+        [service] = [r for r in released if r.client == update.client and r.channel.endswith("/service")]
+        got = {"update": event["delay_ms"], "service": session.of("service")[0]["delay_ms"]}
+        for kind, release in (("update", update), ("service", service)):
+            errors[f"{name} {kind} #{release.cause}"] = got[kind] - recorded[(release.cause, release.channel)]
+    return errors
