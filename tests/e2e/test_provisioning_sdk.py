@@ -7,61 +7,24 @@ Upstream: tests/peers/provisioning_server.js on the CometD project's Node server
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from gwsvcr import cassette as cas
-from tests.clients import Running, Session
-from tests.conftest import record, replay
+from tests.conftest import replay
 from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases
-from tests.procs import PEERS, need_genesys_sdks, start
-from tests.reliability.secretscan import remember
+from tests.e2e.twoagents import AGENTS, Recording, Sdk
 
 pytestmark = pytest.mark.node
 
-API_KEY = "prKey-" + secrets.token_hex(12)
-TOKENS = {"agent1": "prTokA-" + secrets.token_hex(12), "agent2": "prTokB-" + secrets.token_hex(12)}
-remember(API_KEY, *TOKENS.values())
 OPS = ("users:1", "users:2", "skills")
-
-
-def agent(url: str, name: str, token: str, pause_ms: int = 0) -> Running:
-    cmd = [need_genesys_sdks(), str(PEERS / "provisioning_client.js"), "--url", url, "--token", token,
-           "--api-key", API_KEY, "--agent", name, "--ops", ",".join(OPS), "--pause-ms", str(pause_ms)]
-    return Running(f"provisioning SDK {name}", url, cmd=cmd)
-
-
-def two_agents(url: str, first: str, pause_ms: int = 0, tokens: dict[str, str] = TOKENS) -> dict[str, Session]:
-    """``first`` starts; the other once the first has the reply to its first operation; both run to the end."""
-    second = "agent2" if first == "agent1" else "agent1"
-    running = {first: agent(url, first, tokens[first], pause_ms)}
-    running[first].wait_for("reply")
-    running[second] = agent(url, second, tokens[second], pause_ms)
-    return {name: run.finish() for name, run in running.items()}
-
-
-@dataclass
-class Recording:
-    path: Path
-    sessions: dict[str, Session]
+SDK = Sdk("provisioning", "reply", ("--ops", ",".join(OPS)))
 
 
 @pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
-    path = tmp_path_factory.mktemp("provisioning") / "two-agents.yaml"
-    server = start([need_genesys_sdks(), str(PEERS / "provisioning_server.js"), "--port", "0", "--api-key", API_KEY,
-                    *(f for name, token in TOKENS.items() for f in ("--agent", f"{token}={name}"))])
-    try:
-        rec = record(server.url, path)
-        sessions = two_agents(rec.url, "agent1")
-        assert rec.stop() == 0, rec.stderr
-    finally:
-        server.stop()
-    yield Recording(path, sessions)
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    return SDK.record(tmp_path_factory.mktemp("provisioning") / "two-agents.yaml")
 
 
 def operations(path: Path) -> dict[int, tuple[str, str]]:
@@ -78,7 +41,7 @@ def test_the_recording_marks_each_uuid_and_ties_each_result_to_its_operation(rec
     c = cas.load(recording.path)
     assert c.sessions() == ["s1", "s2"]
     ops = operations(recording.path)
-    assert sorted(ops.values()) == sorted((name, op) for name in TOKENS for op in OPS)
+    assert sorted(ops.values()) == sorted((name, op) for name in AGENTS for op in OPS)
     assert all([m.at for m in c.by_number()[n].correlate] == [] for n in ops)  # the uuid is not in the reply
     results = [item for ex in c.exchanges for item in ex.reply_items() if item.is_event]
     assert sorted(r.cause for r in results) == sorted(ops), [(r.cause, r.rule) for r in results]
@@ -101,14 +64,13 @@ def replayed(path: Path, first: str, pause_ms: int) -> dict[str, float]:
     replay releases nothing before its recorded delay; returns how far from it each result came as the agents saw
     it."""
     server = replay(path)
-    tokens = {name: f"live-{name}-" + secrets.token_hex(8) for name in TOKENS}
-    sessions = two_agents(server.url, first, pause_ms, tokens)
+    sessions = SDK.replayed(server.url, first, pause_ms)
     assert server.stop() == 0, server.stderr
     assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
     recorded, ops = recorded_delays(path), operations(path)
     released = releases(server.stderr)
     assert_never_early(released, recorded)
-    assert sorted(ops[r.cause] for r in released) == sorted((name, op) for name in TOKENS for op in OPS)
+    assert sorted(ops[r.cause] for r in released) == sorted((name, op) for name in AGENTS for op in OPS)
     want = {ops[cause]: ms for (cause, _), ms in recorded.items()}
     errors = {}
     for name, session in sessions.items():

@@ -6,61 +6,23 @@ which the update carries back. Upstream: tests/peers/statistics_server.js on the
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from gwsvcr import cassette as cas
-from tests.clients import Running, Session
-from tests.conftest import record, replay
+from tests.conftest import replay
 from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases
-from tests.procs import PEERS, need_genesys_sdks, start
-from tests.reliability.secretscan import remember
+from tests.e2e.twoagents import Recording, Sdk
 
 pytestmark = pytest.mark.node
 
-API_KEY = "stKey-" + secrets.token_hex(12)
-TOKENS = {"agent1": "stTokA-" + secrets.token_hex(12), "agent2": "stTokB-" + secrets.token_hex(12)}
-remember(API_KEY, *TOKENS.values())
-
-
-def agent(url: str, name: str, pause_ms: int = 0, token: str | None = None) -> Running:
-    cmd = [need_genesys_sdks(), str(PEERS / "statistics_client.js"), "--url", url, "--token", token or TOKENS[name],
-           "--api-key", API_KEY, "--agent", name, "--pause-ms", str(pause_ms)]
-    return Running(f"statistics SDK {name}", url, cmd=cmd)
-
-
-def two_agents(url: str, first: str, pause_ms: int = 0, tokens: dict[str, str] | None = None) -> dict[str, Session]:
-    """``first`` starts; the other once the first has its snapshot (it subscribed); both run to the end."""
-    second = "agent2" if first == "agent1" else "agent1"
-    tokens = tokens or TOKENS
-    running = {first: agent(url, first, pause_ms, tokens[first])}
-    running[first].wait_for("service")
-    running[second] = agent(url, second, pause_ms, tokens[second])
-    return {name: run.finish() for name, run in running.items()}
-
-
-@dataclass
-class Recording:
-    path: Path
-    sessions: dict[str, Session]
+SDK = Sdk("statistics", "service")
 
 
 @pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
-    path = tmp_path_factory.mktemp("statistics") / "two-agents.yaml"
-    server = start([need_genesys_sdks(), str(PEERS / "statistics_server.js"), "--port", "0", "--api-key", API_KEY,
-                    *(f for name, token in TOKENS.items() for f in ("--agent", f"{token}={name}"))])
-    try:
-        rec = record(server.url, path)
-        sessions = two_agents(rec.url, "agent1")
-        assert rec.stop() == 0, rec.stderr
-    finally:
-        server.stop()
-    yield Recording(path, sessions)
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    return SDK.record(tmp_path_factory.mktemp("statistics") / "two-agents.yaml")
 
 
 def agents_of(path: Path) -> dict[str, str]:
@@ -104,8 +66,7 @@ def replayed(path: Path, first: str, pause_ms: int) -> dict[str, float]:
     the agent's subscription decided before the snapshot fell due, else the session it was answered from until
     then."""
     server = replay(path)
-    tokens = {name: f"live-{name}-" + secrets.token_hex(8) for name in TOKENS}
-    sessions = two_agents(server.url, first, pause_ms, tokens)
+    sessions = SDK.replayed(server.url, first, pause_ms)
     assert server.stop() == 0, server.stderr
     assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
     recorded, released = recorded_delays(path), releases(server.stderr)

@@ -14,26 +14,14 @@
 // error. A result that is not the operation's own is an error.
 'use strict';
 
-const {eachArg, emit, fail, now, sleep, withTimeout} = require('./peerlib');
+const {agentArgs, emit, now, runClient, sleep, withTimeout} = require('./peerlib');
 
 function parseArgs(argv) {
-    const opts = {url: null, token: null, apiKey: null, agent: null, ops: ['users:1', 'users:2', 'skills'],
-        pauseMs: 0, timeoutMs: 30000};
-    eachArg(argv, (arg, value) => {
-        switch (arg) {
-            case '--url': opts.url = value().replace(/\/+$/, ''); break;
-            case '--token': opts.token = value(); break;
-            case '--api-key': opts.apiKey = value(); break;
-            case '--agent': opts.agent = value(); break;
-            case '--ops': opts.ops = value().split(',').filter(Boolean); break;
-            case '--pause-ms': opts.pauseMs = Number(value()); break;
-            case '--timeout-ms': opts.timeoutMs = Number(value()); break;
-            default: return false;
-        }
+    return agentArgs(argv, {ops: ['users:1', 'users:2', 'skills']}, (arg, value, opts) => {
+        if (arg !== '--ops') return false;
+        opts.ops = value().split(',').filter(Boolean);
         return true;
     });
-    if (!opts.url || !opts.token || !opts.apiKey || !opts.agent) throw new Error('--url --token --api-key --agent');
-    return opts;
 }
 
 // Whether a callback's data is the result of ``op`` for ``agent``.
@@ -76,12 +64,4 @@ async function main(opts) {
     emit({type: 'done', t: now()});
 }
 
-let options;
-try {
-    options = parseArgs(process.argv.slice(2));
-} catch (e) {
-    fail(e.message);
-}
-setTimeout(() => fail(`global timeout: ${options.timeoutMs} ms`), options.timeoutMs).unref();
-main(options).then(() => process.exit(0),
-    (e) => fail(e && (e.message || (e.response && e.response.text)) || String(e)));
+runClient(parseArgs, main);

@@ -14,25 +14,7 @@
 'use strict';
 
 const crypto = require('node:crypto');
-const {eachArg, emit, fail, now, sleep, withTimeout} = require('./peerlib');
-
-function parseArgs(argv) {
-    const opts = {url: null, token: null, apiKey: null, agent: null, pauseMs: 0, timeoutMs: 30000};
-    eachArg(argv, (arg, value) => {
-        switch (arg) {
-            case '--url': opts.url = value().replace(/\/+$/, ''); break;
-            case '--token': opts.token = value(); break;
-            case '--api-key': opts.apiKey = value(); break;
-            case '--agent': opts.agent = value(); break;
-            case '--pause-ms': opts.pauseMs = Number(value()); break;
-            case '--timeout-ms': opts.timeoutMs = Number(value()); break;
-            default: return false;
-        }
-        return true;
-    });
-    if (!opts.url || !opts.token || !opts.apiKey || !opts.agent) throw new Error('--url --token --api-key --agent');
-    return opts;
-}
+const {agentArgs, emit, now, runClient, sleep, withTimeout} = require('./peerlib');
 
 async function main(opts) {
     require('winston').level = 'error';
@@ -81,11 +63,4 @@ async function main(opts) {
     emit({type: 'done', t: now()});
 }
 
-let options;
-try {
-    options = parseArgs(process.argv.slice(2));
-} catch (e) {
-    fail(e.message);
-}
-setTimeout(() => fail(`global timeout: ${options.timeoutMs} ms`), options.timeoutMs).unref();
-main(options).then(() => process.exit(0), (e) => fail(e && (e.message || (e.response && e.response.text)) || String(e)));
+runClient(agentArgs, main);
