@@ -6,7 +6,7 @@ The Python twin of cometd_client.js: same arguments, same JSON-lines output.
         [--call-id ID] [--ops StartCallRecording,...] [--user agent1] [--password secret]
         [--pause-ms 0] [--extra-pause StopCallRecording=1500 ...]
         [--transport long-polling|websocket] [--event-timeout-ms 10000] [--timeout-ms 60000]
-        [--trace] [--subscribe-also CHANNEL ...] [--forget-session-after OP]
+        [--trace] [--subscribe-also CHANNEL ...] [--forget-session-after OP] [--no-cookies]
 
 Importable too: ``await run_session(url, ...)`` returns the records instead of printing them.
 Times ``t`` are ms from time.perf_counter() (monotonic) since this module was imported, which for
@@ -17,7 +17,8 @@ Options for the protocol conformance tests (tests/conformance), all off by defau
 message sent ("out") and received ("in"), and "rehandshake" records; ``--subscribe-also`` subscribes to more
 channels (a "subscribe" record each, a failure is reported, not fatal); ``--forget-session-after OP`` sends the
 /meta/connect after OP's notification with a clientId the server never issued (once): a server that lost the
-session answers 402 and aiocometd re-handshakes.
+session answers 402 and aiocometd re-handshakes. ``--no-cookies`` never sends a cookie back (curl with Basic auth
+on each request and no cookie jar): what identifies it is its Basic user alone.
 
 aiocometd-ng notes (0.5.6):
 - It has no request-header option; extensions get ``outgoing(payload, headers)`` before every
@@ -130,7 +131,7 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                       transport: str = "long-polling",
                       on_record: Callable[[dict], None] | None = None, trace: bool = False,
                       subscribe_also: Iterable[str] = (),
-                      forget_session_after: str | None = None) -> list[dict]:
+                      forget_session_after: str | None = None, cookies: bool = True) -> list[dict]:
     """Run the session; return its records (handshake, reply, event, ..., done).
 
     Raises SessionError (or aiocometd/aiohttp errors) on failure; ``on_record`` sees each record
@@ -160,7 +161,7 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
             csrf_header = resp.headers.get("X-CSRF-HEADER", "X-CSRF-TOKEN")
             csrf_token = resp.headers.get("X-CSRF-TOKEN")
         session_headers = {"Authorization": authorization}
-        if cookie:
+        if cookie and cookies:
             session_headers["Cookie"] = cookie
 
         # 2. CometD: handshake + first connect (open), subscribe.
@@ -286,6 +287,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trace", action="store_true")
     p.add_argument("--subscribe-also", action="append", default=[])
     p.add_argument("--forget-session-after", default=None)
+    p.add_argument("--no-cookies", dest="cookies", action="store_false")
     return p.parse_args(argv)
 
 
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         user=args.user, password=args.password, pause_ms=args.pause_ms,
         extra_pause=dict(args.extra_pause), event_timeout=args.event_timeout_ms / 1000,
         transport=args.transport, on_record=out, trace=args.trace,
-        subscribe_also=args.subscribe_also, forget_session_after=args.forget_session_after)
+        subscribe_also=args.subscribe_also, forget_session_after=args.forget_session_after, cookies=args.cookies)
     async def guarded() -> None:
         deadline = asyncio.timeout(args.timeout_ms / 1000)
         try:
