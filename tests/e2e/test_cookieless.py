@@ -13,9 +13,8 @@ import pytest
 
 from gwsvcr import cassette as cas
 from tests.clients import LIFECYCLE, Running, Session, assert_lifecycle, run
-from tests.conftest import record, replay
+from tests.conftest import record_from_sim, replay
 from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases
-from tests.procs import gwsvcr
 
 COOKIELESS = ["--no-cookies"]
 
@@ -23,13 +22,7 @@ COOKIELESS = ["--no-cookies"]
 @pytest.fixture(scope="module")
 def cassette(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cookieless") / "basic-only.yaml"
-    sim = gwsvcr("sim", "--port", "0", "--event-delay-ms", "250")
-    try:
-        rec = record(sim.url, path)
-        run("python", rec.url, LIFECYCLE, extra=COOKIELESS)
-        assert rec.stop() == 0, rec.stderr
-    finally:
-        sim.stop()
+    record_from_sim(path, COOKIELESS)
     sent = [h[0].lower() for ex in cas.load(path).exchanges for h in ex.request.headers]
     assert "authorization" in sent and "cookie" not in sent
     return path
