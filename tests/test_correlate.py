@@ -14,6 +14,7 @@ from gwsvcr import cassette as cas
 from gwsvcr import wire
 from gwsvcr.cassette import Cassette, Header, Request, Response
 from gwsvcr.correlate import Correlator, Plan, distinctive, named
+from gwsvcr.record.causes import shared_values
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import ReplayConfig, Replayer
@@ -106,9 +107,11 @@ def test_named_correlates_short_values_and_no_correlate_turns_one_off() -> None:
     assert named("query._aioId", "_aioId") and not named("query._aioId", "json._aioId")
 
 
-def test_the_first_event_after_a_subscribe_is_its_unless_a_later_request_shares_a_value() -> None:
+@pytest.mark.parametrize("call", ["CALL0042", "CALL-node"])
+def test_the_first_event_after_a_subscribe_is_its_unless_a_later_request_shares_a_value(call: str) -> None:
     """The snapshot 30 ms after the subscribe, a REST POST landing between the two: the subscribe caused it. The
-    call's notification, first on its channel too, shares the call id with its operation: the operation."""
+    call's notification, first on its channel too, shares the call id with its operation: the operation (a call id
+    with no digit too: it was the subscribe's, so a client operating later than recorded got it too early)."""
     rec = recorder()
     sub = rec.complete(bayeux({"channel": "/meta/subscribe", "id": "3", "clientId": "c1",
                                "subscription": "/statistics/v3/service"}),
@@ -124,14 +127,20 @@ def test_the_first_event_after_a_subscribe_is_its_unless_a_later_request_shares_
     rec.complete(bayeux({"channel": "/meta/subscribe", "id": "5", "clientId": "c1", "subscription": "/v2/me/calls"}),
                  messages({"channel": "/meta/subscribe", "id": "5", "successful": True}),
                  ExchangeTimes(2.0, 2.0, 2.001, 2.002))
-    stop = rec.complete(rest("/api/v2/me/calls/CALL0042", {"operationName": "StopCallRecording"}),
+    stop = rec.complete(rest(f"/api/v2/me/calls/{call}", {"operationName": "StopCallRecording"}),
                         Response(kind="json", body={"statusCode": 0}), ExchangeTimes(2.1, 2.1, 2.11, 2.12))
-    poll = rec.complete(*connect(6, {"channel": "/v2/me/calls", "data": {"call": {"id": "CALL0042"}}}),
+    poll = rec.complete(*connect(6, {"channel": "/v2/me/calls", "data": {"call": {"id": call}}}),
                         ExchangeTimes(2.0, 2.0, 2.37, 2.37))
     assert (poll.response.body[0].cause, poll.response.body[0].rule) == (stop.number, "value")  # type: ignore
-    later = rec.complete(*connect(7, {"channel": "/v2/me/calls", "data": {"call": {"id": "CALL0042"}}}),
+    later = rec.complete(*connect(7, {"channel": "/v2/me/calls", "data": {"call": {"id": call}}}),
                          ExchangeTimes(2.4, 2.4, 2.9, 2.9))
     assert later.response.body[0].rule == "last"  # type: ignore[union-attr]
+
+
+def test_an_id_in_a_path_links_a_request_to_an_event_a_route_word_does_not() -> None:
+    assert shared_values(rest("/api/v2/me/calls/CALL-node"), None) == {"CALL-node"}
+    assert shared_values(rest("/api/v2/me/calls/call0042"), None) == {"call0042"}
+    assert shared_values(rest("/statistics/v3/subscriptions/get-users"), None) == frozenset()
 
 
 def test_events_before_any_request_are_uncaused_and_keep_their_spacing() -> None:

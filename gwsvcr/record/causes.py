@@ -56,9 +56,9 @@ class _Subscribed:
 
 
 def shared_values(request: Request, reply: Any) -> frozenset[str]:
-    """The values in a request (path segments with a digit, query values, JSON body strings) and its JSON reply
-    that would link it to an event carrying one of them."""
-    out = {s for s in request.path.split("/") if len(s) >= _MIN_SHARED and any(c.isdigit() for c in s)}
+    """The values in a request (path segments that look like ids: a digit or a capital in them, unlike the route's
+    own words; query values, JSON body strings) and its JSON reply that would link it to an event carrying one."""
+    out = {s for s in request.path.split("/") if len(s) >= _MIN_SHARED and any(c.isdigit() or c.isupper() for c in s)}
     out.update(v for _, v in request.query if len(v) >= _MIN_SHARED)
     if request.kind == "json":
         out |= _words(request.body)

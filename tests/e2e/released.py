@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gwsvcr import cassette as cas
+from tests.conftest import replay
+from tests.procs import Proc
 
 TOLERANCE_MS = 25.0
 RELEASE = re.compile(r"^client (\d+)   <- (\S+) .*?  (\d+) ms after #(\d+)")
@@ -24,6 +26,19 @@ class Release:
     channel: str
     ms: int  # after the reply of its cause reached the client, as the replay measured it
     cause: int  # the recorded exchange whose event it is
+
+
+def replayed_to[T](path: Path, clients: Callable[[str], T]) -> tuple[T, Proc]:
+    """Replay ``path`` (strict, its live view on) to ``clients(url)``, the replay stopped whatever they did; what
+    they gave and the stopped replay, which served everything: exit 0, 0 misses, 0 recorded exchanges unused."""
+    server = replay(path)
+    try:
+        given = clients(server.url)
+    finally:
+        code = server.stop()
+    assert code == 0, server.stderr
+    assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
+    return given, server
 
 
 def releases(stderr: str) -> list[Release]:

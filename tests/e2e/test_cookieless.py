@@ -13,8 +13,8 @@ import pytest
 
 from gwsvcr import cassette as cas
 from tests.clients import LIFECYCLE, Running, Session, assert_lifecycle, run
-from tests.conftest import record_from_sim, replay
-from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases
+from tests.conftest import record_from_sim
+from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases, replayed_to
 
 COOKIELESS = ["--no-cookies"]
 
@@ -32,10 +32,7 @@ def played(path: Path, clients: Callable[[str], list[Session]]) -> dict[str, flo
     """One replay of ``path`` to the clients ``clients(url)`` runs: each did the whole lifecycle, nothing was
     missed or left unused, each client took a session of its own, the replay released nothing before its recorded
     delay; returns how far from it each event came as the clients saw it."""
-    server = replay(path)
-    sessions = clients(server.url)
-    assert server.stop() == 0, server.stderr
-    assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
+    sessions, server = replayed_to(path, clients)
     recorded = recorded_delays(path)
     released = releases(server.stderr)
     assert_never_early(released, recorded)

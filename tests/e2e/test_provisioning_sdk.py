@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from gwsvcr import cassette as cas
-from tests.conftest import replay
-from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases
+from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases, replayed_to
 from tests.e2e.twoagents import AGENTS, Recording, Sdk
 
 pytestmark = pytest.mark.node
@@ -63,10 +62,7 @@ def replayed(path: Path, first: str, pause_ms: int) -> dict[str, float]:
     """One replay of the two agents: every result reaches its own callback, nothing is missed or left unused, the
     replay releases nothing before its recorded delay; returns how far from it each result came as the agents saw
     it."""
-    server = replay(path)
-    sessions = SDK.replayed(server.url, first, pause_ms)
-    assert server.stop() == 0, server.stderr
-    assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
+    sessions, server = replayed_to(path, lambda url: SDK.replayed(url, first, pause_ms))
     recorded, ops = recorded_delays(path), operations(path)
     released = releases(server.stderr)
     assert_never_early(released, recorded)

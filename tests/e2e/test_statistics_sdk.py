@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from gwsvcr import cassette as cas
-from tests.conftest import replay
-from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases
+from tests.e2e.released import assert_never_early, on_time, recorded_delays, releases, replayed_to
 from tests.e2e.twoagents import Recording, Sdk
 
 pytestmark = pytest.mark.node
@@ -65,10 +64,7 @@ def replayed(path: Path, first: str, pause_ms: int) -> dict[str, float]:
     an agent's update must be its own session's; its snapshot, alike in both sessions, is its own session's when
     the agent's subscription decided before the snapshot fell due, else the session it was answered from until
     then."""
-    server = replay(path)
-    sessions = SDK.replayed(server.url, first, pause_ms)
-    assert server.stop() == 0, server.stderr
-    assert "0 misses, 0 recorded exchanges never used" in server.stdout, server.stdout + server.stderr
+    sessions, server = replayed_to(path, lambda url: SDK.replayed(url, first, pause_ms))
     recorded, released = recorded_delays(path), releases(server.stderr)
     assert_never_early(released, recorded)
     by_number, agent_of = cas.load(path).by_number(), agents_of(path)
