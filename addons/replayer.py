@@ -32,6 +32,7 @@ from gwsvcr.options import REPLAY, replay_config
 from gwsvcr.record.recording import ExchangeTimes, Recorder
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, Replayer, status
+from gwsvcr.replay.faults import FaultError
 
 logger = logging.getLogger(__name__)
 summary = logging.getLogger(SUMMARY_LOGGER)
@@ -76,9 +77,13 @@ class GwsReplayer:
         for warning in cassette.warnings:
             logger.warning("gwsvcr: warning: %s", warning)
         config = replay_config(values, has_upstream=bool(ctx.options.gwsvcr_replay_upstream))
+        try:
+            core = Replayer(cassette, config, show=live_view.show if live_view.showing() else None)
+        except FaultError as e:
+            raise exceptions.OptionsError(f"cannot replay {path}: {e}") from e
         if self.core is not None:
             self.core.close()
-        self.core = Replayer(cassette, config, show=live_view.show if live_view.showing() else None)
+        self.core = core
         # The cassette lives as long as the process: keep the collector from walking it again and again
         # (full passes of ~110 ms each under load were the p99 of event timing in the soak).
         gc.collect()
@@ -154,8 +159,9 @@ class GwsReplayer:
 
     @property
     def failed(self) -> bool:
-        """Strict replay with a miss: the run failed (exit status 1)."""
-        return self.core is not None and self.core.config.strict and bool(self.core.misses)
+        """Strict replay with a miss, recorded recovery unused or a fault that never struck: the run failed (exit
+        status 1)."""
+        return self.core is not None and self.core.failed
 
     def done(self) -> None:
         if self.core is not None:

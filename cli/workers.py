@@ -237,7 +237,7 @@ def _stop_workers(workers: list[Worker]) -> bool:
             w.lost = w.lost or part.lost
         ordered.append(part)
     whole = status.combine(ordered)
-    click.echo(f"{status.summary_line(whole)} ({len(workers)} workers)")
+    click.echo(status.summary_line(whole, f"({len(workers)} workers)"))
     for w in workers:
         if w.lost:
             click.echo(f"gwsvcr: worker {w.name} ({w.url}) was lost ({w.lost}): its figures are not in the totals")

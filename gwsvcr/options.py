@@ -45,6 +45,7 @@ from gwsvcr.record.modes import HELP as RECORD_MODES
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import ReplayConfig
+from gwsvcr.replay.faults import check as check_faults
 from gwsvcr.timeline import Timing
 
 __all__ = ["RECORD", "REPLAY", "SESSION", "Family", "Kind", "Option", "OptionProblems", "Surface", "replay_config"]
@@ -238,6 +239,10 @@ REPLAY = Family("replay", "gwsvcr_replay_", frozenset(Surface), (
            "otherwise).", metavar="NAME", flag="--match-header", check=_not_redacted),
     Option("allow_repeats", Kind.BOOL, True, "Answer a request asked more often than recorded with its last "
            "recorded answer again; off: a miss.", aliases=(" /--no-repeat",)),
+    Option("faults", Kind.NAMES, (), "Inject this fault: unknown-client or reconnect-none after op N, #N, NAME or "
+           "event N; drop-connect, duplicate, or delay ... by 2s, event N; reset TARGET or http STATUS TARGET "
+           "(TARGET: METHOD PATH or a Bayeux channel), times N (README: Reproducing a field failure).",
+           metavar="SPEC", flag="--fault", check=check_faults),
     *SESSION,
     Option("raise_on_miss", Kind.BOOL, False, "Leaving the with block raises ReplayMiss when a strict replay missed "
            "(unless the block raised already).", surfaces=frozenset({Surface.API})),

@@ -146,7 +146,7 @@ class Recorder:
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
             self.done.setdefault(session.label, []).append(_Done(timing.response_end, ex.number,
-                                                                 self._summary(request)))
+                                                                 wire.request_summary(request)))
         if bayeux is not None and ex.transport == "http":
             ex.transport = bayeux.transport
         if items is not None and response is not None:
@@ -227,13 +227,6 @@ class Recorder:
                 item.hold = delivered - request_end
             items.append(item)
         return items
-
-    @staticmethod
-    def _summary(request: Request) -> str:
-        bayeux = wire.bayeux_of(request)
-        if bayeux is not None:
-            return " + ".join(str(m.get("channel")) for m in bayeux.messages if m.get("channel") != CONNECT)
-        return gws.summarize_request(request.method, request.path, request.body)
 
     def summary(self) -> str:
         return self.stats.line(len(self.tracker.sessions), sum(self.redactor.counts.values()))
