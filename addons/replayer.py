@@ -110,8 +110,10 @@ class GwsReplayer:
 
         async def handle_and_show(request: Request) -> wire.Served:
             served = await core.handle(request)
-            if served.response is not None:
-                live_view.show(live.exchange_line(peer, request, served.response, hold=time.time() - arrived))
+            if served.response is not None or served.cut is not None:
+                closed = None if served.cut is None else f"closed without a reply ({served.cut})"
+                live_view.show(live.exchange_line(peer, request, served.response, closed,
+                                                  hold=time.time() - arrived))
             return served
 
         await answer(flow, handle_and_show)

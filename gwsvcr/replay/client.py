@@ -116,6 +116,8 @@ class Client:
     def _count(self, fault: Fault) -> None:
         fault.applied += 1
         self.counters.faults_injected += 1
+        if self.show is not None:
+            self.show(f"client {self.number}   !! fault: {fault.spec}")
 
     def _deliver(self, message: Message) -> None:
         session = self.session
