@@ -11,6 +11,9 @@ import pytest
 
 from gwsvcr.bayeux import BayeuxServer, Failure, ServerConfig, ends_session, unknown_client
 from gwsvcr.cassette import Cassette, Exchange, Header, ReplyItem, Request, Response
+from gwsvcr.record.recording import Recorder, WebSocketRecording
+from gwsvcr.record.redact import Redactor
+from gwsvcr.replay.script import build_scripts
 from gwsvcr.timeline import Timeline
 from tests.agent import (
     AUTH,
@@ -261,3 +264,24 @@ async def test_a_rest_request_the_upstream_never_answered_replays_in_kind(error:
     assert retried.response is not None and retried.response.status == 200
     assert core.status()["failures_replayed"] == 1
     core.close()
+
+
+@pytest.mark.parametrize("by_client,error,failure", [
+    (True, "client gone before the reply (it closed the WebSocket, code 1000)", False),
+    (False, "upstream closed the WebSocket before the reply (code 1006)", True),
+    (None, "WebSocket closed before the reply", False),  # who closed it is not known: not taken for a failure
+])
+def test_a_websocket_the_server_closed_mid_session_is_a_failure_one_the_client_closed_is_not(
+        by_client: bool | None, error: str, failure: bool) -> None:
+    recorder = Recorder(None, Redactor(), 0.0)
+    socket = WebSocketRecording(recorder, Request(headers=[AUTH], method="GET", path=COMETD))
+    written: list[Exchange] = []
+    recorder.on_exchange = written.append
+    socket.client_frame([{"channel": "/meta/handshake", "id": "1", "version": "1.0"}], 0.1)
+    socket.server_frame([{"channel": "/meta/handshake", "id": "1", "successful": True, "clientId": OLD}], 0.11)
+    socket.client_frame([connect("2", OLD)], 0.2)
+    socket.close(1.0, by_client, None if by_client is None else 1000 if by_client else 1006)
+    held = written[-1]
+    assert held.error == error
+    [script] = build_scripts(Cassette("ws.yaml", Header(), written))
+    assert [f.exchange.number for f in script.timeline_failures()] == ([held.number] if failure else [])

@@ -313,9 +313,18 @@ class WebSocketRecording:
                 self.pending.remove(frame)
                 self._write(frame, at)
 
-    def close(self, at: float) -> None:
+    def close(self, at: float, closed_by_client: bool | None = None, code: int | None = None) -> None:
+        """The socket closed: frames still waiting for replies are written with an error saying who closed it (a
+        server that closed it mid-session is a failure replay reproduces; a client that left is not)."""
+        code_text = "" if code is None else f"code {code}"
+        if closed_by_client is None:
+            error = "WebSocket closed before the reply"
+        elif closed_by_client:
+            error = f"client gone before the reply (it closed the WebSocket{', ' + code_text if code_text else ''})"
+        else:
+            error = "upstream closed the WebSocket before the reply" + (f" ({code_text})" if code_text else "")
         for frame in self.pending:
-            self._write(frame, at, error="WebSocket closed before the reply")
+            self._write(frame, at, error=error)
         self.pending.clear()
         if self.orphans:  # pushed after the last frame: kept with an empty request of their own
             frame = _Frame([], at, set(), list(self.orphans))

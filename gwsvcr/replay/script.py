@@ -26,8 +26,9 @@ from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
 # A recorded Bayeux reply answered from the cassette: the number of its exchange and the reply message.
 Recorded = tuple[int, Message]
-# What the recorder writes when the client itself left before the reply (an aborted long-poll): not a failure.
-CLIENT_GONE = "client gone"
+# What the recorder writes when the client itself left before the reply (an aborted long-poll): not a failure; nor
+# is a WebSocket that closed before the reply in a recording that did not say who closed it.
+NOT_FAILURES = ("client gone", "WebSocket closed before the reply")
 _NOT_THE_SERVERS = ("certificate", "tls", "ssl")  # the recording proxy's own trouble reaching the upstream
 _READS = ("GET", "HEAD", "OPTIONS")  # REST requests that are not operations
 
@@ -132,7 +133,7 @@ def _http_failure(ex: Exchange) -> bool:
     all (not the client's own leaving)."""
     if ex.response is not None:
         return ex.response.kind != "messages"
-    return ex.error is not None and not ex.error.startswith(CLIENT_GONE)
+    return ex.error is not None and not ex.error.startswith(NOT_FAILURES)
 
 
 @dataclass
