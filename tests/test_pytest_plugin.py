@@ -328,3 +328,41 @@ def test_sample_cassettes_validate() -> None:
     states = [i.message["data"]["call"]["recordingState"] for e in life.exchanges for i in e.reply_items()
               if i.is_event]
     assert states == ["Recording", "Paused", "Recording", "Stopped"]
+
+
+FAULTS = """
+import json, urllib.error, urllib.request
+import pytest
+
+CALL = "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V"
+
+
+def post(url):
+    req = urllib.request.Request(url + CALL, b'{"operationName": "StopCallRecording"}',
+                                 {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml", timing="instant",
+                          faults=["http 503 POST /api/v2/me/calls/* times 1"])
+def test_retried(gws_replay):
+    assert [post(gws_replay.url), post(gws_replay.url)] == [503, 200]
+    assert gws_replay.faults == [{"spec": "http 503 POST /api/v2/me/calls/* times 1", "applied": 1}]
+
+
+@pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml", timing="instant", faults=["drop-connect event 1"])
+def test_never_meets_its_fault(gws_replay):  # no CometD session: no connect to drop
+    assert post(gws_replay.url) == 200
+"""
+
+
+def test_the_marker_injects_faults_and_one_that_never_struck_fails_its_test(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_faults=FAULTS)
+    result = user_project.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "test_faults.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["gwsvcr: faults that never struck: drop-connect event 1",
+                                 "FAILED test_faults.py::test_never_meets_its_fault*"])
