@@ -278,7 +278,7 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
         warn_if_exposed(host)
         sys.exit(balanced.run(cassette_path, workers, host, port,
                               balanced.forwarded(ctx, {"workers", "host", "port", "peer"}),
-                              longest_wait(loaded, options["timing"], options["speed"])))
+                              longest_wait(loaded, options["timing"], options["speed"]), options["strict"]))
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     show_live_view(quiet)
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, sets=sets, settings={
