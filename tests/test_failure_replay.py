@@ -285,3 +285,17 @@ def test_a_websocket_the_server_closed_mid_session_is_a_failure_one_the_client_c
     assert held.error == error
     [script] = build_scripts(Cassette("ws.yaml", Header(), written))
     assert [f.exchange.number for f in script.timeline_failures()] == ([held.number] if failure else [])
+
+
+async def test_a_recorded_disconnect_failure_replays_as_recorded() -> None:
+    refused = {"channel": "/meta/disconnect", "id": "9", "successful": False, "error": "402::session_unknown"}
+    cassette = Cassette("bye.yaml", Header(), [
+        login(), handshake(2, 0.1, "1", OLD), opened(3, 0.11, "2", OLD), subscribe(4, 0.12, "3", OLD),
+        bayeux(5, 0.2, [{"channel": "/meta/disconnect", "id": "9", "clientId": OLD}], [ReplyItem(refused)])])
+    clock = FakeClock()
+    agent = await started(cassette, clock)
+    [bye] = await agent.bayeux({"channel": "/meta/disconnect", "clientId": agent.client_id})
+    assert (bye["successful"], bye["error"]) == (False, "402::session_unknown")
+    assert agent.client_id not in agent.core.bayeux.sessions, "the session ends either way"
+    assert agent.core.status()["failures_replayed"] == 1
+    agent.core.close()
