@@ -9,6 +9,12 @@ cookie yet) to the newest client of its credential (Basic user, Bearer token, AP
 Timing is the :class:`~gwsvcr.timeline.Timeline`'s; matching is :mod:`gwsvcr.matching`'s. What this module decides is
 whose request it is, what answers it, and what a miss says. A reply's events start their clock when the transport
 reports that the client got the reply (:attr:`gwsvcr.wire.Served.delivered`).
+
+Failures replay as recorded: a REST or Bayeux error as its recorded answer, an exchange the upstream never answered
+as a connection closed without a reply (:func:`~gwsvcr.replay.script.cut_reason`), a failed connect at its
+recorded time after its cause (:mod:`gwsvcr.replay.script`); faults on demand strike where
+:mod:`gwsvcr.replay.faults` places them. Both are counted; a strict replay whose recorded recovery went unused
+fails (:meth:`Replayer.unused_recovery`).
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from typing import Any
 
 from gwsvcr import session as sessions
 from gwsvcr import wire
-from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
+from gwsvcr.bayeux import DISCONNECT, HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
 from gwsvcr.live import MISS_HEADER
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, closest, failure_key
+from gwsvcr.replay import faults
 from gwsvcr.replay.client import Client, Counters
-from gwsvcr.replay.script import Recorded, Script, build_scripts, reply_fields
+from gwsvcr.replay.script import Recorded, Script, build_scripts, cut_reason, reply_fields
 from gwsvcr.replay.status import summary_line
 from gwsvcr.timeline import Clock, Timeline, Timing
 
@@ -48,6 +55,7 @@ class ReplayConfig:
     ignore_query: tuple[str, ...] = ()  # query parameters left out of REST matching (a cache buster: _)
     match_headers: tuple[str, ...] = ()  # headers REST matching compares
     allow_repeats: bool = True  # off (--no-repeat): a request asked more often than recorded is a miss
+    faults: tuple[str, ...] = ()  # faults on demand (gwsvcr.replay.faults), e.g. "unknown-client after op 2"
 
     def rest_match(self, cassette: Cassette) -> RestMatch:
         """These options together with the cassette header's ``match:`` section."""
@@ -114,6 +122,7 @@ class Replayer(Hooks[Client]):
                                 if self.rules.session_cookie(name, (name,))}
         self.match = self.config.rest_match(cassette)
         self.scripts = build_scripts(cassette, self.match, self.rules) or [Script("empty")]
+        self.plan = faults.Plan(self.config.faults, self.scripts)  # FaultError: a spec that cannot strike here
         self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
                              for ex in cassette.exchanges if ex.response is not None
                              and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
@@ -142,8 +151,9 @@ class Replayer(Hooks[Client]):
             mine = [s for s in mine if answers(s)] or mine
         group = tuple(s.label for s in mine)
         self.counters.clients += 1
-        client = Client(self.counters.clients, mine[self._assigned[group] % len(mine)], credential, self.timeline,
-                        self.counters, self.config.allow_repeats, self.show)
+        script = mine[self._assigned[group] % len(mine)]
+        client = Client(self.counters.clients, script, credential, self.timeline, self.counters,
+                        self.config.allow_repeats, self.show, self.plan.of(script.label))
         self._assigned[group] += 1
         self.by_cookie[client.cookie] = client
         self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
@@ -196,9 +206,19 @@ class Replayer(Hooks[Client]):
         """The reply for a live request; a response of None sends it upstream (lenient with an upstream)."""
         self.counters.served += 1
         bayeux = wire.bayeux_of(request)
+        fault = self.plan.target(request, bayeux.messages if bayeux is not None else None)
+        if fault is not None:
+            return self._fault_answer(fault)
         if bayeux is not None:
             return await self._bayeux(request, bayeux)
         return await self._rest(request)
+
+    def _fault_answer(self, fault: faults.Fault) -> wire.Served:
+        self.counters.faults_injected += 1
+        if fault.kind == faults.RESET:
+            return wire.Served(None, cut=f"fault: {fault.spec}")
+        return wire.Served(wire.json_reply(fault.status, {"error": f"gwsvcr fault: {fault.spec}"},
+                                           [(faults.FAULT_HEADER, fault.spec)]))
 
     async def _rest(self, request: Request) -> wire.Served:
         key = self.match.key(request)
@@ -212,18 +232,30 @@ class Replayer(Hooks[Client]):
             reason = (f"recorded {recorded} time(s) in session {label}, all used, and --no-repeat answers no more"
                       if recorded else f"not in the recorded session {label} of this client")
             return wire.Served(self._miss(request, key, reason))
-        self.used.add(ex.number)
-        await self.timeline.latency(ex.ttfb)
         number = ex.number
-        return wire.Served(self._rewrite(ex, client), lambda at: client.fire(number, at))
+        served = await self._recorded_answer(ex, client)
+        served.delivered = lambda at: client.fire(number, at)
+        return served
 
-    def _rewrite(self, ex: Exchange, client: Client) -> Response:
+    async def _recorded_answer(self, ex: Exchange, client: Client) -> wire.Served:
+        """A recorded exchange's answer after its recorded time: its response, or, when there was none, the
+        connection closed (a recorded reset, a stall the client gave up on) or the 502 the client got."""
+        self.used.add(ex.number)
+        if ex.number in client.script.failed:
+            self.counters.failures_replayed += 1
+        await self.timeline.latency(ex.ttfb if ex.response is not None else ex.ttlb)
+        return self._answer_of(ex, client)
+
+    def _answer_of(self, ex: Exchange, client: Client) -> wire.Served:
         if ex.response is None:
-            return wire.json_reply(502, {"error": f"recorded failure: {ex.error}"})
+            reason = cut_reason(ex.error)
+            if reason is not None:
+                return wire.Served(None, cut=reason)
+            return wire.Served(wire.json_reply(502, {"error": f"recorded failure: {ex.error}"}))
         if ex.response.omitted is not None:
-            return omitted_reply(ex.number, ex.response.status, ex.response.omitted)
-        return Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
-                        body=ex.response.body, status=ex.response.status)
+            return wire.Served(omitted_reply(ex.number, ex.response.status, ex.response.omitted))
+        return wire.Served(Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
+                                    body=ex.response.body, status=ex.response.status))
 
     def _cookies_for(self, client: Client, recorded: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Recorded headers with every session cookie the server set carrying the client's own value instead."""
@@ -256,22 +288,36 @@ class Replayer(Hooks[Client]):
         if owner is not None and owner.script.failures:
             failed = owner.cursors.take(owner.script.failures, failure_key(bayeux.messages))
             if failed is not None:  # the server answered this with an error page: so does the replay
-                self.used.add(failed.number)
-                await self.timeline.latency(failed.ttfb)
-                return wire.Served(self._rewrite(failed, owner))
-        frame = await self.bayeux_replies(request, bayeux.messages)
-        return wire.Served(wire.bayeux_reply(frame.replies, bayeux.jsonp, frame.set_cookies), frame.delivered)
+                return await self._recorded_answer(failed, owner)
+        frame = await self._replies(request, bayeux.messages)
+        return frame.served(bayeux.jsonp)
 
-    async def bayeux_replies(self, request: Request, messages: list[Message]) -> wire.Frame:
-        """The replies to Bayeux messages, whatever carried them (an HTTP request, a WebSocket frame; then
-        ``request`` is the upgrade request, which tells whose session it is)."""
+    async def bayeux_replies(self, upgrade: Request, messages: list[Message]) -> wire.Frame:
+        """The replies to the Bayeux messages of a WebSocket frame; ``upgrade`` (the upgrade request) tells whose
+        session it is. A fault aimed at one of its channels closes the socket."""
+        fault = self.plan.target(upgrade, messages, channels_only=True)
+        if fault is not None:
+            self.counters.faults_injected += 1
+            return wire.Frame([], cut=f"fault: {fault.spec}")
+        return await self._replies(upgrade, messages)
+
+    async def _replies(self, request: Request, messages: list[Message]) -> wire.Frame:
+        """The replies to Bayeux messages, whatever carried them."""
         client = None
         if any(m.get("channel") == HANDSHAKE for m in messages):
             client = self.client_for(request, lambda c: not c.live)
+        owner = self._client_of(messages) or client  # before: a failure may end the session
         handled = await self.bayeux.handle(messages, client)
         self.used.update(handled.sources)
-        owner = self._client_of(messages) or client
-        if owner is None or not handled.sources:
+        if owner is None:
+            return wire.Frame(handled.replies)
+        self.counters.failures_replayed += sum(1 for number in handled.sources if number in owner.script.failed)
+        if handled.instead is not None:  # a connect failed with something else than Bayeux
+            if isinstance(handled.instead, Exchange):
+                served = self._answer_of(handled.instead, owner)
+                return wire.Frame([], instead=served.response, cut=served.cut)
+            return wire.Frame([], cut=str(handled.instead))
+        if not handled.sources:
             return wire.Frame(handled.replies)
         sources = handled.sources
 
@@ -298,13 +344,17 @@ class Replayer(Hooks[Client]):
         return Answer(fields, number)
 
     def on_connect(self, session: Session[Client], message: Message) -> Answer | None:
-        advice = session.context.script.connect_advice
+        client = session.context
+        client.connects += 1
+        client.flush()  # events that waited for a subscription this session now has
+        advice = client.script.connect_advice
         return Answer({"advice": dict(advice)}) if advice else None
 
     def recorded_connect(self, session: Session[Client]) -> tuple[float | None, bool] | None:
-        connects = session.context.script.connects
-        n = session.connects - 1
-        return connects[n] if n < len(connects) else None
+        """The recorded hold of this connect: the client's Nth connect, over all its sessions, takes the Nth."""
+        client = session.context
+        connects = client.script.connects
+        return connects[client.connects - 1] if client.connects <= len(connects) else None
 
     def on_subscribe(self, session: Session[Client], message: Message, subscription: str) -> Answer | None:
         client = session.context
@@ -315,8 +365,15 @@ class Replayer(Hooks[Client]):
         return self._recorded(client, client.script.publishes, bayeux_key(message),
                               f"publish {message.get('channel')}")
 
+    def on_disconnect(self, session: Session[Client], message: Message) -> Answer | None:
+        client = session.context
+        found = client.cursors.take(client.script.disconnects, DISCONNECT)
+        return None if found is None else Answer(reply_fields(found[1]), found[0])
+
     def _recorded(self, client: Client, table: Table[str, Recorded], key: str, what: str) -> Answer | None:
         found = client.cursors.take(table, key)
+        if found is None and client.recovering and key in table:  # a recovery beyond the recorded: as the last
+            found = table.answers[key][-1]
         if found is None:
             recorded = ", ".join(sorted(table.keys())[:5]) or "none"
             miss = Miss(f"Bayeux {what}", f"not in the recorded session {client.script.label} "
@@ -332,23 +389,41 @@ class Replayer(Hooks[Client]):
     def on_session_end(self, session: Session[Client], reason: str) -> None:
         client = session.context
         if client.session is session:
-            client.session = None
+            client.detach(session)
             if reason == "expired":  # the client is gone: free what it held, keep only its counts
                 self._forget(client)
 
     # ---------------------------------------------------------------------------------------- summary
     def unused(self) -> list[int]:
-        """Recorded requests (REST, handshake, subscribe, publish) that no client asked for."""
+        """Recorded requests (REST, handshake, subscribe, publish) that no client asked for, and recorded connect
+        failures no client got."""
         wanted: set[int] = set()
         for s in self.scripts:
-            wanted |= s.requests()
+            wanted |= s.requests() | {f.exchange.number for f in s.timeline_failures()}
         return sorted(wanted - self.used)
+
+    def unused_recovery(self) -> dict[int, str]:
+        """Recorded connect failures no client got, and the recovery after them no client made (the handshake
+        and subscribes after a failure that ended the session): the field failure did not replay."""
+        return {number: what for s in self.scripts for number, what in sorted(s.recovery.items())
+                if number not in self.used}
+
+    def unapplied_faults(self) -> list[str]:
+        return [f.spec for f in self.plan.faults if not f.applied]
+
+    @property
+    def failed(self) -> bool:
+        """A strict replay that missed, left recorded recovery unused or never struck a fault it was given."""
+        return self.config.strict and bool(self.misses or self.unused_recovery() or self.unapplied_faults())
 
     def status(self) -> dict[str, Any]:
         return {"served": self.counters.served, "clients": self.counters.clients,
                 "live_sessions": len(self.bayeux.sessions), "events_released": self.counters.events_released,
+                "failures_replayed": self.counters.failures_replayed,
+                "faults_injected": self.counters.faults_injected,
                 "misses": [m.as_dict() for m in self.misses], "unused": self.unused(),
-                "cassette_sha256": self.cassette.sha256}
+                "unused_recovery": [{"exchange": n, "what": what} for n, what in self.unused_recovery().items()],
+                "faults": self.plan.status(), "cassette_sha256": self.cassette.sha256}
 
     def summary(self) -> str:
         return summary_line(self.status())
