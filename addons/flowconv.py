@@ -94,7 +94,8 @@ def to_mitmproxy(resp: Response) -> http.Response:
 
 async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Served | Response]]) -> None:
     """Answer ``flow`` with ``handler``; a bug or hostile input becomes a JSON 500 naming the request, and the
-    server goes on serving others. No response leaves the flow to go upstream."""
+    server goes on serving others. No response leaves the flow to go upstream, unless the answer is to close the
+    connection without one (``Served.cut``)."""
     try:
         served = await handler(request_of(flow.request))
     except Exception as e:
@@ -105,6 +106,10 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Ser
         return
     if isinstance(served, Response):
         served = Served(served)
+    if served.cut is not None:  # a recorded reset, an injected one: the connection closes without a reply
+        logger.debug("gwsvcr: closing %s %s without a reply (%s)", flow.request.method, flow.request.path, served.cut)
+        flow.kill()
+        return
     if served.response is not None:
         flow.response = to_mitmproxy(served.response)
         flow.is_replay = "response"

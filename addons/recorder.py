@@ -188,8 +188,9 @@ class GwsRecorder:
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         socket = self.sockets.pop(flow.id, None)
-        if socket is not None:
-            self._write(flow, lambda: socket.close(time.time()))
+        if socket is not None and flow.websocket is not None:
+            ws = flow.websocket
+            self._write(flow, lambda: socket.close(time.time(), ws.closed_by_client, ws.close_code))
 
     def error(self, flow: http.HTTPFlow) -> None:
         """The upstream failed: record the failure; mitmproxy answers the client with a 502 naming it."""

@@ -121,14 +121,27 @@ class WebSocketServer:
                       "error": "500::gwsvcr internal error"} for m in messages]
         if isinstance(frame, list):
             frame = Frame(frame)
-        if flow.id in self.upgrades and flow.live:
-            self._send(flow, frame.replies)
-            if frame.delivered is not None:
-                frame.delivered(CLOCK.now())
+        if flow.id not in self.upgrades or not flow.live:
+            return
+        if frame.cut is not None or frame.instead is not None:  # a failure a WebSocket cannot carry: close it
+            logger.debug("gwsvcr: closing a WebSocket (%s)", frame.cut or f"HTTP {frame.instead.status}")  # type: ignore[union-attr]
+            self._close(flow)
+            return
+        self._send(flow, frame.replies)
+        if frame.delivered is not None:
+            frame.delivered(CLOCK.now())
 
     @staticmethod
     def _send(flow: http.HTTPFlow, replies: list[Message]) -> None:
         ctx.master.commands.call("inject.websocket", flow, True, json_bytes(replies), True)
+
+    @staticmethod
+    def _close(flow: http.HTTPFlow) -> None:
+        """Close the client's connection, as a server that resets it does (mitmproxy cannot kill a WebSocket flow
+        in transit: its connection handler closes the socket)."""
+        handler = ctx.master.addons.get("proxyserver").connections.get(flow.client_conn.id)
+        if handler is not None:
+            handler.close_connection(flow.client_conn)
 
     def end(self, flow: http.HTTPFlow) -> None:
         self.upgrades.pop(flow.id, None)

@@ -247,12 +247,14 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
       gwsvcr replay field.yaml --lenient --upstream https://gws-lab:8443
       gwsvcr replay wwe.yaml --ignore-query _ --no-allow-repeats
       gwsvcr replay fleet.yaml --workers 4 --port 8090     # 4 processes behind HAProxy
+      gwsvcr replay clean.yaml --fault 'unknown-client after op 2' --fault 'drop-connect event 3'
 
     The cassette header's match section (written by gwsvcr record --ignore-query/--match-header) adds to
     --ignore-query, --match-header and --json-ignore.
 
-    On stop (Ctrl-C or SIGTERM) it prints what was served, missed and never used; strict replay with a miss
-    exits 1 so CI notices.
+    On stop (Ctrl-C or SIGTERM) it prints what was served, missed and never used, the recorded failures
+    replayed and the faults injected; strict replay with a miss, with a recorded failure or the recovery after it
+    never used, or with a fault that never struck exits 1 so CI notices.
     """
     from gwsvcr.addons.replayer import GwsReplayer
     from gwsvcr.cli.serve import NO_UPSTREAM, serve
@@ -276,7 +278,7 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
         warn_if_exposed(host)
         sys.exit(balanced.run(cassette_path, workers, host, port,
                               balanced.forwarded(ctx, {"workers", "host", "port", "peer"}),
-                              longest_wait(loaded, options["timing"], options["speed"])))
+                              longest_wait(loaded, options["timing"], options["speed"]), options["strict"]))
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     show_live_view(quiet)
     serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, sets=sets, settings={

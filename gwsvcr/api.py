@@ -51,7 +51,8 @@ class ServiceError(GwsvcrError):
 
 
 class ReplayMiss(GwsvcrError):
-    """A strict replay got requests its cassette does not hold; ``misses`` has each with the closest recorded."""
+    """A strict replay got requests its cassette does not hold (``misses`` has each with the closest recorded), or
+    did not replay a recorded failure and the recovery after it, or never struck a fault it was given."""
 
     def __init__(self, replay: Replay) -> None:
         super().__init__(replay.explain())
@@ -202,6 +203,24 @@ class Replay:
         return list(self.status()["unused"])
 
     @property
+    def unused_recovery(self) -> list[dict[str, Any]]:
+        """Recorded connect failures no client got and the recovery after them no client made (``exchange``,
+        ``what``): the field failure did not replay."""
+        return list(self.status()["unused_recovery"])
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        """Each fault given (``spec``) and how many times it struck (``applied``)."""
+        return list(self.status()["faults"])
+
+    @property
+    def failed(self) -> bool:
+        """A strict replay that missed, left recorded recovery unused or never struck a fault."""
+        status = self.status()
+        return self.strict and bool(status["misses"] or status["unused_recovery"]
+                                    or any(not f["applied"] for f in status["faults"]))
+
+    @property
     def closed(self) -> bool:
         return self._final is not None
 
@@ -212,13 +231,23 @@ class Replay:
         return self._final
 
     def check(self) -> None:
-        """Raise :class:`ReplayMiss` when a strict replay missed."""
-        if self.strict and self.misses:
+        """Raise :class:`ReplayMiss` when a strict replay failed (:attr:`failed`)."""
+        if self.failed:
             raise ReplayMiss(self)
 
     def explain(self) -> str:
-        """The misses as text: each request, why it missed, the closest recorded ones and how they differ."""
-        return explain_misses(self.cassette, self.misses)
+        """What failed, as text: each request that missed, why, the closest recorded ones and how they differ;
+        the recorded failure and recovery that did not replay; the faults that never struck."""
+        status = self.status()
+        parts = [explain_misses(self.cassette, status["misses"])] if status["misses"] else []
+        if status["unused_recovery"]:
+            parts.append(f"gwsvcr: {self.cassette}: the recorded failure and the client's recovery did not replay: "
+                         + "; ".join(f"#{r['exchange']} {r['what']}" for r in status["unused_recovery"])
+                         + " never used")
+        idle = [f["spec"] for f in status["faults"] if not f["applied"]]
+        if idle:
+            parts.append("gwsvcr: faults that never struck: " + "; ".join(idle))
+        return "\n".join(parts)
 
     def __enter__(self) -> Self:
         return self
@@ -234,7 +263,7 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
               strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
               match_headers: Sequence[str] = (), allow_repeats: bool = True, correlate: Sequence[str] = (),
               no_correlate: Sequence[str] = (), session_cookies: Sequence[str] = (),
-              session_headers: Sequence[str] = (), raise_on_miss: bool = False,
+              session_headers: Sequence[str] = (), faults: Sequence[str] = (), raise_on_miss: bool = False,
               service: ServiceClient | None = None) -> Replay:
     """Mount ``cassette`` (a path, relative to the working directory) and return it, already mounted; use it in a
     ``with`` block or call ``close()`` (e.g. ``self.addCleanup(replay.close)`` in unittest).
@@ -250,7 +279,8 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
       cassette header's ``match:`` section adds to them); ``correlate`` / ``no_correlate``: a location of values
       the client makes that the recording did not find, or one it found that is not (``--correlate``,
       ``--no-correlate``; gwsvcr/correlate.py); ``session_cookies`` / ``session_headers``: what identifies a
-      client session (gwsvcr/session.py);
+      client session (gwsvcr/session.py); ``faults``: faults on demand (``gwsvcr replay --fault``, e.g.
+      ``["unknown-client after op 2"]``);
     - ``service``: a :class:`ServiceClient`; default the shared one (:func:`shared_service`).
 
     Raises :class:`ServiceError` for a missing or invalid cassette (its ``FILE:LINE`` problems) or a bad option.

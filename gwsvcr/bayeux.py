@@ -4,7 +4,9 @@ It answers handshake, connect, subscribe, unsubscribe, disconnect and publish me
 echoes the request's ``id`` in every reply; holds a ``/meta/connect`` only when it is alone in its request, the
 session is already connected and nothing is queued, until an event arrives or the hold ends; queues events that
 fall due while no connect is held; answers an unknown clientId with ``402::session_unknown``. Requests never wait
-behind a held connect: each request is its own coroutine.
+behind a held connect: each request is its own coroutine. A session can be made to fail (:meth:`Session.fail`):
+its held connect, or its next one, is answered with the :class:`Failure` instead of events, and a failure that
+ends the session (:func:`ends_session`: an unknown client, advice to handshake again or to stop) removes it.
 
 What is pluggable is the *policy*: a :class:`Hooks` object decides reply fields (the replayer takes them from the
 cassette, the simulator from its GWS model) and says what it answered from (an :class:`Answer`'s ``source``, handed
@@ -24,8 +26,9 @@ from typing import Any
 from gwsvcr.timeline import Timeline
 
 __all__ = ["CONNECT", "CORE_REPLY_FIELDS", "DISCONNECT", "HANDSHAKE", "SERVER_CONNECTION_TYPES", "SESSION_UNKNOWN",
-           "SUBSCRIBE", "UNSUBSCRIBE", "Answer", "BayeuxServer", "Handled", "Hooks", "Message", "ServerConfig",
-           "Session", "channel_matches", "is_bayeux", "is_event", "new_client_id"]
+           "SUBSCRIBE", "UNSUBSCRIBE", "Answer", "BayeuxServer", "Failure", "Handled", "Hooks",
+           "Message", "ServerConfig", "Session", "channel_matches", "ends_session", "is_bayeux", "is_event",
+           "new_client_id", "unknown_client"]
 
 HANDSHAKE = "/meta/handshake"
 CONNECT = "/meta/connect"
@@ -67,6 +70,37 @@ def new_client_id() -> str:
     return secrets.token_hex(13)
 
 
+def unknown_client() -> Message:
+    """The reply fields for a message of a session the server does not know: CometD's (Faye says
+    ``401:<clientId>:Unknown client``), with advice to handshake again."""
+    return {"successful": False, "error": SESSION_UNKNOWN, "advice": {"reconnect": "handshake", "interval": 0}}
+
+
+def ends_session(reply: Message) -> bool:
+    """Whether a reply ends its client's session: advice to handshake again or to stop, whatever the error says
+    (CometD's ``402::session_unknown``, Faye's ``401:<clientId>:Unknown client``), or a 402 without advice."""
+    advice = reply.get("advice")
+    if isinstance(advice, dict) and advice.get("reconnect") in ("handshake", "none"):
+        return True
+    return reply.get("successful") is False and str(reply.get("error", "")).startswith("402:")
+
+
+@dataclass
+class Failure:
+    """How a connect fails instead of carrying events: the fields of a Bayeux failure reply (``successful``,
+    ``error``, ``advice``), or, when ``instead`` is set, something else than Bayeux that the policy turns into the
+    transport's answer (an HTTP error, a closed connection); the core only hands it back (:attr:`Handled.instead`).
+    ``ends``: the session is over once the failure is answered; ``after_queued``: events already queued go out
+    first (with the connect they woke), the failure answers the connect after. ``source``: what the policy answered
+    from."""
+
+    fields: Message = field(default_factory=dict)
+    ends: bool = False
+    instead: Any = None
+    source: int | None = None
+    after_queued: bool = False
+
+
 @dataclass
 class ServerConfig:
     timeout_ms: int = 30_000  # how long a connect is held when nothing comes (advice.timeout)
@@ -85,7 +119,8 @@ class Session[C]:
     last_seen: float = 0.0
     connects: int = 0  # connects received so far
     held: bool = False
-    ended: bool = False  # disconnected or expired: gone from the server's sessions
+    ended: bool = False  # disconnected, expired or failed: gone from the server's sessions
+    failures: list[Failure] = field(default_factory=list)  # for the held connect or the next ones, in order
     ack_enabled: bool = False
     ack_batch: int = 0
     unacked: list[tuple[int, list[Message]]] = field(default_factory=list)
@@ -104,6 +139,11 @@ class Session[C]:
         self._release += 1
         self._wakeup.set()
 
+    def fail(self, failure: Failure) -> None:
+        """Answer the held connect, or the next one, with ``failure`` instead of events (they stay queued)."""
+        self.failures.append(failure)
+        self._wakeup.set()
+
 
 @dataclass
 class Answer:
@@ -119,6 +159,7 @@ class Handled:
 
     replies: list[Message]
     sources: list[int] = field(default_factory=list)
+    instead: Any = None  # a failed connect's answer that is not Bayeux (Failure.instead): it replaces the replies
 
 
 class Hooks[C]:
@@ -137,6 +178,10 @@ class Hooks[C]:
         return None
 
     def on_subscribe(self, session: Session[C], message: Message, subscription: str) -> Answer | None:
+        return None
+
+    def on_disconnect(self, session: Session[C], message: Message) -> Answer | None:
+        """Reply fields for a disconnect; the session ends either way."""
         return None
 
     def on_unsubscribe(self, session: Session[C], message: Message, subscription: str) -> Answer | None:
@@ -238,7 +283,9 @@ class BayeuxServer[C]:
             if channel == CONNECT:
                 connect = (session, message)
             elif channel == DISCONNECT:
-                replies.append(_reply(message, successful=True, clientId=session.client_id))
+                answer = self.hooks.on_disconnect(session, message)
+                replies.append(_merge(_reply(message, successful=True, clientId=session.client_id),
+                                      _fields(answer, handled)))
                 self._end(session, "disconnected")
             elif channel == SUBSCRIBE:
                 replies.append(self._subscribe(session, message, handled, add=True))
@@ -251,7 +298,7 @@ class BayeuxServer[C]:
                 replies.append(_merge(_reply(message, successful=True), _fields(answer, handled)))
         if connect is not None:
             session, message = connect
-            replies += await self._connect(session, message, alone=len(messages) == 1)
+            replies += await self._connect(session, message, len(messages) == 1, handled)
         return handled
 
     def _handshake(self, message: Message, context: C, handled: Handled) -> Message:
@@ -280,8 +327,7 @@ class BayeuxServer[C]:
 
     @staticmethod
     def _unknown(message: Message) -> Message:
-        return _reply(message, successful=False, error=SESSION_UNKNOWN,
-                      advice={"reconnect": "handshake", "interval": 0})
+        return _merge(_reply(message), unknown_client())
 
     def _subscribe(self, session: Session[C], message: Message, handled: Handled, *, add: bool) -> Message:
         subs = message.get("subscription")
@@ -299,7 +345,7 @@ class BayeuxServer[C]:
                 (session.subscriptions.add if add else session.subscriptions.discard)(name)
         return _merge(_reply(message, successful=True, subscription=subs, clientId=session.client_id), extra)
 
-    async def _connect(self, session: Session[C], message: Message, alone: bool) -> list[Message]:
+    async def _connect(self, session: Session[C], message: Message, alone: bool, handled: Handled) -> list[Message]:
         started = self.clock.now()
         session.connects += 1
         extra = _fields(self.hooks.on_connect(session, message), None)
@@ -309,17 +355,17 @@ class BayeuxServer[C]:
             session.release()
         advice = message.get("advice")
         seconds = self.timeline.connect_hold(
-            alone=alone, connected=session.connected, queued=bool(session.queue),
+            alone=alone, connected=session.connected, queued=bool(session.queue or session.failures),
             client_timeout=advice.get("timeout") if isinstance(advice, dict) else None,
             timeout=self.config.timeout_ms / 1000, recorded=self.hooks.recorded_connect(session))
         await self._hold(session, seconds)
         session.connected = True
         session.last_seen = self.clock.now()
+        if session.failures and not session.ended and not (session.failures[0].after_queued and session.queue):
+            return [self._fail(session, message, session.failures.pop(0), handled)]
         events, session.queue = session.queue, []
         if session.client_id not in self.sessions and not events:
-            reply = _reply(message, successful=False, error=SESSION_UNKNOWN,
-                           advice={"reconnect": "handshake", "interval": 0})
-            return [reply]
+            return [self._unknown(message)]
         reply = _reply(message, successful=True, clientId=session.client_id,
                        advice={"reconnect": "retry", "interval": self.config.interval_ms,
                                "timeout": self.config.timeout_ms})
@@ -333,6 +379,18 @@ class BayeuxServer[C]:
         _timesync(message, reply, held, self.clock.wall() - held)
         return [*events, reply]
 
+    def _fail(self, session: Session[C], message: Message, failure: Failure, handled: Handled) -> Message:
+        """A connect answered with a failure; its session's queued events wait for the next connect (or, when the
+        failure ends the session, for whatever :meth:`Hooks.on_session_end` does with them)."""
+        if failure.source is not None:
+            handled.sources.append(failure.source)
+        if failure.instead is not None:
+            handled.instead = failure.instead
+        reply = _merge(_reply(message, successful=False), failure.fields)
+        if failure.ends:
+            self._end(session, "failed")
+        return reply
+
     async def _hold(self, session: Session[C], seconds: float) -> None:
         if seconds <= 0:
             return
@@ -340,7 +398,7 @@ class BayeuxServer[C]:
         release = session._release
         deadline = self.clock.now() + seconds
         try:
-            while not session.queue and session._release == release:
+            while not session.queue and not session.failures and session._release == release:
                 session._wakeup.clear()
                 remaining = deadline - self.clock.now()
                 if remaining <= 0 or not await self.clock.wait(session._wakeup, remaining):

@@ -45,6 +45,7 @@ from gwsvcr.record.modes import HELP as RECORD_MODES
 from gwsvcr.record.modes import RecordMode
 from gwsvcr.record.redact import Redactor
 from gwsvcr.replay import ReplayConfig
+from gwsvcr.replay.faults import check as check_faults
 from gwsvcr.timeline import Timing
 
 __all__ = ["RECORD", "REPLAY", "SESSION", "Family", "Kind", "Option", "OptionProblems", "Surface", "replay_config"]
@@ -247,6 +248,10 @@ REPLAY = Family("replay", "gwsvcr_replay_", frozenset(Surface), (
     Option("correlate", Kind.NAMES, (), f"{_CORRELATE}: left out of matching, the live value answered wherever the "
            "recorded one stood.", metavar="NAME"),
     Option("no_correlate", Kind.NAMES, (), f"{_NO_CORRELATE}.", metavar="NAME"),
+    Option("faults", Kind.NAMES, (), "Inject this fault, e.g. 'unknown-client after op 2', 'reconnect-none after "
+           "#7', 'drop-connect event 3', 'delay event 2 by 1s', 'duplicate event 1', 'reset POST /api/v2/me/calls/*', "
+           "'http 503 /meta/handshake times 1' (README: Reproducing a field failure).", metavar="SPEC",
+           flag="--fault", check=check_faults),
     *SESSION,
     Option("raise_on_miss", Kind.BOOL, False, "Leaving the with block raises ReplayMiss when a strict replay missed "
            "(unless the block raised already).", surfaces=frozenset({Surface.API})),

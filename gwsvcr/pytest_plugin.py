@@ -131,11 +131,12 @@ def _origin(named: str | None, request: pytest.FixtureRequest) -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """After the test body: a strict replay that missed fails the test itself, with the explanation."""
+    """After the test body: a strict replay that missed, left the recorded recovery unused or never struck a fault
+    fails the test itself, with the explanation."""
     result = yield
     handle = item.stash.get(_KEY, None)
     if isinstance(handle, api.Replay):
         handle.close()
-        if handle.strict and handle.misses:
+        if handle.failed:
             pytest.fail(handle.explain(), pytrace=False)
     return result

@@ -19,7 +19,7 @@ from typing import Any
 from gwsvcr.cassette import CassetteCache, CassetteError
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.options import REPLAY, OptionProblems, Surface, replay_config
-from gwsvcr.replay import Miss, ReplayConfig, Replayer
+from gwsvcr.replay import Miss, ReplayConfig, Replayer, faults
 
 __all__ = ["CONTROL_PREFIX", "KEEP_MB", "MB", "MOUNTS_PATH", "MOUNT_OPTIONS", "Mount", "MountError",
            "MountRequest", "Service", "parse_mount"]
@@ -109,7 +109,11 @@ class Service:
         def on_miss(miss: Miss) -> None:
             logger.warning("gwsvcr: mount %s (%s): %s", mount_id, request.cassette, miss.text())
 
-        mount = Mount(mount_id, request.cassette, Replayer(cassette, request.config, on_miss=on_miss))
+        try:
+            replayer = Replayer(cassette, request.config, on_miss=on_miss)
+        except faults.FaultError as e:
+            raise MountError(f"cannot mount {request.cassette}: {e}", [str(e)]) from None
+        mount = Mount(mount_id, request.cassette, replayer)
         self.mounts[mount_id] = mount
         return mount
 

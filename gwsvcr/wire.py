@@ -21,11 +21,12 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
-from gwsvcr.bayeux import is_bayeux
+from gwsvcr import gws
+from gwsvcr.bayeux import CONNECT, is_bayeux
 from gwsvcr.cassette import Request, Response, json_bytes
 
 __all__ = ["BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header", "bayeux_of", "bayeux_reply",
-           "cookies", "json_reply", "parse_body", "set_cookie_values"]
+           "cookies", "json_reply", "parse_body", "request_summary", "set_cookie_values"]
 
 _JSONP_NAME = re.compile(r"^[A-Za-z_$][\w$.]{0,127}$")
 _TEXTUAL = ("text/", "json", "javascript", "xml", "x-www-form-urlencoded", "html")
@@ -99,27 +100,50 @@ def bayeux_of(request: Request) -> BayeuxRequest | None:
     return BayeuxRequest(data, "long-polling")
 
 
+def request_summary(request: Request) -> str:
+    """What a request asked, as a cause is named: its GWS operation (``StopCallRecording``), ``METHOD PATH``, or
+    the Bayeux channels it carries other than a connect (``/meta/subscribe``)."""
+    bayeux = bayeux_of(request)
+    if bayeux is not None:
+        return " + ".join(str(m.get("channel")) for m in bayeux.messages if m.get("channel") != CONNECT)
+    return gws.summarize_request(request.method, request.path, request.body)
+
+
 Delivered = Callable[[float], None]
 
 
 @dataclass(slots=True)
 class Served:
-    """A server core's answer to an HTTP request. ``response`` None sends the request upstream (lenient replay);
-    ``delivered``, when set, is called by the transport with the clock time the client got the response (the
-    replayer starts the clock of the events that reply caused)."""
+    """A server core's answer to an HTTP request. ``response`` None sends the request upstream (lenient replay),
+    unless ``cut`` says why the client's connection is closed without a reply instead (a recorded reset, an
+    injected one); ``delivered``, when set, is called by the transport with the clock time the client got the
+    response (the replayer starts the clock of the events that reply caused)."""
 
     response: Response | None
     delivered: Delivered | None = None
+    cut: str | None = None
 
 
 @dataclass(slots=True)
 class Frame:
-    """A server core's Bayeux replies to one WebSocket frame, with ``delivered`` as for :class:`Served`;
-    ``set_cookies``: the Set-Cookie headers of the HTTP reply that carries them, if one does."""
+    """A server core's Bayeux replies to one HTTP request or WebSocket frame, with ``delivered`` as for
+    :class:`Served`; ``set_cookies``: the Set-Cookie headers of the HTTP reply that carries them, if one does."""
 
     replies: list[dict[str, Any]]
     delivered: Delivered | None = None
     set_cookies: list[tuple[str, str]] = field(default_factory=list)
+    # Instead of the replies: an HTTP answer that is not Bayeux (a recorded 503), or why the connection is closed
+    # without one (``cut``). A WebSocket cannot carry an HTTP answer: it is closed for either.
+    instead: Response | None = None
+    cut: str | None = None
+
+    def served(self, jsonp: str | None = None) -> Served:
+        """The HTTP answer carrying these replies, or what comes instead of them."""
+        if self.cut is not None:
+            return Served(None, cut=self.cut)
+        if self.instead is not None:
+            return Served(self.instead)
+        return Served(bayeux_reply(self.replies, jsonp, self.set_cookies), self.delivered)
 
 
 def bayeux_reply(messages: list[dict[str, Any]], jsonp: str | None = None,

@@ -328,3 +328,28 @@ def test_sample_cassettes_validate() -> None:
     states = [i.message["data"]["call"]["recordingState"] for e in life.exchanges for i in e.reply_items()
               if i.is_event]
     assert states == ["Recording", "Paused", "Recording", "Stopped"]
+
+
+# The module of MISSES (its post helper, its module marker), with a fault per test.
+FAULTS = MISSES[:MISSES.index("def test_misses")] + """
+STOP = {"operationName": "StopCallRecording"}
+
+
+@pytest.mark.gws_cassette(faults=["http 503 POST /api/v2/me/calls/* times 1"])
+def test_retried(gws_replay):
+    assert [post(gws_replay.url, STOP), post(gws_replay.url, STOP)] == [503, 200]
+    assert gws_replay.faults == [{"spec": "http 503 POST /api/v2/me/calls/* times 1", "applied": 1}]
+
+
+@pytest.mark.gws_cassette(faults=["drop-connect event 1"])
+def test_never_meets_its_fault(gws_replay):  # no CometD session: no connect to drop
+    assert post(gws_replay.url, STOP) == 200
+"""
+
+
+def test_the_marker_injects_faults_and_one_that_never_struck_fails_its_test(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_faults=FAULTS)
+    result = user_project.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "test_faults.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["gwsvcr: faults that never struck: drop-connect event 1",
+                                 "FAILED test_faults.py::test_never_meets_its_fault*"])

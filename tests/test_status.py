@@ -19,9 +19,13 @@ from tests.procs import ROOT
 
 
 def figures(served: int, clients: int, events: int, unused: list[int], misses: int = 0,
-            sha: str = "abc") -> dict[str, Any]:
+            sha: str = "abc", failures: int = 0, faults: int = 0,
+            recovery: tuple[int, ...] = ()) -> dict[str, Any]:
     return {"served": served, "clients": clients, "live_sessions": clients, "events_released": events,
-            "misses": [{"request": f"GET /x{i}"} for i in range(misses)], "unused": unused, "cassette_sha256": sha}
+            "failures_replayed": failures, "faults_injected": faults,
+            "misses": [{"request": f"GET /x{i}"} for i in range(misses)], "unused": unused,
+            "unused_recovery": [{"exchange": n, "what": f"what {n}"} for n in recovery],
+            "faults": [{"spec": "duplicate event 1", "applied": faults}], "cassette_sha256": sha}
 
 
 def test_counts_add_up_unused_is_what_no_replay_used_misses_say_where() -> None:
@@ -36,7 +40,20 @@ def test_counts_add_up_unused_is_what_no_replay_used_misses_say_where() -> None:
     assert whole["workers"][1]["misses"] == 1 and whole["workers"][0]["unused"] == 3
     assert whole["cassette_sha256"] == "abc"
     assert status.summary_line(whole) == ("gwsvcr: served 15 requests to 3 clients, 12 events released, 1 misses, "
-                                          "2 recorded exchanges never used")
+                                          "2 recorded exchanges never used\n"
+                                          "gwsvcr: faults that never struck: duplicate event 1")
+
+
+def test_failures_and_faults_add_up_recovery_unused_only_when_no_replay_used_it() -> None:
+    whole = status.combine([status.Part("http://a", figures(4, 1, 2, [9, 10], failures=1, recovery=(9, 10))),
+                            status.Part("http://b", figures(4, 1, 2, [10], faults=2, recovery=(10,)))])
+    assert (whole["failures_replayed"], whole["faults_injected"]) == (1, 2)
+    assert whole["unused_recovery"] == [{"exchange": 10, "what": "what 10"}]
+    assert whole["faults"] == [{"spec": "duplicate event 1", "applied": 2}]
+    assert status.summary_line(whole, "(2 workers)") == (
+        "gwsvcr: served 8 requests to 2 clients, 4 events released, 0 misses, 1 recorded exchanges never used, "
+        "1 recorded failures replayed, 2 faults injected (2 workers)\n"
+        "gwsvcr: the recorded failure and recovery did not replay: #10 what 10 never used")
 
 
 def test_replays_of_different_files_have_no_common_cassette() -> None:

@@ -155,7 +155,7 @@ class Recorder:
             self.correlator.server_sent(response.headers, body if bayeux is None else replies)
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
-            self._causes(session.label).request_done(ex.number, timing.response_end, self._summary(request),
+            self._causes(session.label).request_done(ex.number, timing.response_end, wire.request_summary(request),
                                                      shared_values(request, body), _subscriptions(bayeux))
         if bayeux is not None and ex.transport == "http":
             ex.transport = bayeux.transport
@@ -245,13 +245,6 @@ class Recorder:
             items.append(item)
         return items
 
-    @staticmethod
-    def _summary(request: Request) -> str:
-        bayeux = wire.bayeux_of(request)
-        if bayeux is not None:
-            return " + ".join(str(m.get("channel")) for m in bayeux.messages if m.get("channel") != CONNECT)
-        return gws.summarize_request(request.method, request.path, request.body)
-
     def summary(self) -> str:
         return self.stats.line(len(self.tracker.sessions), sum(self.redactor.counts.values()))
 
@@ -337,9 +330,18 @@ class WebSocketRecording:
                 self.pending.remove(frame)
                 self._write(frame, at)
 
-    def close(self, at: float) -> None:
+    def close(self, at: float, closed_by_client: bool | None = None, code: int | None = None) -> None:
+        """The socket closed: frames still waiting for replies are written with an error saying who closed it (a
+        server that closed it mid-session is a failure replay reproduces; a client that left is not)."""
+        code_text = "" if code is None else f"code {code}"
+        if closed_by_client is None:
+            error = "WebSocket closed before the reply"
+        elif closed_by_client:
+            error = f"client gone before the reply (it closed the WebSocket{', ' + code_text if code_text else ''})"
+        else:
+            error = "upstream closed the WebSocket before the reply" + (f" ({code_text})" if code_text else "")
         for frame in self.pending:
-            self._write(frame, at, error="WebSocket closed before the reply")
+            self._write(frame, at, error=error)
         self.pending.clear()
         if self.orphans:  # pushed after the last frame: kept with an empty request of their own
             frame = _Frame([], at, set(), list(self.orphans))

@@ -1,6 +1,6 @@
-"""A live client of the replayer: its own copy of a recorded session (cursors, CometD session, events due), and
-while its requests fit several recorded sessions, which ones (:class:`Pending`; :mod:`gwsvcr.replay.binding`
-decides)."""
+"""A live client of the replayer: its own copy of a recorded session (cursors, CometD session, events and connect
+failures due, the faults that strike it), and while its requests fit several recorded sessions, which ones
+(:class:`Pending`; :mod:`gwsvcr.replay.binding` decides)."""
 
 from __future__ import annotations
 
@@ -11,22 +11,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gwsvcr import live
-from gwsvcr.bayeux import Message, Session
+from gwsvcr.bayeux import Failure, Message, Session
 from gwsvcr.cassette import Mark, Request
 from gwsvcr.correlate import Plan, value_at
 from gwsvcr.matching import Cursors
-from gwsvcr.replay.script import RecordedEvent, Script, Step
+from gwsvcr.replay.faults import DELAY, DROP_CONNECT, DUPLICATE, NO_FAULTS, SESSION_ENDING, Fault, ScriptFaults
+from gwsvcr.replay.script import RecordedEvent, RecordedFailure, Script, Step
 from gwsvcr.session import Identifier
 from gwsvcr.timeline import Cancellable, Schedule, Timeline
 
 
 @dataclass
 class Counters:
-    """What the replayer reports; clients count the events they release."""
+    """What the replayer reports; clients count the events they release and the faults that strike them."""
 
     served: int = 0
     clients: int = 0
     events_released: int = 0
+    failures_replayed: int = 0
+    faults_injected: int = 0
 
 
 @dataclass
@@ -46,17 +49,21 @@ class Client:
 
     def __init__(self, number: int, script: Script, credential: Identifier | None, timeline: Timeline,
                  counters: Counters, allow_repeats: bool = True,
-                 show: Callable[[str], None] | None = None, plan: Plan | None = None) -> None:
+                 show: Callable[[str], None] | None = None, plan: Plan | None = None,
+                 faults_of: Callable[[str], ScriptFaults] | None = None) -> None:
         self.number = number
         self.script = script
         self.credential = credential  # what placed its first, cookie-less request
         self.cookie = f"gwsvcr{number}-{secrets.token_hex(8)}"  # the value of every session cookie it is issued
         self.cursors = Cursors(allow_repeats)
         self.handshakes = 0
+        self.connects = 0  # over all its CometD sessions: the Nth takes the Nth recorded connect's hold
         self.session: Session[Client] | None = None
-        self.pending: list[Message] = []  # events due while the client had no CometD session
+        self.pending: list[Message] = []  # events due while the client had no CometD session (or no subscription)
         self.timeline = timeline
         self.counters = counters
+        self.faults_of = faults_of  # the faults on demand set to strike each recorded session's replays
+        self.faults = faults_of(script.label) if faults_of is not None else NO_FAULTS
         self._due = Schedule(timeline.clock, self._release)
         self.fired: dict[int, float] = {}  # cause -> when the client got its reply (clock time)
         self.show = show  # the live view: a line per event released
@@ -76,6 +83,12 @@ class Client:
         """Whether the client's CometD session is over (one that never opened a session is not gone)."""
         return self.handshakes > 0 and not self.live
 
+    @property
+    def recovering(self) -> bool:
+        """A session after the first (a failure ended the one before): as a server does, it gets only the events
+        of channels it subscribed to again; the others wait."""
+        return self.handshakes > 1
+
     def next_is(self, table: str, key: Any) -> bool:
         """Whether ``key`` is the first request of ``table`` in its recorded session that the client has not
         asked yet (how far it got is kept per table: each call costs what the client asked since)."""
@@ -87,8 +100,8 @@ class Client:
         return i < len(order) and order[i][0] == key
 
     def fire(self, cause: int, at: float) -> None:
-        """The reply of recorded exchange ``cause`` reached the client at ``at`` (clock time): its events fall due
-        their recorded delays later."""
+        """The reply of recorded exchange ``cause`` reached the client at ``at`` (clock time): its events and
+        connect failures fall due their recorded delays later, and the faults set to strike then strike."""
         if cause in self.fired:
             return  # a repeated request does not push its events twice
         if not self.fired:
@@ -97,10 +110,17 @@ class Client:
         self.fired[cause] = at
         for event in self.script.events_by_cause.get(cause, ()):
             self._schedule(event, at)
+        for failure in self.script.failures_by_cause.get(cause, ()):
+            self._schedule(failure, at)
+        for fault in self.faults.at_reply.get(cause, ()):
+            self._strike(fault.failure(), fault)
 
-    def _schedule(self, event: RecordedEvent, since: float) -> None:
-        """``event`` falls due its delay after ``since`` (when the reply or event it follows reached the client)."""
-        self._due.add(since + self.timeline.scale(event.delay), (event, since), event.order)
+    def _schedule(self, item: RecordedEvent | RecordedFailure, since: float) -> None:
+        """``item`` falls due its delay after ``since`` (when the reply or event it follows reached the client),
+        and an event later by the faults that delay it."""
+        late = 0.0 if isinstance(item, RecordedFailure) else \
+            sum(f.delay for f in self.faults.at_event.get(item.index, ()) if f.kind == DELAY)
+        self._due.add(since + self.timeline.scale(item.delay) + late, (item, since), item.order)
 
     def switch(self, script: Script) -> None:
         """Replay ``script`` from now on, in place of a session that answered everything so far alike: what the
@@ -111,25 +131,39 @@ class Client:
         here, steps = self.script, self.script.steps()
         self.fired = {(script.number(steps[n]) if n in steps else None) or n: at for n, at in self.fired.items()}
         self.script = script
+        self.faults = self.faults_of(script.label) if self.faults_of is not None else NO_FAULTS
         self._next.clear()
-        for event, since in self._due.drain():
-            twin = script.at_place(here.place(event))
+        for item, since in self._due.drain():
+            twin = item if isinstance(item, RecordedFailure) else script.at_place(here.place(item))
             if twin is not None:
                 self._schedule(twin, since)
 
-    def _release(self, item: tuple[RecordedEvent, float]) -> None:
-        event, since = item
+    def _release(self, due: tuple[RecordedEvent | RecordedFailure, float]) -> None:
+        item, since = due
+        if isinstance(item, RecordedFailure):
+            self._fail(item)
+            return
         self.counters.events_released += 1
         now = self.timeline.clock.now()
         if self.show is not None:
-            delay = None if event.cause is None else now - since
-            self.show(live.event_line(f"client {self.number}", event.message, delay, event.cause, event.after))
-        for later in self.script.after_event.get(event.order, ()):  # no request caused it: its spacing is kept
+            delay = None if item.cause is None else now - since
+            self.show(live.event_line(f"client {self.number}", item.message, delay, item.cause, item.after))
+        for later in self.script.after_event.get(item.order, ()):  # no request caused it: its spacing is kept
             self._schedule(later, now)
-        message = copy.deepcopy(event.message)
-        if event.marks and self.plan is not None:
-            message = self.plan.apply(message, event.marks, self.live_value)
+        message = copy.deepcopy(item.message)
+        if item.marks and self.plan is not None:
+            message = self.plan.apply(message, item.marks, self.live_value)
         self._deliver(message)
+        for fault in self.faults.at_event.get(item.index, ()):
+            if fault.kind == DUPLICATE:
+                self._deliver(copy.deepcopy(message))
+                self._count(fault)
+            elif fault.kind == DROP_CONNECT:
+                self._strike(Failure(instead=f"fault: {fault.spec}"), fault)
+            elif fault.kind in SESSION_ENDING:
+                self._strike(fault.failure(), fault)
+            elif fault.kind == DELAY:
+                self._count(fault)
 
     def live_value(self, mark: Mark) -> Any:
         """The value this client made where ``mark``'s request had the recorded one (None: not known)."""
@@ -143,19 +177,53 @@ class Client:
             if value is not None:
                 self.made[(step, location)] = value
 
-    def _deliver(self, message: Message) -> None:
+    def _fail(self, failure: RecordedFailure) -> None:
+        """A recorded connect failure falls due: the session of the moment gets it (none: it is not replayed)."""
         if self.session is None or self.session.ended:
+            return
+        fields = copy.deepcopy(failure.fields)
+        error = fields.get("error")
+        if isinstance(error, str) and failure.client_id:  # Faye names the forgotten clientId in its error
+            fields["error"] = error.replace(failure.client_id, self.session.client_id)
+        self.session.fail(Failure(fields, failure.ends, None if failure.bayeux else failure.exchange,
+                                  failure.exchange.number))
+
+    def _strike(self, failure: Failure, fault: Fault) -> None:
+        if self.session is not None and not self.session.ended:
+            self.session.fail(failure)
+            self._count(fault)
+
+    def _count(self, fault: Fault) -> None:
+        fault.applied += 1
+        self.counters.faults_injected += 1
+        if self.show is not None:
+            self.show(f"client {self.number}   !! fault: {fault.spec}")
+
+    def _deliver(self, message: Message) -> None:
+        session = self.session
+        if session is None or session.ended or (self.recovering and not session.subscribed(message["channel"])):
             self.pending.append(message)
             return
         if "clientId" in message:
-            message["clientId"] = self.session.client_id
-        self.session.deliver(message)
+            message["clientId"] = session.client_id
+        session.deliver(message)
 
-    def attach(self, session: Session[Client]) -> None:
-        self.session = session
+    def flush(self) -> None:
+        """Events that waited for a session, or for a subscription of it, go to it now if they can."""
         pending, self.pending = self.pending, []
         for message in pending:
             self._deliver(message)
+
+    def attach(self, session: Session[Client]) -> None:
+        self.session = session
+        self.flush()
+
+    def detach(self, session: Session[Client]) -> None:
+        """Its session ended: the events queued in it wait for the next one (a client that recovers gets them)."""
+        if self.session is session:
+            self.session = None
+            self.pending[:0] = session.queue
+            session.queue = []
 
     def close(self) -> None:
         if self.undecided is not None and self.undecided.timer is not None:

@@ -10,6 +10,12 @@ credential (Basic user, Bearer token, API key) that can still take it, by what i
 Timing is the :class:`~gwsvcr.timeline.Timeline`'s; matching is :mod:`gwsvcr.matching`'s. What this module decides is
 whose request it is, what answers it, and what a miss says. A reply's events start their clock when the transport
 reports that the client got the reply (:attr:`gwsvcr.wire.Served.delivered`).
+
+Failures replay as recorded: a REST or Bayeux error as its recorded answer, an exchange the upstream never answered
+as a connection closed without a reply (:func:`~gwsvcr.replay.script.cut_reason`), a failed connect at its
+recorded time after its cause (:mod:`gwsvcr.replay.script`); faults on demand strike where
+:mod:`gwsvcr.replay.faults` places them. Both are counted; a strict replay whose recorded recovery went unused
+fails (:meth:`Replayer.unused_recovery`).
 """
 
 from __future__ import annotations
@@ -22,14 +28,15 @@ from typing import Any
 
 from gwsvcr import session as sessions
 from gwsvcr import wire
-from gwsvcr.bayeux import HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
+from gwsvcr.bayeux import DISCONNECT, HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
 from gwsvcr.correlate import Plan, find, substitute
 from gwsvcr.live import MISS_HEADER
 from gwsvcr.matching import Key, RestMatch, bayeux_key, closest, failure_key
+from gwsvcr.replay import faults
 from gwsvcr.replay.binding import Binder
 from gwsvcr.replay.client import Client, Counters
-from gwsvcr.replay.script import Script, build_scripts, reply_fields
+from gwsvcr.replay.script import Script, build_scripts, cut_reason, reply_fields
 from gwsvcr.replay.status import summary_line
 from gwsvcr.timeline import Clock, Timeline, Timing
 
@@ -53,6 +60,7 @@ class ReplayConfig:
     allow_repeats: bool = True  # off (--no-repeat): a request asked more often than recorded is a miss
     correlate: tuple[str, ...] = ()  # locations of client-made values the recording did not find (--correlate)
     no_correlate: tuple[str, ...] = ()  # locations whose values are not client-made after all (--no-correlate)
+    faults: tuple[str, ...] = ()  # faults on demand (gwsvcr.replay.faults), e.g. "unknown-client after op 2"
 
     def rest_match(self, cassette: Cassette) -> RestMatch:
         """These options together with the cassette header's ``match:`` section."""
@@ -122,6 +130,7 @@ class Replayer(Hooks[Client]):
                                                                        self.plan.ignore_query()))
         self._message_ignore = self.plan.message_ignore()
         self.scripts = build_scripts(cassette, self.match, self.rules, self.plan) or [Script("empty")]
+        self.faults = faults.Plan(self.config.faults, self.scripts)  # FaultError: a spec that cannot strike here
         self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
                              for ex in cassette.exchanges if ex.response is not None
                              and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
@@ -150,7 +159,8 @@ class Replayer(Hooks[Client]):
         pool = self.binding.pool(credential, *first)
         self.counters.clients += 1
         client = Client(self.counters.clients, pool[0], credential, self.timeline, self.counters,
-                        self.config.allow_repeats, self.show, self.plan if self.plan.locations else None)
+                        self.config.allow_repeats, self.show, self.plan if self.plan.locations else None,
+                        self.faults.of)
         self.binding.place(client, pool)
         self.by_cookie[client.cookie] = client
         self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
@@ -222,9 +232,19 @@ class Replayer(Hooks[Client]):
         """The reply for a live request; a response of None sends it upstream (lenient with an upstream)."""
         self.counters.served += 1
         bayeux = wire.bayeux_of(request)
+        fault = self.faults.target(request, bayeux.messages if bayeux is not None else None)
+        if fault is not None:
+            return self._fault_answer(fault)
         if bayeux is not None:
             return await self._bayeux(request, bayeux)
         return await self._rest(request)
+
+    def _fault_answer(self, fault: faults.Fault) -> wire.Served:
+        self.counters.faults_injected += 1
+        if fault.kind == faults.RESET:
+            return wire.Served(None, cut=f"fault: {fault.spec}")
+        return wire.Served(wire.json_reply(fault.status, {"error": f"gwsvcr fault: {fault.spec}"},
+                                           [(faults.FAULT_HEADER, fault.spec)]))
 
     async def _rest(self, request: Request) -> wire.Served:
         key = self.match.key(request)
@@ -243,16 +263,16 @@ class Replayer(Hooks[Client]):
             reason = (f"recorded {recorded} time(s) in session {label}, all used, and --no-repeat answers no more"
                       if recorded else f"not in the recorded session {label} of this client")
             return wire.Served(self._miss(request, key, reason))
-        self.used.add(ex.number)
         if ex.number in self.plan.requests:
             client.remember(ex.number, request, self.plan.locations)
-        await self.timeline.latency(ex.ttfb)
         number = ex.number
-        response = self._rewrite(ex, client)
-        if reused and response.kind == "json":  # its reply names them too: with the live values
+        served = await self._recorded_answer(ex, client)
+        response = served.response
+        if reused and response is not None and response.kind == "json":  # its reply names them too: live values
             response.body = substitute(response.body, [(rec, live, tuple(find(rec, response.body)))
                                                        for live, rec in reused.items()])
-        return wire.Served(response, lambda at: self.binding.fire(client, number, at))
+        served.delivered = lambda at: self.binding.fire(client, number, at)
+        return served
 
     def _as_recorded(self, request: Request) -> tuple[Request, dict[str, str], Client | None]:
         """A request that sends back values its client made before (a subscription id in a DELETE's path) with
@@ -272,17 +292,29 @@ class Replayer(Hooks[Client]):
                                query=[(k, recorded.get(v, v)) for k, v in request.query]), recorded, client
         return request, {}, None
 
-    def _rewrite(self, ex: Exchange, client: Client) -> Response:
+    async def _recorded_answer(self, ex: Exchange, client: Client) -> wire.Served:
+        """A recorded exchange's answer after its recorded time: its response, or, when there was none, the
+        connection closed (a recorded reset, a stall the client gave up on) or the 502 the client got."""
+        self.used.add(ex.number)
+        if ex.number in client.script.failed:
+            self.counters.failures_replayed += 1
+        await self.timeline.latency(ex.ttfb if ex.response is not None else ex.ttlb)
+        return self._answer_of(ex, client)
+
+    def _answer_of(self, ex: Exchange, client: Client) -> wire.Served:
         if ex.response is None:
-            return wire.json_reply(502, {"error": f"recorded failure: {ex.error}"})
+            reason = cut_reason(ex.error)
+            if reason is not None:
+                return wire.Served(None, cut=reason)
+            return wire.Served(wire.json_reply(502, {"error": f"recorded failure: {ex.error}"}))
         if ex.response.omitted is not None:
-            return omitted_reply(ex.number, ex.response.status, ex.response.omitted)
+            return wire.Served(omitted_reply(ex.number, ex.response.status, ex.response.omitted))
         body = ex.response.body
         marks = client.script.reply_marks.get(ex.number)
         if marks and client.plan is not None:
             body = client.plan.apply(body, marks, client.live_value)
-        return Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
-                        body=body, status=ex.response.status)
+        return wire.Served(Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
+                                    body=body, status=ex.response.status))
 
     def _cookies_for(self, client: Client, recorded: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Recorded headers with every session cookie the server set carrying the client's own value instead."""
@@ -315,22 +347,36 @@ class Replayer(Hooks[Client]):
         if owner is not None and owner.script.failures:
             failed = self.binding.take(owner, "failure", failure_key(bayeux.messages))
             if failed is not None:  # the server answered this with an error page: so does the replay
-                self.used.add(failed.number)
-                await self.timeline.latency(failed.ttfb)
-                return wire.Served(self._rewrite(failed, owner))
-        frame = await self.bayeux_replies(request, bayeux.messages)
-        return wire.Served(wire.bayeux_reply(frame.replies, bayeux.jsonp, frame.set_cookies), frame.delivered)
+                return await self._recorded_answer(failed, owner)
+        frame = await self._replies(request, bayeux.messages)
+        return frame.served(bayeux.jsonp)
 
-    async def bayeux_replies(self, request: Request, messages: list[Message]) -> wire.Frame:
-        """The replies to Bayeux messages, whatever carried them (an HTTP request, a WebSocket frame; then
-        ``request`` is the upgrade request, which tells whose session it is)."""
+    async def bayeux_replies(self, upgrade: Request, messages: list[Message]) -> wire.Frame:
+        """The replies to the Bayeux messages of a WebSocket frame; ``upgrade`` (the upgrade request) tells whose
+        session it is. A fault aimed at one of its channels closes the socket."""
+        fault = self.faults.target(upgrade, messages, channels_only=True)
+        if fault is not None:
+            self.counters.faults_injected += 1
+            return wire.Frame([], cut=f"fault: {fault.spec}")
+        return await self._replies(upgrade, messages)
+
+    async def _replies(self, request: Request, messages: list[Message]) -> wire.Frame:
+        """The replies to Bayeux messages, whatever carried them."""
         client = None
         if any(m.get("channel") == HANDSHAKE for m in messages):
             client = self.client_for(request, "handshake", HANDSHAKE)
+        owner = self._client_of(messages) or client  # before: a failure may end the session
         handled = await self.bayeux.handle(messages, client)
         self.used.update(handled.sources)
-        owner = self._client_of(messages) or client
-        if owner is None or not handled.sources:
+        if owner is None:
+            return wire.Frame(handled.replies)
+        self.counters.failures_replayed += sum(1 for number in handled.sources if number in owner.script.failed)
+        if handled.instead is not None:  # a connect failed with something else than Bayeux
+            if isinstance(handled.instead, Exchange):
+                served = self._answer_of(handled.instead, owner)
+                return wire.Frame([], instead=served.response, cut=served.cut)
+            return wire.Frame([], cut=str(handled.instead))
+        if not handled.sources:
             return wire.Frame(handled.replies)
         sources = handled.sources
 
@@ -357,13 +403,17 @@ class Replayer(Hooks[Client]):
         return Answer(fields, number)
 
     def on_connect(self, session: Session[Client], message: Message) -> Answer | None:
-        advice = session.context.script.connect_advice
+        client = session.context
+        client.connects += 1
+        client.flush()  # events that waited for a subscription this session now has
+        advice = client.script.connect_advice
         return Answer({"advice": dict(advice)}) if advice else None
 
     def recorded_connect(self, session: Session[Client]) -> tuple[float | None, bool] | None:
-        connects = session.context.script.connects
-        n = session.connects - 1
-        return connects[n] if n < len(connects) else None
+        """The recorded hold of this connect: the client's Nth connect, over all its sessions, takes the Nth."""
+        client = session.context
+        connects = client.script.connects
+        return connects[client.connects - 1] if client.connects <= len(connects) else None
 
     def on_subscribe(self, session: Session[Client], message: Message, subscription: str) -> Answer | None:
         client = session.context
@@ -377,8 +427,16 @@ class Replayer(Hooks[Client]):
             client.remember(answer.source, Request(kind="messages", body=[message]), self.plan.locations)
         return answer
 
+    def on_disconnect(self, session: Session[Client], message: Message) -> Answer | None:
+        client = session.context
+        found = self.binding.take(client, "disconnect", DISCONNECT)
+        return None if found is None else Answer(reply_fields(found[1]), found[0])
+
     def _recorded(self, client: Client, table: str, key: str, what: str) -> Answer | None:
         found = self.binding.take(client, table, key)
+        answers = client.script.tables[table].answers.get(key)
+        if found is None and client.recovering and answers:  # a recovery beyond the recorded: as the last
+            found = answers[-1]
         if found is None:
             recorded = ", ".join(sorted(client.script.tables[table].keys())[:5]) or "none"
             miss = Miss(f"Bayeux {what}", f"not in the recorded session {client.script.label} "
@@ -394,23 +452,41 @@ class Replayer(Hooks[Client]):
     def on_session_end(self, session: Session[Client], reason: str) -> None:
         client = session.context
         if client.session is session:
-            client.session = None
+            client.detach(session)
             if reason == "expired":  # the client is gone: free what it held, keep only its counts
                 self._forget(client)
 
     # ---------------------------------------------------------------------------------------- summary
     def unused(self) -> list[int]:
-        """Recorded requests (REST, handshake, subscribe, publish) that no client asked for."""
+        """Recorded requests (REST, handshake, subscribe, publish) that no client asked for, and recorded connect
+        failures no client got."""
         wanted: set[int] = set()
         for s in self.scripts:
-            wanted |= s.requests()
+            wanted |= s.requests() | {f.exchange.number for f in s.timeline_failures()}
         return sorted(wanted - self.used)
+
+    def unused_recovery(self) -> dict[int, str]:
+        """Recorded connect failures no client got, and the recovery after them no client made (the handshake
+        and subscribes after a failure that ended the session): the field failure did not replay."""
+        return {number: what for s in self.scripts for number, what in sorted(s.recovery.items())
+                if number not in self.used}
+
+    def unapplied_faults(self) -> list[str]:
+        return [f.spec for f in self.faults.faults if not f.applied]
+
+    @property
+    def failed(self) -> bool:
+        """A strict replay that missed, left recorded recovery unused or never struck a fault it was given."""
+        return self.config.strict and bool(self.misses or self.unused_recovery() or self.unapplied_faults())
 
     def status(self) -> dict[str, Any]:
         return {"served": self.counters.served, "clients": self.counters.clients,
                 "live_sessions": len(self.bayeux.sessions), "events_released": self.counters.events_released,
+                "failures_replayed": self.counters.failures_replayed,
+                "faults_injected": self.counters.faults_injected,
                 "misses": [m.as_dict() for m in self.misses], "unused": self.unused(),
-                "sessions": self.bindings(), "cassette_sha256": self.cassette.sha256}
+                "unused_recovery": [{"exchange": n, "what": what} for n, what in self.unused_recovery().items()],
+                "faults": self.faults.status(), "sessions": self.bindings(), "cassette_sha256": self.cassette.sha256}
 
     def bindings(self) -> dict[str, list[int]]:
         """Which live clients replay each recorded session (by client number; ``undecided``: clients that more

@@ -1,8 +1,18 @@
-"""A recorded session indexed for replay: its requests in typed match tables, its connects' holds, its events by
-the request that caused them. Built once per cassette; read-only afterwards, shared by every live client."""
+"""A recorded session indexed for replay: its requests in typed match tables, its connects' holds, its events and
+its connect failures by the request that caused them, what it did to recover. Built once per cassette; read-only
+afterwards, shared by every live client.
+
+A connect that failed (a Bayeux ``successful: false``, an HTTP error instead of Bayeux, a connection the server
+closed) is not answered by the connect that happens to have its number in the replay: like an event, it falls
+due its recorded delay after the reply of its cause (the last request of its session, other than a connect, whose
+reply completed before the failure reached the client) and is answered to the connect outstanding then, or the
+next one. The handshake and subscribes that followed a failure that ended the session are its *recovery*: a strict
+replay in which they, or the failure, went unused fails.
+"""
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 from dataclasses import dataclass, field
@@ -10,7 +20,7 @@ from typing import Any
 
 from gwsvcr import session as sessions
 from gwsvcr import wire
-from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, HANDSHAKE, SUBSCRIBE, Message
+from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session
 from gwsvcr.cassette import Cassette, Exchange, Mark
 from gwsvcr.correlate import Plan
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
@@ -24,6 +34,11 @@ Step = tuple[str, Any, int]
 # or for an event no request caused, the place of the event before it) and its rank there. Two sessions that
 # answered a client alike push, at the same place, the event each recorded there.
 Place = tuple[Any, int]
+# What the recorder writes when the client itself left before the reply (an aborted long-poll): not a failure; nor
+# is a WebSocket that closed before the reply in a recording that did not say who closed it.
+NOT_FAILURES = ("client gone", "WebSocket closed before the reply")
+_NOT_THE_SERVERS = ("certificate", "tls", "ssl")  # the recording proxy's own trouble reaching the upstream
+_READS = ("GET", "HEAD", "OPTIONS")  # REST requests that are not operations
 
 
 @dataclass(order=True)
@@ -34,6 +49,29 @@ class RecordedEvent:
     cause: int | None = field(compare=False, default=None)  # the recorded exchange that caused it
     after: str | None = field(compare=False, default=None)  # what that exchange was, e.g. StopCallRecording
     marks: tuple[Mark, ...] = field(compare=False, default=())  # client-made values it carries (gwsvcr.correlate)
+    index: int = field(compare=False, default=0)  # its place among the session's events, from 1 (faults name it)
+
+
+@dataclass(order=True)
+class RecordedFailure:
+    """A connect that failed when recorded, replayed at its recorded time after its cause."""
+
+    order: int
+    exchange: Exchange = field(compare=False)  # the failed connect's exchange: what answers, when not Bayeux
+    fields: Message = field(compare=False, default_factory=dict)  # the Bayeux failure reply's fields
+    ends: bool = field(compare=False, default=False)  # the session is over (unknown client, re-handshake)
+    bayeux: bool = field(compare=False, default=True)  # False: an HTTP error or a closed connection instead
+    delay: float = field(compare=False, default=0.0)
+    cause: int | None = field(compare=False, default=None)
+    after: str | None = field(compare=False, default=None)
+    client_id: str | None = field(compare=False, default=None)  # the recorded clientId, in Faye's error text
+
+    def describe(self) -> str:
+        if self.bayeux:
+            return f"/meta/connect failed: {self.fields.get('error', 'successful: false')}"
+        if self.exchange.response is not None:
+            return f"/meta/connect answered HTTP {self.exchange.response.status}"
+        return f"/meta/connect: {self.exchange.error}"
 
 
 @dataclass
@@ -46,11 +84,18 @@ class Script:
     handshakes: Table[str, Recorded] = field(default_factory=lambda: Table("handshake"))
     subscribes: Table[str, Recorded] = field(default_factory=lambda: Table("subscribe"))
     publishes: Table[str, Recorded] = field(default_factory=lambda: Table("publish"))
+    disconnects: Table[str, Recorded] = field(default_factory=lambda: Table("disconnect"))
     # Bayeux requests the server answered with something else (an HTML 500): replayed as recorded
     failures: Table[str, Exchange] = field(default_factory=lambda: Table("failure"))
     connects: list[tuple[float | None, bool]] = field(default_factory=list)  # (hold, carried events), in order
     connect_advice: dict[str, Any] = field(default_factory=dict)
     events_by_cause: dict[int | None, list[RecordedEvent]] = field(default_factory=dict)
+    failures_by_cause: dict[int | None, list[RecordedFailure]] = field(default_factory=dict)
+    failed: set[int] = field(default_factory=set)  # exchanges whose recorded answer is a failure
+    recovery: dict[int, str] = field(default_factory=dict)  # failed connects and the recovery after them
+    operations: list[tuple[int, str]] = field(default_factory=list)  # (exchange, summary) of REST requests but
+    # reads (GET, HEAD, OPTIONS), in order: what faults call op 1, op 2, ...
+    events: int = 0
     # Events no request caused: each released its delay after the event before it (by that event's order), or,
     # with no event before it, after the client's first reply.
     after_event: dict[int, list[RecordedEvent]] = field(default_factory=dict)
@@ -65,7 +110,7 @@ class Script:
 
     def __post_init__(self) -> None:
         self.tables = {t.name: t for t in (self.rest, self.handshakes, self.subscribes, self.publishes,
-                                           self.failures)}
+                                           self.disconnects, self.failures)}
 
     def answer(self, step: Step) -> Any:
         """The recorded answer to ``step`` (the last one again past the recorded count), or None."""
@@ -132,6 +177,9 @@ class Script:
             numbers.update(number for number, _ in table.values())
         return numbers
 
+    def timeline_failures(self) -> list[RecordedFailure]:
+        return [f for failures in self.failures_by_cause.values() for f in failures]
+
 
 def _number(answer: Any) -> int | None:
     if answer is None:
@@ -158,35 +206,75 @@ def reply_fields(reply: Message) -> Message:
     return out
 
 
-def build_scripts(cassette: Cassette, match: RestMatch | None = None,
-                  rules: sessions.SessionRules = sessions.DEFAULT_RULES, plan: Plan | None = None) -> list[Script]:
-    rest_key = (match or RestMatch()).key
-    plan = plan or Plan()
-    ignore = plan.message_ignore()
-    scripts: dict[str, Script] = {}
-    order = itertools.count()
-    last_event: dict[str, int] = {}
-    for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
+def cut_reason(error: str | None) -> str | None:
+    """Why a recorded exchange without a reply is replayed as a closed connection (the upstream reset or closed
+    it, refused it, stalled until the client gave up); None when the failure was the recording proxy's own (TLS to
+    the upstream): that is replayed as the 502 the client got."""
+    text = (error or "").lower()
+    if any(word in text for word in _NOT_THE_SERVERS):
+        return None
+    return f"recorded: {error}"
+
+
+def _http_failure(ex: Exchange) -> bool:
+    """A Bayeux exchange the server failed at the HTTP level: answered with something else than Bayeux, or not at
+    all (not the client's own leaving)."""
+    if ex.response is not None:
+        return ex.response.kind != "messages"
+    return ex.error is not None and not ex.error.startswith(NOT_FAILURES)
+
+
+@dataclass
+class _Builder:
+    """Walks one cassette's exchanges in recorded order, script by script."""
+
+    rest_key: Any
+    rules: sessions.SessionRules
+    plan: Plan  # the cassette's client-made values: marks, and paths left out of publish matching
+    scripts: dict[str, Script] = field(default_factory=dict)
+    order: itertools.count[int] = field(default_factory=itertools.count)
+    # per script: (reply completed, exchange, summary) of every request but connects, and failures to place
+    done: dict[str, list[tuple[float, int, str]]] = field(default_factory=dict)
+    placed: list[tuple[Script, RecordedFailure, float]] = field(default_factory=list)
+    last_event: dict[str, int] = field(default_factory=dict)  # per script: the order of its latest event
+
+    def add(self, ex: Exchange) -> None:
         label = ex.session if ex.episode == 1 else f"{ex.session}@{ex.episode}"
-        script = scripts.get(label)
+        script = self.scripts.get(label)
         if script is None:
-            script = scripts[label] = Script(label, position=len(scripts))
-        credential = sessions.credential(ex.request, rules)
+            script = self.scripts[label] = Script(label, position=len(self.scripts))
+        credential = sessions.credential(ex.request, self.rules)
         if credential is not None:
             script.credentials.add(credential)
         bayeux = wire.bayeux_of(ex.request)
+        connects_only = bayeux is not None and all(m.get("channel") == CONNECT for m in bayeux.messages)
+        if not connects_only and ex.ttlb is not None:
+            self.done.setdefault(label, []).append((ex.start + ex.ttlb, ex.number, wire.request_summary(ex.request)))
         if bayeux is None:
-            script.rest.add(rest_key(ex.request), ex)
-            if ex.number in plan.reply:
-                script.reply_marks[ex.number] = plan.reply[ex.number]
-            continue
-        if ex.response is not None and ex.response.kind != "messages":
+            script.rest.add(self.rest_key(ex.request), ex)
+            if ex.number in self.plan.reply:
+                script.reply_marks[ex.number] = self.plan.reply[ex.number]
+            if ex.request.method.upper() not in _READS:
+                script.operations.append((ex.number, wire.request_summary(ex.request)))
+            if ex.response is None or ex.response.status >= 400:
+                script.failed.add(ex.number)
+            return
+        if _http_failure(ex) and connects_only:
+            self._failure(script, ex, RecordedFailure(next(self.order), ex, bayeux=False))
+            return
+        if _http_failure(ex):  # answered as recorded to the request that asks the same
             script.failures.add(failure_key(bayeux.messages), ex)
-            continue
+            script.failed.add(ex.number)
+            return
+        self._messages(script, ex, bayeux.messages)
+
+    def _messages(self, script: Script, ex: Exchange, messages: list[Message]) -> None:
         replies = {str(item.message.get("id")): item.message for item in ex.reply_items()
                    if not item.is_event and "id" in item.message}
-        for m in bayeux.messages:
+        for m in messages:
             reply = replies.get(str(m.get("id")), {})
+            if reply.get("successful") is False:
+                script.failed.add(ex.number)
             channel = m.get("channel")
             if channel == HANDSHAKE:
                 script.handshakes.add(HANDSHAKE, (ex.number, reply))
@@ -194,22 +282,69 @@ def build_scripts(cassette: Cassette, match: RestMatch | None = None,
                 subs = m.get("subscription")
                 for sub in subs if isinstance(subs, list) else [subs]:
                     script.subscribes.add(str(sub), (ex.number, reply))
+            elif channel == DISCONNECT:
+                script.disconnects.add(DISCONNECT, (ex.number, reply))
+            elif channel == CONNECT and reply.get("successful") is False:
+                failure = RecordedFailure(next(self.order), ex, reply_fields(reply), ends_session(reply),
+                                          client_id=str(m.get("clientId")))
+                self._failure(script, ex, failure)
             elif channel == CONNECT:
                 carried = any(item.is_event for item in ex.reply_items())
                 script.connects.append((ex.ttfb, carried))
                 if reply.get("successful") and isinstance(reply.get("advice"), dict):
                     script.connect_advice = reply_fields(reply).get("advice", {})
             elif isinstance(channel, str) and not channel.startswith("/meta/"):
-                script.publishes.add(bayeux_key(m, ignore), (ex.number, reply))
+                script.publishes.add(bayeux_key(m, self.plan.message_ignore()), (ex.number, reply))
         for i, item in enumerate(ex.reply_items()):
             if item.is_event:
-                event = RecordedEvent(next(order), item.message, item.delay or 0.0, item.cause, item.after,
-                                      plan.events.get((ex.number, i), ()))
+                script.events += 1
+                event = RecordedEvent(next(self.order), item.message, item.delay or 0.0, item.cause, item.after,
+                                      self.plan.events.get((ex.number, i), ()), script.events)
                 if item.cause is not None:
                     script.events_by_cause.setdefault(item.cause, []).append(event)
-                elif label in last_event:
-                    script.after_event.setdefault(last_event[label], []).append(event)
+                elif script.label in self.last_event:
+                    script.after_event.setdefault(self.last_event[script.label], []).append(event)
                 else:
                     script.unanchored.append(event)
-                last_event[label] = event.order
-    return list(scripts.values())
+                self.last_event[script.label] = event.order
+
+    def _failure(self, script: Script, ex: Exchange, failure: RecordedFailure) -> None:
+        """Placed once every exchange is known: its cause may be a request that started after it."""
+        script.failed.add(ex.number)
+        script.recovery[ex.number] = failure.describe()
+        waited = ex.ttfb if ex.ttfb is not None else ex.ttlb
+        self.placed.append((script, failure, ex.start + (waited or 0.0)))
+
+    def finish(self) -> list[Script]:
+        for script, failure, at in self.placed:
+            done = sorted(self.done.get(script.label, ()))
+            i = bisect.bisect_right(done, (at, float("inf"), ""))
+            if i:
+                end, failure.cause, failure.after = done[i - 1]
+                failure.delay = max(0.0, at - end)
+            script.failures_by_cause.setdefault(failure.cause, []).append(failure)
+            if failure.ends:
+                self._recovery(script, failure.exchange.number)
+        return list(self.scripts.values())
+
+    @staticmethod
+    def _recovery(script: Script, failed: int) -> None:
+        """The handshake after a failure that ended the session, and the subscribes of the session it began."""
+        handshakes = sorted(number for number, _ in script.handshakes.values())
+        after = [n for n in handshakes if n > failed]
+        if not after:
+            return
+        start, end = after[0], after[1] if len(after) > 1 else float("inf")
+        script.recovery[start] = "/meta/handshake"
+        for sub in script.subscribes:
+            for number, _ in script.subscribes.answers[sub]:
+                if start <= number < end:
+                    script.recovery[number] = f"/meta/subscribe {sub}"
+
+
+def build_scripts(cassette: Cassette, match: RestMatch | None = None,
+                  rules: sessions.SessionRules = sessions.DEFAULT_RULES, plan: Plan | None = None) -> list[Script]:
+    builder = _Builder((match or RestMatch()).key, rules, plan or Plan())
+    for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
+        builder.add(ex)
+    return builder.finish()

@@ -2,9 +2,10 @@
 balancer, on one host or several): the figures of ``/__gwsvcr__/status`` and the line printed on stop.
 
 A replay started with peers answers ``/__gwsvcr__/status`` with the whole: its own figures and each peer's
-(asked with ``?local=1``, which any replay answers with its own figures only). Counts add up; a recorded exchange
-is unused only if no replay used it, so ``unused`` is the intersection; a peer that does not answer is reported
-as lost, never as an error, and its figures are missing from the sums.
+(asked with ``?local=1``, which any replay answers with its own figures only). Counts add up (failures replayed and
+faults injected too, and each fault's strikes); a recorded exchange is unused only if no replay used it, so
+``unused`` and ``unused_recovery`` are intersections; a peer that does not answer is reported as lost, never as an
+error, and its figures are missing from the sums.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ STATUS_PATH = "/__gwsvcr__/status"
 # What a balancer's health check asks: answered at once, without counting as a request served.
 HEALTH_PATH = "/__gwsvcr__/health"
 LOCAL = "local=1"  # the query that asks a replay for its own figures only
-COUNTS = ("served", "clients", "live_sessions", "events_released")
+COUNTS = ("served", "clients", "live_sessions", "events_released", "failures_replayed", "faults_injected")
+LISTS = ("misses", "unused", "unused_recovery", "faults")
 PEER_TIMEOUT = 3.0  # seconds a peer may take to answer
 
 
@@ -47,7 +49,7 @@ def fetch(url: str, timeout: float = PEER_TIMEOUT) -> Part:
         return Part(url, None, str(e.reason))
     except (OSError, ValueError) as e:  # reset, timed out, not JSON
         return Part(url, None, f"{type(e).__name__}: {e}")
-    if not isinstance(figures, dict) or any(key not in figures for key in (*COUNTS, "misses", "unused")):
+    if not isinstance(figures, dict) or any(key not in figures for key in (*COUNTS, *LISTS)):
         return Part(url, None, "its status is not a gwsvcr replay's")
     return Part(url, figures)
 
@@ -90,6 +92,14 @@ def combine(parts: Sequence[Part]) -> dict[str, Any]:
         for label, clients in figures.get("sessions", {}).items():
             sessions[label] = sessions.get(label, 0) + (clients if isinstance(clients, int) else len(clients))
     whole["sessions"] = sessions  # client numbers are each replay's own: counted, not listed
+    recovery = [{r["exchange"]: r["what"] for r in figures["unused_recovery"]} for _, figures in live]
+    common = set.intersection(*(set(r) for r in recovery)) if recovery else set()
+    whole["unused_recovery"] = [{"exchange": n, "what": recovery[0][n]} for n in sorted(common)]
+    applied: dict[str, int] = {}
+    for _, figures in live:
+        for fault in figures["faults"]:
+            applied[fault["spec"]] = applied.get(fault["spec"], 0) + fault["applied"]
+    whole["faults"] = [{"spec": spec, "applied": n} for spec, n in applied.items()]
     files = {figures.get("cassette_sha256") for _, figures in live}
     whole["cassette_sha256"] = files.pop() if len(files) == 1 else None
     whole["workers"] = [_own(p) for p in parts]
@@ -104,15 +114,28 @@ def _own(part: Part) -> dict[str, Any]:
             "unused": len(part.figures["unused"]), "cassette_sha256": part.figures.get("cassette_sha256")}
 
 
-def summary_line(figures: dict[str, Any]) -> str:
-    """The line a replay prints when it stops, with which live clients replayed which recorded session."""
-    line = (f"gwsvcr: served {figures['served']} requests to {figures['clients']} clients, "
-            f"{figures['events_released']} events released, {len(figures['misses'])} misses, "
-            f"{len(figures['unused'])} recorded exchanges never used")
+def summary_line(figures: dict[str, Any], note: str = "") -> str:
+    """What a replay prints when it stops: a line of figures (failures replayed and faults injected when there were
+    any; which live clients replayed which recorded session when there are several; ``note`` at its end), then a
+    line naming the recorded recovery that went unused and one naming the faults that never struck, when there
+    are."""
+    first = (f"gwsvcr: served {figures['served']} requests to {figures['clients']} clients, "
+             f"{figures['events_released']} events released, {len(figures['misses'])} misses, "
+             f"{len(figures['unused'])} recorded exchanges never used")
+    if figures["failures_replayed"] or figures["faults_injected"]:
+        first += (f", {figures['failures_replayed']} recorded failures replayed, "
+                  f"{figures['faults_injected']} faults injected")
     sessions = figures.get("sessions") or {}
     if len(sessions) > 1 or "undecided" in sessions:
-        line += "; " + ", ".join(f"{label} <- {_clients(clients)}" for label, clients in sessions.items())
-    return line
+        first += "; " + ", ".join(f"{label} <- {_clients(clients)}" for label, clients in sessions.items())
+    lines = [f"{first} {note}".rstrip()]
+    if figures["unused_recovery"]:
+        lines.append("gwsvcr: the recorded failure and recovery did not replay: " + "; ".join(
+            f"#{r['exchange']} {r['what']}" for r in figures["unused_recovery"]) + " never used")
+    idle = [f["spec"] for f in figures["faults"] if not f["applied"]]
+    if idle:
+        lines.append("gwsvcr: faults that never struck: " + "; ".join(idle))
+    return "\n".join(lines)
 
 
 def _clients(clients: list[int] | int) -> str:

@@ -6,7 +6,8 @@ The Python twin of cometd_client.js: same arguments, same JSON-lines output.
         [--call-id ID] [--ops StartCallRecording,...] [--user agent1] [--password secret]
         [--pause-ms 0] [--extra-pause StopCallRecording=1500 ...]
         [--transport long-polling|websocket] [--event-timeout-ms 10000] [--timeout-ms 60000]
-        [--trace] [--subscribe-also CHANNEL ...] [--forget-session-after OP] [--no-cookies]
+        [--trace] [--subscribe-also CHANNEL ...] [--forget-session-after OP] [--retry-ms MS]
+        [--no-cookies]
 
 Importable too: ``await run_session(url, ...)`` returns the records instead of printing them.
 Times ``t`` are ms from time.perf_counter() (monotonic) since this module was imported, which for
@@ -17,8 +18,10 @@ Options for the protocol conformance tests (tests/conformance), all off by defau
 message sent ("out") and received ("in"), and "rehandshake" records; ``--subscribe-also`` subscribes to more
 channels (a "subscribe" record each, a failure is reported, not fatal); ``--forget-session-after OP`` sends the
 /meta/connect after OP's notification with a clientId the server never issued (once): a server that lost the
-session answers 402 and aiocometd re-handshakes. ``--no-cookies`` never sends a cookie back (curl with Basic auth
-on each request and no cookie jar): what identifies it is its Basic user alone.
+session answers 402 and aiocometd re-handshakes. ``--retry-ms MS``: an operation answered HTTP 5xx, or whose
+connection broke, is reported ("reply" with its status, or "broken") and sent again MS later, up to 3 times.
+``--no-cookies`` never sends a cookie back (curl with Basic auth on each request and no cookie jar): what
+identifies it is its Basic user alone.
 
 aiocometd-ng notes (0.5.6):
 - It has no request-header option; extensions get ``outgoing(payload, headers)`` before every
@@ -131,7 +134,8 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                       transport: str = "long-polling",
                       on_record: Callable[[dict], None] | None = None, trace: bool = False,
                       subscribe_also: Iterable[str] = (),
-                      forget_session_after: str | None = None, cookies: bool = True) -> list[dict]:
+                      forget_session_after: str | None = None, retry_ms: float | None = None,
+                      cookies: bool = True) -> list[dict]:
     """Run the session; return its records (handshake, reply, event, ..., done).
 
     Raises SessionError (or aiocometd/aiohttp errors) on failure; ``on_record`` sees each record
@@ -210,15 +214,28 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                 headers = {**session_headers, "Content-Type": "application/json"}
                 if csrf_token:
                     headers[csrf_header] = csrf_token
-                async with http.post(f"{url}/api/v2/me/calls/{quote(call_id, safe='')}",
-                                     data=json.dumps({"operationName": op}),
-                                     headers=headers) as resp:
-                    raw = await resp.read()
+                for attempt in range(1, 5):
+                    retry = retry_ms is not None and attempt <= 3
+                    try:
+                        async with http.post(f"{url}/api/v2/me/calls/{quote(call_id, safe='')}",
+                                             data=json.dumps({"operationName": op}),
+                                             headers=headers) as resp:
+                            raw = await resp.read()
+                            status = resp.status
+                    except aiohttp.ClientError as exc:
+                        if not retry:
+                            raise
+                        emit({"type": "broken", "op": op, "error": f"{type(exc).__name__}: {exc}", "t": _now()})
+                        await asyncio.sleep(retry_ms / 1000)
+                        continue
                     reply_t[op] = _now()
-                    emit({"type": "reply", "op": op, "status": resp.status,
-                          "body": _json_or_text(raw), "t": reply_t[op]})
-                    if resp.status != 200:
-                        raise SessionError(f"{op} answered HTTP {resp.status}")
+                    emit({"type": "reply", "op": op, "status": status, "body": _json_or_text(raw),
+                          "t": reply_t[op]})
+                    if not (retry and status >= 500):
+                        break
+                    await asyncio.sleep(retry_ms / 1000)
+                if status != 200:
+                    raise SessionError(f"{op} answered HTTP {status}")
 
                 while True:
                     try:
@@ -288,6 +305,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--subscribe-also", action="append", default=[])
     p.add_argument("--forget-session-after", default=None)
     p.add_argument("--no-cookies", dest="cookies", action="store_false")
+    p.add_argument("--retry-ms", type=float, default=None)
     return p.parse_args(argv)
 
 
@@ -303,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         user=args.user, password=args.password, pause_ms=args.pause_ms,
         extra_pause=dict(args.extra_pause), event_timeout=args.event_timeout_ms / 1000,
         transport=args.transport, on_record=out, trace=args.trace,
-        subscribe_also=args.subscribe_also, forget_session_after=args.forget_session_after, cookies=args.cookies)
+        subscribe_also=args.subscribe_also, forget_session_after=args.forget_session_after,
+        retry_ms=args.retry_ms, cookies=args.cookies)
     async def guarded() -> None:
         deadline = asyncio.timeout(args.timeout_ms / 1000)
         try:

@@ -9,7 +9,7 @@
 //       [--timeout-ms 60000] [--debug]
 //       [--trace] [--ack] [--timesync] [--subscribe-also CHANNEL ...] [--batch]
 //       [--forget-session-after OP] [--reload-state FILE [--reload-after OP]]
-//       [--no-append-message-type]
+//       [--no-append-message-type] [--retry-ms MS]
 //
 // stdout: one JSON object per line (handshake, reply, event, stray_event, done | error);
 // t = performance.now(), i.e. ms since process start on a monotonic clock.
@@ -37,6 +37,8 @@
 //                    "reloaded" and exit 0 without disconnecting (the page is "reloading").
 // --no-append-message-type
 //                    configure appendMessageTypeToURL: false (no /handshake, /connect URL suffix).
+// --retry-ms MS      an operation answered HTTP 5xx, or whose connection broke, is reported ("reply" with
+//                    its status, or "broken") and sent again MS later, up to 3 times.
 // CometD's own logging goes to stderr (--debug for the client's debug log).
 //
 // What cometd-nodejs-client 2.0 does with headers and cookies (read from its src/XMLHttpRequest.js):
@@ -90,6 +92,7 @@ function parseArgs(argv) {
         reloadState: null,
         reloadAfter: null,
         appendMessageType: true,
+        retryMs: null,
     };
     eachArg(argv, (arg, value) => {
         const number = () => {
@@ -124,6 +127,7 @@ function parseArgs(argv) {
             case '--reload-state': opts.reloadState = value(); break;
             case '--reload-after': opts.reloadAfter = value(); break;
             case '--no-append-message-type': opts.appendMessageType = false; break;
+            case '--retry-ms': opts.retryMs = number(); break;
             default: return false;
         }
         return true;
@@ -389,13 +393,27 @@ async function main(opts) {
     for (const op of opts.ops) {
         await sleep(opts.pauseMs + (opts.extraPause[op] || 0));
         lastOp = op;
-        const reply = await request('POST', `${opts.url}/api/v2/me/calls/${encodeURIComponent(opts.callId)}`, {
+        const post = () => request('POST', `${opts.url}/api/v2/me/calls/${encodeURIComponent(opts.callId)}`, {
             ...sessionHeaders,
             ...(csrfToken ? {[csrfHeader]: csrfToken} : {}),
             'Content-Type': 'application/json',
         }, JSON.stringify({operationName: op}));
+        let reply;
+        for (let attempt = 1; ; attempt++) {
+            const retry = opts.retryMs !== null && attempt <= 3;
+            try {
+                reply = await post();
+            } catch (e) {
+                if (!retry) throw e;
+                emit({type: 'broken', op, error: e.message, t: now()});
+                await sleep(opts.retryMs);
+                continue;
+            }
+            emit({type: 'reply', op, status: reply.status, body: parseJson(reply.text), t: reply.t});
+            if (!(retry && reply.status >= 500)) break;
+            await sleep(opts.retryMs);
+        }
         replyT[op] = reply.t;
-        emit({type: 'reply', op, status: reply.status, body: parseJson(reply.text), t: reply.t});
         if (reply.status !== 200) throw new Error(`${op} answered HTTP ${reply.status}`);
 
         for (;;) {

@@ -2,6 +2,7 @@
 // A GWS-like upstream for the gwsvcr tests, built on a real Faye Bayeux server.
 //
 //   node faye_gws.js [--port 0] [--event-delay-ms 250] [--password secret] [--check-csrf]
+//                    [--forget-clients-after N] [--forget-delay-ms 100] [--fail-request N=STATUS|reset ...]
 //
 // Prints exactly one line "gwsvcr: listening on http://127.0.0.1:PORT" on stdout once it accepts
 // connections; diagnostics go to stderr. Serves:
@@ -11,6 +12,11 @@
 //                                -> {"statusCode":0}, then after --event-delay-ms a
 //                                CallRecordingStateChange event on /v2/me/calls (shape of
 //                                /work/shared/seed/StopCallRecording.txt).
+// --forget-clients-after N: --forget-delay-ms after the notification of a login session's (JSESSIONID's) Nth
+// operation went out, the server forgets every CometD client it has (as a node restart does): a held connect is
+// answered at once, the next one gets Faye's "401:<clientId>:Unknown client" with advice reconnect:"handshake".
+// --fail-request N=503: a login's Nth POST /api/v2/me/calls/{id} is answered HTTP 503 (no notification);
+// N=reset: its connection is reset instead. Repeatable. Operations count the requests that succeeded.
 'use strict';
 
 const http = require('node:http');
@@ -22,13 +28,24 @@ const COMETD_PATH = '/api/v2/notifications';
 const CALLS_CHANNEL = '/v2/me/calls';
 
 function parseArgs(argv) {
-    const opts = {port: 0, eventDelayMs: 250, password: 'secret', checkCsrf: false};
+    const opts = {port: 0, eventDelayMs: 250, password: 'secret', checkCsrf: false, forgetClientsAfter: 0,
+        forgetDelayMs: 100, failRequests: new Map()};
     eachArg(argv, (arg, value) => {
         switch (arg) {
             case '--port': opts.port = Number(value()); break;
             case '--event-delay-ms': opts.eventDelayMs = Number(value()); break;
             case '--password': opts.password = value(); break;
             case '--check-csrf': opts.checkCsrf = true; break;
+            case '--forget-clients-after': opts.forgetClientsAfter = Number(value()); break;
+            case '--forget-delay-ms': opts.forgetDelayMs = Number(value()); break;
+            case '--fail-request': {
+                const [n, how] = value().split('=');
+                if (!(Number(n) > 0) || !(how === 'reset' || Number(how) >= 400)) {
+                    throw new Error('--fail-request wants N=STATUS or N=reset');
+                }
+                opts.failRequests.set(Number(n), how);
+                break;
+            }
             default: return false;
         }
         return true;
@@ -120,6 +137,18 @@ function main() {
     const bayeux = new faye.NodeAdapter({mount: COMETD_PATH, timeout: 30});
     const csrfTokens = new Map(); // JSESSIONID -> CSRF token (only enforced with --check-csrf)
     const connectedClients = new Set();
+    const remoteClients = new Set(); // clientIds handshaken over HTTP or WebSocket (not the publisher's)
+    const operations = new Map(); // JSESSIONID -> operations so far
+    const requests = new Map(); // JSESSIONID -> POST /api/v2/me/calls requests so far (for --fail-request)
+
+    // A node restart: every remote client forgotten, with its subscriptions (the publisher stays).
+    function forgetClients(number) {
+        const engine = bayeux._server._engine;
+        log(`forgetting ${remoteClients.size} client(s) after operation ${number}`);
+        for (const clientId of remoteClients) engine.destroyClient(clientId);
+        remoteClients.clear();
+        connectedClients.clear();
+    }
 
     bayeux.addExtension({
         // Three declared parameters: Faye then passes the HTTP (or WebSocket upgrade) request.
@@ -143,6 +172,7 @@ function main() {
                 message.advice = {...(message.advice || {}), timeout: 0};
             } else if (message.channel === '/meta/disconnect') {
                 connectedClients.delete(message.clientId);
+                remoteClients.delete(message.clientId);
             }
             callback(message);
         },
@@ -151,6 +181,9 @@ function main() {
             // credentials would retry for ever; GWS-like servers tell it to give up.
             if (message.channel === '/meta/handshake' && /^401:/.test(message.error || '')) {
                 message.advice = {reconnect: 'none', interval: 0};
+            }
+            if (message.channel === '/meta/handshake' && message.successful && request) {
+                remoteClients.add(message.clientId);
             }
             callback(message);
         },
@@ -208,11 +241,26 @@ function main() {
         }
 
         const callId = decodeURIComponent(callMatch[1]);
+        const login = cookieValue(req, 'JSESSIONID') || '-';
+        const request = (requests.get(login) || 0) + 1;
+        requests.set(login, request);
+        const failure = opts.failRequests.get(request);
+        if (failure === 'reset') {
+            log(`resetting request ${request} (${operationName})`);
+            return req.socket.resetAndDestroy();
+        }
+        if (failure) {
+            log(`answering request ${request} (${operationName}) ${failure}`);
+            return sendJson(res, Number(failure), {statusCode: 1, statusMessage: 'Service Unavailable'});
+        }
+        const number = (operations.get(login) || 0) + 1;
+        operations.set(login, number);
         sendJson(res, 200, {statusCode: 0});
         setTimeout(() => {
             publisher.publish(CALLS_CHANNEL, recordingNotification(callId, operationName)).then(
                 () => log(`published ${operationName} for ${callId}`),
                 (err) => log(`publish ${operationName} failed: ${JSON.stringify(err)}`));
+            if (number === opts.forgetClientsAfter) setTimeout(forgetClients, opts.forgetDelayMs, number);
         }, opts.eventDelayMs);
     }
 
