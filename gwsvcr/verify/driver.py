@@ -10,7 +10,7 @@ When to send (``timing``): a request goes out after the reply to the one before 
 recorded client had received before it sent it (or their ``timeout``); with ``recorded`` timing also not before its
 recorded offset from the session's start; with ``instant`` timing at once.
 
-Comparing: with ``gwsvcr diff``'s rules (:mod:`gwsvcr.tools.diff`): volatile values ignored, a notification's delay
+Comparing: with ``gwsvcr diff``'s rules (:mod:`gwsvcr.compare`): volatile values ignored, a notification's delay
 after its cause compared with the recorded one within ``threshold``. A live notification is matched to the first
 expected one of the same kind (channel and notificationType) whose cause was sent and which has not come yet; its
 cause's live reply is what its delay counts from.
@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from gwsvcr import gws, wire
+from gwsvcr import compare, gws, wire
 from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Message, is_bayeux, is_event
 from gwsvcr.cassette import Request, Response, json_bytes
+from gwsvcr.describe import event_key
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.recording import ExchangeTimes
 from gwsvcr.timeline import Timing
-from gwsvcr.tools import diff
 from gwsvcr.verify.checks import (
     DIFFERS,
     FAILED,
@@ -77,7 +77,7 @@ class Options:
     timeout: float = 10.0  # seconds to wait for each expected notification and each reply
     transport: str | None = None  # None: as recorded
     binds: tuple[str, ...] = ()
-    volatility: diff.Volatility = field(default_factory=diff.Volatility)
+    volatility: compare.Volatility = field(default_factory=compare.Volatility)
 
 
 class Listener:
@@ -233,13 +233,13 @@ class SessionDriver:
         await asyncio.gather(*(x.came.wait() for x in expectations))
 
     def _on_event(self, message: Message, at: float) -> None:
-        key = diff.event_key(message)
+        key = event_key(message)
         x = next((x for x in self._expected if x.open and not x.came.is_set()
-                  and diff.event_key(x.event.message) == key), None)
+                  and event_key(x.event.message) == key), None)
         summary = gws.summarize_notification(message.get("data")) or str(message.get("channel"))
         if x is None:
             cause, replied = self._last_reply_before(at)
-            late = next((x for x in self._expected if x.missed and diff.event_key(x.event.message) == key), None)
+            late = next((x for x in self._expected if x.missed and event_key(x.event.message) == key), None)
             note = ""
             if late is not None:  # it came after all, after its --timeout
                 late.missed = False
@@ -252,13 +252,13 @@ class SessionDriver:
             x.timer.cancel()
         event = x.event
         self.live.learn_values(event.message, message, event.name)
-        expected = diff.event_fields(self.live.bind(event.message), self.options.volatility)
-        changed = diff.changed_fields(expected, diff.event_fields(message, self.options.volatility),
+        expected = compare.event_fields(self.live.bind(event.message), self.options.volatility)
+        changed = compare.changed_fields(expected, compare.event_fields(message, self.options.volatility),
                                       "recorded", "live")
         replied = self._replied.get(event.cause) if event.cause is not None else None
         delay = None if replied is None else at - replied
         status, note = (DIFFERS, "") if changed else (OK, "")
-        if diff.delays_differ(event.delay, delay, self.options.threshold):
+        if compare.delays_differ(event.delay, delay, self.options.threshold):
             assert event.delay is not None and delay is not None
             word = "later" if delay > event.delay else "earlier"
             note = f"{ms(abs(delay - event.delay))} {word} than recorded (threshold {ms(self.options.threshold)})"
@@ -317,8 +317,8 @@ class SessionDriver:
         volatility = self.options.volatility
         bound = Response(status=expected_response.status, kind=expected_response.kind,
                          body=self.live.bind(expected_response.body))
-        changed = diff.changed_fields(diff.response_fields(bound, volatility), diff.response_fields(live, volatility),
-                                      "recorded", "live")
+        changed = compare.changed_fields(compare.response_fields(bound, volatility),
+                                         compare.response_fields(live, volatility), "recorded", "live")
         self._report(Check(OPERATION, DIFFERS if changed else OK, action.number, action.name, action.operation,
                            _rest_summary(expected_response), _rest_summary(live), changed,
                            reply.times.response_end - reply.times.request_end if reply.times.response_end else None,
@@ -415,8 +415,8 @@ class SessionDriver:
             if want is not None and reply is not None:
                 self.live.learn_values(want, reply, action.name)
             volatility = self.options.volatility
-            expected = diff.reply_fields(self.live.bind(want), volatility) if want is not None else {}
-            changed += diff.changed_fields(expected, diff.reply_fields(reply, volatility) if reply else {},
+            expected = compare.reply_fields(self.live.bind(want), volatility) if want is not None else {}
+            changed += compare.changed_fields(expected, compare.reply_fields(reply, volatility) if reply else {},
                                            "recorded", "live")
             if reply is not None and message.get("channel") == HANDSHAKE:
                 self._handshaken(reply, want)

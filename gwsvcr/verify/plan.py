@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Message
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem
-from gwsvcr.tools.show import bayeux_request_summary, rest_operation, shorten_path
+from gwsvcr.describe import bayeux_request_summary, rest_operation, shorten_path
 
 LONG_POLLING, WEBSOCKET = "long-polling", "websocket"
 TRANSPORTS = (LONG_POLLING, WEBSOCKET)
