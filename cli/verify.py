@@ -15,6 +15,7 @@ import click
 from gwsvcr import cassette as cassettes
 from gwsvcr import compare
 from gwsvcr.cli.tools import BadInput, load
+from gwsvcr.client.bayeux import TRANSPORTS
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.timeline import Timing
 from gwsvcr.tools import report as html_report
@@ -32,7 +33,6 @@ from gwsvcr.verify import (
     build,
     choose_session,
 )
-from gwsvcr.verify.plan import TRANSPORTS
 from gwsvcr.verify.record import LiveRecording
 
 

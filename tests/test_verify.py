@@ -11,7 +11,7 @@ import pytest
 
 from gwsvcr import cassette as cas
 from gwsvcr.verify import Listener, SessionDriver, checks
-from gwsvcr.verify.http import HttpClient, Target
+from gwsvcr.client import HttpClient, Target
 from gwsvcr.verify.live import Credentials, LiveValues
 from gwsvcr.verify.plan import PlanError, build, choose_session
 from tests.procs import ROOT

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gwsvcr import wire
+from gwsvcr.client.login import CSRF_TOKEN, Login
 from gwsvcr.record.redact import PLACEHOLDER, path_matches
 
 # Headers a client never replays as recorded: framing, and what this session has its own value for.
@@ -27,7 +28,6 @@ _NOT_REPLAYED = {"host", "content-length", "transfer-encoding", "connection", "k
                  "accept-encoding", "authorization", "proxy-authorization", "cookie", "sec-websocket-key",
                  "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept", "http2-settings"}
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-_CSRF_TOKEN = "X-CSRF-TOKEN"
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,7 @@ def _leaves(data: Any, keys: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
 class LiveValues:
     credentials: Credentials | None = None
     bindings: list[Binding] = field(default_factory=list)
-    cookies: dict[str, str] = field(default_factory=dict)
-    csrf: tuple[str, str] | None = None  # (header name, token)
+    login: Login = field(default_factory=Login)  # the cookies and the CSRF token the server gave
 
     @classmethod
     def with_binds(cls, credentials: Credentials | None, binds: Sequence[str]) -> LiveValues:
@@ -77,12 +76,7 @@ class LiveValues:
     # ----------------------------------------------------------------------------------- what the server said
     def learn_headers(self, headers: list[tuple[str, str]]) -> None:
         """Cookies from Set-Cookie; the CSRF token from X-CSRF-HEADER (its name) and that header."""
-        self.cookies.update({k: v for k, v in wire.set_cookie_values(headers).items() if v})
-        values = {k.lower(): v for k, v in headers}
-        name = values.get("x-csrf-header", _CSRF_TOKEN)
-        token = values.get(name.lower())
-        if token:
-            self.csrf = (name, token)
+        self.login.learn(headers)
 
     def learn_values(self, recorded: Any, live: Any, where: str) -> list[Binding]:
         """Bind what ``live`` holds at an unbound rule's path, where ``recorded`` has a value at the same path."""
@@ -108,16 +102,18 @@ class LiveValues:
         return _replace(data, active)
 
     def headers(self, method: str, recorded: list[tuple[str, str]], *, rest: bool) -> list[tuple[str, str]]:
+        csrf = self.login.csrf
         out = [(k, self.bind(v)) for k, v in recorded
                if k.lower() not in _NOT_REPLAYED and not PLACEHOLDER.search(v)
-               and not (self.csrf and k.lower() == self.csrf[0].lower())]
+               and not (csrf and k.lower() == csrf[0].lower())]
         if self.credentials is not None:
             out.append(self.credentials.header())
-        if self.cookies:
-            out.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
-        sent_csrf = any(k.lower() in (_CSRF_TOKEN.lower(), (self.csrf or ("", ""))[0].lower()) for k, _ in recorded)
-        if self.csrf is not None and ((rest and method.upper() in _WRITES) or sent_csrf):
-            out.append(self.csrf)
+        cookie = self.login.cookie()
+        if cookie is not None:
+            out.append(cookie)
+        sent_csrf = any(k.lower() in (CSRF_TOKEN.lower(), (csrf or ("", ""))[0].lower()) for k, _ in recorded)
+        if csrf is not None and ((rest and method.upper() in _WRITES) or sent_csrf):
+            out.append(csrf)
         return out
 
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Message
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem
+from gwsvcr.client.bayeux import LONG_POLLING, WEBSOCKET
 from gwsvcr.describe import bayeux_request_summary, rest_operation, shorten_path
 
-LONG_POLLING, WEBSOCKET = "long-polling", "websocket"
-TRANSPORTS = (LONG_POLLING, WEBSOCKET)
 # CometD clients append the message type to the URL of a meta message (PROTOCOL.md section 1)
 _MESSAGE_TYPE_SUFFIX = re.compile(r"/(handshake|connect|disconnect|subscribe|unsubscribe)$")
 
