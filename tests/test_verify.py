@@ -10,8 +10,8 @@ import time
 import pytest
 
 from gwsvcr import cassette as cas
-from gwsvcr.verify import Listener, SessionDriver, checks
 from gwsvcr.client import HttpClient, Target
+from gwsvcr.verify import Listener, SessionDriver, checks
 from gwsvcr.verify.live import Credentials, LiveValues
 from gwsvcr.verify.plan import PlanError, build, choose_session
 from tests.procs import ROOT

@@ -3,6 +3,7 @@ upstream, a server that assigns call ids anew, and servers that are not there, r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.server
 import json
@@ -148,12 +149,17 @@ def test_a_server_assigned_call_id_is_carried_forward_with_bind(tmp_path: Path) 
     path = tmp_path / "new-ids.yaml"
     upstream = gwsvcr("sim", "--port", "0", "--new-call-ids")
     rec = record(upstream.url, path)
-    client = DemoClient(rec.url)
-    client.login()
-    [call_id] = client.call_ids()
-    client.connect()
-    assert client.operate(call_id, "StopCallRecording").notification == "CallRecordingStateChange (Stopped)"
-    client.close()
+
+    async def agent() -> str:
+        async with DemoClient(rec.url) as client:
+            await client.login()
+            [call_id] = await client.call_ids()
+            await client.connect()
+            observed = await client.operate(call_id, "StopCallRecording")
+            assert observed.notification == "CallRecordingStateChange (Stopped)"
+            return call_id
+
+    call_id = asyncio.run(agent())
     assert rec.stop() == 0 and upstream.stop() == 0
 
     live = gwsvcr("sim", "--port", "0", "--new-call-ids")
