@@ -1,22 +1,27 @@
 """gwsvcr verify's parts in process: the plan of a recorded session, the live values carried forward, the checks'
-text, and the HTTP client's kept-alive connections."""
+text; and whole runs against the simulator core on the fake clock, where delays, lateness and timeouts are exact."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import time
+from pathlib import Path
 
 import pytest
 
 from gwsvcr import cassette as cas
-from gwsvcr.client import HttpClient, Target
-from gwsvcr.verify import Listener, SessionDriver, checks
+from gwsvcr.sim.knobs import Knobs, Refusal
+from gwsvcr.timeline import Timing
+from gwsvcr.verify import Listener, Options, SessionDriver, checks
 from gwsvcr.verify.live import Credentials, LiveValues
 from gwsvcr.verify.plan import PlanError, build, choose_session
+from tests.fakeclock import FakeClock
 from tests.procs import ROOT
+from tests.simwire import URL, SimWire, run_on, simulator
 
 LIFECYCLE = ROOT / "cassettes" / "recording_lifecycle.yaml"
+STOP = ROOT / "cassettes" / "stop_call_recording.yaml"
 CALL = "01RCC3N118B1V0SL8O7GK2LAES00000V"
 
 
@@ -89,33 +94,6 @@ def test_a_check_reads_as_one_headline_and_its_fields() -> None:
     assert result.summary() == "DIFFERENT: 1 of 2 checks (1 operations, 1 notifications): 1 late"
 
 
-async def test_a_kept_alive_connection_the_server_closed_is_replaced() -> None:
-    """Node closes an idle keep-alive connection after 5 s: the next request must not fail for it."""
-    served = 0
-
-    async def one_reply_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal served
-        await reader.readuntil(b"\r\n\r\n")
-        served += 1
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
-        await writer.drain()
-        await asyncio.sleep(0.05)
-        writer.close()
-
-    server = await asyncio.start_server(one_reply_then_close, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = HttpClient(Target.parse(f"http://127.0.0.1:{port}"))
-    try:
-        first = await client.request("GET", "/a", [], timeout=5)
-        await asyncio.sleep(0.2)
-        second = await client.request("GET", "/b", [], timeout=5)
-    finally:
-        await client.close()
-        server.close()
-    assert (first.status, second.status, served) == (200, 200, 2)
-    assert first.times.response_end is not None and first.times.response_end >= first.times.request_start
-
-
 async def test_a_live_notification_is_matched_to_the_first_open_one_of_its_kind() -> None:
     plan = build(cas.load(LIFECYCLE), "s1")
     heard: list[checks.Check] = []
@@ -140,3 +118,71 @@ async def test_a_live_notification_is_matched_to_the_first_open_one_of_its_kind(
     assert heard[-1].status == checks.UNEXPECTED
     assert heard[-1].note == "came after the 10 s timeout of #6"
     await driver.close()
+
+
+# ------------------------------------------------------------------------------ timing, on the fake clock
+
+
+def _driven(cassette: Path, knobs: Knobs | None = None, *, timing: Timing = Timing.RECORDED, timeout: float = 2.0,
+            transport: str | None = None, event_delay: float = 0.25) -> tuple[list[checks.Check], float]:
+    """The checks of verifying ``cassette`` against the simulator core in this process, and the virtual seconds
+    it took: every hold, delay and timeout on the fake clock."""
+    clock = FakeClock()
+    recorded = cas.load(cassette)
+    sim = simulator(clock, START_STATE[cassette], knobs, event_delay)
+    heard: list[checks.Check] = []
+
+    class Heard(Listener):
+        def check(self, check: checks.Check) -> None:
+            heard.append(check)
+
+    driver = SessionDriver(build(recorded, "s1"), URL, Credentials("agent1", "secret"),
+                           Options(timing, timeout=timeout, transport=transport), Heard(), clock=clock,
+                           wire=SimWire(sim, clock))
+    started = clock.now()
+    asyncio.run(run_on(clock, driver.run()))
+    return heard, clock.now() - started
+
+
+START_STATE = {LIFECYCLE: "Stopped", STOP: "Recording"}  # the sim's call when each sample was recorded
+
+
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+@pytest.mark.parametrize("timing", [Timing.RECORDED, Timing.INSTANT])
+def test_the_simulator_behaves_as_recorded_on_the_fake_clock(timing: Timing, transport: str) -> None:
+    heard, took = _driven(LIFECYCLE, timing=timing, transport=transport)
+    assert [c.status for c in heard if not c.ok] == [], [c.lines() for c in heard if not c.ok]
+    events = [c for c in heard if c.kind == checks.NOTIFICATION]
+    assert len(events) == 4
+    assert all(c.delay == pytest.approx(0.25) for c in events)  # the simulator's delay, to the microsecond
+    if timing == Timing.RECORDED:  # each request at its recorded offset: the session lasts as recorded
+        last = cas.load(LIFECYCLE).exchanges[-1]
+        assert took >= last.start - cas.load(LIFECYCLE).exchanges[0].start
+
+
+def test_a_late_notification_is_late_by_what_the_server_added() -> None:
+    heard, _ = _driven(LIFECYCLE, Knobs(extra_delay={"StartCallRecording": 0.3}))
+    [late] = [c for c in heard if not c.ok]
+    assert (late.status, late.operation) == (checks.LATE, "#5 StartCallRecording")
+    assert late.delay == pytest.approx(0.55) and late.note == "299 ms later than recorded (threshold 50 ms)"
+
+
+def test_a_dropped_notification_is_missing_exactly_after_the_timeout() -> None:
+    heard, took = _driven(STOP, Knobs(drop_notification=frozenset({"StopCallRecording"})), timing=Timing.INSTANT,
+                          timeout=1.5)
+    [missing] = [c for c in heard if not c.ok]
+    assert missing.lines()[0] == ("MISS  #6   <- /v2/me/calls CallRecordingStateChange (Stopped): after #5 "
+                                  "StopCallRecording: nothing within 1.5 s (recorded 246 ms after)")
+    assert took == pytest.approx(1.5)  # the timeout; then the disconnect answers the held connect at once
+
+
+@pytest.mark.parametrize(("knobs", "status", "says"), [
+    (Knobs(wrong_state={"PauseCallRecording": "Recording"}), checks.DIFFERS,
+     'event.data.call.recordingState: "Paused" recorded, "Recording" live'),
+    (Knobs(refuse={"StopCallRecording": Refusal(503, 2)}), checks.DIFFERS, "response.status: 200 recorded, 503 live"),
+])
+def test_a_server_that_answers_otherwise_differs_in_that_field(knobs: Knobs, status: str, says: str) -> None:
+    heard, _ = _driven(LIFECYCLE, knobs)
+    bad = [c for c in heard if not c.ok]
+    assert bad[0].status == status and says in bad[0].differences, bad[0].lines()
+    assert all(c.status == checks.MISSING for c in bad[1:])  # a refused operation's notification, and that is all

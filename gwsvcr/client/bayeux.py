@@ -69,7 +69,7 @@ class Wire(Protocol):
     target: Target
 
     async def request(self, method: str, target: str, headers: Headers, body: bytes = b"", *,
-                      timeout: float) -> Reply: ...
+                      timeout: float | None) -> Reply: ...
 
     async def websocket(self, path: str, headers: Headers, timeout: float) -> Socket: ...
 
@@ -99,10 +99,10 @@ class Sent:
 class BayeuxClient:
     """One CometD session at ``path`` of the wire's target. Connects go over ``poll`` (default: the same wire) to
     ``connect_path`` (default: ``path``); every wait is bounded by ``timeout`` seconds beyond what the server may
-    hold."""
+    hold (None: no deadline, for a load generator that ends its requests itself)."""
 
     def __init__(self, wire: Wire, path: str, *, transport: str = LONG_POLLING, clock: Clock | None = None,
-                 timeout: float = 10.0, headers: Callable[[], Headers] | None = None,
+                 timeout: float | None = 10.0, headers: Callable[[], Headers] | None = None,
                  learn: Callable[[Headers], None] | None = None,
                  on_event: Callable[[Message, float], None] | None = None, observer: Observer | None = None,
                  poll: Wire | None = None, connect_path: str | None = None) -> None:
@@ -208,8 +208,8 @@ class BayeuxClient:
     async def connect(self, template: Message | None = None) -> Sent:
         """One ``/meta/connect``, given as long as the server may hold it and ``timeout`` more."""
         message = self.stamp(template) if template is not None else self.message(CONNECT)
-        return await self.send([message], path=self.connect_path, timeout=self.hold + self.timeout,
-                               wire=self.poll)
+        timeout = None if self.timeout is None else self.hold + self.timeout
+        return await self.send([message], path=self.connect_path, timeout=timeout, wire=self.poll)
 
     async def disconnect(self, *, path: str | None = None, headers: Headers | None = None) -> Sent:
         return await self.send([self.message(DISCONNECT)], path=path, headers=headers)
@@ -280,7 +280,7 @@ class BayeuxClient:
             self._socket = None
 
     # ---------------------------------------------------------------------------------------- transports
-    async def _over_http(self, messages: list[Message], path: str, headers: Headers, timeout: float,
+    async def _over_http(self, messages: list[Message], path: str, headers: Headers, timeout: float | None,
                          wire: Wire) -> Sent:
         headers = [h for h in headers if h[0].lower() != "content-type"]
         headers.append(_JSON)
@@ -301,8 +301,8 @@ class BayeuxClient:
         end = reply.times.response_end or self.clock.wall()
         return Sent(messages, replies, reply.times.response_start or end, end)
 
-    async def _over_websocket(self, messages: list[Message], headers: Headers, timeout: float) -> Sent:
-        socket = await self._websocket(headers, timeout)
+    async def _over_websocket(self, messages: list[Message], headers: Headers, timeout: float | None) -> Sent:
+        socket = await self._websocket(headers, self.timeout or DEFAULT_HOLD)
         loop = asyncio.get_running_loop()
         futures = {str(m["id"]): loop.create_future() for m in messages}
         self._waiting.update(futures)
@@ -316,7 +316,9 @@ class BayeuxClient:
                 raise HttpFailure(f"the WebSocket broke: {e}") from None
             if self.observer is not None:
                 self.observer.websocket_frame(messages, True, at)
-            if not await self.clock.wait(came, timeout):
+            if timeout is None:
+                await came.wait()
+            elif not await self.clock.wait(came, timeout):
                 raise HttpFailure(f"no reply on the WebSocket within {timeout:g} s", timed_out=True)
             got = replied.result()
         finally:

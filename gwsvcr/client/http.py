@@ -33,6 +33,7 @@ __all__ = ["HttpClient", "Observer", "Reply", "as_request", "as_response"]
 
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d{3})(?: .*)?")
 _NO_BODY = frozenset({204, 304})
+_WRITE_BUFFER = 65536  # bytes not yet on the socket beyond which a request waits for them to go
 
 
 @dataclass(slots=True)
@@ -112,15 +113,16 @@ class HttpClient:
         self.clock = clock or Clock()
         self.observer = observer
         self.replies = 0  # replies received, for a load generator's request rate
+        self.opened = 0  # connections opened
         self._sources = list(sources)
-        self._opened = 0
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
 
     async def request(self, method: str, target: str, headers: Headers, body: bytes = b"", *,
-                      timeout: float) -> Reply:
-        """One exchange; HttpFailure when no reply came within ``timeout`` seconds (or none at all)."""
+                      timeout: float | None) -> Reply:
+        """One exchange; HttpFailure when no reply came within ``timeout`` seconds (None: no deadline) or none
+        came at all."""
         started = self.clock.wall()
         try:
             if self._slots is None:
@@ -138,14 +140,15 @@ class HttpClient:
             self.observer.exchange(as_request(method, target, headers, body), as_response(reply), reply.times)
         return reply
 
-    async def _request(self, method: str, target: str, headers: Headers, body: bytes, timeout: float) -> Reply:
+    async def _request(self, method: str, target: str, headers: Headers, body: bytes,
+                       timeout: float | None) -> Reply:
         head = self._head(method, target, headers, len(body))
         for attempt in (1, 2):
             conn = self._take()
             fresh = conn is None
             if conn is None:
-                source = self._sources[self._opened % len(self._sources)] if self._sources else None
-                self._opened += 1
+                source = self._sources[self.opened % len(self._sources)] if self._sources else None
+                self.opened += 1
                 conn = _Connection(*await self.target.open(self.connect_timeout, source))
             self._busy.add(conn)
             try:
@@ -173,17 +176,19 @@ class HttpClient:
             conn.close()
         return None
 
-    async def _exchange(self, conn: _Connection, method: str, target: str, data: bytes, timeout: float) -> Reply:
+    async def _exchange(self, conn: _Connection, method: str, target: str, data: bytes,
+                        timeout: float | None) -> Reply:
         start = self.clock.wall()
         conn.replied = conn.reusable = False
         try:
             async with asyncio.timeout(timeout):
                 conn.writer.write(data)
-                await conn.writer.drain()
+                if conn.writer.transport.get_write_buffer_size() > _WRITE_BUFFER:  # a big body: let it flow
+                    await conn.writer.drain()
                 reply = await self._read(conn, method, start, self.clock.wall())
         except TimeoutError:
             conn.close()
-            raise HttpFailure(f"{method} {self.target.url(target)}: no reply within {timeout:g} s",
+            raise HttpFailure(f"{method} {self.target.url(target)}: no reply within {timeout or 0:g} s",
                               timed_out=True) from None
         except (ValueError, asyncio.LimitOverrunError) as e:  # the latter: a line longer than 64 KiB
             conn.close()

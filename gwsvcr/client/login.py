@@ -26,12 +26,21 @@ class Login:
 
     def learn(self, headers: Headers) -> None:
         """Cookies from Set-Cookie; the CSRF token from X-CSRF-HEADER (its name) and that header."""
-        self.cookies.update({k: v for k, v in wire.set_cookie_values(headers).items() if v})
-        values = {k.lower(): v for k, v in headers}
-        name = values.get("x-csrf-header", CSRF_TOKEN)
-        token = values.get(name.lower())
+        named, token = None, None
+        for k, v in headers:
+            name = k.lower()
+            if name == "set-cookie":
+                cookie, eq, value = v.split(";", 1)[0].partition("=")
+                if eq and value.strip():
+                    self.cookies[cookie.strip()] = value.strip()
+            elif name == "x-csrf-header":
+                named = v
+            elif name == "x-csrf-token":
+                token = v
+        if named is not None and named.lower() != CSRF_TOKEN.lower():
+            token = next((v for k, v in headers if k.lower() == named.lower()), None)
         if token:
-            self.csrf = (name, token)
+            self.csrf = (named or CSRF_TOKEN, token)
 
     def cookie(self, names: list[str] | None = None) -> tuple[str, str] | None:
         """The Cookie header with every cookie the server set, or only those of ``names`` (in that order)."""
