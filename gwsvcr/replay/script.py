@@ -20,7 +20,7 @@ from typing import Any
 
 from gwsvcr import session as sessions
 from gwsvcr import wire
-from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session
+from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session, is_meta
 from gwsvcr.cassette import Cassette, Exchange
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
@@ -199,7 +199,7 @@ class _Builder:
                 script.connects.append((ex.ttfb, carried))
                 if reply.get("successful") and isinstance(reply.get("advice"), dict):
                     script.connect_advice = reply_fields(reply).get("advice", {})
-            elif isinstance(channel, str) and not channel.startswith("/meta/"):
+            elif isinstance(channel, str) and not is_meta(channel):
                 script.publishes.add(bayeux_key(m), (ex.number, reply))
         for item in ex.reply_items():
             if item.is_event:

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from gwsvcr import compare, gws
-from gwsvcr.bayeux import HANDSHAKE, Message, is_event
+from gwsvcr.bayeux import CONNECT, HANDSHAKE, Message, is_event
 from gwsvcr.cassette import Request, Response
 from gwsvcr.client.bayeux import BayeuxClient, NotBayeux, Sent, Wire
 from gwsvcr.client.http import HttpClient, Observer, Reply, as_response
@@ -400,7 +400,7 @@ class SessionDriver:
         self._handshaken(reply, None)
 
     def _connect_failed(self, why: str, reply: Message | None) -> None:
-        self._report(Check(OPERATION, FAILED, None, "/meta/connect", "/meta/connect", "held until the next event",
+        self._report(Check(OPERATION, FAILED, None, CONNECT, CONNECT, "held until the next event",
                            None, note=f"{why}; no further notification can come"))
 
     async def _end_session(self) -> None:
