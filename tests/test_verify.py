@@ -54,17 +54,26 @@ def test_choosing_a_session() -> None:
 def test_live_values_replace_what_the_recording_cannot_hold() -> None:
     live = LiveValues.with_binds(Credentials("agent7", "pw"), ["calls.id"])
     recorded = [("Authorization", "Basic YWdlbnQxOlJFREFDVEVELWFmOWI3MGRlMzhmNw=="),
-                ("Cookie", "JSESSIONID=REDACTED-ea09f74c16cb"), ("X-CSRF-TOKEN", "REDACTED-438f2a376fc3"),
+                ("Cookie", "JSESSIONID=REDACTED-ea09f74c16cb; lang=en"), ("X-CSRF-TOKEN", "REDACTED-438f2a376fc3"),
                 ("X-Api-Key", "REDACTED-aaaaaaaaaaaa"), ("Content-Type", "application/json"), ("Host", "old:1"),
                 ("Origin", "https://wwe.example.com")]
     live.learn_headers([("Set-Cookie", "JSESSIONID=abc; Path=/; HttpOnly"), ("Set-Cookie", "BAYEUX_BROWSER=b1"),
                         ("X-CSRF-HEADER", "X-CSRF-TOKEN"), ("X-CSRF-TOKEN", "tok-1")])
-    sent = live.headers("POST", recorded, rest=True)
-    assert sent == [("Content-Type", "application/json"), ("Origin", "https://wwe.example.com"),
-                    Credentials("agent7", "pw").header(), ("Cookie", "JSESSIONID=abc; BAYEUX_BROWSER=b1"),
-                    ("X-CSRF-TOKEN", "tok-1")]
-    assert ("X-CSRF-TOKEN", "tok-1") not in live.headers("GET", [], rest=True)
-    assert ("X-CSRF-TOKEN", "tok-1") in live.headers("POST", recorded, rest=False)  # recorded: sent it there too
+    assert live.headers(recorded) == [  # in the recorded order; the client's own cookie kept, the API key not
+        Credentials("agent7", "pw").header(), ("Cookie", "JSESSIONID=abc; BAYEUX_BROWSER=b1; lang=en"),
+        ("X-CSRF-TOKEN", "tok-1"), ("Content-Type", "application/json"), ("Origin", "https://wwe.example.com")]
+
+
+def test_a_client_that_sent_no_cookie_and_no_token_sends_none() -> None:
+    live = LiveValues.with_binds(Credentials("agent7", "pw"), [])
+    live.learn_headers([("Set-Cookie", "JSESSIONID=abc"), ("X-CSRF-TOKEN", "tok-1")])
+    curl = [("Authorization", "Basic YWdlbnQxOlJFREFDVEVELWFmOWI3MGRlMzhmNw=="), ("User-Agent", "curl/8.5.0"),
+            ("Content-Type", "application/json")]
+    assert live.headers(curl) == [Credentials("agent7", "pw").header(), *curl[1:]]
+    browser = [("Cookie", "JSESSIONID=REDACTED-ea09f74c16cb")]  # its login came before the recording began
+    assert live.headers(browser) == [("Cookie", "JSESSIONID=abc")]
+    assert LiveValues.with_binds(Credentials("agent7", "pw"), []).headers(browser) == [
+        Credentials("agent7", "pw").header()]  # no live cookie yet: the credentials stand in for the session
 
 
 def test_a_bound_value_replaces_the_recorded_one_in_later_requests() -> None:

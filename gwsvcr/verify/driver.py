@@ -276,7 +276,7 @@ class SessionDriver:
         query = [(k, self.live.bind(v)) for k, v in recorded.query]
         target = quote(path, safe="/:@!$&'()*+,;=-._~%") + (f"?{urlencode(query)}" if query else "")
         body = Request(kind=recorded.kind, body=self.live.bind(recorded.body)).content() if recorded.kind else b""
-        headers = self.live.headers(recorded.method, recorded.headers, rest=True)
+        headers = self.live.headers(recorded.headers)
         if body and recorded.header("Content-Type") is None:
             headers.append(("Content-Type", "application/json"))
         try:
@@ -319,13 +319,13 @@ class SessionDriver:
 
     # ------------------------------------------------------------------------------------------------ Bayeux
     def _connect_headers(self) -> Headers:
-        return self.live.headers("POST", [], rest=False)
+        return self.live.headers(self.plan.connect_headers)
 
     async def _bayeux(self, messages: list[Message], path: str, recorded_headers: Headers, timeout: float) -> Sent:
         """One Bayeux request through the client; what the server said that CometD cannot take, as verify says it."""
         try:
             return await self.bayeux.send(messages, path=path or self.plan.cometd_path,
-                                          headers=self.live.headers("POST", recorded_headers, rest=False),
+                                          headers=self.live.headers(recorded_headers),
                                           timeout=timeout)
         except UpgradeRefused as e:
             if e.refused:
@@ -390,7 +390,7 @@ class SessionDriver:
         template = self.plan.handshake or {"channel": HANDSHAKE, "version": "1.0", "minimumVersion": "1.0"}
         message = self.bayeux.stamp(self.live.bind(template))
         try:
-            sent = await self._bayeux([message], self.plan.cometd_path, [], self.options.timeout)
+            sent = await self._bayeux([message], self.plan.cometd_path, self.plan.bayeux_headers, self.options.timeout)
         except HttpFailure as e:
             self._unreachable(e)
             raise VerifyError(f"the CometD handshake got no reply: {e}", 1) from None
@@ -406,7 +406,8 @@ class SessionDriver:
     async def _end_session(self) -> None:
         if not self.bayeux.stopping and self.bayeux.client_id is not None:  # a polite end, though none recorded
             with contextlib.suppress(HttpFailure, NotBayeux):
-                await self.bayeux.disconnect(path=self.plan.cometd_path)
+                await self.bayeux.disconnect(path=self.plan.cometd_path,
+                                             headers=self.live.headers(self.plan.bayeux_headers))
         await self.bayeux.stop_connects(_GRACE)
 
 

@@ -92,6 +92,8 @@ class Plan:
     connect_path: str  # where long-polling connects went (CometD JS appends /connect)
     connect_messages: list[Message]  # recorded /meta/connect messages, in order (templates)
     handshake: Message | None  # the recorded handshake message (a template when the session has none to send)
+    bayeux_headers: list[tuple[str, str]] = field(default_factory=list)  # the first Bayeux request's
+    connect_headers: list[tuple[str, str]] = field(default_factory=list)  # the first connect request's
 
     def summary(self) -> str:
         rest = sum(a.messages is None for a in self.actions)
@@ -132,6 +134,8 @@ def build(cassette: Cassette, session: str) -> Plan:
     events: list[ExpectedEvent] = []
     connects: list[Message] = []
     handshake: Message | None = None
+    bayeux_headers: list[tuple[str, str]] | None = None
+    connect_headers: list[tuple[str, str]] | None = None
     transport, cometd_path, connect_path = LONG_POLLING, "", ""
     for ex in exchanges:
         bayeux = wire.bayeux_of(ex.request)
@@ -144,6 +148,10 @@ def build(cassette: Cassette, session: str) -> Plan:
             cometd_path = ex.request.path
         elif not cometd_path:
             cometd_path = _MESSAGE_TYPE_SUFFIX.sub("", ex.request.path) or "/"
+        if bayeux_headers is None:
+            bayeux_headers = ex.request.headers
+        if connect_headers is None and any(m.get("channel") == CONNECT for m in bayeux.messages):
+            connect_headers = ex.request.headers
         connects += [m for m in bayeux.messages if m.get("channel") == CONNECT]
         if connects and not connect_path and ex.transport != WEBSOCKET:
             connect_path = ex.request.path
@@ -158,7 +166,7 @@ def build(cassette: Cassette, session: str) -> Plan:
     for action in actions:
         action.waits_for = [e for e in events if e.delivered < action.exchange.start]
     return Plan(cassette.path, session, actions, events, transport, cometd_path, connect_path or cometd_path,
-                connects, handshake)
+                connects, handshake, list(bayeux_headers or []), list(connect_headers or bayeux_headers or []))
 
 
 def _expected(order: int, ex: Exchange, item: ReplyItem, by_number: dict[int, Exchange]) -> ExpectedEvent:

@@ -18,7 +18,7 @@ import pytest
 
 from gwsvcr import cassette as cas
 from gwsvcr.democlient import DemoClient
-from tests.clients import run
+from tests.clients import record_cookieless, run
 from tests.conftest import record
 from tests.procs import GWSVCR, PEERS, ROOT, Proc, gwsvcr, need_node, start
 
@@ -193,6 +193,27 @@ def test_a_notification_the_recording_does_not_have_is_extra(tmp_path: Path) -> 
     [extra] = failing_lines(done.stdout)
     assert extra.startswith("EXTRA      <- /v2/me/calls CallRecordingStateChange (Stopped): ")
     assert extra.endswith(" ms after #5 StopCallRecording: not in the recording")
+
+
+# ------------------------------------------------------------------------------ what the recorded client sent
+
+
+@pytest.fixture(scope="module")
+def cookieless(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return record_cookieless(tmp_path_factory.mktemp("cookieless") / "curl.yaml")
+
+
+def test_a_cookieless_client_is_verified_without_cookies(cookieless: Path, tmp_path: Path) -> None:
+    sim = gwsvcr("sim", "--port", "0")
+    try:
+        done = verify(cookieless, sim.url, *LOGIN, "--record", str(tmp_path / "live.yaml"))
+    finally:
+        assert sim.stop() == 0
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert failing_lines(done.stdout) == []
+    sent = [ex.request for ex in cas.load(tmp_path / "live.yaml", use_cache=False).exchanges]
+    assert sent and all(r.header("Cookie") is None and r.header("X-CSRF-TOKEN") is None for r in sent)
+    assert all(r.header("Authorization") is not None for r in sent)
 
 
 # ---------------------------------------------------------------------------------------- --record, --report
