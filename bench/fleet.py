@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gwsvcr.cassette import json_bytes
-from gwsvcr.client import BayeuxClient, HttpClient, HttpFailure, Login, NotBayeux, Reply, Sent, Target
+from gwsvcr.client import BayeuxClient, ConnectEnd, HttpClient, HttpFailure, Login, NotBayeux, Reply, Sent, Target
 
 CALL_PATH = "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V"
 COMETD = "/api/v2/notifications"
@@ -127,8 +127,9 @@ class Agent:
         state = ((message.get("data") or {}).get("call") or {}).get("recordingState")
         self.wrong += state != STATE.get(op.name)
 
-    def _poll_ended(self, why: str, reply: dict[str, Any] | None) -> None:
-        self.errors.append(f"long-poll: {why}")
+    def _poll_ended(self, end: ConnectEnd) -> bool:
+        self.errors.append(f"long-poll: {end.why}")
+        return False
 
     async def logout(self) -> None:
         await self.bayeux.stop_connects()  # its held connect cannot be taken back: the connection goes, as a tab's

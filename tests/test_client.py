@@ -11,7 +11,7 @@ import pytest
 
 from gwsvcr import gws
 from gwsvcr.bayeux import CONNECT, HANDSHAKE
-from gwsvcr.client import BayeuxClient, HttpClient, HttpFailure, Login, NotBayeux, Target
+from gwsvcr.client import BayeuxClient, ConnectEnd, HttpClient, HttpFailure, Login, NotBayeux, Target
 from gwsvcr.client.bayeux import LONG_POLLING, WEBSOCKET
 from tests.fakeclock import FakeClock
 from tests.simwire import SimWire, run_on, simulator
@@ -171,7 +171,7 @@ def test_a_session_gets_its_notification_when_the_server_sends_it(transport: str
     wire = SimWire(simulator(clock, "Recording"), clock)
     login = Login.basic("agent1", "secret")
     events: list[tuple[str, float]] = []
-    ended: list[str] = []
+    ended: list[ConnectEnd] = []
     client = BayeuxClient(wire, gws.COMETD_PATH, transport=transport, clock=clock, headers=login.headers,
                           learn=login.learn, on_event=lambda m, at: events.append((m["data"]["notificationType"], at)))
 
@@ -180,7 +180,7 @@ def test_a_session_gets_its_notification_when_the_server_sends_it(transport: str
         assert (await client.handshake()).refusal() is None and client.client_id is not None
         assert client.hold == 30.0  # the server's advice
         await client.subscribe(gws.CALLS_CHANNEL)
-        client.start_connects(on_end=lambda why, reply: ended.append(why))
+        client.start_connects(on_end=lambda end: ended.append(end) or False)
         reply = await wire.request("POST", f"/api/v2/me/calls/{gws.SEED_CALL_ID}", login.headers(),
                                    b'{"operationName": "StopCallRecording"}', timeout=5)
         assert reply.status == 200, reply.body

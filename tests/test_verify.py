@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from gwsvcr import cassette as cas
+from gwsvcr.bayeux import CONNECT, SUBSCRIBE
+from gwsvcr.client import Headers, HttpFailure, Reply
+from gwsvcr.record.recording import ExchangeTimes
+from gwsvcr.sim import Simulator
 from gwsvcr.sim.knobs import Knobs, Refusal
 from gwsvcr.timeline import Timing
 from gwsvcr.verify import Listener, Options, SessionDriver, checks
@@ -39,6 +43,24 @@ def test_a_plan_sends_every_request_but_connects_after_what_the_client_had_seen(
     assert len(plan.actions[-1].waits_for) == 4
     assert (plan.transport, plan.cometd_path) == ("long-polling", "/api/v2/notifications")
     assert all(m["channel"] == "/meta/connect" for m in plan.connect_messages)
+
+
+def test_a_plan_meets_again_the_connects_the_server_failed_not_one_the_disconnect_ended() -> None:
+    edited = cas.load(LIFECYCLE)
+    assert build(edited, "s1").failures == []
+    by_number = edited.by_number()
+    refused = {"successful": False, "error": "402::session_unknown", "advice": {"reconnect": "handshake"}}
+    pause_connect = next(i for i in by_number[8].reply_items() if i.message.get("channel") == CONNECT)
+    pause_connect.message.update(refused)  # the connect that brought Pause's notification
+    ended, disconnect = by_number[13], by_number[14]  # the connect the disconnect ended: refused after it went out
+    ended.response, ended.error = copy.deepcopy(by_number[8].response), None
+    ended.ttfb = disconnect.start - ended.start + 0.001
+    plan = build(edited, "s1")
+    assert [(f.exchange, f.failure.summary) for f in plan.failures] == [
+        (8, "failed: 402::session_unknown, advice handshake")]
+    resume = next(a for a in plan.actions if a.operation == "ResumeCallRecording")
+    assert resume.after_failures == plan.failures
+    assert [a.after_failures for a in plan.actions if a.offset < plan.failures[0].at] == [[]] * 5
 
 
 def test_choosing_a_session() -> None:
@@ -133,11 +155,13 @@ async def test_a_live_notification_is_matched_to_the_first_open_one_of_its_kind(
 
 
 def _driven(cassette: Path, knobs: Knobs | None = None, *, timing: Timing = Timing.RECORDED, timeout: float = 2.0,
-            transport: str | None = None, event_delay: float = 0.25) -> tuple[list[checks.Check], float]:
-    """The checks of verifying ``cassette`` against the simulator core in this process, and the virtual seconds
-    it took: every hold, delay and timeout on the fake clock."""
+            transport: str | None = None, event_delay: float = 0.25, recorded: cas.Cassette | None = None,
+            failing: dict[str, bytes | None] | None = None) -> tuple[list[checks.Check], float]:
+    """The checks of verifying ``cassette`` (or ``recorded``, edited from it) against the simulator core in this
+    process, and the virtual seconds it took: every hold, delay and timeout on the fake clock. ``failing``: paths
+    the server fails instead, with the reply it gives (None: no reply at all)."""
     clock = FakeClock()
-    recorded = cas.load(cassette)
+    recorded = recorded or cas.load(cassette)
     sim = simulator(clock, START_STATE[cassette], knobs, event_delay)
     heard: list[checks.Check] = []
 
@@ -147,13 +171,32 @@ def _driven(cassette: Path, knobs: Knobs | None = None, *, timing: Timing = Timi
 
     driver = SessionDriver(build(recorded, "s1"), URL, Credentials("agent1", "secret"),
                            Options(timing, timeout=timeout, transport=transport), Heard(), clock=clock,
-                           wire=SimWire(sim, clock))
+                           wire=FailingWire(sim, clock, failing or {}))
     started = clock.now()
     asyncio.run(run_on(clock, driver.run()))
     return heard, clock.now() - started
 
 
 START_STATE = {LIFECYCLE: "Stopped", STOP: "Recording"}  # the sim's call when each sample was recorded
+
+
+class FailingWire(SimWire):
+    """The simulator, but some requests fail (those to a path given, or whose body holds it, e.g. a channel): a
+    raw reply instead of the simulator's, or none."""
+
+    def __init__(self, sim: Simulator, clock: FakeClock, failing: dict[str, bytes | None]) -> None:
+        super().__init__(sim, clock)
+        self.failing = failing
+
+    async def request(self, method: str, target: str, headers: Headers, body: bytes = b"", *,
+                      timeout: float | None) -> Reply:
+        key = next((k for k in self.failing if k == target or k.encode() in body), None)
+        if key is None:
+            return await super().request(method, target, headers, body, timeout=timeout)
+        raw, now = self.failing[key], self.clock.wall()
+        if raw is None:
+            raise HttpFailure(f"{method} {self.target.url(target)}: the server closed the connection without a reply")
+        return Reply(503, [("Content-Type", "text/html")], raw, ExchangeTimes(now, now, now, now))
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
@@ -195,3 +238,50 @@ def test_a_server_that_answers_otherwise_differs_in_that_field(knobs: Knobs, sta
     bad = [c for c in heard if not c.ok]
     assert bad[0].status == status and says in bad[0].differences, bad[0].lines()
     assert all(c.status == checks.MISSING for c in bad[1:])  # a refused operation's notification, and that is all
+
+
+def _failed_when_recorded(number: int, error: str) -> cas.Cassette:
+    """STOP with exchange ``number`` given no reply when recorded, and the notification it caused gone."""
+    edited = cas.load(STOP)
+    failed = edited.by_number()[number]
+    failed.response, failed.error = None, error
+    for ex in edited.exchanges:
+        if ex.response is not None and ex.response.kind == "messages":
+            ex.response.body = [item for item in ex.reply_items() if not item.is_event or item.cause != number]
+    return edited
+
+
+CALL_PATH = f"/api/v2/me/calls/{CALL}"
+RESET = "upstream http://gws/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V failed: connection reset by peer"
+
+
+def test_a_request_the_server_failed_when_recorded_and_answers_live_differs() -> None:
+    heard, _ = _driven(STOP, recorded=_failed_when_recorded(5, RESET))
+    bad = [c for c in heard if not c.ok]
+    assert [(c.status, c.number) for c in bad] == [(checks.DIFFERS, 5), (checks.UNEXPECTED, None)]
+    assert bad[0].expected == f"no reply ({RESET})" and bad[0].actual == "HTTP 200, statusCode 0"
+    assert bad[0].differences == [f"failure: no reply ({RESET}) recorded, none live"]
+
+
+def test_a_request_that_fails_live_as_it_did_when_recorded_is_as_recorded() -> None:
+    heard, _ = _driven(STOP, recorded=_failed_when_recorded(5, RESET), failing={CALL_PATH: None})
+    assert [c.status for c in heard if not c.ok] == [], [c.lines() for c in heard if not c.ok]
+    [stop] = [c for c in heard if c.number == 5]
+    assert stop.actual.startswith("no reply (POST http://sim.test/api/v2/me/calls/")
+
+
+def test_a_request_that_fails_live_only_fails() -> None:
+    heard, _ = _driven(STOP, failing={CALL_PATH: None})
+    bad = [c for c in heard if not c.ok]
+    assert [(c.status, c.number) for c in bad] == [(checks.FAILED, 5), (checks.MISSING, 6)]
+    assert bad[0].note.endswith("the server closed the connection without a reply")
+
+
+def test_an_error_page_on_a_bayeux_request_is_checked_not_fatal() -> None:
+    """Where the recorded subscribe got its reply, the live one gets an error page: a FAIL, and the run goes on."""
+    heard, _ = _driven(LIFECYCLE, failing={SUBSCRIBE: b"<html>Service Unavailable</html>"},
+                       timing=Timing.INSTANT, timeout=0.5)
+    bad = [c for c in heard if not c.ok]
+    assert (bad[0].status, bad[0].operation) == (checks.FAILED, "/meta/subscribe")
+    assert bad[0].note == "HTTP 503, not Bayeux"
+    assert {c.status for c in bad[1:]} == {checks.MISSING}  # subscribed nowhere: no notification comes

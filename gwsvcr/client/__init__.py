@@ -7,10 +7,19 @@ connections, what an :class:`~gwsvcr.client.http.Observer` hears), ``websocket``
 over long-polling or WebSocket).
 """
 
-from gwsvcr.client.bayeux import LONG_POLLING, TRANSPORTS, WEBSOCKET, BayeuxClient, NotBayeux, Sent, Wire
+from gwsvcr.client.bayeux import (
+    LONG_POLLING,
+    TRANSPORTS,
+    WEBSOCKET,
+    BayeuxClient,
+    ConnectEnd,
+    NotBayeux,
+    Sent,
+    Wire,
+)
 from gwsvcr.client.http import HttpClient, Observer, Reply
 from gwsvcr.client.login import Login
 from gwsvcr.client.target import Headers, HttpFailure, Target
 
-__all__ = ["LONG_POLLING", "TRANSPORTS", "WEBSOCKET", "BayeuxClient", "Headers", "HttpClient", "HttpFailure", "Login",
-           "NotBayeux", "Observer", "Reply", "Sent", "Target", "Wire"]
+__all__ = ["LONG_POLLING", "TRANSPORTS", "WEBSOCKET", "BayeuxClient", "ConnectEnd", "Headers", "HttpClient",
+           "HttpFailure", "Login", "NotBayeux", "Observer", "Reply", "Sent", "Target", "Wire"]

@@ -32,8 +32,8 @@ from gwsvcr.client.target import Headers, HttpFailure, Target
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.timeline import Clock
 
-__all__ = ["DEFAULT_HOLD", "LONG_POLLING", "TRANSPORTS", "WEBSOCKET", "BayeuxClient", "NotBayeux", "Sent", "Socket",
-           "Wire"]
+__all__ = ["DEFAULT_HOLD", "LONG_POLLING", "TRANSPORTS", "WEBSOCKET", "BayeuxClient", "ConnectEnd", "NotBayeux", "Sent",
+           "Socket", "Wire"]
 
 LONG_POLLING, WEBSOCKET = "long-polling", "websocket"
 TRANSPORTS = (LONG_POLLING, WEBSOCKET)
@@ -94,6 +94,21 @@ class Sent:
     def refusal(self) -> Message | None:
         """The first reply to a meta message that says ``successful: false``."""
         return next((r for r in self.replies if is_meta(r.get("channel")) and r.get("successful") is False), None)
+
+
+@dataclass
+class ConnectEnd:
+    """Why the connects stopped without being told to: the server answered one unsuccessfully (``reply``), or gave
+    no Bayeux reply at all (``failure``)."""
+
+    reply: Message | None = None
+    failure: HttpFailure | NotBayeux | None = None
+
+    @property
+    def why(self) -> str:
+        if self.failure is not None:
+            return str(self.failure)
+        return f"the server ended the CometD session: {json.dumps(self.reply)}"
 
 
 class BayeuxClient:
@@ -216,10 +231,10 @@ class BayeuxClient:
 
     # ----------------------------------------------------------------------------------------- connects
     def start_connects(self, templates: Sequence[Message] = (),
-                       on_end: Callable[[str, Message | None], None] | None = None) -> None:
+                       on_end: Callable[[ConnectEnd], bool] | None = None) -> None:
         """Keep one ``/meta/connect`` outstanding from now on (``templates``: recorded connects, the first for the
-        first, the second for the rest). ``on_end(why, reply)`` when the server ended it or it failed (not when
-        stopped); ``reply``: the unsuccessful connect reply, None when no Bayeux reply came."""
+        first, the second for the rest). When the server ends them or one fails (not when they are stopped),
+        ``on_end`` hears why and says whether to connect again (after the advised interval) or stop."""
         if self._connects is not None and not self._connects.done():
             return
         self._stopping = False
@@ -230,25 +245,23 @@ class BayeuxClient:
         """No further connect goes out (a disconnect was sent, or the connects were stopped)."""
         return self._stopping
 
-    async def _connect_loop(self, templates: list[Message],
-                            on_end: Callable[[str, Message | None], None] | None) -> None:
+    async def _connect_loop(self, templates: list[Message], on_end: Callable[[ConnectEnd], bool] | None) -> None:
         for n in itertools.count():
             if self._stopping:
                 return
             try:
                 sent = await self.connect(templates[min(n, len(templates) - 1, 1)] if templates else None)
             except (HttpFailure, NotBayeux) as e:
-                if not self._stopping and on_end is not None:
-                    on_end(str(e), None)
+                end: ConnectEnd | None = ConnectEnd(failure=e)
+            else:
+                for event in sent.events:
+                    self.on_event(event, sent.at)
+                reply = sent.reply_to(sent.messages[0])
+                end = None if reply is not None and reply.get("successful") else ConnectEnd(reply=reply)
+                if reply is not None:
+                    self.take_advice(reply)
+            if end is not None and (self._stopping or on_end is None or not on_end(end)):
                 return
-            for event in sent.events:
-                self.on_event(event, sent.at)
-            reply = sent.reply_to(sent.messages[0])
-            if reply is None or not reply.get("successful"):
-                if not self._stopping and on_end is not None:
-                    on_end(f"the server ended the CometD session: {json.dumps(reply)}", reply)
-                return
-            self.take_advice(reply)
             await self.clock.sleep(self.interval)
 
     async def stop_connects(self, grace: float = 0.0) -> None:

@@ -17,6 +17,13 @@ after its cause compared with the recorded one within ``threshold``. A live noti
 expected one of the same kind (channel and notificationType) whose cause was sent and which has not come yet; its
 cause's live reply is what its delay counts from.
 
+Failures (:mod:`gwsvcr.verify.failures`), both ways: a request the server failed live (no reply, an error page where
+Bayeux was awaited) or when recorded is checked against the other side; a connect the live server ends (an unknown
+client, advice to handshake again, an error) is matched to the next connect the server failed when recorded, and
+the recorded client's next request waits for it as for a notification (``MISS`` when it does not come). A connect
+failure the recording does not have ends the notifications (``FAIL``); after an expected one the connects go on as
+the server advised: again (retry), or from the recorded client's re-handshake.
+
 Bad input ends the run with a :class:`VerifyError` naming what happened: the server is unreachable or refuses the
 login (exit 2), or answers something else than Bayeux on the CometD path (exit 1). Every wait is bounded.
 """
@@ -32,7 +39,7 @@ from urllib.parse import quote, urlencode
 from gwsvcr import compare, gws
 from gwsvcr.bayeux import CONNECT, HANDSHAKE, Message, is_event
 from gwsvcr.cassette import Request, Response
-from gwsvcr.client.bayeux import BayeuxClient, NotBayeux, Sent, Wire
+from gwsvcr.client.bayeux import BayeuxClient, ConnectEnd, NotBayeux, Sent, Wire
 from gwsvcr.client.http import HttpClient, Observer, Reply, as_response
 from gwsvcr.client.target import Headers, HttpFailure, Target
 from gwsvcr.client.websocket import UpgradeRefused
@@ -52,8 +59,9 @@ from gwsvcr.verify.checks import (
     Result,
     ms,
 )
+from gwsvcr.verify.failures import Failure, failure_fields, live_failure
 from gwsvcr.verify.live import Credentials, LiveValues
-from gwsvcr.verify.plan import Action, ExpectedEvent, Plan
+from gwsvcr.verify.plan import Action, ConnectFailure, ExpectedEvent, Plan
 
 _REFUSED = (401, 403)
 _GRACE = 1.0  # seconds the last connect has to come back after the disconnect
@@ -122,6 +130,14 @@ class _Expectation:
     timer: Cancellable | None = None  # when it is given up
 
 
+@dataclass
+class _Met:
+    """A connect the server failed when recorded, to meet again live."""
+
+    failure: ConnectFailure
+    came: asyncio.Event = field(default_factory=asyncio.Event)  # met live, or given up
+
+
 class SessionDriver:
     """Runs ``plan`` against ``target``; ``wire`` (default: HTTP/1.1 to the target) and ``clock`` can be given."""
 
@@ -146,6 +162,7 @@ class SessionDriver:
                                    learn=self.live.learn_headers, on_event=self._on_event, observer=self.listener,
                                    connect_path=plan.connect_path)
         self._expected = [_Expectation(e) for e in plan.events]
+        self._failures = [_Met(f) for f in plan.failures]
         self._replied: dict[int, float] = {}  # recorded exchange number -> wall clock its live reply completed
 
     @property
@@ -165,10 +182,12 @@ class SessionDriver:
             for i, action in enumerate(self.plan.actions):
                 waits_for = {id(e) for e in action.waits_for}
                 await self._seen([x for x in self._expected if id(x.event) in waits_for])
+                await self._met(action.after_failures)
                 if self.options.timing == Timing.RECORDED:
                     await self.clock.sleep(start + action.offset - self.clock.now())
                 await self._send(action, first=i == 0)
             await self._seen(self._expected)
+            await self._met(self.plan.failures)
             await self._end_session()
         finally:
             await self.close()
@@ -282,16 +301,18 @@ class SessionDriver:
         try:
             reply = await self.wire.request(recorded.method, target, headers, body, timeout=self.options.timeout)
         except HttpFailure as e:
-            self._unreachable(e, first)
+            if action.failed is None:
+                self._unreachable(e, first)
             self._replied_to(action, self.clock.wall())
-            self._report(Check(OPERATION, FAILED, action.number, action.name, action.operation,
-                               _rest_summary(action.exchange.response), None, note=str(e)))
+            self._failed(action, live_failure(e), _rest_summary(action.exchange.response))
             return
         self.live.learn_headers(reply.headers)
         self._replied_to(action, reply.times.response_end or self.clock.wall())
         expected_response = action.exchange.response
-        assert expected_response is not None  # the plan has only REST requests that got a reply
         live = as_response(reply)
+        if expected_response is None:  # the server failed it when recorded
+            self._answered(action, _rest_summary(live))
+            return
         if first and reply.status in _REFUSED and expected_response.status not in _REFUSED:
             raise self._login_refused(f"{recorded.method} {path} answered HTTP {reply.status} (recorded "
                                       f"{expected_response.status})")
@@ -332,29 +353,42 @@ class SessionDriver:
                 raise self._login_refused(str(e)) from None
             raise VerifyError(f"{e}; is CometD at {self.plan.cometd_path} on this server, with WebSocket?",
                               1) from None
-        except NotBayeux as e:
-            raise VerifyError(f"{e}; is CometD at {self.plan.cometd_path} on this server?", 1) from None
+
+    def _not_cometd(self, e: NotBayeux) -> VerifyError:
+        return VerifyError(f"{e}; is CometD at {self.plan.cometd_path} on this server?", 1)
 
     async def _bayeux_action(self, action: Action, first: bool) -> None:
         if self.bayeux.client_id is None and HANDSHAKE not in action.channels:
             await self._handshake_quietly()
+        if HANDSHAKE in action.channels:  # a new session: the old one's connect (if it still goes on) is dropped
+            await self.bayeux.stop_connects()
         messages = [self.bayeux.stamp(self.live.bind(m)) for m in action.messages or []]
         try:
             sent = await self._bayeux(messages, action.exchange.request.path, action.exchange.request.headers,
                                       self.options.timeout)
-        except HttpFailure as e:
-            if e.refused and first:
+        except (HttpFailure, NotBayeux) as e:
+            if isinstance(e, HttpFailure) and e.refused and first:
                 raise self._login_refused(str(e)) from None
-            self._unreachable(e, first)
-            if HANDSHAKE in action.channels:
-                raise VerifyError(f"the CometD handshake got no reply, so nothing further can be checked: {e}",
-                                  1) from None
+            if action.failed is None:  # a server that fails what it did not fail when recorded
+                if isinstance(e, NotBayeux) and HANDSHAKE in action.channels:
+                    raise self._not_cometd(e) from None
+                if isinstance(e, HttpFailure):
+                    self._unreachable(e, first)
+                if HANDSHAKE in action.channels:
+                    raise VerifyError(f"the CometD handshake got no reply, so nothing further can be checked: {e}",
+                                      1) from None
             self._replied_to(action, self.clock.wall())
-            self._report(Check(OPERATION, FAILED, action.number, action.name, action.operation,
-                               _bayeux_summary(self._recorded_replies(action)), None, note=str(e)))
+            self._failed(action, live_failure(e), _bayeux_summary(self._recorded_replies(action)))
             return
         self._replied_to(action, sent.done)
         recorded = self._recorded_replies(action)
+        if action.failed is not None:  # the server failed it when recorded
+            self._answered(action, _bayeux_summary({str(r.get("id")): r for r in sent.replies if not is_event(r)}))
+            for message, recorded_message in zip(messages, action.messages or [], strict=True):
+                reply = sent.reply_to(message)
+                if reply is not None and recorded_message.get("channel") == HANDSHAKE:
+                    self._handshaken(reply, None)
+            return
         changed: list[str] = []
         for recorded_message, message in zip(action.messages or [], messages, strict=True):
             reply = sent.reply_to(message)
@@ -383,7 +417,7 @@ class SessionDriver:
             if error[:3] in ("401", "403") and (recorded is None or recorded.get("successful")):
                 raise self._login_refused(f"the CometD handshake failed with {error}")
             return
-        self.bayeux.start_connects(self.plan.connect_messages, self._connect_failed)
+        self.bayeux.start_connects(self.plan.connect_messages, self._connect_ended)
 
     async def _handshake_quietly(self) -> None:
         """A session recorded without its handshake (resumed by CometD's reload extension) needs one live."""
@@ -391,6 +425,8 @@ class SessionDriver:
         message = self.bayeux.stamp(self.live.bind(template))
         try:
             sent = await self._bayeux([message], self.plan.cometd_path, self.plan.bayeux_headers, self.options.timeout)
+        except NotBayeux as e:
+            raise self._not_cometd(e) from None
         except HttpFailure as e:
             self._unreachable(e)
             raise VerifyError(f"the CometD handshake got no reply: {e}", 1) from None
@@ -399,9 +435,59 @@ class SessionDriver:
             raise VerifyError(f"the CometD handshake failed: {reply}", 1)
         self._handshaken(reply, None)
 
-    def _connect_failed(self, why: str, reply: Message | None) -> None:
-        self._report(Check(OPERATION, FAILED, None, CONNECT, CONNECT, "held until the next event",
-                           None, note=f"{why}; no further notification can come"))
+    # -------------------------------------------------------------------------------------------- failures
+    def _failed(self, action: Action, live: Failure, recorded_reply: str) -> None:
+        """``action`` got no usable reply live: as recorded, otherwise, or where the recording had one."""
+        if action.failed is None:
+            self._report(Check(OPERATION, FAILED, action.number, action.name, action.operation, recorded_reply,
+                               None, note=live.error or live.summary))
+            return
+        changed = self._failure_differences(action.failed, live)
+        self._report(Check(OPERATION, DIFFERS if changed else OK, action.number, action.name, action.operation,
+                           action.failed.summary, live.summary, changed))
+
+    def _answered(self, action: Action, live: str) -> None:
+        """``action`` got its reply live, where the server failed it when recorded."""
+        assert action.failed is not None
+        self._report(Check(OPERATION, DIFFERS, action.number, action.name, action.operation, action.failed.summary,
+                           live, [f"failure: {action.failed.summary} recorded, none live"]))
+
+    def _failure_differences(self, recorded: Failure | None, live: Failure | None) -> list[str]:
+        volatility = self.options.volatility
+        return compare.changed_fields(failure_fields(recorded, volatility), failure_fields(live, volatility),
+                                      "recorded", "live")
+
+    def _connect_ended(self, end: ConnectEnd) -> bool:
+        """The live server ended the connects: the next failure the recording has, or one it does not have. Says
+        whether to connect again (the server advised a retry, or failed without advice, after a failure the
+        recording has too)."""
+        live = live_failure(end)
+        x = next((x for x in self._failures if not x.came.is_set()), None)
+        if x is None:
+            why = f"{end.failure}; " if end.failure is not None else ""
+            self._report(Check(OPERATION, FAILED, None, CONNECT, CONNECT, "held until the next event", live.summary,
+                               note=f"{why}the recording has no such failure; no further notification can come"))
+            return False
+        x.came.set()
+        recorded = x.failure.failure
+        changed = self._failure_differences(recorded, live)
+        self._report(Check(OPERATION, DIFFERS if changed else OK, x.failure.exchange, CONNECT, CONNECT,
+                           recorded.summary, live.summary, changed))
+        advice = end.reply.get("advice") if end.reply is not None else None
+        return (advice.get("reconnect") if isinstance(advice, dict) else "retry") == "retry"
+
+    async def _met(self, failures: list[ConnectFailure]) -> None:
+        """The connect failures the recorded client had met by now: each has ``timeout`` to come live."""
+        for x in self._failures:
+            if x.came.is_set() or not any(x.failure is f for f in failures):
+                continue
+            if await self.clock.wait(x.came, self.options.timeout):
+                continue
+            x.came.set()
+            failure = x.failure.failure
+            self._report(Check(OPERATION, MISSING, x.failure.exchange, CONNECT, CONNECT, failure.summary,
+                               f"no failure within {self.options.timeout:g} s (recorded {failure.summary})",
+                               note=f"no failure within {self.options.timeout:g} s"))
 
     async def _end_session(self) -> None:
         if not self.bayeux.stopping and self.bayeux.client_id is not None:  # a polite end, though none recorded

@@ -168,6 +168,7 @@ def test_a_server_assigned_call_id_is_carried_forward_with_bind(tmp_path: Path) 
     finally:
         assert live.stop() == 0
     assert unbound.returncode == 1
+
     [refused, missing] = failing_lines(unbound.stdout)
     assert refused.startswith("DIFF") and "StopCallRecording" in refused and "404 live" in refused
     assert missing.startswith("MISS") and "StopCallRecording" in missing
@@ -214,6 +215,55 @@ def test_a_cookieless_client_is_verified_without_cookies(cookieless: Path, tmp_p
     sent = [ex.request for ex in cas.load(tmp_path / "live.yaml", use_cache=False).exchanges]
     assert sent and all(r.header("Cookie") is None and r.header("X-CSRF-TOKEN") is None for r in sent)
     assert all(r.header("Authorization") is not None for r in sent)
+
+
+# ----------------------------------------------------------------------------------------------- failures
+
+
+@pytest.fixture(scope="module")
+def forgotten(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """aiocometd-ng recorded in front of a simulator that forgets its CometD session after the Pause notification:
+    the next connect meets an unknown client, and the client re-handshakes and re-subscribes by itself."""
+    path = tmp_path_factory.mktemp("forgotten") / "forgotten.yaml"
+    sim = sim_for(LIFECYCLE, "--forget-after", "PauseCallRecording")
+    rec = record(sim.url, path)
+    try:
+        run("python", rec.url, FAYE_OPS)
+    finally:
+        assert rec.stop() == 0 and sim.stop() == 0
+    shown = subprocess.run([GWSVCR, "show", str(path)], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "/meta/connect    failed: 402::session_unknown" in shown and shown.count("-> /meta/handshake") == 2
+    return path
+
+
+@pytest.mark.parametrize(("knobs", "says"), [
+    (["--forget-after", "PauseCallRecording"], "ok    #"),  # the failure as recorded, the recovery as recorded
+    ([], "MISS  #"),  # the recording has the failure, the live server not
+])
+def test_a_failure_is_checked_against_the_recorded_one(forgotten: Path, knobs: list[str], says: str) -> None:
+    sim = sim_for(LIFECYCLE, *knobs)
+    try:
+        done = verify(forgotten, sim.url, *LOGIN, "--timeout", "2")
+    finally:
+        assert sim.stop() == 0
+    [connect] = [line for line in done.stdout.splitlines() if "/meta/connect: " in line]
+    assert connect.startswith(says) and "failed: 402::session_unknown, advice handshake" in connect, done.stdout
+    assert done.returncode == (0 if says.startswith("ok") else 1), done.stdout
+    # without the failure the old session goes on: the Resume notification may come there before the re-handshake
+    # (EXTRA, then MISS where the recording had it), as it did not when recorded
+
+
+def test_a_failure_the_recording_does_not_have_fails() -> None:
+    sim = sim_for(LIFECYCLE, "--forget-after", "PauseCallRecording")
+    try:
+        done = verify(LIFECYCLE, sim.url, *LOGIN, "--timeout", "1", "--timing", "instant")
+    finally:
+        assert sim.stop() == 0
+    assert done.returncode == 1
+    failed = failing_lines(done.stdout)
+    assert failed[0] == ("FAIL       /meta/connect: failed: 402::session_unknown, advice handshake\n"
+                         "the recording has no such failure; no further notification can come"), done.stdout
+    assert [f.split("  ")[0] for f in failed[1:3]] == ["MISS", "MISS"]  # Resume's and Stop's notifications
 
 
 # ---------------------------------------------------------------------------------------- --record, --report
