@@ -4,6 +4,7 @@
 No mitmproxy here: verify is a client. Modules: ``plan`` (a recorded session as a script for its client side),
 ``driver`` (:class:`SessionDriver`, the one class that runs a plan against a target and reports through a
 :class:`Listener`; a load test runs many), ``live`` (credentials, cookies, CSRF token, ``--bind`` values),
+``failures`` (how the server failed a request, recorded and live),
 ``checks`` (what it reports and how that reads), ``record`` (``--record``). It talks to the server through the one
 client (:mod:`gwsvcr.client`: HTTP/1.1, WebSocket and the Bayeux session).
 """

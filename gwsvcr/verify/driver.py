@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from gwsvcr import compare, gws
@@ -45,6 +44,7 @@ from gwsvcr.client.target import Headers, HttpFailure, Target
 from gwsvcr.client.websocket import UpgradeRefused
 from gwsvcr.describe import event_key
 from gwsvcr.errors import GwsvcrError
+from gwsvcr.record.recording import ExchangeTimes
 from gwsvcr.timeline import Cancellable, Clock, Timing
 from gwsvcr.verify.checks import (
     DIFFERS,
@@ -104,7 +104,8 @@ class Listeners(Listener):
         for one in self.listeners:
             one.check(check)
 
-    def exchange(self, request: Request, response: Response | None, times: Any, error: str | None = None) -> None:
+    def exchange(self, request: Request, response: Response | None, times: ExchangeTimes,
+                 error: str | None = None) -> None:
         for one in self.listeners:
             one.exchange(request, response, times, error)
 
