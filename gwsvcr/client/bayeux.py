@@ -93,7 +93,10 @@ class Sent:
 
     def refusal(self) -> Message | None:
         """The first reply to a meta message that says ``successful: false``."""
-        return next((r for r in self.replies if is_meta(r.get("channel")) and r.get("successful") is False), None)
+        for reply in self.replies:
+            if reply.get("successful") is False and is_meta(reply.get("channel")):
+                return reply
+        return None
 
 
 @dataclass
@@ -210,7 +213,7 @@ class BayeuxClient:
 
     def take_advice(self, reply: Message) -> None:
         advice = reply.get("advice")
-        if not isinstance(advice, dict):
+        if not advice or not isinstance(advice, dict):
             return
         if isinstance(advice.get("timeout"), int | float):
             self.hold = advice["timeout"] / 1000
@@ -262,7 +265,8 @@ class BayeuxClient:
                     self.take_advice(reply)
             if end is not None and (self._stopping or on_end is None or not on_end(end)):
                 return
-            await self.clock.sleep(self.interval)
+            if self.interval:
+                await self.clock.sleep(self.interval)
 
     async def stop_connects(self, grace: float = 0.0) -> None:
         """No further connect; the one outstanding has ``grace`` seconds to come back, then it is dropped."""

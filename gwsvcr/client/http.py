@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
@@ -31,9 +30,9 @@ from gwsvcr.timeline import Clock
 
 __all__ = ["HttpClient", "Observer", "Reply", "as_request", "as_response"]
 
-_STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d{3})(?: .*)?")
 _NO_BODY = frozenset({204, 304})
 _WRITE_BUFFER = 65536  # bytes not yet on the socket beyond which a request waits for them to go
+_NO_DEADLINE = contextlib.nullcontext()
 
 
 @dataclass(slots=True)
@@ -118,12 +117,13 @@ class HttpClient:
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
+        self._start_line = f"HTTP/1.1\r\nHost: {target.authority}\r\n"  # after the method and target
 
     async def request(self, method: str, target: str, headers: Headers, body: bytes = b"", *,
                       timeout: float | None) -> Reply:
         """One exchange; HttpFailure when no reply came within ``timeout`` seconds (None: no deadline) or none
         came at all."""
-        started = self.clock.wall()
+        started = self.clock.wall() if self.observer is not None else 0.0
         try:
             if self._slots is None:
                 reply = await self._request(method, target, headers, body, timeout)
@@ -162,10 +162,11 @@ class HttpClient:
         raise AssertionError("unreachable")
 
     def _head(self, method: str, target: str, headers: Headers, length: int) -> bytes:
-        fields = "".join(f"{k}: {v}\r\n" for k, v in headers)
-        if fields.count("\n") != len(headers):
+        fields = "\n".join(map(": ".join, headers))
+        if "\r" in fields or fields.count("\n") != max(len(headers) - 1, 0):
             raise HttpFailure(f"{method} {self.target.url(target)}: a header holds a line break: {headers!r}")
-        return (f"{method} {self.target.prefix}{target} HTTP/1.1\r\nHost: {self.target.authority}\r\n{fields}"
+        fields = fields.replace("\n", "\r\n") + "\r\n" if headers else ""
+        return (f"{method} {self.target.prefix}{target} {self._start_line}{fields}"
                 f"Content-Length: {length}\r\n\r\n").encode()
 
     def _take(self) -> _Connection | None:
@@ -181,7 +182,7 @@ class HttpClient:
         start = self.clock.wall()
         conn.replied = conn.reusable = False
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) if timeout is not None else _NO_DEADLINE:
                 conn.writer.write(data)
                 if conn.writer.transport.get_write_buffer_size() > _WRITE_BUFFER:  # a big body: let it flow
                     await conn.writer.drain()
@@ -267,16 +268,17 @@ def _parse_head(raw: bytes) -> tuple[str, int, Headers]:
     """(HTTP minor version, status, headers) of a reply head ending with an empty line; ValueError if it is
     not HTTP/1."""
     lines = raw.decode("latin-1").split("\r\n")
-    status_line = _STATUS_LINE.fullmatch(lines[0])
-    if status_line is None:
+    version, _, rest = lines[0].partition(" ")
+    status = rest[:3]
+    if version not in ("HTTP/1.1", "HTTP/1.0") or not status.isdigit() or rest[3:4] not in ("", " "):
         raise ValueError(f"the reply begins with {lines[0][:40]!r}")
     headers = []
     for line in lines[1:-2]:
         name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
+        if not colon or not name or name[-1] in " \t" or name[0] in " \t":
             raise ValueError(f"a header line {line[:40]!r}")
         headers.append((name, value.strip()))
-    return status_line.group(1), int(status_line.group(2)), headers
+    return version[-1], int(status), headers
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -19,6 +19,7 @@ class Login:
     authorization: str | None = None  # the Authorization header's value
     cookies: dict[str, str] = field(default_factory=dict)
     csrf: tuple[str, str] | None = None  # (header name, token)
+    _sent: Headers | None = field(default=None, repr=False, compare=False)  # headers() until something changes
 
     @classmethod
     def basic(cls, user: str, password: str) -> Login:
@@ -33,6 +34,7 @@ class Login:
                 cookie, eq, value = v.split(";", 1)[0].partition("=")
                 if eq and value.strip():
                     self.cookies[cookie.strip()] = value.strip()
+                    self._sent = None
             elif name == "x-csrf-header":
                 named = v
             elif name == "x-csrf-token":
@@ -41,6 +43,7 @@ class Login:
             token = next((v for k, v in headers if k.lower() == named.lower()), None)
         if token:
             self.csrf = (named or CSRF_TOKEN, token)
+            self._sent = None
 
     def cookie(self, names: list[str] | None = None) -> tuple[str, str] | None:
         """The Cookie header with every cookie the server set, or only those of ``names`` (in that order)."""
@@ -49,13 +52,19 @@ class Login:
         return ("Cookie", text) if text else None
 
     def headers(self, *, csrf: bool = True) -> Headers:
-        """Authorization, every cookie, and the CSRF token when ``csrf``: what a browser-like client sends."""
+        """Authorization, every cookie, and the CSRF token when ``csrf``: what a browser-like client sends (a new
+        list each time: the caller may add to it)."""
+        if csrf and self._sent is not None:
+            return list(self._sent)
         out: Headers = []
         if self.authorization is not None:
             out.append(("Authorization", self.authorization))
         cookie = self.cookie()
         if cookie is not None:
             out.append(cookie)
-        if csrf and self.csrf is not None:
-            out.append(self.csrf)
+        if csrf:
+            if self.csrf is not None:
+                out.append(self.csrf)
+            self._sent = out
+            return list(out)
         return out
