@@ -283,5 +283,7 @@ def test_an_error_page_on_a_bayeux_request_is_checked_not_fatal() -> None:
                        timing=Timing.INSTANT, timeout=0.5)
     bad = [c for c in heard if not c.ok]
     assert (bad[0].status, bad[0].operation) == (checks.FAILED, "/meta/subscribe")
-    assert bad[0].note == "HTTP 503, not Bayeux"
+    assert bad[0].actual == "HTTP 503, not Bayeux"
+    assert bad[0].note == ("POST http://sim.test/api/v2/notifications answered HTTP 503 text/html, not Bayeux: "
+                           "'<html>Service Unavailable</html>'")
     assert {c.status for c in bad[1:]} == {checks.MISSING}  # subscribed nowhere: no notification comes

@@ -305,7 +305,7 @@ class SessionDriver:
             if action.failed is None:
                 self._unreachable(e, first)
             self._replied_to(action, self.clock.wall())
-            self._failed(action, live_failure(e), _rest_summary(action.exchange.response))
+            self._failed(action, e, _rest_summary(action.exchange.response))
             return
         self.live.learn_headers(reply.headers)
         self._replied_to(action, reply.times.response_end or self.clock.wall())
@@ -379,7 +379,7 @@ class SessionDriver:
                     raise VerifyError(f"the CometD handshake got no reply, so nothing further can be checked: {e}",
                                       1) from None
             self._replied_to(action, self.clock.wall())
-            self._failed(action, live_failure(e), _bayeux_summary(self._recorded_replies(action)))
+            self._failed(action, e, _bayeux_summary(self._recorded_replies(action)))
             return
         self._replied_to(action, sent.done)
         recorded = self._recorded_replies(action)
@@ -437,11 +437,12 @@ class SessionDriver:
         self._handshaken(reply, None)
 
     # -------------------------------------------------------------------------------------------- failures
-    def _failed(self, action: Action, live: Failure, recorded_reply: str) -> None:
+    def _failed(self, action: Action, error: HttpFailure | NotBayeux, recorded_reply: str) -> None:
         """``action`` got no usable reply live: as recorded, otherwise, or where the recording had one."""
+        live = live_failure(error)
         if action.failed is None:
             self._report(Check(OPERATION, FAILED, action.number, action.name, action.operation, recorded_reply,
-                               None, note=live.error or live.summary))
+                               live.summary if live.status else None, note=str(error)))
             return
         changed = self._failure_differences(action.failed, live)
         self._report(Check(OPERATION, DIFFERS if changed else OK, action.number, action.name, action.operation,
