@@ -59,10 +59,10 @@ class RecordedFailure:
 
     def describe(self) -> str:
         if self.bayeux:
-            return f"/meta/connect failed: {self.fields.get('error', 'successful: false')}"
+            return f"{CONNECT} failed: {self.fields.get('error', 'successful: false')}"
         if self.exchange.response is not None:
-            return f"/meta/connect answered HTTP {self.exchange.response.status}"
-        return f"/meta/connect: {self.exchange.error}"
+            return f"{CONNECT} answered HTTP {self.exchange.response.status}"
+        return f"{CONNECT}: {self.exchange.error}"
 
 
 @dataclass
@@ -235,11 +235,11 @@ class _Builder:
         if not after:
             return
         start, end = after[0], after[1] if len(after) > 1 else float("inf")
-        script.recovery[start] = "/meta/handshake"
+        script.recovery[start] = HANDSHAKE
         for sub in script.subscribes:
             for number, _ in script.subscribes.answers[sub]:
                 if start <= number < end:
-                    script.recovery[number] = f"/meta/subscribe {sub}"
+                    script.recovery[number] = f"{SUBSCRIBE} {sub}"
 
 
 def build_scripts(cassette: Cassette, match: RestMatch | None = None,
