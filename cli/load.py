@@ -17,10 +17,10 @@ import click
 
 import gwsvcr.load
 from gwsvcr.cli.tools import BadInput
+from gwsvcr.client.bayeux import TRANSPORTS
 from gwsvcr.load.settings import DEFAULT_IGNORE, PASSWORD_ENV, LoadSettings, LoadSettingsError
 from gwsvcr.timeline import Timing
 from gwsvcr.verify import Target
-from gwsvcr.verify.plan import TRANSPORTS
 
 LOCUSTFILE = Path(gwsvcr.load.__file__).with_name("locustfile.py")
 _RUN_TIME = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")

@@ -112,9 +112,13 @@ def engine_settings(confdir: str | None) -> dict[str, object]:
               help="Refuse OP with this HTTP status and GWS statusCode (default 2), e.g. StopCallRecording=503.")
 @click.option("--new-call-ids", is_flag=True,
               help="Each agent's call gets a new id (listed by GET /api/v2/me/calls) instead of the seed's.")
+@click.option("--forget-after", multiple=True, metavar="OP",
+              help="After OP's notification, forget the agent's CometD sessions (as a node restart does): the next "
+                   "connect is answered 402::session_unknown with advice to handshake again.")
 def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_delay_ms: int, user: str | None,
         password: str | None, recording_state: str, drop_notification: tuple[str, ...], wrong_state: tuple[str, ...],
-        extra_delay_ms: tuple[str, ...], refuse: tuple[str, ...], new_call_ids: bool) -> None:
+        extra_delay_ms: tuple[str, ...], refuse: tuple[str, ...], new_call_ids: bool,
+        forget_after: tuple[str, ...]) -> None:
     """Serve a simulated GWS: call-recording operations and their CometD notifications.
 
     \b
@@ -125,8 +129,8 @@ def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_
 
     POST /api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V {"operationName":"StopCallRecording"}
     answers {"statusCode":0}; the notification follows on /v2/me/calls via CometD at /api/v2/notifications.
-    --drop-notification, --wrong-state, --extra-delay-ms, --refuse and --new-call-ids make it differ from a
-    recording on purpose (what `gwsvcr verify` is for).
+    --drop-notification, --wrong-state, --extra-delay-ms, --refuse, --new-call-ids and --forget-after make it
+    differ from a recording on purpose (what `gwsvcr verify` is for).
     """
     from gwsvcr.addons.simulator import GwsSimulator
     from gwsvcr.cli.serve import serve
@@ -138,7 +142,7 @@ def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_
         "gwsvcr_sim_password": password or "", "gwsvcr_sim_recording_state": recording_state,
         "gwsvcr_sim_drop_notification": list(drop_notification), "gwsvcr_sim_wrong_state": list(wrong_state),
         "gwsvcr_sim_extra_delay_ms": list(extra_delay_ms), "gwsvcr_sim_refuse": list(refuse),
-        "gwsvcr_sim_new_call_ids": new_call_ids})
+        "gwsvcr_sim_new_call_ids": new_call_ids, "gwsvcr_sim_forget_after": list(forget_after)})
 
 
 @main.command()
