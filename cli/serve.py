@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import errno
 import gc
 import inspect
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -51,6 +53,69 @@ class OptionError(click.ClickException):
 
 
 logger = logging.getLogger(__name__)
+# How mitmproxy words a listener that could not bind (proxy/mode_servers.py), with its hint in mitmdump's terms.
+_LISTEN_FAILED = re.compile(r"failed to listen on (?P<host>.*?):(?P<port>\d+) with (?:\[Errno (?P<errno>\d+)\] )?"
+                            r"(?P<reason>[^\n]*)")
+
+
+def listen_failure(host: str, port: int | str, code: int | None, reason: str) -> str:
+    """Why a gwsvcr server could not listen, and which of its options to change."""
+    where = f"gwsvcr: cannot listen on {host}:{port}"
+    if code == errno.EADDRINUSE:
+        return (f"{where}: the port is taken (by another program, or a gwsvcr still running): choose another "
+                "with --port, or --port 0 for a free one")
+    if code == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges): choose another with --port"
+    if code == errno.EADDRNOTAVAIL:
+        return f"{where}: no such address on this machine: check --host"
+    return f"{where}: {reason.rsplit(': ', 1)[-1] or reason}: check --host and --port"
+
+
+class StartFailed(click.ClickException):
+    """A server that could not start (a port taken): what went wrong in gwsvcr's terms, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+class StartCheck(errorcheck.ErrorCheck):
+    """mitmproxy's ErrorCheck (Master.run asks the addon named ``errorcheck`` before and after binding) in gwsvcr's
+    words: an error logged while starting ends the command with one message naming the gwsvcr option to change
+    (``--port``, not mitmdump's ``--mode ...@PORT``, nor the placeholder upstream of a command that has none),
+    raised before any addon's ``running`` (so the recorder has written nothing), instead of the error as
+    mitmproxy logged it and ``Error logged during startup, exiting...``."""
+
+    name = "errorcheck"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet = _DropErrors()
+        for _, handler in _OURS:  # stderr (configure_logging): told once, translated, by shutdown_if_errored
+            handler.addFilter(self.quiet)
+
+    def finish(self) -> None:
+        super().finish()
+        for _, handler in _OURS:
+            handler.removeFilter(self.quiet)
+
+    async def shutdown_if_errored(self) -> None:
+        await asyncio.sleep(0)  # as ErrorCheck: let the logging tasks finish
+        if self.logger.has_errored:
+            self.finish()
+            raise StartFailed("\n".join(self.explain(r.getMessage()) for r in self.logger.has_errored))
+
+    @staticmethod
+    def explain(message: str) -> str:
+        failed = _LISTEN_FAILED.search(message)
+        if failed is None:
+            return f"gwsvcr: cannot start: {message}"
+        code = int(failed["errno"]) if failed["errno"] else None
+        return listen_failure(failed["host"], failed["port"], code, failed["reason"])
+
+
+class _DropErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
 
 
 class HookCache(addonmanager.AddonManager):
@@ -151,7 +216,7 @@ def apply_sets(opts: options.Options, sets: Sequence[str]) -> None:
 def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: dict[str, Any],
           sets: Sequence[str] = (), on_ready: Callable[[str], None] | None = None) -> Master:
     """The master of one serving command, configured; call inside the event loop that will run it."""
-    check = errorcheck.ErrorCheck()  # first: it catches errors logged while the others configure
+    check = StartCheck()  # first: it catches errors logged while the others configure
     master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
     master.addons = HookCache(master)
     master.addons.add(*engine(mode), *addons, Announce(on_ready), check)
@@ -251,7 +316,7 @@ def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREA
     except exceptions.OptionsError as e:
         raise OptionError(str(e)) from None
     except OSError as e:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        raise StartFailed(listen_failure(host, port, e.errno, e.strerror or str(e))) from None
 
 
 def warn_if_exposed(host: str) -> None:

@@ -298,7 +298,7 @@ class Recording:
 
         values = RECORD.read(options, Surface.API)
         self.cassette = Path(os.path.abspath(cassette))
-        modes.check_target(self.cassette, values["mode"])  # CassetteExists for mode once
+        modes.check_target(self.cassette, values["mode"], 'mode="{}"')  # CassetteExists for mode once
         self.cassette.parent.mkdir(parents=True, exist_ok=True)
         args = ["record", "--upstream", upstream, "--cassette", str(self.cassette), "--port", "0",
                 *RECORD.command_line(values)]
