@@ -238,11 +238,13 @@ class GwsRecorder:
             ctx.master.shutdown()
 
     def done(self) -> None:
-        if self.core is None:
+        core, self.core = self.core, None  # what the connections cancelled after this say is not recorded
+        self.sockets.clear()
+        if core is None:
             return
-        if self.core.writer is not None:
-            self.core.writer.close()
-        summary.info(self.core.summary())
+        if core.writer is not None:
+            core.writer.close()
+        summary.info(core.summary())
 
 
 addons = [GwsRecorder()]

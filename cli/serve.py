@@ -37,7 +37,8 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
-from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER
+from gwsvcr import live
+from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, request_of
 from gwsvcr.served import PARENT_ENV
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -178,6 +179,41 @@ class Announce:
             self.on_ready(self.url)
 
 
+class InFlight:
+    """The requests still waiting for their reply (a held long-poll) when the server stops, named on stderr: a stop
+    then reads as what it was. An exchange is kept (recorded, counted) when its reply completes; these had none."""
+
+    def __init__(self) -> None:
+        self.flows: dict[str, Any] = {}
+
+    def requestheaders(self, flow: Any) -> None:
+        self.flows[flow.id] = flow
+
+    def response(self, flow: Any) -> None:
+        self.flows.pop(flow.id, None)
+
+    error = response
+    websocket_start = requestheaders  # a WebSocket is in flight from its upgrade's reply to its end
+    websocket_end = response
+
+    def done(self) -> None:
+        waiting = list(self.flows.values())
+        self.flows.clear()
+        if not waiting:
+            return
+        now = time.time()
+        lines = [live.pending_line(":".join(map(str, f.client_conn.peername[:2])), request_of(f.request),
+                                   now - (f.request.timestamp_end or f.request.timestamp_start)) for f in waiting]
+        logger.warning("gwsvcr: stopped with %d request%s in flight, left without a reply:\n  %s", len(lines),
+                       "s" if len(lines) > 1 else "", "\n  ".join(lines))
+
+
+def _ignore_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """On the way out the connections still open are cancelled: that is the stop, not an error to print."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 def engine(mode: str) -> list[Any]:
     """The mitmproxy addons under gwsvcr's own for a proxy ``mode`` (docs/ENGINE.md has the table)."""
     addons: list[Any] = [
@@ -219,7 +255,7 @@ def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: d
     check = StartCheck()  # first: it catches errors logged while the others configure
     master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
     master.addons = HookCache(master)
-    master.addons.add(*engine(mode), *addons, Announce(on_ready), check)
+    master.addons.add(*engine(mode), *addons, InFlight(), Announce(on_ready), check)
     # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
     base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}
     master.options.update(**base, **settings)
@@ -290,6 +326,7 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     try:
         await master.run()
     finally:
+        loop.set_exception_handler(_ignore_cancelled)
         if watch is not None:
             watch.cancel()
 
