@@ -23,7 +23,6 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -32,7 +31,7 @@ from gwsvcr.bayeux import CONNECT, is_bayeux
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem, Request, Response
 from gwsvcr.cassette.write import write_atomically
 from gwsvcr.record.recording import ExchangeTimes
-from gwsvcr.tools.importing import Entry, Frame, ImportProblems, to_cassette
+from gwsvcr.tools.importing import Entry, Frame, ImportProblems, read_bytes, to_cassette
 
 __all__ = ["Entry", "Frame", "HarError", "export", "parse_entries", "parse_entry", "read", "to_cassette", "write"]
 
@@ -203,13 +202,9 @@ def _har_response(ex: Exchange) -> dict[str, Any]:
 def read(path: str) -> list[dict[str, Any]]:
     """The entries of a HAR file; :class:`HarError` names the file (and line) of what is wrong."""
     try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise HarError([f"{path}: no such file"]) from None
-    except IsADirectoryError:
-        raise HarError([f"{path}: is a directory, not a HAR file"]) from None
-    except OSError as e:
-        raise HarError([f"{path}: cannot read: {e.strerror}"]) from None
+        raw = read_bytes(path, "a HAR file")
+    except ImportProblems as e:
+        raise HarError(e.problems) from None
     try:
         document = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:

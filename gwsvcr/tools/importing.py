@@ -31,7 +31,8 @@ from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording, reply_messages
 from gwsvcr.record.redact import Redactor
 
-__all__ = ["CONVERT", "Entry", "Frame", "ImportProblems", "keeps", "kind_of", "to_cassette"]
+__all__ = ["CONVERT", "Entry", "Frame", "ImportProblems", "convert_hint", "keeps", "kind_of", "read_bytes",
+           "to_cassette"]
 
 _JSON_KINDS = ("json", "messages")
 # How to turn each kind of file into a cassette.
@@ -45,6 +46,18 @@ class ImportProblems(GwsvcrError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+def read_bytes(path: str, what: str) -> bytes:
+    """The file's bytes, or :class:`ImportProblems` saying why not (``what``: "a HAR file")."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImportProblems([f"{path}: no such file"]) from None
+    except IsADirectoryError:
+        raise ImportProblems([f"{path}: is a directory, not {what}"]) from None
+    except OSError as e:
+        raise ImportProblems([f"{path}: cannot read: {e.strerror}"]) from None
 
 
 def kind_of(path: str | Path, head: bytes | None = None) -> str | None:

@@ -20,7 +20,7 @@ import yaml
 from gwsvcr import wire
 from gwsvcr.cassette import Request, Response
 from gwsvcr.record.recording import ExchangeTimes
-from gwsvcr.tools.importing import Entry, ImportProblems
+from gwsvcr.tools.importing import Entry, ImportProblems, read_bytes
 
 __all__ = ["read"]
 
@@ -35,14 +35,7 @@ class _Invalid(Exception):
 
 def read(path: str) -> list[Entry]:
     """The interactions of a VCR.py cassette as entries; :class:`ImportProblems` names the file and interaction."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImportProblems([f"{path}: no such file"]) from None
-    except IsADirectoryError:
-        raise ImportProblems([f"{path}: is a directory, not a VCR.py cassette"]) from None
-    except OSError as e:
-        raise ImportProblems([f"{path}: cannot read: {e.strerror}"]) from None
+    raw = read_bytes(path, "a VCR.py cassette")
     try:
         document = yaml.load(raw, Loader=_LOADER)  # the safe loader (CSafeLoader when there)
     except yaml.YAMLError as e:
