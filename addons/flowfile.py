@@ -29,7 +29,7 @@ def read(path: str) -> list[Entry]:
             for i, flow in enumerate(io.FlowReader(f).stream()):
                 if isinstance(flow, http.HTTPFlow):
                     try:
-                        entries.append(_entry(flow))
+                        entries.append(_entry(flow, f"flow {i + 1}"))
                     except Exception as e:  # noqa: BLE001 - untrusted input: any failure is this flow's problem
                         what = f"{flow.request.method} {flow.request.path[:80]}"
                         raise ImportProblems([f"{path}: flow {i + 1} ({what}): {type(e).__name__}: "
@@ -47,7 +47,7 @@ def read(path: str) -> list[Entry]:
     return entries
 
 
-def _entry(flow: http.HTTPFlow) -> Entry:
+def _entry(flow: http.HTTPFlow, where: str) -> Entry:
     req, resp = flow.request, flow.response
     request = request_of(req)
     request_end = req.timestamp_end or req.timestamp_start
@@ -56,13 +56,14 @@ def _entry(flow: http.HTTPFlow) -> Entry:
                   if (messages := _bayeux(m.content)) is not None]
         end = max((f.at for f in frames), default=request_end)
         return Entry(req.pretty_url, request, None, ExchangeTimes(req.timestamp_start, request_end,
-                                                                   request_end, end), frames=frames)
+                                                                   request_end, end), frames=frames, where=where)
     if resp is None:
         error = flow.error.msg if flow.error is not None else "no response in the flow file"
-        return Entry(req.pretty_url, request, None, ExchangeTimes(req.timestamp_start, request_end), error)
+        return Entry(req.pretty_url, request, None, ExchangeTimes(req.timestamp_start, request_end), error,
+                     where=where)
     times = ExchangeTimes(req.timestamp_start, request_end, resp.timestamp_start,
                           resp.timestamp_end or resp.timestamp_start)
-    return Entry(req.pretty_url, request, response_of(resp), times)
+    return Entry(req.pretty_url, request, response_of(resp), times, where=where)
 
 
 def _bayeux(content: bytes) -> list[dict[str, object]] | None:

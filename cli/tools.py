@@ -289,7 +289,7 @@ def _import(path: str, read: Callable[[], list[importing.Entry]], source: str, o
             bodies += [f.messages for e in entries for f in e.frames or ()]
             redactor, rules = make_redactor(json_paths, patterns, pii, headers, bodies)
             imported = importing.to_cassette(output, entries, redactor, rules, keep_all=keep_all, hosts=hosts,
-                                             source=source, on_progress=progress.step)
+                                             source=source, origin=path, on_progress=progress.step)
     except importing.ImportProblems as e:
         raise BadInput(str(e)) from None
     _writing(output, lambda: cassettes.save(imported, output))

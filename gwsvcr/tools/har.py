@@ -211,6 +211,8 @@ def read(path: str) -> list[dict[str, Any]]:
         raise HarError([f"{path}: not UTF-8 text: a HAR file is JSON"]) from None
     except json.JSONDecodeError as e:
         raise HarError([f"{path}:{e.lineno}: not valid JSON: {e.msg} (column {e.colno})"]) from None
+    except RecursionError:
+        raise HarError([f"{path}: nested too deep to be a HAR file"]) from None
     log = document.get("log") if isinstance(document, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
@@ -254,11 +256,15 @@ def _seconds(timings: dict[str, Any], name: str) -> float:
     return value / 1000 if isinstance(value, (int, float)) and value > 0 else 0.0  # -1: not applicable
 
 
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _request(data: dict[str, Any], where: str) -> Request:
     parts = urlsplit(_field(data, "url", str, where))
     headers = _headers(data, where)
     post = data["postData"] if isinstance(data.get("postData"), dict) else {}
-    content_type = post.get("mimeType") or _content_type(headers)
+    content_type = _text_or_none(post.get("mimeType")) or _content_type(headers)
     kind, body = wire.parse_body(_body(post, "text", "_encoding"), content_type)
     return Request(headers=headers, kind=kind, body=body, method=_field(data, "method", str, where),
                    path=parts.path or "/", query=parse_qsl(parts.query, keep_blank_values=True))
@@ -268,7 +274,7 @@ def _response(data: dict[str, Any], where: str) -> Response:
     content = _field(data, "content", dict, where)
     headers = _headers(data, where)
     kind, body = wire.parse_body(_body(content, "text", "encoding"),
-                                 _content_type(headers) or content.get("mimeType"))
+                                 _content_type(headers) or _text_or_none(content.get("mimeType")))
     return Response(headers=headers, kind=kind, body=body, status=data["status"])
 
 
@@ -299,8 +305,8 @@ def _frames(data: dict[str, Any], where: str) -> list[Frame] | None:
             text = base64.b64decode(text, validate=True).decode("utf-8", errors="replace")
         try:
             parsed = json.loads(text)
-        except ValueError:
-            continue  # not JSON: not Bayeux, nothing for the timeline
+        except (ValueError, RecursionError):
+            continue  # not JSON (or hostile nesting): not Bayeux, nothing for the timeline
         messages = [parsed] if isinstance(parsed, dict) else parsed
         if is_bayeux(messages):
             frames.append(Frame(kind == "send", float(time), messages))
@@ -317,7 +323,7 @@ def parse_entry(data: Any, where: str) -> Entry:
     frames = _frames(data, where)
     if frames is not None:
         end = max((f.at for f in frames), default=started)
-        return Entry(url, request, None, ExchangeTimes(started, started, started, end), frames=frames)
+        return Entry(url, request, None, ExchangeTimes(started, started, started, end), frames=frames, where=where)
     timings = data["timings"] if isinstance(data.get("timings"), dict) else {}
     request_end = started + sum(_seconds(timings, n) for n in ("blocked", "dns", "connect", "send"))
     first_byte = request_end + (_seconds(timings, "wait") if timings else _seconds(data, "time"))
@@ -325,10 +331,11 @@ def parse_entry(data: Any, where: str) -> Entry:
     if not isinstance(har_response.get("status"), int) or har_response["status"] <= 0:
         # a browser's request still pending when the HAR was saved, or failed (blocked, aborted, offline)
         error = har_response.get("_error") or data.get("_error") or "no response in the HAR"
-        return Entry(url, request, None, ExchangeTimes(started, request_end, None, first_byte), str(error))
+        return Entry(url, request, None, ExchangeTimes(started, request_end, None, first_byte), str(error),
+                     where=where)
     response = _response(har_response, f"{where}.response")
     last_byte = first_byte + _seconds(timings, "receive")
-    return Entry(url, request, response, ExchangeTimes(started, request_end, first_byte, last_byte))
+    return Entry(url, request, response, ExchangeTimes(started, request_end, first_byte, last_byte), where=where)
 
 
 def parse_entries(path: str, entries: list[Any]) -> Iterator[Entry]:
@@ -338,7 +345,7 @@ def parse_entries(path: str, entries: list[Any]) -> Iterator[Entry]:
             yield parse_entry(data, f"log.entries[{i}]")
         except _Invalid as bad:
             problems.append(f"{path}: {bad}")
-        except (ValueError, TypeError) as bad:  # a body that is not valid base64, a date out of range
+        except (ValueError, TypeError, RecursionError) as bad:  # a body not valid base64, a date out of range
             problems.append(f"{path}: log.entries[{i}]: {bad}")
     if problems:
         raise HarError(problems)

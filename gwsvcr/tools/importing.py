@@ -112,6 +112,7 @@ class Entry:
     timing: ExchangeTimes
     error: str | None = None
     frames: list[Frame] | None = None
+    where: str = ""  # which entry of its file (log.entries[3], interactions[2], flow 4)
 
     @property
     def is_api(self) -> bool:
@@ -134,13 +135,13 @@ def keeps(entry: Entry, keep_all: bool = False, hosts: tuple[str, ...] = ()) -> 
 
 
 def to_cassette(path: str, entries: list[Entry], redactor: Redactor, rules: list[str] | None = None, *,
-                keep_all: bool = False, hosts: tuple[str, ...] = (), source: str = "",
+                keep_all: bool = False, hosts: tuple[str, ...] = (), source: str = "", origin: str = "",
                 on_progress: Callable[[int], None] = lambda done: None) -> Cassette:
     """Entries through the recorder: sessions, Bayeux messages, causes and delays, secrets redacted.
 
     ``rules`` describe the redaction in the header (default: the redactor's own); ``hosts`` keeps only
-    those; ``source`` says what was imported (``har import x.har``); ``on_progress(n)`` hears of every n entries
-    handled."""
+    those; ``source`` says what was imported (``har import x.har``), ``origin`` the file (for the problems);
+    ``on_progress(n)`` hears of every n entries handled."""
     kept = [e for e in entries if keeps(e, keep_all, hosts)]
     on_progress(len(entries) - len(kept))
     # whole seconds, as recorded_at is written: recorded_at + start is then exactly when a request started
@@ -153,12 +154,19 @@ def to_cassette(path: str, entries: list[Entry], redactor: Redactor, rules: list
                     redactions=redactor.rules() if rules is None else rules)
     exchanges: list[Exchange] = []
     recorder = Recorder(None, redactor, t0, on_exchange=exchanges.append)
-    for _, _, happen in sorted(_happenings(kept, recorder, on_progress), key=lambda h: (h[0], h[1])):
-        happen()
+    problems: list[str] = []
+    for _, _, entry, happen in sorted(_happenings(kept, recorder, on_progress), key=lambda h: (h[0], h[1])):
+        try:
+            happen()
+        except Exception as e:  # noqa: BLE001 - untrusted input: what the recorder cannot take is that entry's problem
+            problems.append(f"{origin or path}: {entry.where or entry.url[:80]}: cannot be recorded: "
+                            f"{type(e).__name__}: {str(e)[:200]}")
+    if problems:
+        raise ImportProblems(problems)
     return Cassette(path, header, exchanges, [Episode(1, header.recorded_at, header.upstream)])
 
 
-Happening = tuple[float, float, Callable[[], None]]  # when, then by when its entry started, what the recorder hears
+Happening = tuple[float, float, Entry, Callable[[], None]]  # when, by when its entry started: what the recorder hears
 
 
 def _happenings(entries: list[Entry], recorder: Recorder, on_progress: Callable[[int], None]) -> list[Happening]:
@@ -171,18 +179,18 @@ def _happenings(entries: list[Entry], recorder: Recorder, on_progress: Callable[
             def complete(e: Entry = entry) -> None:
                 recorder.complete(e.request, e.response, e.timing, e.error)
                 on_progress(1)
-            out.append((_completed(entry.timing), started, complete))
+            out.append((_completed(entry.timing), started, entry, complete))
             continue
         socket = WebSocketRecording(recorder, entry.request)
         for frame in entry.frames:
             on = socket.client_frame if frame.from_client else socket.server_frame
-            out.append((frame.at, started, lambda on=on, f=frame: on(f.messages, f.at)))  # type: ignore[misc]
+            out.append((frame.at, started, entry, lambda on=on, f=frame: on(f.messages, f.at)))  # type: ignore[misc]
         end = entry.timing.response_end or started
 
         def close(s: WebSocketRecording = socket, at: float = end) -> None:
             s.close(at)
             on_progress(1)
-        out.append((end, started, close))
+        out.append((end, started, entry, close))
     return out
 
 

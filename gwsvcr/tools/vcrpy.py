@@ -164,4 +164,4 @@ def _entry(interaction: Any, where: str, at: float) -> Entry:
     kind, body = wire.parse_body(content, _content_type(response_headers))
     response_headers = _unframed(response_headers)
     resp = Response(headers=response_headers, kind=kind, body=body, status=code)
-    return Entry(uri, req, resp, ExchangeTimes(at, at, at, at))
+    return Entry(uri, req, resp, ExchangeTimes(at, at, at, at), where=where)
