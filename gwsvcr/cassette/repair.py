@@ -82,7 +82,7 @@ def repair(path: str | os.PathLike[str]) -> Repair:
             # line numbers as the loader will count them in the candidate: documents keep their original ones
             candidate = "".join(text for _, text in documents)
             Path(trial).write_text(candidate, encoding="utf-8")
-            problems = [p for p in validate(trial) if p.severity is not Severity.WARNING]
+            problems = [p for p in validate(trial) if p.severity in (Severity.ERROR, Severity.RECOVERABLE)]
             if not problems:
                 break
             shift, where = 1, []
