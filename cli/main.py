@@ -353,6 +353,11 @@ def demo(cassette_path: str) -> None:
     Starts `gwsvcr sim`, records a CometD + REST session (the four recording operations) through
     `gwsvcr record`, replays the cassette with `gwsvcr replay` to the same client, and prints the delay of
     each notification after its operation, recorded vs replayed. Loopback only, a few seconds.
+
+    \b
+    Examples:
+      gwsvcr demo                          # writes out/demo.yaml
+      gwsvcr demo --cassette my.yaml       # then: gwsvcr show my.yaml; gwsvcr replay my.yaml
     """
     from gwsvcr.cli.demo import run_demo
 

@@ -243,7 +243,14 @@ def redact(cassette_path: str, output: str | None, in_place: bool, json_paths: t
 
 @click.group()
 def har() -> None:
-    """Exchange recordings with browser DevTools, Charles, Fiddler and mitmproxy as HAR 1.2 files."""
+    """Exchange recordings with browser DevTools, Charles, Fiddler and mitmproxy as HAR 1.2 files (a CometD
+    WebSocket as DevTools and mitmproxy's savehar write it: a GET 101 entry with _webSocketMessages).
+
+    \b
+    Examples:
+      gwsvcr har export field.yaml -o field.har      # open it in DevTools (Network > Import HAR) or mitmproxy
+      gwsvcr har import wwe-session.har -o wwe.yaml  # a HAR saved from DevTools becomes a cassette
+    """
 
 
 @har.command("export")
