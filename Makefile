@@ -42,8 +42,9 @@ install = py=$$(scripts/find-python) || exit 1; \
 	 { $(PY) -O -m compileall -q -j0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
 	   gwsvcr addons cli >/dev/null || true; }
 
+EVERYTHING := [test,bench,load]
 $(STAMP): pyproject.toml
-	@$(call install,[test,bench,load]) && touch $@ $(DEMO_STAMP)
+	@$(call install,$(EVERYTHING)) && touch $@ $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
 	@$(call install,) && touch $@
