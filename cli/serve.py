@@ -310,12 +310,24 @@ def configure_logging() -> None:
         _OURS.append((logger, handler))
 
 
+def release_logging() -> None:
+    """Take configure_logging's handlers away again, the loggers as they were: a server run in process (a test
+    through click's runner) leaves no handler writing gwsvcr's records to a stream nobody reads."""
+    for logger, handler in _OURS:
+        logger.removeHandler(handler)
+        if logger.name != "root":
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+    _OURS.clear()
+
+
 async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings: dict[str, Any],
                sets: Sequence[str], on_ready: Callable[[str], None] | None) -> None:
     configure_logging()
     master = build(addons, host=host, port=port, mode=mode, settings=settings, sets=sets, on_ready=on_ready)
-    if os.environ.get("GWSVCR_GC") != "default":
-        gc.callbacks.append(FreezeSurvivors())
+    freeze = FreezeSurvivors() if os.environ.get("GWSVCR_GC") != "default" else None
+    if freeze is not None:
+        gc.callbacks.append(freeze)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
@@ -329,6 +341,9 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
         loop.set_exception_handler(_ignore_cancelled)
         if watch is not None:
             watch.cancel()
+        if freeze is not None:  # the process may go on (a server run in process): its collector as it was
+            gc.callbacks.remove(freeze)
+            gc.unfreeze()
 
 
 async def _end_with_parent(parent: int, shutdown: Callable[[], None]) -> None:
@@ -354,6 +369,8 @@ def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREA
         raise OptionError(str(e)) from None
     except OSError as e:
         raise StartFailed(listen_failure(host, port, e.errno, e.strerror or str(e))) from None
+    finally:
+        release_logging()
 
 
 def warn_if_exposed(host: str) -> None:
