@@ -3,6 +3,8 @@ name the request that was in flight, and keep everything that completed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
@@ -35,17 +37,20 @@ def wait_for(proc: Proc, text: str, timeout: float = 10) -> None:
 
 def held_then_interrupted(server: Proc, operation: str | None) -> None:
     """A client logs in, subscribes (and operates); once its next connect is held, Ctrl-C the server."""
-    client = DemoClient(server.url)
-    client.login()
-    client.connect()
-    try:
+    async def agent() -> int:
+        client = DemoClient(server.url)
+        await client.login()
+        await client.connect()
         if operation:
-            client.operate(gws.SEED_CALL_ID, operation)
-        wait_for(server, "/meta/subscribe")
-        time.sleep(0.3)  # the poller's next /meta/connect is on its way and held (no event is due)
-        assert server.stop(signal.SIGINT) == 0, "".join(server.err)
-    finally:
-        client.close()
+            await client.operate(gws.SEED_CALL_ID, operation)
+        await asyncio.to_thread(wait_for, server, "/meta/subscribe")
+        await asyncio.sleep(0.3)  # the client's next /meta/connect is on its way and held (no event is due)
+        code = await asyncio.to_thread(server.stop, signal.SIGINT)
+        with contextlib.suppress(Exception):  # the server is gone: the client's goodbye goes nowhere
+            await client.close()
+        return code
+
+    assert asyncio.run(agent()) == 0, "".join(server.err)
 
 
 def assert_quiet_with_what_was_in_flight(server: Proc) -> None:
