@@ -177,7 +177,7 @@ def _happenings(entries: list[Entry], recorder: Recorder, on_progress: Callable[
         started = entry.timing.request_start
         if entry.frames is None:
             def complete(e: Entry = entry) -> None:
-                recorder.complete(e.request, e.response, e.timing, e.error)
+                recorder.complete(e.request, e.response, e.timing, _failure(e.error))
                 on_progress(1)
             out.append((_completed(entry.timing), started, entry, complete))
             continue
@@ -192,6 +192,14 @@ def _happenings(entries: list[Entry], recorder: Recorder, on_progress: Callable[
             on_progress(1)
         out.append((end, started, entry, close))
     return out
+
+
+def _failure(error: str | None) -> str | None:
+    """An entry's error as ``gwsvcr record`` words it: a client that left before the reply (a long-poll cut at
+    the end of a session, "Client disconnected.") is no failure of the server, and replay does not expect it."""
+    if error is not None and "client disconnected" in error.lower() and not error.startswith("client gone"):
+        return f"client gone before the reply ({error})"
+    return error
 
 
 def _completed(timing: ExchangeTimes) -> float:
