@@ -20,8 +20,9 @@ __all__ = ["MASKED", "Volatility", "changed_fields", "delays_differ", "event_fie
 
 VOLATILE_KEY = re.compile(r"^(id|uuid|time|date|timestamp|duration)$"
                           r"|(Id|ID|Uuid|UUID|Uid|Time|Timestamp|Date|At|Duration)$")
+REDACTED = "<redacted>"  # a redaction placeholder, as masked
 _VOLATILE_TEXT = [
-    (re.compile(r"REDACTED-[0-9a-f]{12}"), "<redacted>"),
+    (re.compile(r"REDACTED-[0-9a-f]{12}"), REDACTED),
     (re.compile(r"\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"), "<uuid>"),
     (re.compile(r"\d{4}-\d\d-\d\d[T _]\d\d[:-]\d\d[:-]\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
     # generated ids: call ids, connIds, clientIds, session ids: long runs mixing letters and digits
@@ -97,9 +98,18 @@ def changed_fields(a: dict[str, Any], b: dict[str, Any], a_name: str = "in A", b
     out = []
     for path in dict.fromkeys([*a, *b]):
         va, vb = a.get(path, _ABSENT), b.get(path, _ABSENT)
-        if va != vb:
+        if va != vb and not _redacted_as(va, vb) and not _redacted_as(vb, va):
             out.append(f"{path}: {_show(va)} {a_name}, {_show(vb)} {b_name}")
     return out
+
+
+def _redacted_as(redacted: Any, value: Any) -> bool:
+    """Whether ``value`` may be what was redacted (a value redacted on one side only equals the other's):
+    ``redacted`` holds placeholders (as masked) and the rest of it is ``value``'s text around them."""
+    if not isinstance(redacted, str) or REDACTED not in redacted or value is _ABSENT:
+        return False
+    pattern = ".+".join(re.escape(part) for part in redacted.split(REDACTED))
+    return re.fullmatch(pattern, value if isinstance(value, str) else json.dumps(value), re.DOTALL) is not None
 
 
 def delays_differ(a: float | None, b: float | None, threshold: float) -> bool:

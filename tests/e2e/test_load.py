@@ -34,11 +34,11 @@ RECORDED_DELAY_MS = 251  # the cassette's notifications, each after its operatio
 
 
 def load(url: str, csv_prefix: Path, *args: str, users: int = 50, run_time: str = "12s",
-         timeout: float = 90, cassette: Path = LIFECYCLE) -> subprocess.CompletedProcess[str]:
+         timeout: float = 90, cassette: Path = LIFECYCLE, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([GWSVCR, "load", str(cassette), "--against", url, "--user", "agent{i}", "--password",
                            "secret", "--users", str(users), "--spawn-rate", "25", "--run-time", run_time,
                            "--headless", "--csv", str(csv_prefix), *args, "--", "--only-summary"],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
     return done
 
@@ -82,6 +82,15 @@ def test_fifty_agents_against_the_sim(sim: Proc, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert users_seen(tmp_path / "run") == 50
     assert_all_entries(stats(tmp_path / "run"), 50, EVENT_DELAY_MS)
+
+
+def test_runs_from_a_folder_that_holds_a_folder_named_gwsvcr(sim: Proc, tmp_path: Path) -> None:
+    # The parent folder of a clone: ./gwsvcr has no __init__.py, and Locust puts the working directory first on
+    # sys.path; the locustfile must still import the installed gwsvcr, not that folder as a namespace package.
+    (tmp_path / "gwsvcr").mkdir()
+    done = load(sim.url, Path("run"), users=2, run_time="4s", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert_all_entries(stats(tmp_path / "run"), 2, EVENT_DELAY_MS)
 
 
 def test_fifty_agents_against_replay(tmp_path: Path) -> None:
