@@ -5,11 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PEERS := tests/peers
 STAMP := $(VENV)/.installed
+# What `make demo` needs: gwsvcr and its own dependencies, none of the test, bench and load extras.
+DEMO_STAMP := $(VENV)/.installed-demo
 NPM_STAMP := $(PEERS)/node_modules/.installed
 
 .PHONY: demo test bench soak venv peers clean haproxy
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/gwsvcr demo
 
 test: $(STAMP) $(NPM_STAMP) haproxy
@@ -33,12 +35,19 @@ soak: $(STAMP) $(NPM_STAMP)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@py=$$(scripts/find-python) || exit 1; \
+# install(EXTRAS): the venv (made once), the package editable with those extras, and the bytecode of python -O.
+install = py=$$(scripts/find-python) || exit 1; \
 	 [ -x $(PY) ] || $$py -m venv $(VENV); \
-	 $(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench,load]' && \
+	 $(PY) -m pip install -q --disable-pip-version-check -e '.$(1)' && \
 	 { $(PY) -O -m compileall -q -j0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-	   gwsvcr addons cli >/dev/null || true; } && touch $@
+	   gwsvcr addons cli >/dev/null || true; }
+
+EVERYTHING := [test,bench,load]
+$(STAMP): pyproject.toml
+	@$(call install,$(EVERYTHING)) && touch $@ $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml
+	@$(call install,) && touch $@
 
 peers: $(NPM_STAMP)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 from mitmproxy import ctx, exceptions, http
@@ -67,6 +68,8 @@ def response_kept(resp: http.Response) -> Response:
 class GwsRecorder:
     def __init__(self) -> None:
         self.core: Recorder | None = None
+        self.opening: tuple[str, Header, bool, str] | None = None  # the cassette to create once listening
+        self.is_running = False
         self.failed: str | None = None
         self.sockets: dict[str, WebSocketRecording] = {}
         self.max_body = human.parse_size(DEFAULT_MAX_BODY) or 0
@@ -109,26 +112,45 @@ class GwsRecorder:
             raise exceptions.OptionsError(f"cannot match on {', '.join(redacted)}: its values are redacted in the "
                                           "cassette, so replay could never compare them")
         upstream = upstream_of(ctx.options.mode[0]) if ctx.options.mode else ""
-        writer = None
         try:
-            try:
-                modes.check_target(path, mode)
-            except modes.CassetteExists as e:
-                raise exceptions.OptionsError(str(e)) from None
-            if mode is not RecordMode.NONE:
-                named = {"correlate": ctx.options.gwsvcr_record_correlate,
-                         "no_correlate": ctx.options.gwsvcr_record_no_correlate}
-                correlation = {name: list(values) for name, values in named.items() if values}
-                header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
-                                redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()},
-                                match={**match.section(), **correlation})
-                writer = CassetteWriter(path, header, append=mode is RecordMode.NEW_EPISODES, upstream=upstream)
-        except OSError as e:
-            raise exceptions.OptionsError(f"cannot write cassette {path}: {e.strerror} ({e.filename})") from e
-        self.core = Recorder(writer, redactor, time.time(), rules,
+            modes.check_target(path, mode, "--set gwsvcr_record_mode={}")
+        except modes.CassetteExists as e:
+            raise exceptions.OptionsError(str(e)) from None
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.access(folder, os.W_OK):
+            why = "no such folder" if not os.path.isdir(folder) else "not writable"
+            raise exceptions.OptionsError(f"cannot write cassette {path}: {why} ({folder})")
+        self.opening = None
+        if mode is not RecordMode.NONE:
+            named = {"correlate": ctx.options.gwsvcr_record_correlate,
+                     "no_correlate": ctx.options.gwsvcr_record_no_correlate}
+            correlation = {name: list(values) for name, values in named.items() if values}
+            header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
+                            redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()},
+                            match={**match.section(), **correlation})
+            self.opening = (path, header, mode is RecordMode.NEW_EPISODES, upstream)
+        self.core = Recorder(None, redactor, time.time(), rules,
                              on_exchange=self._show if live_view.showing() else None,
                              correlator=Correlator(tuple(ctx.options.gwsvcr_record_correlate),
                                                    tuple(ctx.options.gwsvcr_record_no_correlate)))
+        if self.is_running:
+            self.running()
+
+    def running(self) -> None:
+        """The cassette is created once the proxy listens: a start that fails (a port taken) leaves no file."""
+        self.is_running = True
+        try:
+            self._open()
+        except OSError as e:
+            raise exceptions.OptionsError(f"cannot write cassette {e.filename}: {e.strerror}") from e
+
+    def _open(self) -> None:
+        """Create the cassette (OSError when it cannot be written)."""
+        if self.opening is None or self.core is None:
+            return
+        path, header, append, upstream = self.opening
+        self.opening = None
+        self.core.writer = CassetteWriter(path, header, append=append, upstream=upstream)
 
     @staticmethod
     def _show(ex: Exchange) -> None:
@@ -212,6 +234,7 @@ class GwsRecorder:
         if self.failed:
             return
         try:
+            self._open()  # an exchange that completed before the running hook came
             record()
         except OSError as e:
             # Never let traffic pass unrecorded: answer with the reason and stop the proxy.
@@ -222,11 +245,13 @@ class GwsRecorder:
             ctx.master.shutdown()
 
     def done(self) -> None:
-        if self.core is None:
+        core, self.core = self.core, None  # what the connections cancelled after this say is not recorded
+        self.sockets.clear()
+        if core is None:
             return
-        if self.core.writer is not None:
-            self.core.writer.close()
-        summary.info(self.core.summary())
+        if core.writer is not None:
+            core.writer.close()
+        summary.info(core.summary())
 
 
 addons = [GwsRecorder()]

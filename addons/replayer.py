@@ -51,6 +51,7 @@ class GwsReplayer:
         self.websockets = WebSocketServer()
         self.in_a_whole = False  # started with peers (a worker of --workers, a host of a multi-host layout)
         self.loaded = CassetteCache()  # the last cassette: parsed again only when its file changed
+        self.stopped = False  # done: what the core lets go of now is not shown
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
@@ -112,7 +113,7 @@ class GwsReplayer:
 
         async def handle_and_show(request: Request) -> wire.Served:
             served = await core.handle(request)
-            if served.response is not None or served.cut is not None:
+            if (served.response is not None or served.cut is not None) and not self.stopped:  # not at stop
                 closed = None if served.cut is None else f"closed without a reply ({served.cut})"
                 live_view.show(live.exchange_line(peer, request, served.response, closed,
                                                   hold=time.time() - arrived))
@@ -173,6 +174,7 @@ class GwsReplayer:
         return self.core.failed
 
     def done(self) -> None:
+        self.stopped = True
         if self.core is not None:
             summary.info(self.core.summary())
             self.core.close()

@@ -38,6 +38,9 @@ class GwsSimulator:
                           "(default 2).")
         loader.add_option("gwsvcr_sim_new_call_ids", bool, False,
                           "Give each agent's call a new id (GET /api/v2/me/calls tells it) instead of the seed's.")
+        loader.add_option("gwsvcr_sim_forget_after", Sequence[str], [],
+                          "Operations after whose notification the agent's CometD sessions are forgotten, as a node "
+                          "restart does: the next connect meets an unknown client and is told to handshake again.")
 
     def configure(self, updated: set[str]) -> None:
         if any(name.startswith("gwsvcr_sim_") for name in updated):
@@ -60,7 +63,7 @@ class GwsSimulator:
         try:
             self.core.config.knobs = knobs.parse(o.gwsvcr_sim_drop_notification, o.gwsvcr_sim_wrong_state,
                                                  o.gwsvcr_sim_extra_delay_ms, o.gwsvcr_sim_refuse,
-                                                 o.gwsvcr_sim_new_call_ids)
+                                                 o.gwsvcr_sim_new_call_ids, o.gwsvcr_sim_forget_after)
         except ValueError as e:
             raise exceptions.OptionsError(f"gwsvcr_sim options: {e}") from e
 

@@ -1,33 +1,33 @@
-"""A lightweight asyncio/aiohttp GWS client for the benchmarks: many concurrent sessions in one process.
+"""The benchmarks' agent sessions on gwsvcr's one Bayeux client (``gwsvcr.client``): many concurrent sessions in
+one process.
 
 One session does what an agent desktop does for the call-recording operations:
 
-1. ``GET /api/v2/me`` with Basic auth: keeps the JSESSIONID cookie and the CSRF token;
+1. ``GET /api/v2/me`` with Basic auth: keeps the cookies and the CSRF token it is given;
 2. CometD over long-polling at ``/api/v2/notifications``: handshake, first connect, subscribe ``/v2/me/calls``;
 3. for each operation: a ``/meta/connect`` is sent (and held by the server), then ``POST /api/v2/me/calls/{id}``
    ``{"operationName": OP}``; the client long-polls until the ``CallRecordingStateChange`` event arrives;
 4. ``/meta/disconnect``.
 
 Every body is compact JSON with message ids "1", "2", ... in a fixed order, so the same session sends the same
-bytes every time (``mitmdump --server-replay`` matches whole bodies byte for byte). Cookies are kept by hand:
-each session keeps the JSESSIONID the server (or the replayer) set, so each is its own replay session.
+bytes every time (``mitmdump --server-replay`` matches whole bodies byte for byte). Each session has its own
+connections and its own cookies (the JSESSIONID the server, or the replayer, set): each is its own replay session.
 
 Per operation it notes the *observed delay*: when the reply carrying the event arrived minus when the
-operation's REST reply arrived (monotonic clock of this process). An event that arrives before the REST reply
-(as ``mitmdump --server-replay`` does: it answers every held connect at once) gives a negative delay.
+operation's REST reply arrived (both as the client stamps its replies). An event that arrives before the REST
+reply (as ``mitmdump --server-replay`` does: it answers every held connect at once) gives a negative delay.
 Every wait is bounded: a per-event timeout and a per-session deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
+from gwsvcr.cassette import json_bytes
+from gwsvcr.client import BayeuxClient, HttpClient, HttpFailure, Login, NotBayeux, Sent, Target
 
 CALLS_CHANNEL = "/v2/me/calls"
 COMETD_PATH = "/api/v2/notifications"
@@ -37,18 +37,11 @@ SHORT_OPS = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "R
 CYCLE = ("PauseCallRecording", "ResumeCallRecording", "StopCallRecording", "StartCallRecording")
 EXPECTED_STATE = {"StopCallRecording": "Stopped", "StartCallRecording": "Recording",
                   "PauseCallRecording": "Paused", "ResumeCallRecording": "Recording"}
+_JSON = ("Content-Type", "application/json;charset=UTF-8")
 
 
 def long_ops(n: int) -> tuple[str, ...]:
     return tuple(CYCLE[i % len(CYCLE)] for i in range(n))
-
-
-def compact(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 @dataclass
@@ -71,124 +64,78 @@ class _Failed(Exception):
     pass
 
 
+def checked(sent: Sent) -> Sent:
+    """The replies, unless the server refused a meta message."""
+    refused = sent.refusal()
+    if refused is not None:
+        raise _Failed(f"{refused.get('channel')} refused: {refused.get('error')}")
+    return sent
+
+
 class Session:
-    def __init__(self, http: aiohttp.ClientSession, base: str, user: str, password: str) -> None:
+    def __init__(self, http: HttpClient, user: str, password: str, timeout: float) -> None:
         self.http = http
-        self.base = base.rstrip("/")
-        self.auth = basic(user, password)
-        self.cookies: dict[str, str] = {}
-        self.csrf: str | None = None
-        self.next_id = 0
-        self.client_id: str | None = None
+        self.timeout = timeout
+        self.login = Login.basic(user, password)
+        self.bayeux = BayeuxClient(http, COMETD_PATH, timeout=timeout, headers=self.login.headers,
+                                   learn=self.login.learn)
         self.result = SessionResult()
 
-    def _headers(self, json_body: bool) -> dict[str, str]:
-        h = {"Authorization": self.auth}
-        if json_body:
-            h["Content-Type"] = "application/json;charset=UTF-8"
-        if self.cookies:
-            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if self.csrf:
-            h["X-CSRF-TOKEN"] = self.csrf
-        return h
-
-    def _keep_cookies(self, resp: aiohttp.ClientResponse) -> None:
-        for value in resp.headers.getall("Set-Cookie", []):
-            first = value.split(";", 1)[0]
-            if "=" in first:
-                k, v = first.split("=", 1)
-                if k.strip() != "BAYEUX_BROWSER":
-                    self.cookies[k.strip()] = v.strip()
-
-    async def _request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes, float]:
-        self.result.requests += 1
-        async with self.http.request(method, self.base + path, data=body,
-                                     headers=self._headers(body is not None)) as resp:
-            raw = await resp.read()
-            t = time.monotonic()
-            self._keep_cookies(resp)
-            if method == "GET" and resp.headers.get("X-CSRF-TOKEN"):
-                self.csrf = resp.headers["X-CSRF-TOKEN"]
-            return resp.status, raw, t
-
-    def _msg(self, channel: str, **fields: Any) -> dict[str, Any]:
-        self.next_id += 1
-        m: dict[str, Any] = {"channel": channel, "id": str(self.next_id)}
-        if self.client_id is not None and channel != "/meta/handshake":
-            m["clientId"] = self.client_id
-        m.update(fields)
-        return m
-
-    async def _bayeux(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
-        status, raw, t = await self._request("POST", COMETD_PATH, compact(messages))
-        if status != 200:
-            raise _Failed(f"{messages[0]['channel']}: HTTP {status} {raw[:160]!r}")
-        try:
-            replies = json.loads(raw)
-        except ValueError:
-            raise _Failed(f"{messages[0]['channel']}: not JSON: {raw[:160]!r}") from None
-        if not isinstance(replies, list):
-            raise _Failed(f"{messages[0]['channel']}: not a Bayeux array: {raw[:160]!r}")
-        for r in replies:
-            if isinstance(r, dict) and str(r.get("channel", "")).startswith("/meta/") \
-                    and r.get("successful") is False:
-                raise _Failed(f"{r.get('channel')} refused: {r.get('error')}")
-        return replies, t
+    async def _rest(self, method: str, path: str, body: Any = None) -> float:
+        """One REST request that must answer 200; when its reply completed."""
+        data = b"" if body is None else json_bytes(body)
+        headers = [*self.login.headers(), _JSON] if data else self.login.headers()
+        reply = await self.http.request(method, path, headers, data, timeout=self.timeout)
+        self.login.learn(reply.headers)
+        if reply.status != 200:
+            raise _Failed(f"{method} {path}: HTTP {reply.status} {reply.body[:160]!r}")
+        return reply.times.response_end or time.time()
 
     async def run(self, ops: tuple[str, ...], event_timeout: float) -> SessionResult:
         res = self.result
         res.started = time.monotonic()
         try:
-            status, raw, _ = await self._request("GET", "/api/v2/me", None)
-            if status != 200:
-                raise _Failed(f"GET /api/v2/me: HTTP {status} {raw[:160]!r}")
-            replies, _ = await self._bayeux([self._msg("/meta/handshake", version="1.0",
-                                                        supportedConnectionTypes=["long-polling"])])
-            self.client_id = next((r.get("clientId") for r in replies
-                                   if r.get("channel") == "/meta/handshake"), None)
-            if not self.client_id:
+            await self._rest("GET", "/api/v2/me")
+            checked(await self.bayeux.handshake())
+            if not self.bayeux.client_id:
                 raise _Failed("handshake gave no clientId")
-            await self._bayeux([self._msg("/meta/connect", connectionType="long-polling")])
-            await self._bayeux([self._msg("/meta/subscribe", subscription=CALLS_CHANNEL)])
+            checked(await self.bayeux.connect())
+            checked(await self.bayeux.subscribe(CALLS_CHANNEL))
             for op in ops:
                 await self._operation(op, event_timeout)
-            await self._bayeux([self._msg("/meta/disconnect")])
+            checked(await self.bayeux.disconnect())
             res.ok = all(d is not None for d in res.delays) and not res.wrong_events
             if not res.ok and not res.error:
                 res.error = "missing or wrong events"
         except _Failed as e:
             res.error = str(e)
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+        except (TimeoutError, HttpFailure, NotBayeux) as e:
             res.error = f"{type(e).__name__}: {e}"
+        res.requests = self.http.replies
         res.ended = time.monotonic()
         return res
 
     async def _operation(self, op: str, event_timeout: float) -> None:
         res = self.result
         deadline = time.monotonic() + event_timeout
-        connect = asyncio.ensure_future(self._bayeux([self._msg("/meta/connect",
-                                                                connectionType="long-polling")]))
+        connect = asyncio.ensure_future(self.bayeux.connect())
         try:
-            status, raw, t_reply = await self._request(
-                "POST", f"/api/v2/me/calls/{CALL_ID}", compact({"operationName": op}))
-            if status != 200:
-                raise _Failed(f"{op}: HTTP {status} {raw[:160]!r}")
+            replied = await self._rest("POST", f"/api/v2/me/calls/{CALL_ID}", {"operationName": op})
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     res.delays.append(None)
                     res.states.append(None)
                     return
-                replies, t_event = await asyncio.wait_for(asyncio.shield(connect), remaining)
-                event = next((r for r in replies if r.get("channel") == CALLS_CHANNEL and "data" in r), None)
+                sent = checked(await asyncio.wait_for(asyncio.shield(connect), remaining))
+                event = next((r for r in sent.events if r.get("channel") == CALLS_CHANNEL), None)
                 if event is not None:
                     state = ((event.get("data") or {}).get("call") or {}).get("recordingState")
-                    res.delays.append(t_event - t_reply)
+                    res.delays.append(sent.done - replied)
                     res.states.append(state)
                     res.wrong_events += state != EXPECTED_STATE.get(op)
                     return
-                connect = asyncio.ensure_future(self._bayeux([self._msg("/meta/connect",
-                                                                        connectionType="long-polling")]))
+                connect = asyncio.ensure_future(self.bayeux.connect())
         finally:
             if not connect.done():
                 connect.cancel()
@@ -204,13 +151,14 @@ async def run_sessions(base: str, n: int, ops: tuple[str, ...], *, user: str = "
                        password: str = "secret", event_timeout: float = 10.0,
                        deadline: float = 120.0) -> Batch:
     """``n`` sessions at once, each with its own connections and cookies; all bounded by ``deadline``."""
+    target = Target.parse(base)
 
     async def one() -> SessionResult:
-        conn = aiohttp.TCPConnector(limit=4, force_close=False)
-        timeout = aiohttp.ClientTimeout(total=event_timeout + 5)
-        async with aiohttp.ClientSession(connector=conn, cookie_jar=aiohttp.DummyCookieJar(),
-                                         timeout=timeout, skip_auto_headers=("User-Agent",)) as http:
-            return await Session(http, base, user, password).run(ops, event_timeout)
+        http = HttpClient(target, limit=4)
+        try:
+            return await Session(http, user, password, event_timeout + 5).run(ops, event_timeout)
+        finally:
+            await http.close()
 
     lags: list[float] = []
 

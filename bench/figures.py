@@ -22,12 +22,15 @@ from typing import Any
 import aiohttp
 import loadgen
 import synth
-from bayeux_client import CALL_ID, SHORT_OPS, Batch, SessionResult, basic, compact, long_ops, run_sessions
+from bayeux_client import CALL_ID, SHORT_OPS, Batch, SessionResult, long_ops, run_sessions
 from harness import ROOT, BenchError, Server, gwsvcr, median, mitmdump, percentile, start
+
+from gwsvcr.cassette import json_bytes
+from gwsvcr.wire import basic_header
 
 HERE = Path(__file__).resolve().parent
 OP_PATH = f"/api/v2/me/calls/{CALL_ID}"
-STOP_BODY = compact({"operationName": "StopCallRecording"})
+STOP_BODY = json_bytes({"operationName": "StopCallRecording"})
 
 
 # ------------------------------------------------------------------------------------------------- context
@@ -312,7 +315,7 @@ def fig_timing(ctx: Context) -> Figure:
         "Error = |replayed delay - recorded delay| per event, pooled over all sessions of a run; "
         f"median of {ctx.runs} run(s) for each statistic. Replayed delay = when the reply carrying the event "
         "reached the client minus when the operation's REST reply reached it.",
-        "All sessions start at once on one fresh replay process; one client process (asyncio, aiohttp) drives "
+        "All sessions start at once on one fresh replay process; one client process (asyncio, gwsvcr.client) drives "
         "them all. 'client loop lag p99' is how late that client's own event loop woke up: a floor on what "
         "the client can measure, not an error of the server.",
     ]
@@ -365,7 +368,7 @@ def _misses(srv: Server) -> str:
 
 async def _login(url: str, user: str) -> dict[str, str]:
     """Headers of a logged-in client: Basic auth, the replayer's JSESSIONID cookie, a CSRF token."""
-    headers = {"Authorization": basic(user, "secret"), "Content-Type": "application/json;charset=UTF-8"}
+    headers = {"Authorization": basic_header(user, "secret"), "Content-Type": "application/json;charset=UTF-8"}
     async with (aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
                 http.get(url + "/api/v2/me", headers={"Authorization": headers["Authorization"]}) as resp):
         await resp.read()
@@ -486,7 +489,7 @@ def _upstream() -> Server:
 
 def fig_recorder(ctx: Context) -> Figure:
     cassette = ctx.work / "overhead.yaml"
-    headers = {"Authorization": basic("agent1", "secret"), "Content-Type": "application/json;charset=UTF-8"}
+    headers = {"Authorization": basic_header("agent1", "secret"), "Content-Type": "application/json;charset=UTF-8"}
     holder: dict[str, Server] = {}
 
     def upstream() -> Server:
@@ -712,7 +715,7 @@ def _vcr_cassette(n: int):  # type: ignore[no-untyped-def]
                    match_on=(method, scheme, host, port, path, query, body), allow_playback_repeats=True)
     ops = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")
     for i in range(n):
-        req = Request("POST", "http://127.0.0.1:8090" + synth.call_path(i), compact({"operationName": ops[i % 4]}),
+        req = Request("POST", "http://127.0.0.1:8090" + synth.call_path(i), json_bytes({"operationName": ops[i % 4]}),
                       {"Content-Type": "application/json;charset=UTF-8"})
         cas.append(req, {"status": {"code": 200, "message": "OK"},
                          "headers": {"Content-Type": ["application/json;charset=UTF-8"]},
@@ -756,7 +759,7 @@ def fig_matching(ctx: Context) -> Figure:
         reqs = [C.Request(headers=list(hdrs), kind="json", body={"operationName": ops[i % 4]}, method="POST",
                           path=synth.call_path(i)) for i in idx]
         vreqs = [VRequest("POST", "http://127.0.0.1:8090" + synth.call_path(i),
-                          compact({"operationName": ops[i % 4]}), {"Content-Type": "application/json;charset=UTF-8"})
+                          json_bytes({"operationName": ops[i % 4]}), {"Content-Type": "application/json;charset=UTF-8"})
                  for i in idx]
         table_ = rp.scripts[0].rest
 
@@ -1116,9 +1119,10 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
         "= the replay processes' summed RSS at the window's end; per 1,000 agents = (that - the same when "
         "ready) x 1000 / N.",
         f"Load generator: bench/fleet.py, {gen} process(es) (cores - 1), "
-        f"{next(iter(raw.values()))['loop'] if raw else ''} event loop, raw asyncio streams (no HTTP library), "
-        "connections spread over source addresses 127.0.0.2-9. How late its loop woke up (a 10 ms probe, p99) "
-        "shows whether it kept up: a late loop makes every delay it measures later by as much.",
+        f"{next(iter(raw.values()))['loop'] if raw else ''} event loop, gwsvcr's Bayeux client (gwsvcr.client: "
+        "asyncio streams, no HTTP library), connections spread over source addresses 127.0.0.2-9. How late its "
+        "loop woke up (a 10 ms probe, p99) shows whether it kept up: a late loop makes every delay it measures "
+        "later by as much.",
     ]
     bad = [f"{k}: {r['first_errors']}" for k, r in raw.items() if r.get("first_errors")]
     if bad:

@@ -10,8 +10,9 @@ operation of the recorded session every ``period`` seconds, at a phase of its ow
 even rate; after the recorded session's last operation an agent disconnects and logs in again as a new session.
 Only the operations of the steady window (after the ramp and a settle time) are measured.
 
-Written for cost, so that the generator is not what is measured: raw asyncio streams (no HTTP library), uvloop
-when installed, and one worker process per core given to it. Each worker reports its own CPU time and how late its
+Written for cost, so that the generator is not what is measured: gwsvcr's own Bayeux client (``gwsvcr.client``:
+asyncio streams, replies read with the stream's own buffer, no HTTP library), uvloop when installed, and one worker
+process per core given to it. Each worker reports its own CPU time and how late its
 event loop woke up (a probe every 10 ms): the floor of what it can measure.
 
     python bench/fleet.py worker SPEC.json    # one worker (run by fleet_level); writes its results as JSON
@@ -20,7 +21,7 @@ event loop woke up (a probe every 10 ms): the floor of what it can measure.
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import json
 import os
 import random
@@ -32,6 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gwsvcr.cassette import json_bytes
+from gwsvcr.client import BayeuxClient, ConnectEnd, HttpClient, HttpFailure, Login, NotBayeux, Reply, Sent, Target
+
 CALL_PATH = "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V"
 COMETD = "/api/v2/notifications"
 CHANNEL = "/v2/me/calls"
@@ -39,6 +43,7 @@ STATE = {"StopCallRecording": "Stopped", "StartCallRecording": "Recording", "Pau
          "ResumeCallRecording": "Recording"}
 POOL = 64  # keep-alive connections per load generator process for the agents' REST, handshake and subscribe
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]  # spread over source addresses: 20,000 connections need ports
+JSON = ("Content-Type", "application/json;charset=UTF-8")
 
 
 def raise_fd_limit(want: int = 65536) -> int:
@@ -57,201 +62,86 @@ class HttpError(Exception):
     pass
 
 
-class Conn:
-    """One keep-alive HTTP/1.1 connection; replies are read by Content-Length (mitmproxy always sends it)."""
-
-    def __init__(self, host: str, port: int, source: str, counter: list[int]) -> None:
-        self.host, self.port, self.source = host, port, source
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.counter = counter
-
-    async def request(self, method: str, path: str, headers: str, body: bytes = b"") -> tuple[int, dict[str, str],
-                                                                                               bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port,
-                                                                     local_addr=(self.source, 0))
-        assert self.reader is not None
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
-        self.writer.write(head + body)
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        hdrs: dict[str, str] = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                k = k.strip().lower()
-                hdrs[k] = f"{hdrs[k]}\n{v.strip()}" if k in hdrs else v.strip()
-        content = await self.reader.readexactly(int(hdrs.get("content-length", "0")))
-        self.counter[0] += 1
-        return status, hdrs, content
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-class Pool:
-    """Keep-alive connections shared by many agents: one request at a time on each, as many as are busy."""
-
-    def __init__(self, host: str, port: int, size: int, counter: list[int]) -> None:
-        self.host, self.port, self.counter = host, port, counter
-        self.idle: list[Conn] = []
-        self.slots = asyncio.Semaphore(size)
-        self.made = 0
-
-    async def request(self, method: str, path: str, headers: str, body: bytes = b"") -> tuple[int, dict[str, str],
-                                                                                               bytes]:
-        async with self.slots:
-            if self.idle:
-                conn = self.idle.pop()
-            else:
-                self.made += 1
-                conn = Conn(self.host, self.port, SOURCES[self.made % len(SOURCES)], self.counter)
-            try:
-                reply = await conn.request(method, path, headers, body)
-            except BaseException:
-                conn.close()
-                raise
-            self.idle.append(conn)
-            return reply
-
-    def close(self) -> None:
-        for conn in self.idle:
-            conn.close()
-
-
 @dataclass
 class Op:
     index: int  # position in the recorded session: which recorded delay it is compared with
     name: str
-    sent: float
-    replied: float | None = None
+    replied: float | None = None  # when its REST reply came (the client's wall clock, as it stamps replies)
     events: list[float] = field(default_factory=list)
     measured: bool = False
 
 
 class Agent:
-    def __init__(self, number: int, spec: dict[str, Any], pool: Pool, counter: list[int]) -> None:
+    """One agent on gwsvcr's Bayeux client: its REST, handshake and subscribe through the worker's shared pool,
+    its long-poll on a connection of its own."""
+
+    def __init__(self, number: int, spec: dict[str, Any], pool: HttpClient) -> None:
         self.number = number
         self.spec = spec
         self.user = f"agent{number:05d}"
-        self.auth = "Basic " + base64.b64encode(f"{self.user}:secret".encode()).decode()
         self.rest = pool
-        self.poll = Conn(spec["host"], spec["port"], SOURCES[number % len(SOURCES)], counter)
-        self.cookies: dict[str, str] = {}  # every cookie it was given (the replay's, a balancer's), as a browser
-        self.csrf = ""
-        self.client_id = ""
-        self.next_id = 0
+        self.poll = HttpClient(pool.target, sources=[SOURCES[number % len(SOURCES)]])  # one connect at a time
+        self.login_state = Login()
+        self.bayeux = self._session()
         self.ops: list[Op] = []
         self.pending: list[Op] = []  # operations whose event has not come yet, oldest first
         self.extra_events = 0  # events with no operation waiting for one: duplicates
         self.wrong = 0
         self.errors: list[str] = []
         self.logins = 0
-        self.poller: asyncio.Task[None] | None = None
 
-    def _headers(self, json_body: bool) -> str:
-        h = f"Authorization: {self.auth}\r\n"
-        if json_body:
-            h += "Content-Type: application/json;charset=UTF-8\r\n"
-        if self.cookies:
-            h += "Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n"
-        if self.csrf:
-            h += f"X-CSRF-TOKEN: {self.csrf}\r\n"
-        return h
+    def _session(self) -> BayeuxClient:
+        """A new login (no cookie, no token yet) and a new CometD session (message ids from 1)."""
+        self.login_state = Login.basic(self.user, "secret")  # every cookie it is given (the replay's, a balancer's)
+        return BayeuxClient(self.rest, COMETD, poll=self.poll, timeout=None, headers=self.login_state.headers,
+                            learn=self.login_state.learn, on_event=self._event)
 
-    def _msg(self, channel: str, **fields: Any) -> dict[str, Any]:
-        self.next_id += 1
-        m: dict[str, Any] = {"channel": channel, "id": str(self.next_id)}
-        if self.client_id:
-            m["clientId"] = self.client_id
-        m.update(fields)
-        return m
-
-    def _keep(self, hdrs: dict[str, str]) -> None:
-        """Take the cookies a reply sets."""
-        if "set-cookie" not in hdrs:
-            return
-        for cookie in hdrs["set-cookie"].split("\n"):
-            name, eq, value = cookie.split(";", 1)[0].partition("=")
-            if eq:
-                self.cookies[name.strip()] = value.strip()
-
-    async def _bayeux(self, conn: Conn | Pool, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        body = json.dumps(messages, separators=(",", ":")).encode()
-        status, hdrs, content = await conn.request("POST", COMETD, self._headers(True), body)
-        self._keep(hdrs)
-        if status != 200:
-            raise HttpError(f"{messages[0]['channel']}: HTTP {status} {content[:120]!r}")
-        replies = json.loads(content)
-        for r in replies:
-            if str(r.get("channel", "")).startswith("/meta/") and r.get("successful") is False:
-                raise HttpError(f"{r.get('channel')} refused: {r.get('error')}")
-        return replies  # type: ignore[no-any-return]
+    async def _rest(self, method: str, path: str, body: bytes = b"") -> Reply:
+        headers = self.login_state.headers() + ([JSON] if body else [])
+        reply = await self.rest.request(method, path, headers, body, timeout=None)
+        self.login_state.learn(reply.headers)
+        if reply.status != 200:
+            raise HttpError(f"{method} {path}: HTTP {reply.status} {reply.body[:120]!r}")
+        return reply
 
     async def login(self) -> None:
         self.logins += 1
-        self.csrf = self.client_id = ""
-        self.cookies.clear()
-        self.next_id = 0
-        status, hdrs, content = await self.rest.request("GET", "/api/v2/me", self._headers(False))
-        if status != 200:
-            raise HttpError(f"GET /api/v2/me: HTTP {status} {content[:120]!r}")
-        self._keep(hdrs)
-        self.csrf = hdrs.get("x-csrf-token", "")
-        replies = await self._bayeux(self.rest, [self._msg("/meta/handshake", version="1.0",
-                                                           supportedConnectionTypes=["long-polling"])])
-        self.client_id = next((r.get("clientId", "") for r in replies if r.get("channel") == "/meta/handshake"), "")
-        if not self.client_id:
+        self.bayeux = self._session()
+        await self._rest("GET", "/api/v2/me")
+        _checked(await self.bayeux.handshake())
+        if not self.bayeux.client_id:
             raise HttpError("handshake gave no clientId")
-        await self._bayeux(self.poll, [self._msg("/meta/connect", connectionType="long-polling")])
-        await self._bayeux(self.rest, [self._msg("/meta/subscribe", subscription=CHANNEL)])
-        self.poller = asyncio.ensure_future(self._poll())
+        _checked(await self.bayeux.connect())
+        _checked(await self.bayeux.subscribe(CHANNEL))
+        self.bayeux.start_connects(on_end=self._poll_ended)  # the long-poll, held all the time
 
-    async def _poll(self) -> None:
-        """The long-poll, held all the time: each event is matched with the oldest operation waiting for one."""
-        while True:
-            try:
-                replies = await self._bayeux(self.poll, [self._msg("/meta/connect", connectionType="long-polling")])
-            except (HttpError, OSError, asyncio.IncompleteReadError, ValueError) as e:
-                self.errors.append(f"long-poll: {type(e).__name__}: {e}")
-                return
-            now = time.monotonic()
-            for r in replies:
-                if r.get("channel") != CHANNEL or "data" not in r:
-                    continue
-                if not self.pending:
-                    self.extra_events += 1
-                    continue
-                op = self.pending.pop(0)
-                op.events.append(now)
-                state = ((r.get("data") or {}).get("call") or {}).get("recordingState")
-                self.wrong += state != STATE.get(op.name)
+    def _event(self, message: dict[str, Any], at: float) -> None:
+        """Each event is matched with the oldest operation waiting for one."""
+        if message.get("channel") != CHANNEL:
+            return
+        if not self.pending:
+            self.extra_events += 1
+            return
+        op = self.pending.pop(0)
+        op.events.append(at)
+        state = ((message.get("data") or {}).get("call") or {}).get("recordingState")
+        self.wrong += state != STATE.get(op.name)
+
+    def _poll_ended(self, end: ConnectEnd) -> bool:
+        self.errors.append(f"long-poll: {end.why}")
+        return False
 
     async def logout(self) -> None:
-        if self.poller is not None:
-            self.poller.cancel()
-            self.poller = None
-        self.poll.close()  # its held connect cannot be taken back: the connection goes, as a browser tab's would
-        try:
-            await self._bayeux(self.rest, [self._msg("/meta/disconnect")])
-        except (HttpError, OSError, asyncio.IncompleteReadError, ValueError):
-            pass
+        await self.bayeux.stop_connects()  # its held connect cannot be taken back: the connection goes, as a tab's
+        with contextlib.suppress(HttpFailure, NotBayeux):
+            await self.bayeux.disconnect()
 
     async def operate(self, index: int, name: str, measured: bool) -> None:
-        op = Op(index, name, time.monotonic(), measured=measured)
+        op = Op(index, name, measured=measured)
         self.ops.append(op)
         self.pending.append(op)
-        body = json.dumps({"operationName": name}, separators=(",", ":")).encode()
-        status, hdrs, content = await self.rest.request("POST", CALL_PATH, self._headers(True), body)
-        op.replied = time.monotonic()
-        self._keep(hdrs)
-        if status != 200:
-            raise HttpError(f"{name}: HTTP {status} {content[:120]!r}")
+        reply = await self._rest("POST", CALL_PATH, json_bytes({"operationName": name}))
+        op.replied = reply.times.response_end
 
     async def run(self, login_at: float, first_op: float, stop_at: float, window: tuple[float, float]) -> None:
         ops, period = self.spec["ops"], self.spec["period"]
@@ -269,13 +159,19 @@ class Agent:
                 k, at = k + 1, at + period
         except asyncio.CancelledError:
             raise
-        except (HttpError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+        except (HttpError, HttpFailure, NotBayeux) as e:
             self.errors.append(f"{type(e).__name__}: {e}")
 
-    def close(self) -> None:
-        if self.poller is not None:
-            self.poller.cancel()
-        self.poll.close()
+    async def close(self) -> None:
+        await self.bayeux.close()
+        await self.poll.close()
+
+
+def _checked(sent: Sent) -> Sent:
+    refused = sent.refusal()
+    if refused is not None:
+        raise HttpError(f"{refused.get('channel')} refused: {refused.get('error')}")
+    return sent
 
 
 # ------------------------------------------------------------------------------------------------ one worker
@@ -285,9 +181,12 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = spec["t0"]
     ramp, settle, steady, period, grace = spec["ramp"], spec["settle"], spec["steady"], spec["period"], spec["grace"]
     window = (t0 + ramp + settle, t0 + ramp + settle + steady)
-    counter = [0]
-    pool = Pool(spec["host"], spec["port"], spec["pool"], counter)
-    agents = [Agent(n, spec, pool, counter) for n in spec["agents"]]
+    pool = HttpClient(Target("http", spec["host"], spec["port"]), limit=spec["pool"], sources=SOURCES)
+    agents = [Agent(n, spec, pool) for n in spec["agents"]]
+
+    def replies() -> int:
+        return pool.replies + sum(a.poll.replies for a in agents)
+
     total = spec["total"]
     tasks = []
     for a in agents:
@@ -310,17 +209,16 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     prober = asyncio.ensure_future(probe())
     await asyncio.sleep(max(0.0, window[0] - time.monotonic()))
-    cpu0, requests0 = time.process_time(), counter[0]
+    cpu0, requests0 = time.process_time(), replies()
     await asyncio.sleep(max(0.0, window[1] - time.monotonic()))
-    cpu1, requests1 = time.process_time(), counter[0]
+    cpu1, requests1 = time.process_time(), replies()
     await asyncio.sleep(grace)  # the events of the window's last operations
     prober.cancel()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    for a in agents:
-        a.close()
-    pool.close()
+    await asyncio.gather(*(a.close() for a in agents))
+    await pool.close()
     recorded = spec["recorded_delays"]
     errors_ms, lost, dup, wrong, measured = [], 0, 0, 0, 0
     for a in agents:
@@ -339,7 +237,7 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         "first_errors": [e for a in agents for e in a.errors][:3], "ops": measured, "lost": lost,
         "duplicated": dup, "wrong": wrong, "errors_ms": errors_ms, "requests": requests1 - requests0,
         "cpu": cpu1 - cpu0, "lags_ms": lags, "loop": type(asyncio.get_running_loop()).__module__,
-        "pool_connections": pool.made,
+        "pool_connections": pool.opened,
     }
 
 

@@ -41,6 +41,7 @@ VCR_HOST = "gws.invalid"  # never resolved: VCR.py answers inside the test proce
 COMMON = '''
 import base64, http.client, json
 import pytest
+from gwsvcr.bayeux import CONNECT, HANDSHAKE, SUBSCRIBE
 
 CALLS = [f"CALL{{i:04d}}" for i in range({n})]
 HEADERS = {{"Authorization": "Basic " + base64.b64encode(b"agent1:secret").decode(),
@@ -64,16 +65,16 @@ def gws_config():
 def test_op(gws_replay, call):
     host, port = gws_replay.url.rsplit("/", 1)[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    _, [hs] = send(conn, "/api/v2/notifications/handshake", [{{"channel": "/meta/handshake", "version": "1.0",
+    _, [hs] = send(conn, "/api/v2/notifications/handshake", [{{"channel": HANDSHAKE, "version": "1.0",
                    "supportedConnectionTypes": ["long-polling"], "id": "1"}}])
     cid = hs["clientId"]
-    send(conn, "/api/v2/notifications/", [{{"channel": "/meta/subscribe", "clientId": cid,
+    send(conn, "/api/v2/notifications/", [{{"channel": SUBSCRIBE, "clientId": cid,
                                             "subscription": "/v2/me/calls", "id": "2"}}])
-    send(conn, "/api/v2/notifications/connect", [{{"channel": "/meta/connect", "clientId": cid,
+    send(conn, "/api/v2/notifications/connect", [{{"channel": CONNECT, "clientId": cid,
          "connectionType": "long-polling", "advice": {{"timeout": 0}}, "id": "3"}}])
     stop = send(conn, "/api/v2/me/calls/" + call, {{"operationName": "StopCallRecording"}})
     assert stop == (200, {{"statusCode": 0}})
-    _, messages = send(conn, "/api/v2/notifications/connect", [{{"channel": "/meta/connect", "clientId": cid,
+    _, messages = send(conn, "/api/v2/notifications/connect", [{{"channel": CONNECT, "clientId": cid,
                                                                  "connectionType": "long-polling", "id": "4"}}])
     [event] = [m for m in messages if m.get("channel") == "/v2/me/calls"]
     assert event["data"]["call"]["id"] == call and event["data"]["call"]["recordingState"] == "Stopped"

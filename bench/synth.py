@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gwsvcr import cassette as C
+from gwsvcr.bayeux import CONNECT
 
 _NUM_A, _NUM_B, _START_A, _START_B = 987650001, 987650002, 876543.125, 876543.375
 
@@ -241,7 +242,7 @@ def write_flows(src: Path, events: int, path: Path) -> int:
 
     def is_event(f) -> bool:  # type: ignore[no-untyped-def]
         return f.response is not None and b'"data"' in (f.response.content or b"") \
-            and b"/meta/connect" in (f.request.content or b"")
+            and CONNECT.encode() in (f.request.content or b"")
 
     marks = [i for i, f in enumerate(flows) if is_op(f) or is_event(f)]
     if not marks:

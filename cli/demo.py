@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import click
@@ -24,14 +25,15 @@ def _summary(proc: Proc) -> str:
     return proc.out[-1].strip() if proc.out else ""
 
 
+async def _agent(url: str, operations: tuple[str, ...]) -> list[Observed]:
+    async with DemoClient(url) as client:
+        await client.login()
+        await client.connect()
+        return [await client.operate(gws.SEED_CALL_ID, op) for op in operations]
+
+
 def _session(url: str, operations: tuple[str, ...]) -> list[Observed]:
-    client = DemoClient(url)
-    client.login()
-    client.connect()
-    try:
-        return [client.operate(gws.SEED_CALL_ID, op) for op in operations]
-    finally:
-        client.close()
+    return asyncio.run(_agent(url, operations))
 
 
 def run_demo(cassette: Path, operations: tuple[str, ...]) -> int:

@@ -17,12 +17,17 @@ import click
 
 import gwsvcr.load
 from gwsvcr.cli.tools import BadInput
+from gwsvcr.client.bayeux import TRANSPORTS
 from gwsvcr.load.settings import DEFAULT_IGNORE, PASSWORD_ENV, LoadSettings, LoadSettingsError
 from gwsvcr.timeline import Timing
 from gwsvcr.verify import Target
-from gwsvcr.verify.plan import TRANSPORTS
 
 LOCUSTFILE = Path(gwsvcr.load.__file__).with_name("locustfile.py")
+# Locust puts the working directory first on sys.path before it loads the locustfile: a folder named gwsvcr there (a
+# clone of this repository, seen from its parent folder) would then be imported as an empty namespace package in
+# place of gwsvcr. So gwsvcr is imported first, with the working directory off sys.path (-P), then locust runs.
+LOCUST = [sys.executable, "-P", "-c", "import gwsvcr, runpy; runpy.run_module('locust', run_name='__main__', "
+                                      "alter_sys=True)"]
 _RUN_TIME = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
 
 
@@ -108,7 +113,7 @@ def load(cassette_path: str, locust_args: tuple[str, ...], against: str, user: s
         settings.credentials()
     except LoadSettingsError as e:
         raise BadLoadInput(str(e)) from None
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", target.url(),
+    command = [*LOCUST, "-f", str(LOCUSTFILE), "--host", target.url(),
                "--users", str(users), "--spawn-rate", f"{spawn_rate:g}", "--run-time", run_time,
                "--gwsvcr-cassette", settings.cassette, "--gwsvcr-user", user, "--gwsvcr-timing", timing,
                "--gwsvcr-timeout", f"{timeout:g}", "--gwsvcr-ignore", ",".join(settings.ignore)]

@@ -112,9 +112,13 @@ def engine_settings(confdir: str | None) -> dict[str, object]:
               help="Refuse OP with this HTTP status and GWS statusCode (default 2), e.g. StopCallRecording=503.")
 @click.option("--new-call-ids", is_flag=True,
               help="Each agent's call gets a new id (listed by GET /api/v2/me/calls) instead of the seed's.")
+@click.option("--forget-after", multiple=True, metavar="OP",
+              help="After OP's notification, forget the agent's CometD sessions (as a node restart does): the next "
+                   "connect is answered 402::session_unknown with advice to handshake again.")
 def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_delay_ms: int, user: str | None,
         password: str | None, recording_state: str, drop_notification: tuple[str, ...], wrong_state: tuple[str, ...],
-        extra_delay_ms: tuple[str, ...], refuse: tuple[str, ...], new_call_ids: bool) -> None:
+        extra_delay_ms: tuple[str, ...], refuse: tuple[str, ...], new_call_ids: bool,
+        forget_after: tuple[str, ...]) -> None:
     """Serve a simulated GWS: call-recording operations and their CometD notifications.
 
     \b
@@ -125,8 +129,8 @@ def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_
 
     POST /api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V {"operationName":"StopCallRecording"}
     answers {"statusCode":0}; the notification follows on /v2/me/calls via CometD at /api/v2/notifications.
-    --drop-notification, --wrong-state, --extra-delay-ms, --refuse and --new-call-ids make it differ from a
-    recording on purpose (what `gwsvcr verify` is for).
+    --drop-notification, --wrong-state, --extra-delay-ms, --refuse, --new-call-ids and --forget-after make it
+    differ from a recording on purpose (what `gwsvcr verify` is for).
     """
     from gwsvcr.addons.simulator import GwsSimulator
     from gwsvcr.cli.serve import serve
@@ -138,25 +142,43 @@ def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_
         "gwsvcr_sim_password": password or "", "gwsvcr_sim_recording_state": recording_state,
         "gwsvcr_sim_drop_notification": list(drop_notification), "gwsvcr_sim_wrong_state": list(wrong_state),
         "gwsvcr_sim_extra_delay_ms": list(extra_delay_ms), "gwsvcr_sim_refuse": list(refuse),
-        "gwsvcr_sim_new_call_ids": new_call_ids})
+        "gwsvcr_sim_new_call_ids": new_call_ids, "gwsvcr_sim_forget_after": list(forget_after)})
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(files: tuple[str, ...]) -> None:
+@click.option("--repair", is_flag=True,
+              help="Keep every document of a damaged cassette that is whole (a truncated or half-copied "
+                   "recording), drop the others and say which; the original is kept as FILE.broken.")
+def validate(files: tuple[str, ...], repair: bool) -> None:
     """Check cassettes; print FILE:LINE: problem for each problem. Exit 0 when all are valid, 1 otherwise.
 
     An exchange the recorder kept as plain HTTP (its parsing or redaction failed: its reason is in the cassette)
     is pointed at as FILE:LINE: note: ...; it does not make the cassette invalid.
 
     \b
-    Example:
+    Examples:
       gwsvcr validate cassettes/*.yaml
+      gwsvcr validate --repair field.yaml     # a recording cut off mid-write: keep what is complete
     """
+    from gwsvcr.cassette.repair import repair as repair_cassette
+    from gwsvcr.tools.importing import convert_hint
+
     bad = 0
     for path in files:
+        hint = convert_hint(path)
+        if hint is not None:
+            click.echo(hint, err=True)
+            bad += 1
+            continue
         problems = cassette.validate(path)
         notes = [p for p in problems if p.severity is cassette.Severity.NOTE]
+        if repair and os.path.isfile(path):
+            done = repair_cassette(path)
+            for line in done.lines():
+                click.echo(line, err=bool(done.failed))
+            bad += bool(done.failed)
+            continue
         for p in problems:
             click.echo(f"{p.path}:{p.line}: note: {p.message}" if p in notes else str(p), err=True)
         if len(notes) < len(problems):
@@ -258,7 +280,9 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
     """
     from gwsvcr.addons.replayer import GwsReplayer
     from gwsvcr.cli.serve import NO_UPSTREAM, serve
+    from gwsvcr.cli.tools import BadInput, not_foreign
 
+    not_foreign(cassette_path, BadInput)
     if upstream and options["strict"]:
         raise click.UsageError("--upstream only serves misses in --lenient mode")
     if workers > 1:
@@ -329,6 +353,11 @@ def demo(cassette_path: str) -> None:
     Starts `gwsvcr sim`, records a CometD + REST session (the four recording operations) through
     `gwsvcr record`, replays the cassette with `gwsvcr replay` to the same client, and prints the delay of
     each notification after its operation, recorded vs replayed. Loopback only, a few seconds.
+
+    \b
+    Examples:
+      gwsvcr demo                          # writes out/demo.yaml
+      gwsvcr demo --cassette my.yaml       # then: gwsvcr show my.yaml; gwsvcr replay my.yaml
     """
     from gwsvcr.cli.demo import run_demo
 

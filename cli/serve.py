@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import errno
 import gc
 import inspect
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -35,7 +37,8 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
-from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER
+from gwsvcr import live
+from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, request_of
 from gwsvcr.served import PARENT_ENV
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -51,6 +54,69 @@ class OptionError(click.ClickException):
 
 
 logger = logging.getLogger(__name__)
+# How mitmproxy words a listener that could not bind (proxy/mode_servers.py), with its hint in mitmdump's terms.
+_LISTEN_FAILED = re.compile(r"failed to listen on (?P<host>.*?):(?P<port>\d+) with (?:\[Errno (?P<errno>\d+)\] )?"
+                            r"(?P<reason>[^\n]*)")
+
+
+def listen_failure(host: str, port: int | str, code: int | None, reason: str) -> str:
+    """Why a gwsvcr server could not listen, and which of its options to change."""
+    where = f"gwsvcr: cannot listen on {host}:{port}"
+    if code == errno.EADDRINUSE:
+        return (f"{where}: the port is taken (by another program, or a gwsvcr still running): choose another "
+                "with --port, or --port 0 for a free one")
+    if code == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges): choose another with --port"
+    if code == errno.EADDRNOTAVAIL:
+        return f"{where}: no such address on this machine: check --host"
+    return f"{where}: {reason.rsplit(': ', 1)[-1] or reason}: check --host and --port"
+
+
+class StartFailed(click.ClickException):
+    """A server that could not start (a port taken): what went wrong in gwsvcr's terms, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+class StartCheck(errorcheck.ErrorCheck):
+    """mitmproxy's ErrorCheck (Master.run asks the addon named ``errorcheck`` before and after binding) in gwsvcr's
+    words: an error logged while starting ends the command with one message naming the gwsvcr option to change
+    (``--port``, not mitmdump's ``--mode ...@PORT``, nor the placeholder upstream of a command that has none),
+    raised before any addon's ``running`` (so the recorder has written nothing), instead of the error as
+    mitmproxy logged it and ``Error logged during startup, exiting...``."""
+
+    name = "errorcheck"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet = _DropErrors()
+        for _, handler in _OURS:  # stderr (configure_logging): told once, translated, by shutdown_if_errored
+            handler.addFilter(self.quiet)
+
+    def finish(self) -> None:
+        super().finish()
+        for _, handler in _OURS:
+            handler.removeFilter(self.quiet)
+
+    async def shutdown_if_errored(self) -> None:
+        await asyncio.sleep(0)  # as ErrorCheck: let the logging tasks finish
+        if self.logger.has_errored:
+            self.finish()
+            raise StartFailed("\n".join(self.explain(r.getMessage()) for r in self.logger.has_errored))
+
+    @staticmethod
+    def explain(message: str) -> str:
+        failed = _LISTEN_FAILED.search(message)
+        if failed is None:
+            return f"gwsvcr: cannot start: {message}"
+        code = int(failed["errno"]) if failed["errno"] else None
+        return listen_failure(failed["host"], failed["port"], code, failed["reason"])
+
+
+class _DropErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
 
 
 class HookCache(addonmanager.AddonManager):
@@ -113,6 +179,41 @@ class Announce:
             self.on_ready(self.url)
 
 
+class InFlight:
+    """The requests still waiting for their reply (a held long-poll) when the server stops, named on stderr: a stop
+    then reads as what it was. An exchange is kept (recorded, counted) when its reply completes; these had none."""
+
+    def __init__(self) -> None:
+        self.flows: dict[str, Any] = {}
+
+    def requestheaders(self, flow: Any) -> None:
+        self.flows[flow.id] = flow
+
+    def response(self, flow: Any) -> None:
+        self.flows.pop(flow.id, None)
+
+    error = response
+    websocket_start = requestheaders  # a WebSocket is in flight from its upgrade's reply to its end
+    websocket_end = response
+
+    def done(self) -> None:
+        waiting = list(self.flows.values())
+        self.flows.clear()
+        if not waiting:
+            return
+        now = time.time()
+        lines = [live.pending_line(":".join(map(str, f.client_conn.peername[:2])), request_of(f.request),
+                                   now - (f.request.timestamp_end or f.request.timestamp_start)) for f in waiting]
+        logger.warning("gwsvcr: stopped with %d request%s in flight, left without a reply:\n  %s", len(lines),
+                       "s" if len(lines) > 1 else "", "\n  ".join(lines))
+
+
+def _ignore_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """On the way out the connections still open are cancelled: that is the stop, not an error to print."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 def engine(mode: str) -> list[Any]:
     """The mitmproxy addons under gwsvcr's own for a proxy ``mode`` (docs/ENGINE.md has the table)."""
     addons: list[Any] = [
@@ -151,10 +252,10 @@ def apply_sets(opts: options.Options, sets: Sequence[str]) -> None:
 def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: dict[str, Any],
           sets: Sequence[str] = (), on_ready: Callable[[str], None] | None = None) -> Master:
     """The master of one serving command, configured; call inside the event loop that will run it."""
-    check = errorcheck.ErrorCheck()  # first: it catches errors logged while the others configure
+    check = StartCheck()  # first: it catches errors logged while the others configure
     master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
     master.addons = HookCache(master)
-    master.addons.add(*engine(mode), *addons, Announce(on_ready), check)
+    master.addons.add(*engine(mode), *addons, InFlight(), Announce(on_ready), check)
     # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
     base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}
     master.options.update(**base, **settings)
@@ -209,12 +310,24 @@ def configure_logging() -> None:
         _OURS.append((logger, handler))
 
 
+def release_logging() -> None:
+    """Take configure_logging's handlers away again, the loggers as they were: a server run in process (a test
+    through click's runner) leaves no handler writing gwsvcr's records to a stream nobody reads."""
+    for logger, handler in _OURS:
+        logger.removeHandler(handler)
+        if logger.name != "root":
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+    _OURS.clear()
+
+
 async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings: dict[str, Any],
                sets: Sequence[str], on_ready: Callable[[str], None] | None) -> None:
     configure_logging()
     master = build(addons, host=host, port=port, mode=mode, settings=settings, sets=sets, on_ready=on_ready)
-    if os.environ.get("GWSVCR_GC") != "default":
-        gc.callbacks.append(FreezeSurvivors())
+    freeze = FreezeSurvivors() if os.environ.get("GWSVCR_GC") != "default" else None
+    if freeze is not None:
+        gc.callbacks.append(freeze)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
@@ -225,8 +338,12 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     try:
         await master.run()
     finally:
+        loop.set_exception_handler(_ignore_cancelled)
         if watch is not None:
             watch.cancel()
+        if freeze is not None:  # the process may go on (a server run in process): its collector as it was
+            gc.callbacks.remove(freeze)
+            gc.unfreeze()
 
 
 async def _end_with_parent(parent: int, shutdown: Callable[[], None]) -> None:
@@ -251,7 +368,9 @@ def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREA
     except exceptions.OptionsError as e:
         raise OptionError(str(e)) from None
     except OSError as e:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        raise StartFailed(listen_failure(host, port, e.errno, e.strerror or str(e))) from None
+    finally:
+        release_logging()
 
 
 def warn_if_exposed(host: str) -> None:

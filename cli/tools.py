@@ -23,6 +23,7 @@ from gwsvcr.record import privacy
 from gwsvcr.record.redact import Redactor
 from gwsvcr.tools import diff as semantic_diff
 from gwsvcr.tools import har as har_format
+from gwsvcr.tools import importing, vcrpy
 from gwsvcr.tools import report as html_report
 from gwsvcr.tools import show as timeline
 from gwsvcr.tools.progress import Progress
@@ -47,8 +48,17 @@ def _problem_text(problem: Problem) -> str:
     return f"{problem.path}: {problem.message}" if problem.line <= 0 else str(problem)
 
 
+def not_foreign(path: str, error: type[click.ClickException] = BadInput) -> None:
+    """Raise ``error`` saying how to convert the file when another tool wrote it (a HAR, a VCR.py cassette, a
+    mitmproxy flow file)."""
+    hint = importing.convert_hint(path)
+    if hint is not None:
+        raise error(hint)
+
+
 def load(path: str, error: type[BadInput] = BadInput) -> Cassette:
     """A valid cassette, or ``error`` listing every problem; a long parse shows progress on stderr."""
+    not_foreign(path, error)
     with Progress(f"loading {path}"):
         try:
             loaded = cassettes.load(path)
@@ -233,7 +243,14 @@ def redact(cassette_path: str, output: str | None, in_place: bool, json_paths: t
 
 @click.group()
 def har() -> None:
-    """Exchange recordings with browser DevTools, Charles, Fiddler and mitmproxy as HAR 1.2 files."""
+    """Exchange recordings with browser DevTools, Charles, Fiddler and mitmproxy as HAR 1.2 files (a CometD
+    WebSocket as DevTools and mitmproxy's savehar write it: a GET 101 entry with _webSocketMessages).
+
+    \b
+    Examples:
+      gwsvcr har export field.yaml -o field.har      # open it in DevTools (Network > Import HAR) or mitmproxy
+      gwsvcr har import wwe-session.har -o wwe.yaml  # a HAR saved from DevTools becomes a cassette
+    """
 
 
 @har.command("export")
@@ -247,51 +264,127 @@ def har_export(cassette_path: str, output: str) -> None:
       gwsvcr har export field.yaml -o field.har     # then: mitmproxy -r field.har
     """
     loaded = load(cassette_path)
-    _writing(output, lambda: har_format.write(har_format.export(loaded), output))
-    click.echo(f"gwsvcr: wrote {len(loaded.exchanges)} entries to {output}", err=True)
+    document = har_format.export(loaded)
+    _writing(output, lambda: har_format.write(document, output))
+    click.echo(f"gwsvcr: wrote {len(document['log']['entries'])} entries to {output}", err=True)
+
+
+PERSONAL_DATA = ("Personal data is redacted too, by default: phone numbers and names in GWS fields ("
+                 + ", ".join(privacy.PERSONAL_FIELDS) + ") and their values inside other strings become placeholders "
+                 "(REDACTED-xxxxxxxxxxxx); --no-pii keeps them.")
+
+
+def import_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """What every import takes: where to write, what to keep, what to redact."""
+    f = redaction_options(f)
+    f = click.option("--host", "hosts", multiple=True, metavar="HOST", help="Keep only requests to this host.")(f)
+    f = click.option("--all", "keep_all", is_flag=True,
+                     help="Keep every entry; by default only API traffic (Bayeux, or JSON either way) is kept, "
+                          "not pages, scripts and images.")(f)
+    return click.option("-o", "--output", required=True, metavar="CASSETTE", help="The cassette to write.")(f)
+
+
+def _import(path: str, read: Callable[[], list[importing.Entry]], source: str, output: str, keep_all: bool,
+            hosts: tuple[str, ...], json_paths: tuple[str, ...], patterns: tuple[str, ...], pii: bool,
+            headers: tuple[str, ...]) -> None:
+    """Entries read from another tool's file, through the recorder, into a cassette; one summary line."""
+    try:
+        with Progress(f"importing {path}") as progress:
+            entries = read()
+            progress.total = len(entries)
+            bodies = [body for e in entries for body in (e.request.body, e.response and e.response.body)]
+            bodies += [f.messages for e in entries for f in e.frames or ()]
+            redactor, rules = make_redactor(json_paths, patterns, pii, headers, bodies)
+            imported = importing.to_cassette(output, entries, redactor, rules, keep_all=keep_all, hosts=hosts,
+                                             source=source, origin=path, on_progress=progress.step)
+    except importing.ImportProblems as e:
+        raise BadInput(str(e)) from None
+    _writing(output, lambda: cassettes.save(imported, output))
+    kept = sum(importing.keeps(e, keep_all, hosts) for e in entries)
+    events = sum(item.is_event for ex in imported.exchanges for item in ex.reply_items())
+    hint = "" if keep_all else ": --all keeps pages, scripts and images"
+    plain = sum(ex.kept_as_http is not None for ex in imported.exchanges)
+    click.echo(f"gwsvcr: imported {kept} of {len(entries)} entries into {output} ({len(entries) - kept} left out"
+               f"{hint}): {len(imported.exchanges)} exchanges, {len(imported.sessions())} session(s), {events} "
+               f"event(s); {_counts(redactor)}{'' if pii else ' (--no-pii: personal data kept)'}"
+               + (f"; {plain} kept as plain HTTP ('gwsvcr validate' points at them)" if plain else ""), err=True)
+
+
+def _har_entries(path: str) -> list[importing.Entry]:
+    return list(har_format.parse_entries(path, har_format.read(path)))
 
 
 @har.command("import")
 @click.argument("har_path", metavar="FILE.har")
-@click.option("-o", "--output", required=True, metavar="CASSETTE", help="The cassette to write.")
-@click.option("--all", "keep_all", is_flag=True,
-              help="Keep every entry; by default only API traffic (Bayeux, or JSON either way) is kept, "
-                   "not pages, scripts and images.")
-@click.option("--host", "hosts", multiple=True, metavar="HOST", help="Keep only requests to this host.")
-@redaction_options
+@import_options
 def har_import(har_path: str, output: str, keep_all: bool, hosts: tuple[str, ...],
                json_paths: tuple[str, ...], patterns: tuple[str, ...], pii: bool, headers: tuple[str, ...],
                ) -> None:
-    """Turn a HAR (e.g. saved from a browser running a CometD client) into a replayable cassette: sessions
-    linked, Bayeux bodies as messages, each event's cause and delay computed as 'gwsvcr record' does, and
-    secrets redacted (Authorization, cookies, CSRF tokens, password-like fields; phone numbers and names
-    unless --no-pii).
+    """Turn a HAR (saved from a browser's DevTools, mitmproxy's savehar, Charles, Fiddler) into a replayable
+    cassette: sessions linked, Bayeux bodies as messages, a CometD WebSocket's frames
+    (_webSocketMessages) at their own times, each event's cause and delay computed as 'gwsvcr record' does, and
+    secrets redacted (Authorization, cookies, CSRF tokens, password-like fields).
 
     \b
     Examples:
       gwsvcr har import wwe-session.har -o wwe.yaml --host gws.example.com
+      gwsvcr har import wwe-session.har -o wwe.yaml --no-pii     # keep phone numbers and names
       gwsvcr replay wwe.yaml
     """
-    try:
-        raw_entries = har_format.read(har_path)
-        with Progress(f"importing {har_path}", total=len(raw_entries)) as progress:
-            entries = list(har_format.parse_entries(har_path, raw_entries))
-            bodies = [body for e in entries for body in (e.request.body, e.response and e.response.body)]
-            redactor, rules = make_redactor(json_paths, patterns, pii, headers, bodies)
-            imported = har_format.to_cassette(output, entries, redactor, rules, keep_all=keep_all,
-                                              hosts=hosts, on_progress=progress.step)
-    except har_format.HarError as e:
-        raise BadInput(str(e)) from None
-    _writing(output, lambda: cassettes.save(imported, output))
-    events = sum(item.is_event for ex in imported.exchanges for item in ex.reply_items())
-    kept = len(imported.exchanges)
-    hint = "" if keep_all else ": --all keeps pages, scripts and images"
-    sessions = len(imported.sessions())
-    plain = sum(ex.kept_as_http is not None for ex in imported.exchanges)
-    click.echo(f"gwsvcr: imported {kept} of {len(raw_entries)} entries into {output} "
-               f"({len(raw_entries) - kept} left out{hint}): {sessions} session(s), {events} event(s); "
-               f"{_counts(redactor)}" + (f"; {plain} kept as plain HTTP ('gwsvcr validate' points at them)"
-                                         if plain else ""), err=True)
+    _import(har_path, lambda: _har_entries(har_path), f"har import {Path(har_path).name}", output, keep_all, hosts,
+            json_paths, patterns, pii, headers)
+
+
+har_import.help = f"{har_import.help}\n\n{PERSONAL_DATA}"
+
+
+# --------------------------------------------------------------------------------------------------- import
+
+
+IMPORTERS = {"har": "a HAR file", "vcrpy": "a VCR.py cassette", "flows": "a mitmproxy flow file (mitmdump -w)"}
+
+
+def _read_any(path: str) -> list[importing.Entry]:
+    kind = importing.kind_of(path)
+    if kind == "har":
+        return _har_entries(path)
+    if kind == "vcrpy":
+        return vcrpy.read(path)
+    if kind == "flows":
+        from gwsvcr.addons import flowfile  # mitmproxy's reader: only when a flow file is given
+
+        return flowfile.read(path)
+    if not Path(path).exists():
+        raise importing.ImportProblems([f"{path}: no such file"])
+    if kind == "gwsvcr":
+        raise importing.ImportProblems([f"{path}: already a gwsvcr cassette: replay it, or check it with "
+                                        "'gwsvcr validate'"])
+    raise importing.ImportProblems([f"{path}: not a file gwsvcr imports: {', '.join(IMPORTERS.values())}"])
+
+
+@click.command("import")
+@click.argument("path", metavar="FILE")
+@import_options
+def import_file(path: str, output: str, keep_all: bool, hosts: tuple[str, ...], json_paths: tuple[str, ...],
+                patterns: tuple[str, ...], pii: bool, headers: tuple[str, ...]) -> None:
+    """Turn a recording another tool made into a gwsvcr cassette: a VCR.py cassette (REST only; it keeps no
+    times, so its interactions replay in order, at once), a mitmproxy flow file (mitmdump -w, CometD over
+    long-polling or WebSocket, with its timing) or a HAR. The file's kind is found from its content. Sessions and
+    events are found as 'gwsvcr record' finds them, and secrets redacted as it redacts them.
+
+    \b
+    Examples:
+      gwsvcr import cassettes/test_stop.yaml -o stop.yaml           # a VCR.py cassette
+      mitmdump --mode reverse:https://gws:8443 -w session.flows    # ... then:
+      gwsvcr import session.flows -o session.yaml --host gws
+      gwsvcr import session.flows -o session.yaml --no-pii         # keep phone numbers and names
+    """
+    kind = importing.kind_of(path)
+    _import(path, lambda: _read_any(path), f"import {Path(path).name} ({kind or 'unknown'})", output, keep_all,
+            hosts, json_paths, patterns, pii, headers)
+
+
+import_file.help = f"{import_file.help}\n\n{PERSONAL_DATA}"
 
 
 # --------------------------------------------------------------------------------------------------- report
@@ -318,5 +411,5 @@ def report(cassette_path: str, output: str | None) -> None:
 
 
 def register(group: click.Group) -> None:
-    for command in (show, diff, redact, har, report):
+    for command in (show, diff, redact, har, import_file, report):
         group.add_command(command)

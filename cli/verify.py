@@ -13,10 +13,11 @@ from pathlib import Path
 import click
 
 from gwsvcr import cassette as cassettes
+from gwsvcr import compare
 from gwsvcr.cli.tools import BadInput, load
+from gwsvcr.client.bayeux import TRANSPORTS
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.timeline import Timing
-from gwsvcr.tools import diff as semantic_diff
 from gwsvcr.tools import report as html_report
 from gwsvcr.verify import (
     Check,
@@ -32,7 +33,6 @@ from gwsvcr.verify import (
     build,
     choose_session,
 )
-from gwsvcr.verify.plan import TRANSPORTS
 from gwsvcr.verify.record import LiveRecording
 
 
@@ -131,7 +131,7 @@ def verify(cassette_path: str, against: str, user: str | None, password: str | N
         if out is not None and Path(out).resolve() == Path(cassette_path).resolve():
             raise BadVerifyInput(f"{out} is the cassette being verified: write elsewhere")
     options = Options(Timing.parse(timing), threshold_ms / 1000, timeout, transport, bind,
-                      semantic_diff.Volatility(ignore=ignore))
+                      compare.Volatility(ignore=ignore))
     with tempfile.TemporaryDirectory(prefix="gwsvcr-verify-") as scratch:
         live_path = record_path or (str(Path(scratch) / "live.yaml") if report_path else None)
         try:

@@ -28,6 +28,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from gwsvcr.cli.serve import StartFailed, listen_failure
 from gwsvcr.replay import HEALTH_PATH, balancer, status
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 
@@ -146,7 +147,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind(info[4])
         sock.listen(1024)
     except OSError as e:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise StartFailed(listen_failure(host, port, e.errno, e.strerror or str(e))) from None
     sock.set_inheritable(True)
     return sock
 

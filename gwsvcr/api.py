@@ -176,7 +176,7 @@ class Replay:
     """A cassette mounted on a replay service: ``url`` is its base URL (the recorded paths unchanged);
     ``misses`` and ``unused`` are live while it is mounted, final after :meth:`close`."""
 
-    def __init__(self, cassette: str | os.PathLike[str], *, raise_on_miss: bool = False,
+    def __init__(self, cassette: str | os.PathLike[str], *, raise_on_miss: bool = True,
                  service: ServiceClient | None = None, **options: Any) -> None:
         """``options``: :func:`replaying`'s (:data:`gwsvcr.options.REPLAY`); the service checks them."""
         self.cassette = Path(os.path.abspath(cassette))
@@ -263,7 +263,7 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
               strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
               match_headers: Sequence[str] = (), allow_repeats: bool = True, correlate: Sequence[str] = (),
               no_correlate: Sequence[str] = (), session_cookies: Sequence[str] = (),
-              session_headers: Sequence[str] = (), faults: Sequence[str] = (), raise_on_miss: bool = False,
+              session_headers: Sequence[str] = (), faults: Sequence[str] = (), raise_on_miss: bool = True,
               service: ServiceClient | None = None) -> Replay:
     """Mount ``cassette`` (a path, relative to the working directory) and return it, already mounted; use it in a
     ``with`` block or call ``close()`` (e.g. ``self.addCleanup(replay.close)`` in unittest).
@@ -271,8 +271,9 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
     - ``timing``: ``recorded`` (the recorded delays, divided by ``speed``) or ``instant`` (no delays, causal
       order kept);
     - ``strict``: a request the cassette does not hold is answered 500 with the explanation (else 404) and
-      listed in ``misses``; with ``raise_on_miss=True`` leaving the ``with`` block raises :class:`ReplayMiss`
-      (only when the block itself raised nothing);
+      listed in ``misses``, and leaving the ``with`` block raises :class:`ReplayMiss` with the explanation (as
+      VCR.py raises on a request its cassette does not hold), unless the block itself raised or
+      ``raise_on_miss=False``; without a ``with`` block, :meth:`Replay.check` raises it;
     - ``json_ignore`` (dotted JSON body paths), ``ignore_query`` (query parameters) left out of REST matching,
       ``match_headers`` compared too, ``allow_repeats=False``: a request asked more often than recorded is a
       miss (``gwsvcr replay``'s ``--json-ignore``, ``--ignore-query``, ``--match-header``, ``--no-repeat``; the
@@ -301,7 +302,7 @@ class Recording:
 
         values = RECORD.read(options, Surface.API)
         self.cassette = Path(os.path.abspath(cassette))
-        modes.check_target(self.cassette, values["mode"])  # CassetteExists for mode once
+        modes.check_target(self.cassette, values["mode"], 'mode="{}"')  # CassetteExists for mode once
         self.cassette.parent.mkdir(parents=True, exist_ok=True)
         args = ["record", "--upstream", upstream, "--cassette", str(self.cassette), "--port", "0",
                 *RECORD.command_line(values)]

@@ -28,7 +28,7 @@ from gwsvcr.timeline import Timeline
 __all__ = ["CONNECT", "CORE_REPLY_FIELDS", "DISCONNECT", "HANDSHAKE", "SERVER_CONNECTION_TYPES", "SESSION_UNKNOWN",
            "SUBSCRIBE", "UNSUBSCRIBE", "Answer", "BayeuxServer", "Failure", "Handled", "Hooks",
            "Message", "ServerConfig", "Session", "channel_matches", "ends_session", "is_bayeux", "is_event",
-           "new_client_id", "unknown_client"]
+           "is_meta", "new_client_id", "unknown_client"]
 
 HANDSHAKE = "/meta/handshake"
 CONNECT = "/meta/connect"
@@ -50,8 +50,13 @@ def is_bayeux(data: Any) -> bool:
             and all(isinstance(m, dict) and isinstance(m.get("channel"), str) for m in data))
 
 
+def is_meta(channel: Any) -> bool:
+    """A meta channel (``/meta/handshake``, ...): the protocol's own, not an application's."""
+    return isinstance(channel, str) and channel.startswith("/meta/")
+
+
 def is_event(message: Message) -> bool:
-    return "data" in message and not str(message.get("channel", "")).startswith("/meta/")
+    return "data" in message and not is_meta(message.get("channel"))
 
 
 def channel_matches(pattern: str, channel: str) -> bool:
@@ -291,7 +296,7 @@ class BayeuxServer[C]:
                 replies.append(self._subscribe(session, message, handled, add=True))
             elif channel == UNSUBSCRIBE:
                 replies.append(self._subscribe(session, message, handled, add=False))
-            elif channel.startswith("/meta/"):
+            elif is_meta(channel):
                 replies.append(_reply(message, successful=False, error=f"400::unknown meta channel {channel}"))
             else:
                 answer = self.hooks.on_publish(self, session, message)

@@ -1,18 +1,20 @@
-"""A small scripted GWS client for ``gwsvcr demo``: REST with Basic auth, cookie and CSRF token, and a CometD
-long-polling loop in a thread. Standard library only, so the demo needs nothing the package does not bring.
-"""
+"""A small scripted GWS agent for ``gwsvcr demo``: it logs in (Basic auth, then the cookie and the CSRF token the
+server gives), opens a CometD session over long-polling with the one Bayeux client (:mod:`gwsvcr.client`),
+subscribes to the calls channel and runs call-recording operations, timing each one's notification."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import queue
-import threading
-import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from gwsvcr import gws, wire
+from gwsvcr import gws
+from gwsvcr.bayeux import CONNECT, Message
+from gwsvcr.client import BayeuxClient, HttpClient, HttpFailure, Login, NotBayeux, Target
+
+__all__ = ["DemoClient", "Observed"]
 
 
 @dataclass
@@ -24,82 +26,64 @@ class Observed:
 
 
 class DemoClient:
+    """Use as ``async with DemoClient(url) as client:``; ``close()`` disconnects."""
+
     def __init__(self, base_url: str, user: str = "agent1", password: str = "secret",
-                 cometd_path: str = gws.COMETD_PATH) -> None:
-        self.base = base_url.rstrip("/")
-        self.cometd = self.base + cometd_path
-        self.headers = {"Authorization": wire.basic_header(user, password)}
-        self.client_id = ""
-        self.events: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
-        self._ids = iter(range(1, 1_000_000))
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+                 cometd_path: str = gws.COMETD_PATH, timeout: float = 10.0) -> None:
+        self.http = HttpClient(Target.parse(base_url))
+        self.timeout = timeout
+        self.login_state = Login.basic(user, password)
+        self.cometd = cometd_path
+        self.events: asyncio.Queue[tuple[float, Message]] = asyncio.Queue()
+        self.bayeux = BayeuxClient(self.http, cometd_path, timeout=timeout, headers=self.login_state.headers,
+                                   learn=self.login_state.learn, on_event=lambda m, at: self.events.put_nowait((at, m)),
+                                   connect_path=cometd_path + "/connect")
 
-    def _call(self, method: str, url: str, body: Any = None, timeout: float = 70) -> tuple[int, Any, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        headers = dict(self.headers, **({"Content-Type": "application/json"} if data else {}))
-        req = urllib.request.Request(url, data, headers, method=method)
-        with urllib.request.urlopen(req, timeout=timeout) as reply:
-            return reply.status, json.loads(reply.read() or b"null"), reply.headers
+    async def __aenter__(self) -> DemoClient:
+        return self
 
-    def _bayeux(self, message: dict[str, Any], suffix: str = "") -> list[dict[str, Any]]:
-        message = {**message, "id": str(next(self._ids))}
-        if self.client_id:
-            message["clientId"] = self.client_id
-        _, replies, _ = self._call("POST", self.cometd + suffix, [message])
-        return replies  # type: ignore[no-any-return]
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
-    def login(self) -> None:
-        _, _, headers = self._call("GET", self.base + "/api/v2/me")
-        cookie = headers.get("Set-Cookie")
-        if cookie:
-            self.headers["Cookie"] = cookie.split(";", 1)[0]
-        if headers.get("X-CSRF-TOKEN"):
-            self.headers["X-CSRF-TOKEN"] = headers["X-CSRF-TOKEN"]
+    async def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
+        """(status, JSON body, when the reply completed)."""
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = self.login_state.headers() + ([("Content-Type", "application/json")] if data else [])
+        reply = await self.http.request(method, path, headers, data, timeout=self.timeout)
+        self.login_state.learn(reply.headers)
+        return reply.status, json.loads(reply.body or b"null"), reply.times.response_end or 0.0
 
-    def call_ids(self) -> list[str]:
+    async def login(self) -> None:
+        status, body, _ = await self._call("GET", "/api/v2/me")
+        if status != 200:
+            raise RuntimeError(f"GET /api/v2/me: HTTP {status} {body}")
+
+    async def call_ids(self) -> list[str]:
         """The ids of the agent's calls (``GET /api/v2/me/calls``)."""
-        _, body, _ = self._call("GET", self.base + "/api/v2/me/calls")
+        _, body, _ = await self._call("GET", "/api/v2/me/calls")
         return [str(call["id"]) for call in body.get("calls", [])]
 
-    def connect(self, channel: str = gws.CALLS_CHANNEL) -> None:
-        [reply] = self._bayeux({"channel": "/meta/handshake", "version": "1.0",
-                                "supportedConnectionTypes": ["long-polling"]}, "/handshake")
-        if not reply.get("successful"):
-            raise RuntimeError(f"handshake failed: {reply}")
-        self.client_id = reply["clientId"]
-        self._bayeux({"channel": "/meta/connect", "connectionType": "long-polling", "advice": {"timeout": 0}},
-                     "/connect")
-        self._bayeux({"channel": "/meta/subscribe", "subscription": channel})
-        self._poller = threading.Thread(target=self._poll, daemon=True)
-        self._poller.start()
+    async def connect(self, channel: str = gws.CALLS_CHANNEL) -> None:
+        """Handshake, the first connect (answered at once), subscribe; then a connect held all along."""
+        sent = await self.bayeux.handshake(path=self.cometd + "/handshake")
+        if self.bayeux.client_id is None:
+            raise RuntimeError(f"handshake failed: {sent.replies}")
+        await self.bayeux.send([self.bayeux.message(CONNECT, advice={"timeout": 0})],
+                               path=self.bayeux.connect_path)
+        await self.bayeux.subscribe(channel)
+        self.bayeux.start_connects()
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            try:
-                replies = self._bayeux({"channel": "/meta/connect", "connectionType": "long-polling"}, "/connect")
-            except OSError:
-                return
-            now = time.monotonic()
-            for message in replies:
-                if "data" in message:
-                    self.events.put((now, message))
-                elif message.get("channel") == "/meta/connect" and not message.get("successful"):
-                    return
-
-    def operate(self, call_id: str, operation: str, timeout: float = 10) -> Observed:
-        _, body, _ = self._call("POST", f"{self.base}/api/v2/me/calls/{call_id}",
-                                     {"operationName": operation})
-        replied = time.monotonic()
-        at, event = self.events.get(timeout=timeout)
+    async def operate(self, call_id: str, operation: str) -> Observed:
+        """One operation on a call and the notification it brings."""
+        _, body, replied = await self._call("POST", f"/api/v2/me/calls/{call_id}", {"operationName": operation})
+        at, event = await asyncio.wait_for(self.events.get(), self.timeout)
         summary = gws.summarize_notification(event.get("data")) or str(event.get("channel"))
         return Observed(operation, int(body.get("statusCode", -1)), summary, at - replied)
 
-    def close(self) -> None:
-        self._stop.set()
-        try:
-            self._bayeux({"channel": "/meta/disconnect"}, "/disconnect")
-        except OSError:
-            pass
-        if self._poller is not None:
-            self._poller.join(5)
+    async def close(self) -> None:
+        if self.bayeux.client_id is not None and not self.bayeux.stopping:
+            with contextlib.suppress(HttpFailure, NotBayeux):  # the server may be gone: the demo ends anyway
+                await self.bayeux.disconnect(path=self.cometd + "/disconnect")
+        await self.bayeux.stop_connects(5.0)
+        await self.bayeux.close()
+        await self.http.close()

@@ -19,7 +19,7 @@ from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, SUBSCRIBE, is_event
 from gwsvcr.cassette import Exchange, ReplyItem, Request, Response
 
-__all__ = ["LOGGER", "MISS_HEADER", "event_line", "exchange_line", "recorded_lines", "target"]
+__all__ = ["LOGGER", "MISS_HEADER", "event_line", "exchange_line", "pending_line", "recorded_lines", "target"]
 
 LOGGER = "gwsvcr.live"
 MISS_HEADER = "X-Gwsvcr-Miss"  # set by the replayer on the answer to a request it could not match
@@ -47,6 +47,14 @@ def exchange_line(who: str, request: Request, response: Response | None, error: 
     else:
         summary = _rest_summary(request, response)
     return f"{who} {target(request)} {response.status} {summary}".rstrip()
+
+
+def pending_line(who: str, request: Request, waited: float) -> str:
+    """A request still waiting for its reply (a held long-poll when the server stops): ``who METHOD PATH what,
+    waiting N ms``."""
+    bayeux = wire.bayeux_of(request)
+    what = _bayeux_summary(bayeux.messages, [], None) if bayeux is not None else ""
+    return f"{who} {target(request)} {what}{', ' if what else ''}waiting {waited * 1000:.0f} ms"
 
 
 def event_line(who: str, message: dict[str, Any], delay: float | None, cause: int | None = None,

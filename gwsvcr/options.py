@@ -253,8 +253,9 @@ REPLAY = Family("replay", "gwsvcr_replay_", frozenset(Surface), (
            "'http 503 /meta/handshake times 1' (README: Reproducing a field failure).", metavar="SPEC",
            flag="--fault", check=check_faults),
     *SESSION,
-    Option("raise_on_miss", Kind.BOOL, False, "Leaving the with block raises ReplayMiss when a strict replay missed "
-           "(unless the block raised already).", surfaces=frozenset({Surface.API})),
+    Option("raise_on_miss", Kind.BOOL, True, "Leaving the with block raises ReplayMiss when a strict replay missed "
+           "(unless the block raised already), as VCR.py raises on a miss; False only lists them.",
+           surfaces=frozenset({Surface.API})),
 ))
 
 RECORD = Family("record", "gwsvcr_record_", frozenset({Surface.CLI, Surface.ADDON, Surface.API}), (

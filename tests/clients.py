@@ -1,14 +1,20 @@
-"""Drive the third-party CometD clients (tests/peers) as separate processes and read their JSON lines."""
+"""Drive the third-party CometD clients (tests/peers) as separate processes and read their JSON lines; and a
+curl-style cookie-less client of the standard library's."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import threading
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
-from tests.procs import PEERS, need_node, need_workspace_sdk
+from gwsvcr import cassette as cas
+from gwsvcr import gws
+from tests.procs import PEERS, gwsvcr, need_node, need_workspace_sdk
 
 __all__ = ["LIFECYCLE", "Running", "Session", "assert_lifecycle", "run", "run_workspace_sdk"]
 
@@ -131,3 +137,48 @@ def assert_lifecycle(session: Session, ops: tuple[str, ...] = LIFECYCLE) -> None
     for event in session.events:
         assert event["notificationType"] == "CallRecordingStateChange"
         assert (event["recordingState"], event["gsipRecord"]) == EXPECTED_STATES[event["op"]]
+
+
+def cookieless_session(url: str, operations: tuple[str, ...]) -> None:
+    """A curl-style client (the standard library's, no cookie jar): Basic auth on each request, one request at a
+    time, straight to CometD and the operations (no GET /api/v2/me, so never a CSRF token); a connect after each
+    operation brings its notification (queued, or held until it comes)."""
+    auth = {"Authorization": "Basic " + base64.b64encode(b"agent1:secret").decode()}
+
+    def call(path: str, body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {**auth, "Content-Type": "application/json"} if data else auth
+        with urllib.request.urlopen(urllib.request.Request(url + path, data, headers), timeout=30) as reply:
+            return json.loads(reply.read())
+
+    def bayeux(message: dict[str, object]) -> list[dict[str, object]]:
+        replies = call("/api/v2/notifications", [message])
+        assert isinstance(replies, list)
+        return replies
+
+    [handshake] = bayeux({"channel": "/meta/handshake", "version": "1.0", "id": "1",
+                          "supportedConnectionTypes": ["long-polling"]})
+    client_id = handshake["clientId"]
+    bayeux({"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling", "id": "2",
+            "advice": {"timeout": 0}})
+    bayeux({"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/v2/me/calls", "id": "3"})
+    for n, operation in enumerate(operations):
+        assert call(f"/api/v2/me/calls/{gws.SEED_CALL_ID}", {"operationName": operation}) == {"statusCode": 0}
+        replies = bayeux({"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling",
+                          "id": str(4 + n)})
+        assert any(m.get("channel") == "/v2/me/calls" for m in replies), replies
+    bayeux({"channel": "/meta/disconnect", "clientId": client_id, "id": "99"})
+
+
+def record_cookieless(path: Path) -> Path:
+    """A cookie-less session (:func:`cookieless_session`) recorded through gwsvcr record in front of gwsvcr sim,
+    whose cookie session would want a CSRF token: Stop, then Start (the call ends as it began)."""
+    sim = gwsvcr("sim", "--port", "0")
+    rec = gwsvcr("record", "--upstream", sim.url, "--cassette", str(path), "--port", "0")
+    try:
+        cookieless_session(rec.url, ("StopCallRecording", "StartCallRecording"))
+    finally:
+        assert rec.stop() == 0 and sim.stop() == 0
+    requests = [ex.request for ex in cas.load(path).exchanges]
+    assert all(r.header("Cookie") is None and r.header("X-CSRF-TOKEN") is None for r in requests)
+    return path

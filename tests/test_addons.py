@@ -95,7 +95,7 @@ def test_recorder_once_refuses_an_existing_cassette(tmp_path: Path) -> None:
     existing.write_text("gwsvcr: 1\n")
     addon = GwsRecorder()
     with (taddons.context(addon, Proxyserver()) as tctx,
-          pytest.raises(exceptions.OptionsError, match="once never touches")):
+          pytest.raises(exceptions.OptionsError, match=r"once \(the default\) never touches")):
         tctx.configure(addon, mode=["reverse:http://127.0.0.1:9"], gwsvcr_record_cassette=str(existing))
     assert existing.read_text() == "gwsvcr: 1\n", "the cassette is untouched"
 

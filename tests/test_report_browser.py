@@ -24,7 +24,8 @@ EVENT_RED = (0xC0, 0x39, 0x2B)  # .event line.arrow in the report's CSS
 WINDOW = (1200, 900)
 
 
-def chromium(page: Path, profile: Path, screenshot: Path, fragment: str = "") -> str:
+def chromium(page: Path, profile: Path, screenshot: Path, fragment: str = "",
+             window: tuple[int, int] = WINDOW) -> str:
     """The DOM after the page's script ran; a screenshot on the side."""
     browser = shutil.which("chromium")
     if browser is None:
@@ -35,7 +36,7 @@ def chromium(page: Path, profile: Path, screenshot: Path, fragment: str = "") ->
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars",
          "--force-device-scale-factor=1", f"--user-data-dir={profile}", f"--screenshot={screenshot}",
-         f"--window-size={WINDOW[0]},{WINDOW[1]}", "--dump-dom", page.as_uri() + fragment],
+         f"--window-size={window[0]},{window[1]}", "--dump-dom", page.as_uri() + fragment],
         check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -48,10 +49,13 @@ class Image:
     channels: int
     pixels: bytes  # rows of width * channels bytes, filters undone
 
-    def count(self, wanted: tuple[int, int, int] | None = None, tolerance: int = 12) -> int:
-        """Pixels of colour ``wanted`` (within tolerance), or with ``None`` every pixel that is not white."""
+    def count(self, wanted: tuple[int, int, int] | None = None, tolerance: int = 12, left: int = 0) -> int:
+        """Pixels of colour ``wanted`` (within tolerance), or with ``None`` every pixel that is not white; only
+        those at ``x >= left``."""
         step, data, n = self.channels, self.pixels, 0
         for i in range(0, len(data), step):
+            if (i // step) % self.width < left:
+                continue
             r, g, b = data[i], data[i + 1], data[i + 2]
             if wanted is None:
                 n += (r, g, b) != (255, 255, 255)
@@ -157,3 +161,26 @@ def test_verify_draws_the_recording_and_the_live_session_side_by_side(tmp_path: 
     assert dom.count('class="msg event"') == 10 and 'url(#live-head-event)' in dom
     assert '<li class="bad">DIFF  #9' in dom and "<h2>live: live.yaml" in dom
     assert read_png(tmp_path / "shot.png").count(EVENT_RED) > 500
+
+
+def test_side_by_side_fits_1400_pixels_and_numbers_live_as_recorded_after_a_miss(tmp_path: Path) -> None:
+    recorded, live = cas.load(CASSETTE), cas.load(CASSETTE)
+    live.path = "live.yaml"
+    first = next(ex for ex in live.exchanges if any(i.is_event for i in ex.reply_items()))
+    assert first.response is not None
+    first.response.body = [i for i in first.reply_items() if not i.is_event]  # the first notification: MISS
+    for ex in live.exchanges:  # the live cassette numbers its exchanges anew: shifted by one from here on
+        ex.number += ex.number > first.number
+        for item in ex.reply_items():
+            if item.cause is not None and item.cause > first.number:
+                item.cause += 1
+    later = [(ex.number, i) for ex in recorded.exchanges for i in ex.reply_items() if i.is_event][1:]
+    page = tmp_path / "side.html"
+    page.write_text(report.render(recorded, live, [("MISS  #6   <- /v2/me/calls ...", False)]), encoding="utf-8")
+    dom = chromium(page, tmp_path / "profile", tmp_path / "shot.png", window=(1400, 900))
+    assert 'data-fits="true"' in dom, "a pane is cut off on the right"
+    live_pane = dom[dom.index('id="live"'):]
+    for number, item in later:  # each later event carries the recorded number of its exchange and cause
+        assert f">#{number} /v2/me/calls" in live_pane and f"ms after #{item.cause}</text>" in live_pane
+    shot = read_png(tmp_path / "shot.png")
+    assert shot.count(EVENT_RED, left=1400 // 2 + 8) > 300, "the live pane's events are not in view"

@@ -6,30 +6,36 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 
 import pytest
 
 from gwsvcr import gws
+from gwsvcr.bayeux import CONNECT, HANDSHAKE, SESSION_UNKNOWN, SUBSCRIBE
 from gwsvcr.cassette import Request
 from gwsvcr.sim import Simulator, SimulatorConfig, knobs
+from tests.fakeclock import FakeClock
+from tests.simwire import run_on, simulator
 
 CALL = gws.SEED_CALL_ID
 
 
 def test_knobs_parse_or_say_what_is_wrong() -> None:
     parsed = knobs.parse(["StopCallRecording"], ["PauseCallRecording=Stopped"], ["StartCallRecording=300"],
-                         ["ResumeCallRecording=503:1", "StopCallRecording=400"], True)
+                         ["ResumeCallRecording=503:1", "StopCallRecording=400"], True, ["PauseCallRecording"])
     assert parsed.drop_notification == {"StopCallRecording"}
     assert parsed.wrong_state == {"PauseCallRecording": "Stopped"}
     assert parsed.extra_delay == {"StartCallRecording": 0.3}
     assert parsed.refuse == {"ResumeCallRecording": knobs.Refusal(503, 1), "StopCallRecording": knobs.Refusal(400, 2)}
     assert parsed.new_call_ids
+    assert parsed.forget_after == {"PauseCallRecording"}
     for bad, says in [({"drop_notification": ["Hold"]}, "unknown operation 'Hold'"),
                       ({"wrong_state": ["StopCallRecording"]}, "is not OP=STATE"),
                       ({"wrong_state": ["StopCallRecording=Off"]}, "unknown recordingState 'Off'"),
                       ({"extra_delay_ms": ["StopCallRecording=-5"]}, "negative"),
                       ({"refuse": ["StopCallRecording=ok"]}, "is not HTTP"),
-                      ({"refuse": ["StopCallRecording=302"]}, "not an error")]:
+                      ({"refuse": ["StopCallRecording=302"]}, "not an error"),
+                      ({"forget_after": ["Reboot"]}, "forget-after: unknown operation 'Reboot'")]:
         with pytest.raises(ValueError, match=says):
             knobs.parse(**bad)  # type: ignore[arg-type]
 
@@ -62,3 +68,27 @@ async def test_the_knobs_change_what_the_simulator_answers_and_pushes() -> None:
     status, body, pushed = await operate("StopCallRecording")
     assert (status, body["statusCode"], pushed) == (503, 2, [])
     assert sim.agent("agent1").calls[CALL]["recordingState"] == "Recording"  # refused: nothing changed
+
+
+def test_a_forgetting_simulator_delivers_the_notification_then_meets_an_unknown_client() -> None:
+    """As a node restart does: the held connect brings the notification; the next connect is told to handshake."""
+    clock = FakeClock()
+    sim = simulator(clock, knobs=knobs.Knobs(forget_after=frozenset({"StopCallRecording"})))
+    auth = [("Authorization", "Basic " + base64.b64encode(b"agent1:secret").decode())]
+
+    async def session() -> list[dict[str, Any]]:
+        [shake] = (await sim.bayeux.handle([{"channel": HANDSHAKE, "version": "1.0"}], context="agent1")).replies
+        client = shake["clientId"]
+        await sim.bayeux.handle([{"channel": SUBSCRIBE, "clientId": client, "subscription": gws.CALLS_CHANNEL}])
+        await sim.bayeux.handle([{"channel": CONNECT, "clientId": client, "id": "1"}])  # the first: answered at once
+        held = asyncio.ensure_future(sim.bayeux.handle([{"channel": CONNECT, "clientId": client, "id": "2"}]))
+        await sim.handle(Request(headers=auth, kind="json", body={"operationName": "StopCallRecording"},
+                                 method="POST", path=f"/api/v2/me/calls/{CALL}"))
+        carried = (await held).replies
+        after = (await sim.bayeux.handle([{"channel": CONNECT, "clientId": client, "id": "3"}])).replies
+        return [*carried, *after]
+
+    event, carried, refused = asyncio.run(run_on(clock, session()))
+    assert event["data"]["call"]["recordingState"] == "Stopped" and carried["successful"] is True
+    assert (refused["successful"], refused["error"], refused["advice"]["reconnect"]) == (
+        False, SESSION_UNKNOWN, "handshake")

@@ -149,9 +149,43 @@ def test_diff_finds_a_changed_notification(recordings: Recordings, a_copy: Path)
     a_copy.write_text(text.replace("recordingState: Paused", "recordingState: Stopped"))
     result = run("diff", recordings.a, a_copy)
     assert result.exit_code == 1
-    assert re.search(r"s1: A#(\d+) / B#\1 event /v2/me/calls CallRecordingStateChange: fields differ\n"
+    # labelled as show labels it, state included; paired with the event of the same kind in its place
+    assert re.search(r"s1: A#(\d+) <- /v2/me/calls CallRecordingStateChange \(Paused\) became "
+                     r"B#\1 <- /v2/me/calls CallRecordingStateChange \(Stopped\)\n"
                      r' +event\.data\.call\.recordingState: "Paused" in A, "Stopped" in B\n', result.stdout)
     assert result.stdout.splitlines()[-1].startswith("different: 1 difference")
+
+
+def test_diff_pairs_events_by_content_not_position(recordings: Recordings, a_copy: Path) -> None:
+    """B got one more notification (a Stopped right after the Start): every other event still pairs with its
+    equal, and only the extra one is reported, labelled with its state."""
+    loaded = cas.load(a_copy)
+    carrier = next(ex for ex in loaded.exchanges if any(
+        i.is_event and i.message["data"]["call"]["recordingState"] == "Recording" for i in ex.reply_items()))
+    event = next(i for i in carrier.reply_items() if i.is_event)
+    extra = json.loads(json.dumps(event.message))
+    extra["data"]["call"]["recordingState"] = "Stopped"
+    assert carrier.response is not None
+    carrier.response.body.append(ReplyItem(extra, event="CallRecordingStateChange (Stopped)", cause=event.cause,
+                                           after=event.after, delay=event.delay))
+    cas.save(loaded, a_copy)
+    result = run("diff", recordings.a, a_copy)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[:2] == [
+        f"s1: only in B: B#{carrier.number} <- /v2/me/calls CallRecordingStateChange (Stopped)",
+        f"different: 1 difference(s), 0 in timing, between {recordings.a} (A) and {a_copy} (B)"]
+
+
+def test_diff_takes_a_redacted_value_for_the_value_it_hides(recordings: Recordings, a_copy: Path) -> None:
+    redacted = a_copy.with_name("redacted.yaml")
+    done = run("redact", a_copy, "-o", redacted, "--pattern", PHONE.pattern)
+    assert done.exit_code == 0 and "pattern: " in done.stderr, done.stderr
+    assert PHONE.search(a_copy.read_text()) and not PHONE.search(redacted.read_text())
+    result = run("diff", recordings.a, redacted)
+    assert result.exit_code == 0, result.stdout
+    assert run("diff", recordings.a, redacted, "--exact").exit_code == 1
+    assert diff.changed_fields({"x": "call <redacted> to 15000"}, {"x": "call 01RC to 15001"}) == [
+        'x: "call <redacted> to 15000" in A, "call 01RC to 15001" in B']
 
 
 def test_diff_finds_a_missing_operation_and_late_events(recordings: Recordings, a_copy: Path) -> None:

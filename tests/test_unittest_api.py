@@ -43,12 +43,18 @@ class StopCallRecordingTest(unittest.TestCase):
 
 
 class WithBlockTest(unittest.TestCase):
-    def test_with_block_raises_on_miss_when_asked(self) -> None:
-        with self.assertRaises(gwsvcr.ReplayMiss) as caught, \
-                gwsvcr.replaying(CASSETTE, timing="instant", raise_on_miss=True) as gws, \
+    def test_with_block_raises_on_miss_by_default(self) -> None:
+        with self.assertRaises(gwsvcr.ReplayMiss) as caught, gwsvcr.replaying(CASSETTE, timing="instant") as gws, \
                 self.assertRaises(urllib.error.HTTPError):
             post(gws.url + CALL, {"operationName": "HoldCall"})
         self.assertEqual(len(caught.exception.misses), 1)
+        self.assertIn("'HoldCall' here, 'StopCallRecording' recorded", str(caught.exception))
+
+    def test_raise_on_miss_false_only_lists_them(self) -> None:
+        with gwsvcr.replaying(CASSETTE, timing="instant", raise_on_miss=False) as gws, \
+                self.assertRaises(urllib.error.HTTPError):
+            post(gws.url + CALL, {"operationName": "HoldCall"})
+        self.assertEqual([m["request"] for m in gws.misses], [f"POST {CALL}"])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gwsvcr.bayeux import CONNECT
 from gwsvcr.verify import Check, Listener
 
 __all__ = ["LAG_EVERY", "AgentLoop", "Running"]
@@ -83,7 +84,7 @@ class Running(Listener):
 
 
 def _is_connect(body: Any) -> bool:
-    return isinstance(body, list) and any(isinstance(m, dict) and m.get("channel") == "/meta/connect" for m in body)
+    return isinstance(body, list) and any(isinstance(m, dict) and m.get("channel") == CONNECT for m in body)
 
 
 LAG_EVERY = 0.25  # seconds between two looks at how late the loop runs what is due

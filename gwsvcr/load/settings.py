@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gwsvcr import cassette as cassettes
+from gwsvcr import compare
 from gwsvcr.timeline import Timing
-from gwsvcr.tools import diff
 from gwsvcr.verify import Check, Credentials, Options, Plan, build, choose_session
 from gwsvcr.verify.checks import DIFFERS, FAILED, LATE, MISSING, NOTIFICATION, OK, UNEXPECTED
 
@@ -65,7 +65,7 @@ class LoadSettings:
     def options(self) -> Options:
         timing = Timing.RECORDED if self.interval is not None else self.timing
         return Options(timing, self.threshold, self.timeout, self.transport, self.binds,
-                       diff.Volatility(ignore=self.ignore))
+                       compare.Volatility(ignore=self.ignore))
 
     def credentials(self) -> CredentialSource:
         if self.users_csv is not None:

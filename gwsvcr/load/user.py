@@ -16,6 +16,7 @@ from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
+from gwsvcr.client.bayeux import TRANSPORTS
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.load.loop import AgentLoop, Running
 from gwsvcr.load.settings import (
@@ -32,7 +33,6 @@ from gwsvcr.load.settings import (
 )
 from gwsvcr.timeline import Timing
 from gwsvcr.verify import Credentials, Options, Plan, SessionDriver, Target
-from gwsvcr.verify.plan import TRANSPORTS
 
 __all__ = ["LoadFailure", "RecordedAgent", "add_arguments", "settings_from"]
 

@@ -25,8 +25,11 @@ class CassetteExists(GwsvcrError):
     """Record mode once met a cassette that is already there."""
 
 
-def check_target(path: str | os.PathLike[str], mode: RecordMode | str) -> None:
-    """Raise :class:`CassetteExists` when ``mode`` may not touch the cassette at ``path``."""
+def check_target(path: str | os.PathLike[str], mode: RecordMode | str, option: str = "--record-mode {}") -> None:
+    """Raise :class:`CassetteExists` when ``mode`` may not touch the cassette at ``path``; the message says how to
+    choose another mode with ``option`` (``--record-mode {}`` on the command line, ``mode="{}"`` in Python)."""
     if RecordMode(mode) is RecordMode.ONCE and os.path.exists(path) and os.path.getsize(path) > 0:
-        raise CassetteExists(f"{os.fspath(path)} exists and record mode once never touches an existing cassette: "
-                             "replay it, or use record mode new_episodes to append or all to rewrite it")
+        append, rewrite = option.format(RecordMode.NEW_EPISODES), option.format(RecordMode.ALL)
+        raise CassetteExists(f"{os.fspath(path)} exists, and record mode once (the default) never touches an "
+                             f"existing cassette: replay it, or give {append} to append to it or {rewrite} to "
+                             "rewrite it")

@@ -20,7 +20,7 @@ from typing import Any
 
 from gwsvcr import session as sessions
 from gwsvcr import wire
-from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session
+from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session, is_meta
 from gwsvcr.cassette import Cassette, Exchange, Mark
 from gwsvcr.correlate import Plan
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
@@ -68,10 +68,10 @@ class RecordedFailure:
 
     def describe(self) -> str:
         if self.bayeux:
-            return f"/meta/connect failed: {self.fields.get('error', 'successful: false')}"
+            return f"{CONNECT} failed: {self.fields.get('error', 'successful: false')}"
         if self.exchange.response is not None:
-            return f"/meta/connect answered HTTP {self.exchange.response.status}"
-        return f"/meta/connect: {self.exchange.error}"
+            return f"{CONNECT} answered HTTP {self.exchange.response.status}"
+        return f"{CONNECT}: {self.exchange.error}"
 
 
 @dataclass
@@ -293,7 +293,7 @@ class _Builder:
                 script.connects.append((ex.ttfb, carried))
                 if reply.get("successful") and isinstance(reply.get("advice"), dict):
                     script.connect_advice = reply_fields(reply).get("advice", {})
-            elif isinstance(channel, str) and not channel.startswith("/meta/"):
+            elif isinstance(channel, str) and not is_meta(channel):
                 script.publishes.add(bayeux_key(m, self.plan.message_ignore()), (ex.number, reply))
         for i, item in enumerate(ex.reply_items()):
             if item.is_event:
@@ -335,11 +335,11 @@ class _Builder:
         if not after:
             return
         start, end = after[0], after[1] if len(after) > 1 else float("inf")
-        script.recovery[start] = "/meta/handshake"
+        script.recovery[start] = HANDSHAKE
         for sub in script.subscribes:
             for number, _ in script.subscribes.answers[sub]:
                 if start <= number < end:
-                    script.recovery[number] = f"/meta/subscribe {sub}"
+                    script.recovery[number] = f"{SUBSCRIBE} {sub}"
 
 
 def build_scripts(cassette: Cassette, match: RestMatch | None = None,

@@ -1,6 +1,7 @@
 """Ways to make the simulator differ from a recording on purpose, so that ``gwsvcr verify`` has something to find:
 drop an operation's notification, report another recordingState in it, deliver it later, refuse the operation with
-a GWS error, give each agent's call a new id.
+a GWS error, give each agent's call a new id, forget the agent's CometD sessions after an operation's notification
+(as a node restart does).
 
 Each knob is given as text (``OP``, ``OP=STATE``, ``OP=MS``, ``OP=HTTP[:STATUSCODE]``) by ``gwsvcr sim`` and by the
 mitmproxy options of addons/simulator.py; :func:`parse` turns them into :class:`Knobs` or says what is wrong.
@@ -30,6 +31,7 @@ class Knobs:
     extra_delay: dict[str, float] = field(default_factory=dict)  # operation -> seconds added to its notification
     refuse: dict[str, Refusal] = field(default_factory=dict)
     new_call_ids: bool = False  # each agent's call gets a fresh id (GET /api/v2/me/calls tells it)
+    forget_after: frozenset[str] = frozenset()  # after these operations' notifications, the agent's sessions end
 
 
 def _operation(text: str, knob: str) -> str:
@@ -60,7 +62,7 @@ def _refusal(text: str, knob: str) -> Refusal:
 
 
 def parse(drop_notification: Iterable[str] = (), wrong_state: Iterable[str] = (), extra_delay_ms: Iterable[str] = (),
-          refuse: Iterable[str] = (), new_call_ids: bool = False) -> Knobs:
+          refuse: Iterable[str] = (), new_call_ids: bool = False, forget_after: Iterable[str] = ()) -> Knobs:
     """Knobs from their text forms; ValueError names the knob and the valid values."""
     states = {}
     for op, state in _pairs(wrong_state, "wrong-state", "OP=STATE"):
@@ -77,4 +79,5 @@ def parse(drop_notification: Iterable[str] = (), wrong_state: Iterable[str] = ()
             raise ValueError(f"extra-delay-ms: {ms} is negative")
     refusals = {op: _refusal(arg, "refuse") for op, arg in _pairs(refuse, "refuse", "OP=HTTP[:STATUSCODE]")}
     dropped = frozenset(_operation(op.strip(), "drop-notification") for op in drop_notification)
-    return Knobs(dropped, states, delays, refusals, new_call_ids)
+    forgotten = frozenset(_operation(op.strip(), "forget-after") for op in forget_after)
+    return Knobs(dropped, states, delays, refusals, new_call_ids, forgotten)

@@ -6,7 +6,8 @@ issued; a GET returns ``X-CSRF-HEADER``/``X-CSRF-TOKEN`` and a POST/PUT/DELETE m
 send that token back (403 otherwise).
 
 :mod:`gwsvcr.sim.knobs` makes it differ from a recording on purpose (a dropped or late notification, another
-recordingState, a refused operation, new call ids), for ``gwsvcr verify`` and its tests.
+recordingState, a refused operation, new call ids, CometD sessions forgotten mid-session), for ``gwsvcr verify`` and
+its tests.
 """
 
 from __future__ import annotations
@@ -135,13 +136,17 @@ class Simulator(Hooks[str]):  # a session's context: the user it belongs to
             return outcome
         if operation in knobs.wrong_state:
             outcome.notification["call"]["recordingState"] = knobs.wrong_state[operation]
-        self._publish_later(user, outcome.notification, self.config.event_delay + knobs.extra_delay.get(operation, 0))
+        self._publish_later(user, outcome.notification, self.config.event_delay + knobs.extra_delay.get(operation, 0),
+                            forget=operation in knobs.forget_after)
         return outcome
 
-    def _publish_later(self, user: str, notification: dict[str, Any], delay: float) -> None:
+    def _publish_later(self, user: str, notification: dict[str, Any], delay: float, forget: bool = False) -> None:
         def publish() -> None:
             self.published += self.bayeux.publish(gws.CALLS_CHANNEL, notification,
                                                   only=lambda s: s.context == user)
+            if forget:  # the held connect still brings the notification; the next one meets an unknown client
+                for client_id in [c for c, s in self.bayeux.sessions.items() if s.context == user]:
+                    del self.bayeux.sessions[client_id]
         clock = self.bayeux.clock
         clock.call_at(clock.now() + delay, publish)
 

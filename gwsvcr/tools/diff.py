@@ -3,81 +3,31 @@
 Each session becomes a sequence of steps in time order: REST calls (request and reply), the Bayeux messages a
 client sent (except ``/meta/connect``: how many long-polls a session needed depends on timing, not on what it
 did) with their replies, and pushed events with their causes. Sessions pair up by label (s1 with s1); their
-steps are aligned on what they are (``POST /api/v2/me/calls/<id> StopCallRecording``, ``event /v2/me/calls
-CallRecordingStateChange``), then aligned steps are compared field by field.
+steps are aligned on what they are, labelled as ``gwsvcr show`` labels them (``POST /api/v2/me/calls/<id>
+StopCallRecording``, ``<- /v2/me/calls CallRecordingStateChange (Stopped)``: channel, type and state, in order);
+where the labels differ, steps of the same kind (the same operation, the same channel and type of event) pair up in
+order; then paired steps are compared field by field. A value redacted on one side only equals the other's.
 
-What differs between two runs of the same thing is ignored unless ``exact``: headers (cookies, hosts, dates),
-Bayeux ``id``/``clientId``/``ext``/request ``advice``, fields named like an id, uuid, time, date or duration,
-and inside any string: redaction placeholders, uuids, timestamps and long generated ids (call ids, clientIds).
+What differs between two runs of the same thing is ignored unless ``exact`` (:mod:`gwsvcr.compare`): headers
+(cookies, hosts, dates), Bayeux ``id``/``clientId``/``ext``/request ``advice``, fields named like an id, uuid, time,
+date or duration, and inside any string: redaction placeholders, uuids, timestamps and long generated ids.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gwsvcr import wire
+from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT
-from gwsvcr.cassette import Cassette, Exchange, Response
-from gwsvcr.matching import VOLATILE, VOLATILE_REQUEST
-from gwsvcr.tools.show import bayeux_request_summary, rest_operation
+from gwsvcr.cassette import Cassette, Exchange
+from gwsvcr.compare import Volatility, changed_fields, delays_differ, event_fields, reply_fields, response_fields
+from gwsvcr.describe import bayeux_request_summary, event_key, rest_operation
+from gwsvcr.matching import VOLATILE_REQUEST
 
-__all__ = ["MASKED", "Difference", "Step", "Volatility", "changed_fields", "compare", "compare_steps", "delays_differ",
-           "event_fields", "event_key", "reply_fields", "report", "response_fields", "steps_by_session"]
-
-VOLATILE_KEY = re.compile(r"^(id|uuid|time|date|timestamp|duration)$"
-                          r"|(Id|ID|Uuid|UUID|Uid|Time|Timestamp|Date|At|Duration)$")
-_VOLATILE_TEXT = [
-    (re.compile(r"REDACTED-[0-9a-f]{12}"), "<redacted>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"), "<uuid>"),
-    (re.compile(r"\d{4}-\d\d-\d\d[T _]\d\d[:-]\d\d[:-]\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
-    # generated ids: call ids, connIds, clientIds, session ids: long runs mixing letters and digits
-    (re.compile(r"\b(?=[0-9A-Za-z]*[0-9])(?=[0-9A-Za-z]*[A-Za-z])[0-9A-Za-z]{16,}\b"), "<id>"),
-]
-MASKED = "<volatile>"
-_ABSENT = object()
-
-
-@dataclass(frozen=True)
-class Volatility:
-    """What the comparison leaves out. ``ignore``: more key names or dotted path ends (``call.duration``)."""
-
-    exact: bool = False
-    ignore: tuple[str, ...] = ()
-
-    def text(self, value: str) -> str:
-        if self.exact:
-            return value
-        for pattern, marker in _VOLATILE_TEXT:
-            value = pattern.sub(marker, value)
-        return value
-
-    def flatten(self, data: Any, prefix: str, out: dict[str, Any] | None = None,
-                drop: frozenset[str] = frozenset()) -> dict[str, Any]:
-        """``{"a.b[0].c": leaf}``; ``drop`` names top-level keys left out (volatile Bayeux fields)."""
-        out = {} if out is None else out
-        if isinstance(data, dict) and data:
-            for key, value in data.items():
-                path = f"{prefix}.{key}"
-                if (key in drop and not self.exact) or self._ignored(path):
-                    continue
-                if not self.exact and VOLATILE_KEY.search(str(key)) and not isinstance(value, (dict, list)):
-                    out[path] = MASKED
-                else:
-                    self.flatten(value, path, out)
-        elif isinstance(data, list) and data:
-            for i, value in enumerate(data):
-                self.flatten(value, f"{prefix}[{i}]", out)
-        else:
-            out[prefix] = self.text(data) if isinstance(data, str) else data
-        return out
-
-    def _ignored(self, path: str) -> bool:
-        return any(path == rule or path.endswith("." + rule) for rule in self.ignore)
+__all__ = ["Difference", "Step", "compare", "compare_steps", "event_label", "paired", "report", "steps_by_session"]
 
 
 @dataclass(frozen=True)
@@ -86,10 +36,11 @@ class Step:
 
     exchange: int
     time: float
-    key: str  # what it is: aligned steps have equal keys
+    key: str  # what it is, as gwsvcr show labels it: aligned steps have equal keys
     fields: dict[str, Any] = field(compare=False)
     cause: str | None = None  # events: the key of the step that caused it
     delay: float | None = None  # events: seconds after the cause's reply
+    kind: str = ""  # what kind of step: where keys differ, steps of one kind pair up (an event's state left out)
 
     def label(self, side: str) -> str:
         return f"{side}#{self.exchange} {self.key}"
@@ -141,29 +92,6 @@ def _rest_step(ex: Exchange, volatility: Volatility, key: str) -> Step:
     return Step(ex.number, ex.start, key, fields)
 
 
-def response_fields(response: Response, volatility: Volatility, out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a comparison looks at in a REST reply: its status and body."""
-    out = {} if out is None else out
-    out["response.status"] = response.status
-    return volatility.flatten(response.body, "response.body", out)
-
-
-def reply_fields(reply: dict[str, Any], volatility: Volatility, out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a comparison looks at in the Bayeux reply to a client's message."""
-    return volatility.flatten(reply, "reply", out, drop=VOLATILE)
-
-
-def event_fields(message: dict[str, Any], volatility: Volatility) -> dict[str, Any]:
-    return volatility.flatten(message, "event", drop=VOLATILE)
-
-
-def event_key(message: dict[str, Any]) -> str:
-    """What a pushed event is: ``event /v2/me/calls CallRecordingStateChange``."""
-    data = message.get("data")
-    kind = (data.get("notificationType") or data.get("messageType")) if isinstance(data, dict) else None
-    return f"event {message.get('channel')} {kind or ''}".rstrip()
-
-
 def _bayeux_steps(ex: Exchange, messages: list[dict[str, Any]], volatility: Volatility) -> list[Step]:
     """A step per message the client sent (but connects) with the reply that has its id."""
     replies = {str(i.message.get("id")): i.message for i in ex.reply_items() if not i.is_event}
@@ -179,6 +107,11 @@ def _bayeux_steps(ex: Exchange, messages: list[dict[str, Any]], volatility: Vola
     return steps
 
 
+def event_label(message: dict[str, Any]) -> str:
+    """A pushed event as ``gwsvcr show`` prints it: ``<- /v2/me/calls CallRecordingStateChange (Stopped)``."""
+    return f"<- {message.get('channel')} {gws.summarize_notification(message.get('data')) or 'event'}"
+
+
 def _event_steps(ex: Exchange, volatility: Volatility, keys: dict[int, str]) -> list[Step]:
     delivered = ex.start + (ex.ttfb or 0.0)
     steps = []
@@ -186,8 +119,8 @@ def _event_steps(ex: Exchange, volatility: Volatility, keys: dict[int, str]) -> 
         if not item.is_event:
             continue
         cause = None if item.cause is None else keys.get(item.cause)
-        steps.append(Step(ex.number, delivered, event_key(item.message), event_fields(item.message, volatility),
-                          cause, item.delay))
+        steps.append(Step(ex.number, delivered, event_label(item.message), event_fields(item.message, volatility),
+                          cause, item.delay, event_key(item.message)))
     return steps
 
 
@@ -203,27 +136,6 @@ class Difference:
 
     def lines(self) -> list[str]:
         return [f"{self.session}: {self.headline}", *(f"    {d}" for d in self.details)]
-
-
-def _show(value: Any) -> str:
-    if value is _ABSENT:
-        return "absent"
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:59] + "…"
-
-
-def changed_fields(a: dict[str, Any], b: dict[str, Any], a_name: str = "in A", b_name: str = "in B") -> list[str]:
-    """``path: value a_name, value b_name`` for every flattened field that differs."""
-    out = []
-    for path in dict.fromkeys([*a, *b]):
-        va, vb = a.get(path, _ABSENT), b.get(path, _ABSENT)
-        if va != vb:
-            out.append(f"{path}: {_show(va)} {a_name}, {_show(vb)} {b_name}")
-    return out
-
-
-def delays_differ(a: float | None, b: float | None, threshold: float) -> bool:
-    return a is not None and b is not None and abs(a - b) > threshold
 
 
 def field_differences(a: Step, b: Step) -> list[str]:
@@ -259,21 +171,45 @@ def alignment(a: list[str], b: list[str]) -> list[Opcode]:
 
 def compare_steps(session: str, a: list[Step], b: list[Step], threshold: float) -> list[Difference]:
     out: list[Difference] = []
+    for sa, sb in paired(a, b):
+        if sa is None or sb is None:
+            side, step = ("A", sa) if sb is None else ("B", sb)
+            assert step is not None
+            out.append(Difference(session, f"only in {side}: {step.label(side)}"))
+            continue
+        pair = f"A#{sa.exchange} / B#{sb.exchange} {sa.key}"
+        details = field_differences(sa, sb)
+        if sa.key != sb.key:
+            out.append(Difference(session, f"{sa.label('A')} became {sb.label('B')}", details))
+        elif details:
+            out.append(Difference(session, f"{pair}: fields differ", details))
+        timing = _timing(sa, sb, threshold)
+        if timing:
+            out.append(Difference(session, f"{pair}: timing differs", [timing], timing_only=True))
+    return out
+
+
+def paired(a: list[Step], b: list[Step]) -> list[tuple[Step | None, Step | None]]:
+    """The steps of two sessions paired by content: equal keys (channel, type and state of an event) in order;
+    within a run that differs, steps of the same kind in order (an event whose state changed), then what is left
+    as far as both sides go; a step with nothing to pair with has None beside it."""
+    out: list[tuple[Step | None, Step | None]] = []
     for op, a1, a2, b1, b2 in alignment([s.key for s in a], [s.key for s in b]):
-        # a replaced run is compared pairwise as far as both sides go; the rest is only on one side
+        if op == "equal":
+            out += zip(a[a1:a2], b[b1:b2], strict=True)
+        elif op == "replace":
+            out += _paired_by_kind(a[a1:a2], b[b1:b2])
+        else:
+            out += [(s, None) for s in a[a1:a2]] + [(None, s) for s in b[b1:b2]]
+    return out
+
+
+def _paired_by_kind(a: list[Step], b: list[Step]) -> list[tuple[Step | None, Step | None]]:
+    out: list[tuple[Step | None, Step | None]] = []
+    for op, a1, a2, b1, b2 in alignment([s.kind or s.key for s in a], [s.kind or s.key for s in b]):
         pairs = list(zip(a[a1:a2], b[b1:b2], strict=False)) if op in ("equal", "replace") else []
-        for sa, sb in pairs:
-            pair = f"A#{sa.exchange} / B#{sb.exchange} {sa.key}"
-            details = field_differences(sa, sb)
-            if sa.key != sb.key:
-                out.append(Difference(session, f"{sa.label('A')} became {sb.label('B')}", details))
-            elif details:
-                out.append(Difference(session, f"{pair}: fields differ", details))
-            timing = _timing(sa, sb, threshold)
-            if timing:
-                out.append(Difference(session, f"{pair}: timing differs", [timing], timing_only=True))
-        out += [Difference(session, f"only in A: {s.label('A')}") for s in a[a1 + len(pairs):a2]]
-        out += [Difference(session, f"only in B: {s.label('B')}") for s in b[b1 + len(pairs):b2]]
+        out += pairs
+        out += [(s, None) for s in a[a1 + len(pairs):a2]] + [(None, s) for s in b[b1 + len(pairs):b2]]
     return out
 
 

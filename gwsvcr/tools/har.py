@@ -2,51 +2,46 @@
 
 Export writes every exchange as an entry whose bodies are the bytes on the wire (a callback-polling reply
 wrapped in its callback again) and whose ``timings`` carry the recorded time to first and last byte;
-mitmproxy's HAR reader loads it.
+mitmproxy's HAR reader loads it. A CometD WebSocket is written as browsers' DevTools and mitmproxy's ``savehar``
+write one: a ``GET`` entry answered ``101`` with ``_resourceType: websocket`` and its frames in
+``_webSocketMessages`` (``type`` send/receive, ``time`` in seconds since the epoch, ``opcode``, ``data``), each at
+the time it was recorded.
 
-Import goes through the recorder's own logic (:class:`gwsvcr.record.recording.Recorder`): sessions are linked by
-cookie, Basic user and clientId, Bayeux bodies become ``messages``, every event gets its cause and delay, and
-secrets are redacted, exactly as if the traffic had passed through ``gwsvcr record``. Entries are fed in order
-of completion, as a live recorder sees them: a long-poll that started before a REST call but completed after
-it must find that call done when its events are attributed. A browser's HAR also holds pages, scripts and
-images: only API traffic (Bayeux, or JSON either way) is kept unless asked otherwise.
+Import reads each entry (a WebSocket's frames from ``_webSocketMessages``) into :class:`Entry` objects that
+:func:`gwsvcr.tools.importing.to_cassette` feeds to the recorder's own logic, as ``gwsvcr record`` would have heard
+them live. A browser's HAR also holds pages, scripts and images: only API traffic (Bayeux, or JSON either way) is
+kept unless asked otherwise.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gwsvcr import __version__, wire
-from gwsvcr.cassette import Cassette, Episode, Exchange, Header, Request, Response
+from gwsvcr.bayeux import CONNECT, is_bayeux
+from gwsvcr.cassette import Cassette, Exchange, ReplyItem, Request, Response
 from gwsvcr.cassette.write import write_atomically
-from gwsvcr.errors import GwsvcrError
-from gwsvcr.record.recording import ExchangeTimes, Recorder, reply_messages
-from gwsvcr.record.redact import Redactor
+from gwsvcr.record.recording import ExchangeTimes
+from gwsvcr.tools.importing import Entry, Frame, ImportProblems, read_bytes, to_cassette
 
-__all__ = ["Entry", "HarError", "export", "parse_entries", "parse_entry", "read", "to_cassette", "write"]
+__all__ = ["Entry", "Frame", "HarError", "export", "parse_entries", "parse_entry", "read", "to_cassette", "write"]
 
 # Recomputed for the body as stored: a HAR holds bodies decoded, and HTTP/2 pseudo-headers are no headers.
 _FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
 _JSON_KINDS = ("json", "messages")
 
 
-class HarError(GwsvcrError):
+class HarError(ImportProblems):
     """A HAR file that cannot be imported; ``problems`` holds ``FILE:LINE: what`` or ``FILE: what`` lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 # ------------------------------------------------------------------------------------------------- export
@@ -58,8 +53,20 @@ def export(cassette: Cassette) -> dict[str, Any]:
     base = _base_url(cassette.header.upstream)
     timed = sorted(((origins.get(ex.episode, 0.0) + ex.start, ex) for ex in cassette.exchanges),
                    key=lambda pair: (pair[0], pair[1].number))
+    entries: list[tuple[float, dict[str, Any]]] = []
+    sockets: dict[tuple[str, int, str], list[Exchange]] = {}  # one WebSocket per session, episode and path
+    for started, ex in timed:
+        if ex.transport == "websocket":
+            sockets.setdefault((ex.session, ex.episode, ex.request.path), []).append(ex)
+        else:
+            entries.append((started, _entry(ex, base, started)))
+    numbers = {ex.number: ex for ex in cassette.exchanges}
+    for frames in sockets.values():
+        origin = origins.get(frames[0].episode, 0.0)
+        entries.append((origin + frames[0].start, _websocket_entry(frames, numbers, base, origin)))
+    entries.sort(key=lambda pair: pair[0])
     return {"log": {"version": "1.2", "creator": {"name": "gwsvcr", "version": __version__}, "pages": [],
-                    "entries": [_entry(ex, base, started) for started, ex in timed]}}
+                    "entries": [entry for _, entry in entries]}}
 
 
 def write(document: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -126,6 +133,44 @@ def _entry(ex: Exchange, base: str | None, started: float) -> dict[str, Any]:
             "_gwsvcr": {"exchange": ex.number, "session": ex.session, "episode": ex.episode}}
 
 
+def _websocket_entry(frames: list[Exchange], numbers: dict[int, Exchange], base: str | None,
+                     origin: float) -> dict[str, Any]:
+    """The exchanges of one CometD WebSocket as DevTools writes a WebSocket: the upgrade (GET, 101) and every
+    frame sent and received, each at the time it was recorded."""
+    first = frames[0]
+    upgrade = Exchange(first.number, first.session, first.start, Request(
+        headers=first.request.headers, kind=None, body=None, method="GET", path=first.request.path,
+        query=first.request.query), Response(headers=[("Upgrade", "websocket"), ("Connection", "Upgrade")],
+                                             kind=None, body=None, status=101), 0.0, 0.0, episode=first.episode)
+    entry = _entry(upgrade, base, origin + first.start)
+    messages: list[tuple[float, str, list[dict[str, Any]]]] = []
+    for ex in frames:
+        messages.append((ex.start, "send", list(ex.request.body or [])))
+        for at, items in itertools.groupby(ex.reply_items(), key=lambda item: _delivered(ex, item, numbers)):
+            messages.append((at, "receive", [item.message for item in items]))
+    messages.sort(key=lambda m: m[0])
+    entry["_resourceType"] = "websocket"
+    entry["_webSocketMessages"] = [{"type": kind, "time": round(origin + at, 6), "opcode": 1,
+                                    "data": json.dumps(sent, separators=(",", ":"), ensure_ascii=False)}
+                                   for at, kind, sent in messages]
+    return entry
+
+
+def _delivered(ex: Exchange, item: ReplyItem, numbers: dict[int, Exchange]) -> float:
+    """When a reply message reached the client, from the cassette: an event its delay after its cause's reply, a
+    connect reply after its hold, any other with the exchange's first byte."""
+    cause = numbers.get(item.cause) if item.cause is not None else None
+    if item.is_event and cause is not None and item.delay is not None:
+        return cause.start + _reply_end(cause) + item.delay
+    if item.hold is not None and item.message.get("channel") == CONNECT:
+        return ex.start + item.hold
+    return ex.start + (ex.ttfb or 0.0)
+
+
+def _reply_end(ex: Exchange) -> float:
+    return ex.ttlb if ex.ttlb is not None else ex.ttfb or 0.0
+
+
 def _har_response(ex: Exchange) -> dict[str, Any]:
     if ex.response is None:
         return {"status": 0, "statusText": "", "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
@@ -154,42 +199,20 @@ def _har_response(ex: Exchange) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------- import
 
 
-@dataclass
-class Entry:
-    """One HAR entry in the recorder's terms."""
-
-    url: str
-    request: Request
-    response: Response | None
-    timing: ExchangeTimes
-    error: str | None = None
-
-    @property
-    def is_api(self) -> bool:
-        """Bayeux, or JSON either way: what a GWS client exchanges (pages, scripts and images are not)."""
-        if wire.bayeux_of(self.request) is not None or self.request.kind in _JSON_KINDS:
-            return True
-        if self.response is None:
-            return False
-        return self.response.kind in _JSON_KINDS or bool(reply_messages(self.response))
-
-
 def read(path: str) -> list[dict[str, Any]]:
     """The entries of a HAR file; :class:`HarError` names the file (and line) of what is wrong."""
     try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise HarError([f"{path}: no such file"]) from None
-    except IsADirectoryError:
-        raise HarError([f"{path}: is a directory, not a HAR file"]) from None
-    except OSError as e:
-        raise HarError([f"{path}: cannot read: {e.strerror}"]) from None
+        raw = read_bytes(path, "a HAR file")
+    except ImportProblems as e:
+        raise HarError(e.problems) from None
     try:
         document = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise HarError([f"{path}: not UTF-8 text: a HAR file is JSON"]) from None
     except json.JSONDecodeError as e:
         raise HarError([f"{path}:{e.lineno}: not valid JSON: {e.msg} (column {e.colno})"]) from None
+    except RecursionError:
+        raise HarError([f"{path}: nested too deep to be a HAR file"]) from None
     log = document.get("log") if isinstance(document, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
@@ -233,11 +256,15 @@ def _seconds(timings: dict[str, Any], name: str) -> float:
     return value / 1000 if isinstance(value, (int, float)) and value > 0 else 0.0  # -1: not applicable
 
 
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _request(data: dict[str, Any], where: str) -> Request:
     parts = urlsplit(_field(data, "url", str, where))
     headers = _headers(data, where)
     post = data["postData"] if isinstance(data.get("postData"), dict) else {}
-    content_type = post.get("mimeType") or _content_type(headers)
+    content_type = _text_or_none(post.get("mimeType")) or _content_type(headers)
     kind, body = wire.parse_body(_body(post, "text", "_encoding"), content_type)
     return Request(headers=headers, kind=kind, body=body, method=_field(data, "method", str, where),
                    path=parts.path or "/", query=parse_qsl(parts.query, keep_blank_values=True))
@@ -247,8 +274,43 @@ def _response(data: dict[str, Any], where: str) -> Response:
     content = _field(data, "content", dict, where)
     headers = _headers(data, where)
     kind, body = wire.parse_body(_body(content, "text", "encoding"),
-                                 _content_type(headers) or content.get("mimeType"))
+                                 _content_type(headers) or _text_or_none(content.get("mimeType")))
     return Response(headers=headers, kind=kind, body=body, status=data["status"])
+
+
+_OPCODES = {1: "text", 2: "binary"}  # data frames; control frames (ping, pong, close) carry no Bayeux
+
+
+def _frames(data: dict[str, Any], where: str) -> list[Frame] | None:
+    """The Bayeux frames of a WebSocket entry (DevTools, mitmproxy savehar); None for any other entry."""
+    raw = data.get("_webSocketMessages")
+    if raw is None and data.get("_resourceType") != "websocket":
+        return None
+    if not isinstance(raw, list):
+        raise _Invalid(f"{where}._webSocketMessages: missing or not a list (a WebSocket entry)")
+    frames = []
+    for i, message in enumerate(raw):
+        at = f"{where}._webSocketMessages[{i}]"
+        kind = _field(message, "type", str, at)
+        if kind not in ("send", "receive"):
+            raise _Invalid(f"{at}.type: 'send' or 'receive', not {kind[:40]!r}")
+        time = _field(message, "time", (int, float), at)
+        if not math.isfinite(time) or time <= 0:
+            raise _Invalid(f"{at}.time: not a time in seconds since the epoch")
+        opcode = message.get("opcode", 1)
+        if opcode not in _OPCODES:
+            continue
+        text = _field(message, "data", str, at)
+        if opcode == 2:
+            text = base64.b64decode(text, validate=True).decode("utf-8", errors="replace")
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
+            continue  # not JSON (or hostile nesting): not Bayeux, nothing for the timeline
+        messages = [parsed] if isinstance(parsed, dict) else parsed
+        if is_bayeux(messages):
+            frames.append(Frame(kind == "send", float(time), messages))
+    return frames
 
 
 def parse_entry(data: Any, where: str) -> Entry:
@@ -258,6 +320,10 @@ def parse_entry(data: Any, where: str) -> Entry:
     har_request = _field(data, "request", dict, where)
     request = _request(har_request, f"{where}.request")
     url = har_request["url"]
+    frames = _frames(data, where)
+    if frames is not None:
+        end = max((f.at for f in frames), default=started)
+        return Entry(url, request, None, ExchangeTimes(started, started, started, end), frames=frames, where=where)
     timings = data["timings"] if isinstance(data.get("timings"), dict) else {}
     request_end = started + sum(_seconds(timings, n) for n in ("blocked", "dns", "connect", "send"))
     first_byte = request_end + (_seconds(timings, "wait") if timings else _seconds(data, "time"))
@@ -265,10 +331,11 @@ def parse_entry(data: Any, where: str) -> Entry:
     if not isinstance(har_response.get("status"), int) or har_response["status"] <= 0:
         # a browser's request still pending when the HAR was saved, or failed (blocked, aborted, offline)
         error = har_response.get("_error") or data.get("_error") or "no response in the HAR"
-        return Entry(url, request, None, ExchangeTimes(started, request_end, None, first_byte), str(error))
+        return Entry(url, request, None, ExchangeTimes(started, request_end, None, first_byte), str(error),
+                     where=where)
     response = _response(har_response, f"{where}.response")
     last_byte = first_byte + _seconds(timings, "receive")
-    return Entry(url, request, response, ExchangeTimes(started, request_end, first_byte, last_byte))
+    return Entry(url, request, response, ExchangeTimes(started, request_end, first_byte, last_byte), where=where)
 
 
 def parse_entries(path: str, entries: list[Any]) -> Iterator[Entry]:
@@ -278,40 +345,7 @@ def parse_entries(path: str, entries: list[Any]) -> Iterator[Entry]:
             yield parse_entry(data, f"log.entries[{i}]")
         except _Invalid as bad:
             problems.append(f"{path}: {bad}")
-        except (ValueError, TypeError) as bad:  # a body that is not valid base64, a date out of range
+        except (ValueError, TypeError, RecursionError) as bad:  # a body not valid base64, a date out of range
             problems.append(f"{path}: log.entries[{i}]: {bad}")
     if problems:
         raise HarError(problems)
-
-
-def to_cassette(path: str, entries: list[Entry], redactor: Redactor, rules: list[str] | None = None, *,
-                keep_all: bool = False, hosts: tuple[str, ...] = (),
-                on_progress: Callable[[int], None] = lambda done: None) -> Cassette:
-    """Entries through the recorder: sessions, Bayeux messages, causes and delays, secrets redacted.
-
-    ``rules`` describe the redaction in the header (default: the redactor's own); ``hosts`` keeps only
-    those; ``on_progress(n)`` hears of every n entries handled."""
-    kept = [e for e in entries if (keep_all or e.is_api) and (not hosts or urlsplit(e.url).hostname in hosts)]
-    on_progress(len(entries) - len(kept))
-    # whole seconds, as recorded_at is written: recorded_at + start is then exactly when a request started
-    t0 = float(math.floor(min((e.timing.request_start for e in kept), default=0.0)))
-    servers = Counter(urlsplit(e.url).netloc for e in kept)
-    scheme = next((urlsplit(e.url).scheme for e in kept), "http")
-    header = Header(recorded_at=_iso(t0)[:19] + "Z" if kept else "",
-                    upstream=f"{scheme}://{servers.most_common(1)[0][0]}" if servers else "",
-                    recorder=f"gwsvcr {__version__} har import {Path(path).name}",
-                    redactions=redactor.rules() if rules is None else rules)
-    recorder = Recorder(None, redactor, t0)
-    exchanges = []
-    for entry in sorted(kept, key=lambda e: (_completed(e.timing), e.timing.request_start)):
-        exchanges.append(recorder.complete(entry.request, entry.response, entry.timing, entry.error))
-        on_progress(1)
-    return Cassette(path, header, exchanges, [Episode(1, header.recorded_at, header.upstream)])
-
-
-def _completed(timing: ExchangeTimes) -> float:
-    """When the exchange ended: its reply's last byte, else its first, else the end of the request (never None)."""
-    for moment in (timing.response_end, timing.response_start):
-        if moment is not None:
-            return moment
-    return timing.request_end

@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from gwsvcr import gws, wire
-from gwsvcr.bayeux import CONNECT, SUBSCRIBE, channel_matches
-from gwsvcr.cassette import Cassette, Exchange, Mark, ReplyItem, Request
+from gwsvcr.bayeux import CONNECT, channel_matches
+from gwsvcr.cassette import Cassette, Exchange, Mark, ReplyItem
+from gwsvcr.describe import bayeux_request_summary, rest_operation, shorten_path
 from gwsvcr.session import SessionSummary, split_warnings
 
-__all__ = ["ERROR", "EVENT", "REPLY", "REQUEST", "TO_CLIENT", "TO_SERVER", "WIDTH", "Row", "bayeux_request_summary",
-           "exchange_rows", "json_lines", "render", "render_sessions", "rest_operation", "select", "timeline"]
+__all__ = ["ERROR", "EVENT", "REPLY", "REQUEST", "TO_CLIENT", "TO_SERVER", "WIDTH", "Row", "exchange_rows",
+           "json_lines", "render", "render_sessions", "select", "timeline"]
 
 REQUEST, REPLY, EVENT, ERROR = "request", "reply", "event", "error"
 TO_SERVER, TO_CLIENT = "->", "<-"
 WIDTH = 100
 _TARGET_WIDTH = 16  # room for the longest /meta channel; longer REST paths push their summary right
-_LONG_SEGMENT = 12  # path segments longer than this (call ids, uuids) are cut in the terminal view
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,21 +147,6 @@ def rest_target(ex: Exchange) -> str:
     return f"{ex.request.method} {ex.request.path}{query}"
 
 
-def rest_operation(request: Request) -> str:
-    """The GWS operation a REST request asks for (``StopCallRecording``), or ``""``."""
-    summary = gws.summarize_request(request.method, request.path, request.body)
-    return "" if summary == f"{request.method} {request.path}" else summary
-
-
-def bayeux_request_summary(message: dict[str, Any]) -> str:
-    channel = str(message.get("channel"))
-    if channel == SUBSCRIBE:
-        return str(message.get("subscription"))
-    if not channel.startswith("/meta/"):
-        return gws.summarize_notification(message.get("data")) or "publish"
-    return ""
-
-
 def _reply_summary(ex: Exchange) -> str:
     assert ex.response is not None
     body = ex.response.body
@@ -186,15 +171,6 @@ def select(rows: Iterable[Row], session: str | None = None, channel: str | None 
 
 
 # ----------------------------------------------------------------------------------------------- rendering
-
-
-def shorten_path(target: str) -> str:
-    """Cut long path segments (call ids, uuids) so a REST call fits a terminal column."""
-    words = target.split(" ", 1)
-    if len(words) < 2 or not words[1].startswith("/"):
-        return target
-    segments = [s if len(s) <= _LONG_SEGMENT else s[:6] + "…" for s in words[1].split("/")]
-    return f"{words[0]} {'/'.join(segments)}"
 
 
 def render(rows: list[Row], cassette: Cassette, width: int = WIDTH) -> Iterator[str]:

@@ -4,13 +4,14 @@
 No mitmproxy here: verify is a client. Modules: ``plan`` (a recorded session as a script for its client side),
 ``driver`` (:class:`SessionDriver`, the one class that runs a plan against a target and reports through a
 :class:`Listener`; a load test runs many), ``live`` (credentials, cookies, CSRF token, ``--bind`` values),
-``checks`` (what it reports and how that reads), ``record`` (``--record``), ``http`` and ``websocket`` (the small
-HTTP/1.1 and WebSocket clients over asyncio streams).
+``failures`` (how the server failed a request, recorded and live),
+``checks`` (what it reports and how that reads), ``record`` (``--record``). It talks to the server through the one
+client (:mod:`gwsvcr.client`: HTTP/1.1, WebSocket and the Bayeux session).
 """
 
+from gwsvcr.client.target import Target
 from gwsvcr.verify.checks import Check, Result
 from gwsvcr.verify.driver import Listener, Listeners, Options, SessionDriver, VerifyError
-from gwsvcr.verify.http import Target
 from gwsvcr.verify.live import Credentials
 from gwsvcr.verify.plan import Plan, PlanError, build, choose_session
 

@@ -2,9 +2,12 @@
 line, every cookie the server sets, the CSRF token, and the values bound with ``--bind`` (a call id the server
 assigns anew in each run).
 
-A recorded request goes out again with its recorded headers except those (and framing, and any header whose value
-the recording redacted): ``Authorization`` from the credentials given, ``Cookie`` from the live jar, the CSRF token
-on POST/PUT/PATCH/DELETE and wherever the recorded request sent one.
+A recorded request goes out again with the headers the recorded client sent, each in its place, and no other:
+``Authorization`` from the credentials given, ``Cookie`` from the live jar, the CSRF token the server gave, each only
+where the recorded request had it (a cookie-less client stays cookie-less, and a client that never sent a token
+sends none); framing, and any other header whose value the recording redacted (an API key), left out. When the
+recorded request carried only session cookies the live server has not set (the recording began after the login),
+the credentials given stand in for them.
 
 Bindings: ``--bind call.id`` names a dotted JSON path (lists are transparent, ``*`` is any key, a rule matches the
 end of a path: ``call.id`` also matches ``data.call.id``), as ``gwsvcr redact --json`` does. The first live reply or
@@ -20,14 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gwsvcr import wire
+from gwsvcr.client.login import CSRF_TOKEN, Login
+from gwsvcr.client.target import Headers
 from gwsvcr.record.redact import PLACEHOLDER, path_matches
 
-# Headers a client never replays as recorded: framing, and what this session has its own value for.
-_NOT_REPLAYED = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "upgrade",
-                 "accept-encoding", "authorization", "proxy-authorization", "cookie", "sec-websocket-key",
-                 "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept", "http2-settings"}
-_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-_CSRF_TOKEN = "X-CSRF-TOKEN"
+# Headers a client never sends as recorded: the connection's own (the live one has its own framing, and this
+# client reads no compressed body), and a proxy's credentials.
+_FRAMING = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "upgrade",
+            "accept-encoding", "proxy-authorization", "sec-websocket-key", "sec-websocket-version",
+            "sec-websocket-extensions", "sec-websocket-accept", "http2-settings"}
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,7 @@ def _leaves(data: Any, keys: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
 class LiveValues:
     credentials: Credentials | None = None
     bindings: list[Binding] = field(default_factory=list)
-    cookies: dict[str, str] = field(default_factory=dict)
-    csrf: tuple[str, str] | None = None  # (header name, token)
+    login: Login = field(default_factory=Login)  # the cookies and the CSRF token the server gave
 
     @classmethod
     def with_binds(cls, credentials: Credentials | None, binds: Sequence[str]) -> LiveValues:
@@ -77,12 +80,7 @@ class LiveValues:
     # ----------------------------------------------------------------------------------- what the server said
     def learn_headers(self, headers: list[tuple[str, str]]) -> None:
         """Cookies from Set-Cookie; the CSRF token from X-CSRF-HEADER (its name) and that header."""
-        self.cookies.update({k: v for k, v in wire.set_cookie_values(headers).items() if v})
-        values = {k.lower(): v for k, v in headers}
-        name = values.get("x-csrf-header", _CSRF_TOKEN)
-        token = values.get(name.lower())
-        if token:
-            self.csrf = (name, token)
+        self.login.learn(headers)
 
     def learn_values(self, recorded: Any, live: Any, where: str) -> list[Binding]:
         """Bind what ``live`` holds at an unbound rule's path, where ``recorded`` has a value at the same path."""
@@ -107,18 +105,43 @@ class LiveValues:
             return data
         return _replace(data, active)
 
-    def headers(self, method: str, recorded: list[tuple[str, str]], *, rest: bool) -> list[tuple[str, str]]:
-        out = [(k, self.bind(v)) for k, v in recorded
-               if k.lower() not in _NOT_REPLAYED and not PLACEHOLDER.search(v)
-               and not (self.csrf and k.lower() == self.csrf[0].lower())]
-        if self.credentials is not None:
-            out.append(self.credentials.header())
-        if self.cookies:
-            out.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
-        sent_csrf = any(k.lower() in (_CSRF_TOKEN.lower(), (self.csrf or ("", ""))[0].lower()) for k, _ in recorded)
-        if self.csrf is not None and ((rest and method.upper() in _WRITES) or sent_csrf):
-            out.append(self.csrf)
+    def headers(self, recorded: Headers) -> Headers:
+        """The headers of a recorded request as this session sends them (see the module's docstring)."""
+        csrf = self.login.csrf
+        csrf_names = {CSRF_TOKEN.lower(), csrf[0].lower() if csrf else CSRF_TOKEN.lower()}
+        authorized = any(k.lower() == "authorization" for k, _ in recorded)
+        out: Headers = []
+        for k, v in recorded:
+            name = k.lower()
+            if name == "authorization":
+                header = self.credentials.header() if self.credentials else _kept(k, v)
+            elif name == "cookie":
+                header = self._cookie(v)
+                if header is None and not authorized and self.credentials is not None:
+                    header = self.credentials.header()  # a login the recording does not show
+            elif name in csrf_names:
+                header = csrf or _kept(k, v)
+            elif name in _FRAMING:
+                header = None
+            else:
+                header = _kept(k, self.bind(v))
+            if header is not None:
+                out.append(header)
         return out
+
+    def _cookie(self, recorded: str) -> tuple[str, str] | None:
+        """Every cookie the live server set, and those the recorded client made itself (their values kept)."""
+        jar = dict(self.login.cookies)
+        for part in recorded.split(";"):
+            name, eq, value = part.strip().partition("=")
+            if eq and name not in jar and not PLACEHOLDER.search(value):
+                jar[name] = value
+        return ("Cookie", "; ".join(f"{k}={v}" for k, v in jar.items())) if jar else None
+
+
+def _kept(name: str, value: str) -> tuple[str, str] | None:
+    """A recorded header as it was, unless the recording redacted its value."""
+    return None if PLACEHOLDER.search(value) else (name, value)
 
 
 def _replace(data: Any, bindings: list[Binding]) -> Any:

@@ -1,9 +1,12 @@
 """A recorded session as a script for its client side: the requests to send again, in recorded order, each with its
-offset and the notifications the client had seen before it was sent; the notifications expected, each with the
-request that caused it and its recorded delay; the CometD transport, path and connect messages.
+offset and the notifications (and failures) the client had met before it was sent; the notifications expected, each
+with the request that caused it and its recorded delay; the failures the server gave it; the CometD transport, path
+and connect messages.
 
 ``/meta/connect`` is not in the script: the driver keeps its own long-poll outstanding, as a CometD client does,
-and how many connects a session needed depends on timing, not on what it did (as ``gwsvcr diff`` sees it).
+and how many connects a session needed depends on timing, not on what it did (as ``gwsvcr diff`` sees it). A
+connect the server failed is a :class:`Failure` to meet again, though; so is a request it failed (no reply, or an
+error page where Bayeux was awaited), which stays in the script with what it met (``Action.failed``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from dataclasses import dataclass, field
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Message
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem
-from gwsvcr.tools.show import bayeux_request_summary, rest_operation, shorten_path
+from gwsvcr.client.bayeux import LONG_POLLING, WEBSOCKET
+from gwsvcr.describe import bayeux_request_summary, rest_operation, shorten_path
+from gwsvcr.verify.failures import Failure, refused_connect, server_failure
 
-LONG_POLLING, WEBSOCKET = "long-polling", "websocket"
-TRANSPORTS = (LONG_POLLING, WEBSOCKET)
 # CometD clients append the message type to the URL of a meta message (PROTOCOL.md section 1)
 _MESSAGE_TYPE_SUFFIX = re.compile(r"/(handshake|connect|disconnect|subscribe|unsubscribe)$")
 
@@ -50,6 +53,15 @@ class ExpectedEvent:
 
 
 @dataclass
+class ConnectFailure:
+    """A connect the server failed when recorded, met again live before the requests recorded after it."""
+
+    exchange: int
+    at: float  # seconds after the session's first request that the client met it
+    failure: Failure
+
+
+@dataclass
 class Action:
     """A recorded request to send again: REST, or the Bayeux messages of one request without its connect."""
 
@@ -57,6 +69,8 @@ class Action:
     offset: float  # seconds after the session's first request
     messages: list[Message] | None = None  # Bayeux; None for REST
     waits_for: list[ExpectedEvent] = field(default_factory=list)  # seen by the client before it sent this
+    failed: Failure | None = None  # how the server failed it when recorded
+    after_failures: list[ConnectFailure] = field(default_factory=list)  # met by the client before it sent this
 
     @property
     def number(self) -> int:
@@ -93,6 +107,9 @@ class Plan:
     connect_path: str  # where long-polling connects went (CometD JS appends /connect)
     connect_messages: list[Message]  # recorded /meta/connect messages, in order (templates)
     handshake: Message | None  # the recorded handshake message (a template when the session has none to send)
+    bayeux_headers: list[tuple[str, str]] = field(default_factory=list)  # the first Bayeux request's
+    connect_headers: list[tuple[str, str]] = field(default_factory=list)  # the first connect request's
+    failures: list[ConnectFailure] = field(default_factory=list)  # connects the server failed, in order
 
     def summary(self) -> str:
         rest = sum(a.messages is None for a in self.actions)
@@ -133,33 +150,55 @@ def build(cassette: Cassette, session: str) -> Plan:
     events: list[ExpectedEvent] = []
     connects: list[Message] = []
     handshake: Message | None = None
+    bayeux_headers: list[tuple[str, str]] | None = None
+    connect_headers: list[tuple[str, str]] | None = None
     transport, cometd_path, connect_path = LONG_POLLING, "", ""
+    failures: list[ConnectFailure] = []
+    # a connect answered after the client's disconnect went out ends as the client asked, not as the server failed
+    disconnected = min((ex.start for ex in exchanges if any(m.get("channel") == DISCONNECT for m in
+                                                            _messages(ex))), default=float("inf"))
     for ex in exchanges:
         bayeux = wire.bayeux_of(ex.request)
+        failed = server_failure(ex)
         if bayeux is None:
-            if ex.response is not None:  # a request that got no reply when recorded has nothing to compare
-                actions.append(Action(ex, ex.start - t0))
+            if ex.response is not None or failed:  # a request the client itself gave up has nothing to compare
+                actions.append(Action(ex, ex.start - t0, failed=failed))
             continue
         if ex.transport == WEBSOCKET:
             transport = WEBSOCKET
             cometd_path = ex.request.path
         elif not cometd_path:
             cometd_path = _MESSAGE_TYPE_SUFFIX.sub("", ex.request.path) or "/"
+        if bayeux_headers is None:
+            bayeux_headers = ex.request.headers
+        if connect_headers is None and any(m.get("channel") == CONNECT for m in bayeux.messages):
+            connect_headers = ex.request.headers
         connects += [m for m in bayeux.messages if m.get("channel") == CONNECT]
         if connects and not connect_path and ex.transport != WEBSOCKET:
             connect_path = ex.request.path
         handshake = handshake or next((m for m in bayeux.messages if m.get("channel") == HANDSHAKE), None)
         sent = [m for m in bayeux.messages if m.get("channel") != CONNECT]
-        if sent and (ex.response is not None or any(m.get("channel") == DISCONNECT for m in sent)):
-            actions.append(Action(ex, ex.start - t0, sent))
+        if sent and (ex.response is not None or failed or any(m.get("channel") == DISCONNECT for m in sent)):
+            actions.append(Action(ex, ex.start - t0, sent, failed=failed))
+        elif not sent and ex.start + (ex.ttfb or ex.ttlb or 0.0) < disconnected:
+            failed = failed or refused_connect(ex)
+            if failed is not None:
+                failures.append(ConnectFailure(ex.number, ex.start + (ex.ttfb or ex.ttlb or 0.0) - t0, failed))
         events += [_expected(len(events), ex, item, by_number) for item in ex.reply_items() if item.is_event]
     if not actions:
         raise PlanError(f"{cassette.path}: session {session} sent nothing but long-polls: nothing to verify")
     events.sort(key=lambda e: (e.delivered, e.order))
     for action in actions:
         action.waits_for = [e for e in events if e.delivered < action.exchange.start]
+        action.after_failures = [f for f in failures if f.at < action.offset]
     return Plan(cassette.path, session, actions, events, transport, cometd_path, connect_path or cometd_path,
-                connects, handshake)
+                connects, handshake, list(bayeux_headers or []), list(connect_headers or bayeux_headers or []),
+                failures)
+
+
+def _messages(ex: Exchange) -> list[Message]:
+    bayeux = wire.bayeux_of(ex.request)
+    return bayeux.messages if bayeux is not None else []
 
 
 def _expected(order: int, ex: Exchange, item: ReplyItem, by_number: dict[int, Exchange]) -> ExpectedEvent:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients import record_cookieless
 from tests.procs import GWSVCR, ROOT, Proc, gwsvcr, need
 
 
@@ -33,11 +34,11 @@ RECORDED_DELAY_MS = 251  # the cassette's notifications, each after its operatio
 
 
 def load(url: str, csv_prefix: Path, *args: str, users: int = 50, run_time: str = "12s",
-         timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([GWSVCR, "load", str(LIFECYCLE), "--against", url, "--user", "agent{i}", "--password",
+         timeout: float = 90, cassette: Path = LIFECYCLE, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([GWSVCR, "load", str(cassette), "--against", url, "--user", "agent{i}", "--password",
                            "secret", "--users", str(users), "--spawn-rate", "25", "--run-time", run_time,
                            "--headless", "--csv", str(csv_prefix), *args, "--", "--only-summary"],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
     return done
 
@@ -83,6 +84,15 @@ def test_fifty_agents_against_the_sim(sim: Proc, tmp_path: Path) -> None:
     assert_all_entries(stats(tmp_path / "run"), 50, EVENT_DELAY_MS)
 
 
+def test_runs_from_a_folder_that_holds_a_folder_named_gwsvcr(sim: Proc, tmp_path: Path) -> None:
+    # The parent folder of a clone: ./gwsvcr has no __init__.py, and Locust puts the working directory first on
+    # sys.path; the locustfile must still import the installed gwsvcr, not that folder as a namespace package.
+    (tmp_path / "gwsvcr").mkdir()
+    done = load(sim.url, Path("run"), users=2, run_time="4s", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert_all_entries(stats(tmp_path / "run"), 2, EVENT_DELAY_MS)
+
+
 def test_fifty_agents_against_replay(tmp_path: Path) -> None:
     replay = gwsvcr("replay", str(LIFECYCLE), "--port", "0", "-q")
     try:
@@ -111,6 +121,22 @@ def test_a_dropped_notification_fails_its_entry(tmp_path: Path) -> None:
         errors = list(csv.DictReader(f))
     assert errors and all("missing: nothing within 2 s" in e["Error"] for e in errors), errors
     assert count(rows["NOTIFY", f"ResumeCallRecording -> {EVENT}"]) >= 20  # the session went on after it
+
+
+def test_a_cookieless_recording_loads_without_failures(tmp_path: Path) -> None:
+    """Agents of a curl-style recording (Basic auth on each request, no cookie jar) send no cookie either, so the
+    server's cookie session never asks them for a CSRF token."""
+    cassette = record_cookieless(tmp_path / "curl.yaml")
+    curl_sim = gwsvcr("sim", "--port", "0", "--event-delay-ms", str(EVENT_DELAY_MS))
+    try:
+        done = load(curl_sim.url, tmp_path / "run", users=10, run_time="8s", cassette=cassette)
+    finally:
+        curl_sim.stop()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = stats(tmp_path / "run")
+    for op in ("StopCallRecording", "StartCallRecording"):
+        assert count(rows["POST", f"POST {op}"]) >= 10 and count(rows["NOTIFY", f"{op} -> {EVENT}"]) >= 10
+    assert {key: count(row, "Failure Count") for key, row in rows.items() if count(row, "Failure Count")} == {}
 
 
 def test_two_processes_account_for_every_user(sim: Proc, tmp_path: Path) -> None:

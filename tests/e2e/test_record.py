@@ -128,7 +128,7 @@ def test_record_modes(sim: Proc, tmp_path: Path) -> None:
     run("python", rec.url, ("StopCallRecording",))
     assert rec.stop() == 0
     first = path.read_text()
-    with pytest.raises(RuntimeError, match="once never touches an existing cassette"):
+    with pytest.raises(RuntimeError, match=r"once \(the default\) never touches an existing cassette"):
         record(sim.url, path)
     assert path.read_text() == first
     rec = record(sim.url, path, "--record-mode", "new_episodes")

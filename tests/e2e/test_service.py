@@ -63,7 +63,7 @@ def test_each_mount_has_its_own_port_state_and_misses(svc: ServiceClient) -> Non
 
 def test_unmount_closes_the_port_and_raise_on_miss(svc: ServiceClient) -> None:
     with pytest.raises(gwsvcr.ReplayMiss) as caught, \
-            gwsvcr.replaying(STOP, timing="instant", raise_on_miss=True, service=svc) as gws:
+            gwsvcr.replaying(STOP, timing="instant", service=svc) as gws:
         status, body = post(gws.url + CALL, {"operationName": "HoldCall"})
         assert status == 500 and "StopCallRecording" in json.dumps(body)
     assert "body.operationName: 'HoldCall' here, 'StopCallRecording' recorded" in str(caught.value)

@@ -12,7 +12,7 @@ import os
 import random
 import resource
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -69,28 +69,30 @@ def _address_space() -> int:
         return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, check: Callable[[str, str], str]) -> None:
     limit = _address_space() + MEMORY_LIMIT  # on top of what the forked test process already maps
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         job = conn.recv()
         if job is None:
             return
-        conn.send(_check(*job))
+        conn.send(check(*job))
 
 
 @dataclass
 class Worker:
-    """A forked process that checks files one at a time; killed and replaced when one hangs."""
+    """A forked process that checks files one at a time (``check(path, cache_dir)``: '' or what went wrong);
+    killed and replaced when one hangs."""
 
     cache_dir: str
+    check_file: Callable[[str, str], str] = _check
     proc: Any = None
     conn: Connection | None = None
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(child, self.check_file), daemon=True)
         self.proc.start()
 
     def check(self, path: Path) -> str:

@@ -1,11 +1,10 @@
 """A WebSocket client over asyncio streams for CometD's websocket transport: wsproto frames (it comes with
-mitmproxy), text messages in, text messages out, pings answered, a clean close."""
+mitmproxy), text messages in, text messages out, pings answered, a clean close; arrival times from the clock."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import h11
 from wsproto import ConnectionType, WSConnection
@@ -20,24 +19,32 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from gwsvcr.verify.http import HttpFailure, Target
+from gwsvcr.client.target import Headers, HttpFailure, Target
+from gwsvcr.timeline import Clock
+
+__all__ = ["UpgradeRefused", "WebSocket"]
 
 _READ = 65536
+
+
+class UpgradeRefused(HttpFailure):
+    """The server is there but gave no WebSocket: it refused the upgrade, closed, or answered something else."""
 
 
 class WebSocket:
     """One open WebSocket; ``receive()`` gives each text message with its wall-clock arrival time."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: WSConnection,
-                 accepted: AcceptConnection) -> None:
-        self._reader, self._writer, self._ws = reader, writer, ws
+                 accepted: AcceptConnection, clock: Clock) -> None:
+        self._reader, self._writer, self._ws, self._clock = reader, writer, ws, clock
         self.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in accepted.extra_headers]
         self._parts: list[str] = []
         self._pending: list[tuple[str, float]] = []
         self.closed = False
 
     @classmethod
-    async def connect(cls, target: Target, path: str, headers: list[tuple[str, str]], timeout: float) -> WebSocket:
+    async def connect(cls, target: Target, path: str, headers: Headers, timeout: float,
+                      clock: Clock | None = None) -> WebSocket:
         reader, writer = await target.open(timeout)
         ws = WSConnection(ConnectionType.CLIENT)
         url = target.url(path).replace("http", "ws", 1)
@@ -51,28 +58,28 @@ class WebSocket:
                     ws.receive_data(data or None)
                     for event in ws.events():
                         if isinstance(event, AcceptConnection):
-                            return cls(reader, writer, ws, event)
+                            return cls(reader, writer, ws, event, clock or Clock())
                         if isinstance(event, RejectConnection):
                             refused = event.status_code if event.status_code in (401, 403) else None
-                            raise HttpFailure(f"{url}: the server refused the WebSocket upgrade with HTTP "
-                                              f"{event.status_code}", refused=refused)
+                            raise UpgradeRefused(f"{url}: the server refused the WebSocket upgrade with HTTP "
+                                                 f"{event.status_code}", refused=refused)
                     if not data:
-                        raise HttpFailure(f"{url}: the server closed the connection during the upgrade")
+                        raise UpgradeRefused(f"{url}: the server closed the connection during the upgrade")
         except TimeoutError:
             writer.close()
-            raise HttpFailure(f"{url}: no WebSocket upgrade within {timeout:g} s", timed_out=True) from None
+            raise UpgradeRefused(f"{url}: no WebSocket upgrade within {timeout:g} s", timed_out=True) from None
         except HttpFailure:
             writer.close()
             raise
         except (RemoteProtocolError, LocalProtocolError, h11.ProtocolError) as e:  # a reply that is no upgrade
             writer.close()
-            raise HttpFailure(f"{url}: not a WebSocket upgrade ({e})") from None
+            raise UpgradeRefused(f"{url}: not a WebSocket upgrade ({e})") from None
 
     async def send(self, text: str) -> float:
         """Send one text message; the wall-clock time it went out."""
         self._writer.write(self._ws.send(Message(data=text)))
         await self._writer.drain()
-        return time.time()
+        return self._clock.wall()
 
     async def receive(self) -> tuple[str, float] | None:
         """The next text message and when it arrived; None once the socket closed."""
@@ -83,7 +90,7 @@ class WebSocket:
                 data = await self._reader.read(_READ)
             except OSError:
                 data = b""
-            arrived = time.time()
+            arrived = self._clock.wall()
             self._ws.receive_data(data or None)
             for event in self._ws.events():
                 if isinstance(event, TextMessage):
