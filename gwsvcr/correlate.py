@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gwsvcr.bayeux import Message
+from gwsvcr.bayeux import Message, is_meta
 from gwsvcr.cassette import Cassette, Mark, Request
 from gwsvcr.matching import VOLATILE
 from gwsvcr.session import API_KEY_HEADERS
@@ -81,7 +81,7 @@ def request_values(request: Request) -> Iterator[tuple[str, Any]]:
     bayeux = bayeux_of(request)
     if bayeux is not None:
         for message in bayeux.messages:
-            if not str(message.get("channel", "")).startswith("/meta/"):
+            if not is_meta(str(message.get("channel", ""))):
                 yield from ((f"message.{path}", v) for path, v in _leaves(message.get("data"), "data"))
     elif request.kind == "json":
         yield from ((f"json.{path}", v) for path, v in _leaves(request.body, ""))
