@@ -73,8 +73,9 @@ def addon_surface(family: Family) -> dict[str, Any]:
 
 
 def mount_surface(family: Family) -> dict[str, Any]:
-    config = parse_mount({"cassette": str(SAMPLE)}).config
-    return {name: getattr(config, name) for name in MOUNT_OPTIONS}
+    """What a mount was given: its replay configuration, and what the mount holds beside it (allow_host_header)."""
+    request = parse_mount({"cassette": str(SAMPLE)})
+    return {name: getattr(request.config if hasattr(request.config, name) else request, name) for name in MOUNT_OPTIONS}
 
 
 def api_surface(family: Family) -> dict[str, Any]:
