@@ -332,11 +332,11 @@ def service(host: str, port: int, confdir: str | None, sets: tuple[str, ...], ke
 
     \b
     Examples:
-      gwsvcr service                 # prints: gwsvcr: listening on http://127.0.0.1:PORT (the control port)
-      export GWSVCR_SERVICE=http://127.0.0.1:PORT     # gwsvcr.replaying() and the pytest plugin use it
+      gwsvcr service       # prints: gwsvcr: listening on http://127.0.0.1:PORT/?token=T (the control port)
+      export GWSVCR_SERVICE='http://127.0.0.1:PORT/?token=T'   # gwsvcr.replaying() and the pytest plugin use it
 
     \b
-    The control API on that port (JSON):
+    The control API on that port (JSON only, each request with the token: header X-Gwsvcr-Token):
       POST   /__gwsvcr__/mounts     {"cassette": "/abs/path.yaml", "timing": "instant", "strict": true}
                                     -> 201 {"id": "1", "url": "http://127.0.0.1:PORT2"}
       GET    /__gwsvcr__/mounts/ID  served, clients, events_released, misses, unused
