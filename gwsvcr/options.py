@@ -1,4 +1,5 @@
-"""The options of replay and record, each declared once: its name, kind, default, help sentence and check.
+"""The options of replay and record (and of every serving command: ``GUARD``), each declared once: its name, kind,
+default, help sentence and check.
 
 Every surface is made from these declarations: the ``gwsvcr replay`` / ``gwsvcr record`` flags (cli/options.py),
 the mitmproxy options of the addons (addons/flowconv.py ``add_options``, ``option_values``), the service's mount

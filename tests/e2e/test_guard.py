@@ -7,10 +7,13 @@ workers a test there starts anyway)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -167,24 +170,34 @@ def test_a_mount_admits_its_own_names_and_its_cassettes_upstream(servers: dict[s
         assert ask(svc.url, STATUS_PATH, "mount.test", **{guard.TOKEN_HEADER: servers["service"].token})[0] == 403
 
 
-async def test_reverse_recording_refuses_a_foreign_host_and_gives_the_upstream_its_own(servers: dict[str, Proc],
-                                                                                        tmp_path: Path) -> None:
-    """The recorder as gwsvcr record builds it, in this process (a process start saved)."""
-    path = tmp_path / "c.yaml"
-    upstream = servers["sim"].url
+@contextlib.asynccontextmanager
+async def in_process(addon: Any, mode: str, settings: dict[str, Any], **build: Any) -> AsyncIterator[str]:
+    """A serving master as cli/serve.py builds it, in this process (a process start saved); yields its URL."""
     listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    master = serve.build([GwsRecorder()], host="127.0.0.1", port=0, mode=f"reverse:{upstream}", endpoints=False,
-                         settings={"gwsvcr_record_cassette": str(path), "gwsvcr_record_mode": "all"},
-                         on_ready=listening.set_result)
+    master = serve.build([addon], host="127.0.0.1", port=0, mode=mode, settings=settings,
+                         on_ready=listening.set_result, **build)
     running = asyncio.ensure_future(master.run())
     try:
-        url = await asyncio.wait_for(listening, 30)
-        foreign, local, passed = await asyncio.to_thread(lambda: (
-            ask(url, "/api/v2/me", FOREIGN, **AUTH), ask(url, "/api/v2/me", "localhost", **AUTH),
-            ask(url, "/__gwsvcr__/anything", **AUTH)))
+        yield await asyncio.wait_for(listening, 30)
     finally:
         master.shutdown()
         await asyncio.wait_for(running, 30)
+
+
+def recorder(path: Path, mode: str) -> contextlib.AbstractAsyncContextManager[str]:
+    """The recorder as gwsvcr record builds it."""
+    return in_process(GwsRecorder(), mode, {"gwsvcr_record_cassette": str(path), "gwsvcr_record_mode": "all"},
+                      endpoints=False)
+
+
+async def test_reverse_recording_refuses_a_foreign_host_and_gives_the_upstream_its_own(servers: dict[str, Proc],
+                                                                                        tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    upstream = servers["sim"].url
+    async with recorder(path, f"reverse:{upstream}") as url:
+        foreign, local, passed = await asyncio.to_thread(lambda: (
+            ask(url, "/api/v2/me", FOREIGN, **AUTH), ask(url, "/api/v2/me", "localhost", **AUTH),
+            ask(url, "/__gwsvcr__/anything", **AUTH)))
     assert foreign[0] == 403 and foreign[1]["refused"] == "host"
     assert local[0] == 200
     # the recorder has no endpoints of its own: the path goes upstream, whose own gate (the simulator's) answers
@@ -193,6 +206,29 @@ async def test_reverse_recording_refuses_a_foreign_host_and_gives_the_upstream_i
     assert [ex.request.path for ex in exchanges] == ["/api/v2/me", "/__gwsvcr__/anything"], "the refused one is not"
     hosts = {v for k, v in exchanges[0].request.headers if k.lower() == "host"}
     assert hosts == {upstream.removeprefix("http://")}, "the upstream got its own name, as mitmproxy gives it"
+
+
+async def test_regular_proxy_recording_passes_every_host_on(servers: dict[str, Proc], tmp_path: Path) -> None:
+    """A regular proxy is not guarded: the Host is the site's (here the simulator's, which admits gws.test itself:
+    a name not local to the proxy goes through untouched, and the site's own guard still judges it)."""
+    path = tmp_path / "c.yaml"
+    sim = servers["sim"].url
+    async with recorder(path, "regular") as url:
+        proxy = urllib.request.build_opener(urllib.request.ProxyHandler({"http": url}))
+
+        def through(host: str) -> int:
+            request = urllib.request.Request(sim + "/api/v2/me", headers={**AUTH, "Host": host})
+            try:
+                with proxy.open(request, timeout=10) as reply:
+                    return int(reply.status)
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        statuses = await asyncio.to_thread(lambda: [through(ALLOWED), through(FOREIGN)])
+    assert statuses == [200, 403], "gws.test answered by the site; attacker.example refused by the site, not the proxy"
+    recorded = cas.load(path, use_cache=False).exchanges
+    assert [(ex.response.status, {v for k, v in ex.request.headers if k.lower() == "host"}) for ex in recorded] == [
+        (200, {ALLOWED}), (403, {FOREIGN})], "both went to the site with their own Host, and were recorded"
 
 
 def test_harnesses_pass_the_token_on_without_the_user_seeing_it(servers: dict[str, Proc], svc: ServiceClient,
@@ -214,15 +250,9 @@ def test_harnesses_pass_the_token_on_without_the_user_seeing_it(servers: dict[st
 async def test_a_replay_shows_its_status_url_with_the_token(capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(guard.TOKEN_ENV, "feedc0de" * 4)
-    listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    master = serve.build([GwsReplayer()], host="127.0.0.1", port=0, mode=serve.NO_UPSTREAM, show_token="status",
-                         settings={"gwsvcr_replay_cassette": str(SAMPLE)}, on_ready=listening.set_result)
-    running = asyncio.ensure_future(master.run())
-    try:
-        url = await asyncio.wait_for(listening, 30)
-    finally:
-        master.shutdown()
-        await asyncio.wait_for(running, 30)
+    async with in_process(GwsReplayer(), serve.NO_UPSTREAM, {"gwsvcr_replay_cassette": str(SAMPLE)},
+                          show_token="status") as url:
+        pass
     out, err = capsys.readouterr()
     assert f"gwsvcr: listening on {url}\n" in out, "the clients' base URL, as it was"
     assert f"gwsvcr: status at {url}{STATUS_PATH}?token={'feedc0de' * 4}" in err
