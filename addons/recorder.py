@@ -18,6 +18,7 @@ from mitmproxy.utils import human
 from gwsvcr import __version__, live
 from gwsvcr.addons import live as live_view
 from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_options, request_of, response_of, session_rules
+from gwsvcr.addons.guard import Guard
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Exchange, Header, Omitted, Request, Response, json_bytes, now_iso
 from gwsvcr.correlate import Correlator
@@ -158,6 +159,9 @@ class GwsRecorder:
             live_view.show(line)
 
     def _recorded(self, flow: http.HTTPFlow) -> bool:
+        """Recorded: a request to a host recorded, answered (or failed) by the upstream, not refused here."""
+        if flow.is_replay == "response":
+            return False
         hosts = ctx.options.gwsvcr_record_hosts
         return not hosts or flow.request.pretty_host in hosts
 
@@ -254,4 +258,4 @@ class GwsRecorder:
         summary.info(core.summary())
 
 
-addons = [GwsRecorder()]
+addons = [Guard(endpoints=False), GwsRecorder()]

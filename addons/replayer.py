@@ -15,7 +15,9 @@ from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
+from gwsvcr import guard as rules
 from gwsvcr import live, wire
+from gwsvcr.addons import guard
 from gwsvcr.addons import live as live_view
 from gwsvcr.addons.flowconv import (
     SUMMARY_LOGGER,
@@ -87,6 +89,7 @@ class GwsReplayer:
             self.core.close()
         self.core = core
         self.in_a_whole = bool(ctx.options.gwsvcr_replay_peers)
+        guard.admit(rules.upstream_names(cassette.header.upstream, *(e.upstream for e in cassette.episodes)))
         # The cassette lives as long as the process: keep the collector from walking it again and again
         # (full passes of ~110 ms each under load were the p99 of event timing in the soak).
         gc.collect()
@@ -130,7 +133,7 @@ class GwsReplayer:
             return own
         host, port = flow.client_conn.sockname[:2]  # where this replay accepted the request: its own address
         me = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        parts = await asyncio.to_thread(status.gather, peers)
+        parts = await asyncio.to_thread(status.gather, peers, guard.token())
         return status.combine([status.Part(me, own), *parts])
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
@@ -184,4 +187,4 @@ class GwsReplayer:
                          ctx.options.gwsvcr_replay_cassette)
 
 
-addons = [GwsReplayer()]
+addons = [guard.Guard(), GwsReplayer()]

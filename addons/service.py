@@ -24,6 +24,7 @@ from typing import Any
 from mitmproxy import ctx, http
 from mitmproxy.proxy import mode_specs
 
+from gwsvcr.addons import guard
 from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, answer, requeue_if_dropped
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import json_bytes
@@ -151,6 +152,7 @@ class GwsService:
             await self._set_modes([*self._modes(), mode])
             instance = proxyserver.servers[mode]
             if instance.is_running:
+                guard.admit(mount.host_names(), mode)
                 mount.url = f"http://{'[' + host + ']' if ':' in host else host}:{instance.listen_addrs[0][1]}"
                 served = ServedMount(mount, mode)
                 self.by_mode[mode] = served
@@ -177,6 +179,7 @@ class GwsService:
         served = self.by_id.pop(mount_id)
         mode = served.mode
         self.by_mode.pop(mode, None)
+        guard.forget(mode)
         await self._set_modes(self._modes())
         for handler in list(ctx.master.addons.get("proxyserver").connections.values()):
             if handler.client.proxy_mode == mode and handler.transports.get(handler.client) is not None:
@@ -192,4 +195,4 @@ class GwsService:
                          mount.replayer.summary().removeprefix("gwsvcr: "))
 
 
-addons = [GwsService()]
+addons = [guard.Guard(), GwsService()]

@@ -11,6 +11,7 @@ from mitmproxy import ctx, exceptions, http
 
 from gwsvcr import gws
 from gwsvcr.addons.flowconv import answer, requeue_if_dropped
+from gwsvcr.addons.guard import Guard
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.sim import Simulator, knobs
 
@@ -88,4 +89,4 @@ class GwsSimulator:
         self.core.bayeux.close()
 
 
-addons = [GwsSimulator()]
+addons = [Guard(), GwsSimulator()]

@@ -15,7 +15,7 @@ from gwsvcr.cli.load import load
 from gwsvcr.cli.options import options_of
 from gwsvcr.cli.tools import register as register_tools
 from gwsvcr.cli.verify import verify
-from gwsvcr.options import RECORD, REPLAY
+from gwsvcr.options import GUARD, RECORD, REPLAY
 from gwsvcr.record import modes as record_modes
 
 SERVING = {"record", "replay", "service", "sim"}
@@ -110,12 +110,14 @@ def engine_settings(confdir: str | None) -> dict[str, object]:
 @click.option("--extra-delay-ms", multiple=True, metavar="OP=MS", help="The notification of OP comes MS later.")
 @click.option("--refuse", multiple=True, metavar="OP=HTTP[:CODE]",
               help="Refuse OP with this HTTP status and GWS statusCode (default 2), e.g. StopCallRecording=503.")
+@options_of(GUARD)
 @click.option("--new-call-ids", is_flag=True,
               help="Each agent's call gets a new id (listed by GET /api/v2/me/calls) instead of the seed's.")
 @click.option("--forget-after", multiple=True, metavar="OP",
               help="After OP's notification, forget the agent's CometD sessions (as a node restart does): the next "
                    "connect is answered 402::session_unknown with advice to handshake again.")
-def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_delay_ms: int, user: str | None,
+def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], allow_host_header: tuple[str, ...],
+        event_delay_ms: int, user: str | None,
         password: str | None, recording_state: str, drop_notification: tuple[str, ...], wrong_state: tuple[str, ...],
         extra_delay_ms: tuple[str, ...], refuse: tuple[str, ...], new_call_ids: bool,
         forget_after: tuple[str, ...]) -> None:
@@ -137,9 +139,11 @@ def sim(host: str, port: int, confdir: str | None, sets: tuple[str, ...], event_
 
     if (user is None) != (password is None):
         raise click.UsageError("--user and --password go together")
-    serve([GwsSimulator()], host=host, port=port, sets=sets, settings={
-        **engine_settings(confdir), "gwsvcr_sim_event_delay_ms": event_delay_ms, "gwsvcr_sim_user": user or "",
-        "gwsvcr_sim_password": password or "", "gwsvcr_sim_recording_state": recording_state,
+    serve([GwsSimulator()], host=host, port=port, sets=sets, upstream=False, settings={
+        **engine_settings(confdir), **GUARD.addon_settings({"allow_host_header": allow_host_header}),
+        "gwsvcr_sim_event_delay_ms": event_delay_ms,
+        "gwsvcr_sim_user": user or "", "gwsvcr_sim_password": password or "",
+        "gwsvcr_sim_recording_state": recording_state,
         "gwsvcr_sim_drop_notification": list(drop_notification), "gwsvcr_sim_wrong_state": list(wrong_state),
         "gwsvcr_sim_extra_delay_ms": list(extra_delay_ms), "gwsvcr_sim_refuse": list(refuse),
         "gwsvcr_sim_new_call_ids": new_call_ids, "gwsvcr_sim_forget_after": list(forget_after)})
@@ -224,6 +228,9 @@ def record(upstream: str, cassette: str, host: str, port: int, confdir: str | No
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise click.BadParameter("give a URL such as https://gws.example.com:8443", param_hint="--upstream")
         proxy_mode = f"reverse:{upstream}"
+    elif options["allow_host_header"]:
+        raise click.UsageError("--allow-host-header is for --mode reverse: a regular proxy passes every Host on "
+                               "(the sites' own names)")
     try:
         record_modes.check_target(cassette, options["mode"])
     except record_modes.CassetteExists as e:
@@ -242,7 +249,7 @@ def record(upstream: str, cassette: str, host: str, port: int, confdir: str | No
     if upstream_ca:
         settings["ssl_verify_upstream_trusted_ca"] = str(Path(upstream_ca).resolve())
     show_live_view(quiet)
-    serve([GwsRecorder()], host=host, port=port, mode=proxy_mode, settings=settings, sets=sets)
+    serve([GwsRecorder()], host=host, port=port, mode=proxy_mode, settings=settings, sets=sets, endpoints=False)
 
 
 @main.command()
@@ -305,7 +312,8 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
                               longest_wait(loaded, options["timing"], options["speed"]), options["strict"]))
     addon = GwsReplayer()  # it loads and checks the cassette: a bad one stops the command with its problems
     show_live_view(quiet)
-    serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, sets=sets, settings={
+    serve([addon], host=host, port=port, mode=f"reverse:{upstream}" if upstream else NO_UPSTREAM, sets=sets,
+          upstream=bool(upstream), show_token="status", settings={
         **engine_settings(confdir), "gwsvcr_replay_cassette": cassette_path, **REPLAY.addon_settings(options),
         "gwsvcr_replay_upstream": upstream or "", "gwsvcr_replay_peers": list(peer),
         **({"connection_strategy": "lazy"} if upstream else {})})
@@ -317,16 +325,18 @@ def replay(ctx: click.Context, cassette_path: str, host: str, port: int, confdir
 @click.option("--keep-mb", default=256, show_default=True, type=click.IntRange(0),
               help="Loaded cassettes kept in memory (megabytes of cassette files), so mounting one again costs "
                    "milliseconds.")
-def service(host: str, port: int, confdir: str | None, sets: tuple[str, ...], keep_mb: int) -> None:
+@options_of(GUARD)
+def service(host: str, port: int, confdir: str | None, sets: tuple[str, ...], keep_mb: int,
+            allow_host_header: tuple[str, ...]) -> None:
     """Serve many cassettes from one process: each mounted at run time on a port of its own, offline.
 
     \b
     Examples:
-      gwsvcr service                 # prints: gwsvcr: listening on http://127.0.0.1:PORT (the control port)
-      export GWSVCR_SERVICE=http://127.0.0.1:PORT     # gwsvcr.replaying() and the pytest plugin use it
+      gwsvcr service       # prints: gwsvcr: listening on http://127.0.0.1:PORT/?token=T (the control port)
+      export GWSVCR_SERVICE='http://127.0.0.1:PORT/?token=T'   # gwsvcr.replaying() and the pytest plugin use it
 
     \b
-    The control API on that port (JSON):
+    The control API on that port (JSON only, each request with the token: header X-Gwsvcr-Token):
       POST   /__gwsvcr__/mounts     {"cassette": "/abs/path.yaml", "timing": "instant", "strict": true}
                                     -> 201 {"id": "1", "url": "http://127.0.0.1:PORT2"}
       GET    /__gwsvcr__/mounts/ID  served, clients, events_released, misses, unused
@@ -336,8 +346,9 @@ def service(host: str, port: int, confdir: str | None, sets: tuple[str, ...], ke
     from gwsvcr.addons.service import GwsService
     from gwsvcr.cli.serve import serve
 
-    serve([GwsService()], host=host, port=port, sets=sets,
-          settings={**engine_settings(confdir), "gwsvcr_service_keep_mb": keep_mb})
+    serve([GwsService()], host=host, port=port, sets=sets, upstream=False, show_token="url",
+          settings={**engine_settings(confdir), **GUARD.addon_settings({"allow_host_header": allow_host_header}),
+                    "gwsvcr_service_keep_mb": keep_mb})
 
 
 DEMO_OPERATIONS = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")

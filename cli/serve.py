@@ -37,14 +37,17 @@ from mitmproxy.addons import (
 )
 from mitmproxy.master import Master
 
-from gwsvcr import live
+from gwsvcr import guard, live
 from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, request_of
+from gwsvcr.addons.guard import Guard
+from gwsvcr.replay import status
 from gwsvcr.served import PARENT_ENV
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 PARENT_CHECK = 0.5  # seconds between looks at the process that started this one (gwsvcr.served.PARENT_ENV)
 # Options a command line sets through its own flags: ``--set`` must not contradict them.
-OWN_FLAGS = {"mode": "--mode / --upstream", "listen_host": "--host", "listen_port": "--port"}
+OWN_FLAGS = {"mode": "--mode / --upstream", "listen_host": "--host", "listen_port": "--port",
+             "gwsvcr_allow_host_header": guard.ALLOW_OPTION}
 
 
 class OptionError(click.ClickException):
@@ -163,18 +166,26 @@ class HookCache(addonmanager.AddonManager):
 
 
 class Announce:
-    """Prints ``gwsvcr: listening on http://HOST:PORT`` once the port is bound (port 0 picks one)."""
+    """Prints ``gwsvcr: listening on http://HOST:PORT`` once the port is bound (port 0 picks one). The token of
+    gwsvcr's own endpoints (gwsvcr/guard.py) is shown as ``show_token`` says: ``url`` in that URL
+    (``http://HOST:PORT/?token=T``, the service's: its control API is what the URL is for), ``status`` on stderr
+    with the status URL (the replay's: its URL is its clients' base URL, which must stay as it is)."""
 
-    def __init__(self, on_ready: Callable[[str], None] | None = None) -> None:
+    def __init__(self, on_ready: Callable[[str], None] | None = None, show_token: str | None = None) -> None:
         self.url = ""
         self.on_ready = on_ready
+        self.show_token = show_token
 
     def running(self) -> None:
         addrs = ctx.master.addons.get("proxyserver").listen_addrs()
         host, port = addrs[0][0], addrs[0][1]
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-        click.echo(f"gwsvcr: listening on {self.url}")
+        token = ctx.master.addons.get("guard").token
+        shown = guard.with_token(self.url, token) if self.show_token == "url" else self.url
+        click.echo(f"gwsvcr: listening on {shown}")
         sys.stdout.flush()
+        if self.show_token == "status":
+            click.echo(f"gwsvcr: status at {status.url_with_token(self.url, token)}", err=True)
         if self.on_ready is not None:
             self.on_ready(self.url)
 
@@ -250,12 +261,17 @@ def apply_sets(opts: options.Options, sets: Sequence[str]) -> None:
 
 
 def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: dict[str, Any],
-          sets: Sequence[str] = (), on_ready: Callable[[str], None] | None = None) -> Master:
-    """The master of one serving command, configured; call inside the event loop that will run it."""
+          sets: Sequence[str] = (), on_ready: Callable[[str], None] | None = None, endpoints: bool = True,
+          upstream: bool = True, show_token: str | None = None) -> Master:
+    """The master of one serving command, configured; call inside the event loop that will run it. Its guard
+    (addons/guard.py) comes before the command's addons; ``endpoints``: it serves gwsvcr's own ``/__gwsvcr__/``
+    endpoints (the recorder does not); ``upstream``: a request may go to a real upstream (False: the command
+    answers every one itself); ``show_token`` as :class:`Announce` takes it."""
     check = StartCheck()  # first: it catches errors logged while the others configure
     master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
     master.addons = HookCache(master)
-    master.addons.add(*engine(mode), *addons, InFlight(), Announce(on_ready), check)
+    master.addons.add(*engine(mode), Guard(endpoints, upstream), *addons, InFlight(), Announce(on_ready, show_token),
+                      check)
     # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
     base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}
     master.options.update(**base, **settings)
@@ -322,18 +338,22 @@ def release_logging() -> None:
 
 
 async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings: dict[str, Any],
-               sets: Sequence[str], on_ready: Callable[[str], None] | None) -> None:
+               sets: Sequence[str], on_ready: Callable[[str], None] | None, endpoints: bool, upstream: bool,
+               show_token: str | None) -> None:
     configure_logging()
-    master = build(addons, host=host, port=port, mode=mode, settings=settings, sets=sets, on_ready=on_ready)
+    # Only the process that started this one names it: its own children must not inherit the name.
+    parent = os.environ.pop(PARENT_ENV, "")
+    owned = parent.isdigit() and int(parent) == os.getppid()  # else inherited from further up: not ours to watch
+    if owned and show_token == "status":
+        show_token = None  # the token came from that process (gwsvcr.served.start): no one else reads stderr for it
+    master = build(addons, host=host, port=port, mode=mode, settings=settings, sets=sets, on_ready=on_ready,
+                   endpoints=endpoints, upstream=upstream, show_token=show_token)
     freeze = FreezeSurvivors() if os.environ.get("GWSVCR_GC") != "default" else None
     if freeze is not None:
         gc.callbacks.append(freeze)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
-    # Only the process that started this one names it: its own children must not inherit the name.
-    parent = os.environ.pop(PARENT_ENV, "")
-    owned = parent.isdigit() and int(parent) == os.getppid()  # else inherited from further up: not ours to watch
     watch = asyncio.ensure_future(_end_with_parent(int(parent), master.shutdown)) if owned else None
     try:
         await master.run()
@@ -360,11 +380,13 @@ async def _end_with_parent(parent: int, shutdown: Callable[[], None]) -> None:
 
 def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREAM,
           settings: dict[str, Any] | None = None, sets: Sequence[str] = (),
-          on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. Option errors become a clear message and exit 2, never a traceback."""
+          on_ready: Callable[[str], None] | None = None, endpoints: bool = True, upstream: bool = True,
+          show_token: str | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (``endpoints``, ``upstream``, ``show_token``: as :func:`build` takes them).
+    Option errors become a clear message and exit 2, never a traceback."""
     warn_if_exposed(host)
     try:
-        asyncio.run(_run(addons, host, port, mode, settings or {}, sets, on_ready))
+        asyncio.run(_run(addons, host, port, mode, settings or {}, sets, on_ready, endpoints, upstream, show_token))
     except exceptions.OptionsError as e:
         raise OptionError(str(e)) from None
     except OSError as e:

@@ -28,6 +28,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from gwsvcr import guard
 from gwsvcr.cli.serve import StartFailed, listen_failure
 from gwsvcr.replay import HEALTH_PATH, balancer, status
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
@@ -87,8 +88,11 @@ def run(cassette_path: str, count: int, host: str, port: int, args: list[str], l
         signal.signal(sig, lambda *_: stop.set())
     _more_files()
     listener = _listen(host, port)
+    token = guard.token_from_environment()  # every worker's: each asks the others for their status with it
+    if host not in ("", "0.0.0.0", "::") and not guard.HostRule().admits(host):  # a name: the workers admit it
+        args = [*args, guard.ALLOW_OPTION, host]
     with listener, tempfile.TemporaryDirectory(prefix="gwsvcr-workers-") as tmp:
-        workers = _start_workers(cassette_path, count, args, Path(tmp))
+        workers = _start_workers(cassette_path, count, args, Path(tmp), token)
         haproxy: subprocess.Popen[bytes] | None = None
         try:
             cfg = Path(tmp) / "haproxy.cfg"
@@ -102,11 +106,12 @@ def run(cassette_path: str, count: int, host: str, port: int, args: list[str], l
             if _ready(url, haproxy, stop):  # else stopped while starting: no listening line
                 click.echo(f"gwsvcr: listening on {url}")
                 sys.stdout.flush()
+                click.echo(f"gwsvcr: status at {status.url_with_token(url, token)}", err=True)
                 _watch(workers, haproxy, stop)
         finally:
             if haproxy is not None:
                 _end(haproxy)
-            failed = _stop_workers(workers, strict)
+            failed = _stop_workers(workers, strict, token)
     return 1 if failed else 0
 
 
@@ -156,13 +161,14 @@ def _url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def _start_workers(cassette_path: str, count: int, args: list[str], tmp: Path) -> list[Worker]:
-    """Start the workers side by side; once all listen, tell each where the others are."""
+def _start_workers(cassette_path: str, count: int, args: list[str], tmp: Path, token: str) -> list[Worker]:
+    """Start the workers side by side, all with ``token``; once all listen, tell each where the others are."""
     names = [f"w{i + 1}" for i in range(count)]
 
     def one(name: str) -> Proc:
         return start(gwsvcr_command("replay", cassette_path, "--host", "127.0.0.1", "--port", "0",
-                                    "--peer", f"@{tmp / f'peers-{name}'}", *args), timeout=60, share_stderr=True)
+                                    "--peer", f"@{tmp / f'peers-{name}'}", *args), timeout=60, share_stderr=True,
+                     env={guard.TOKEN_ENV: token})
 
     with ThreadPoolExecutor(count) as pool:
         futures = [pool.submit(one, name) for name in names]
@@ -227,11 +233,11 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _stop_workers(workers: list[Worker], strict: bool) -> bool:
+def _stop_workers(workers: list[Worker], strict: bool, token: str) -> bool:
     """Ask each worker for its own figures, stop it, print the figures of the whole. True when the run failed:
     a strict miss on any worker; strict, a recorded recovery that no worker replayed or a fault that struck on
     none (a worker alone cannot tell)."""
-    parts = status.gather([w.url for w in workers if not w.gone()])
+    parts = status.gather([w.url for w in workers if not w.gone()], token)
     by_url = {p.url: p for p in parts}
     codes = [w.proc.stop() for w in workers]
     ordered = []

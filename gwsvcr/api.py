@@ -9,9 +9,10 @@ shared replay service, or record one.
     with gwsvcr.recording("cassettes/stop.yaml", upstream="https://gws:8443") as gws:
         client = MyGwsClient(base_url=gws.url)     # through ``gwsvcr record`` to the real GWS
 
-``replaying`` mounts the cassette on the service named by ``GWSVCR_SERVICE`` (``http://127.0.0.1:PORT``, from a
-``gwsvcr service`` someone started), else on one this process starts the first time it is needed, keeps for its
-life and stops at exit. Each mount has its own state, timing, strictness, misses and unused exchanges.
+``replaying`` mounts the cassette on the service named by ``GWSVCR_SERVICE`` (``http://127.0.0.1:PORT/?token=T``,
+the URL a ``gwsvcr service`` someone started printed), else on one this process starts the first time it is
+needed, keeps for its life and stops at exit; its token goes with every control request (gwsvcr/guard.py). Each
+mount has its own state, timing, strictness, misses and unused exchanges.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from gwsvcr import guard
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.options import RECORD, REPLAY, Surface
 from gwsvcr.replay import STATUS_PATH
@@ -61,21 +63,24 @@ class ReplayMiss(GwsvcrError):
 
 
 class ServiceClient:
-    """The control API of one replay service, over one kept-alive connection (thread-safe)."""
+    """The control API of one replay service, over one kept-alive connection (thread-safe). ``url`` is the one
+    ``gwsvcr service`` printed, its token in it (``http://127.0.0.1:PORT/?token=T``)."""
 
     def __init__(self, url: str, process: Proc | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
-            raise ServiceError(f"a replay service URL looks like http://127.0.0.1:PORT, not {url!r}")
-        self.url = url.rstrip("/")
+            raise ServiceError("a replay service URL looks like http://127.0.0.1:PORT/?token=..., not "
+                               f"{guard.split_token(url)[0]!r}")
+        self.url, token = guard.split_token(url)  # self.url has no token: it goes into messages
         self.process = process
+        self._token = {guard.TOKEN_HEADER: token} if token else {}
         self._address = (parts.hostname, parts.port)
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
     def call(self, method: str, path: str, doc: Any = None) -> tuple[int, Any]:
         body = None if doc is None else json.dumps(doc).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {**self._token, **({"Content-Type": "application/json"} if body is not None else {})}
         with self._lock:
             for attempt in (1, 2):  # a kept-alive connection the service closed: once more on a new one
                 if self._conn is None:
@@ -263,7 +268,8 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
               strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
               match_headers: Sequence[str] = (), allow_repeats: bool = True, correlate: Sequence[str] = (),
               no_correlate: Sequence[str] = (), session_cookies: Sequence[str] = (),
-              session_headers: Sequence[str] = (), faults: Sequence[str] = (), raise_on_miss: bool = True,
+              session_headers: Sequence[str] = (), faults: Sequence[str] = (),
+              allow_host_header: Sequence[str] = (), raise_on_miss: bool = True,
               service: ServiceClient | None = None) -> Replay:
     """Mount ``cassette`` (a path, relative to the working directory) and return it, already mounted; use it in a
     ``with`` block or call ``close()`` (e.g. ``self.addCleanup(replay.close)`` in unittest).
@@ -282,6 +288,8 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
       ``--no-correlate``; gwsvcr/correlate.py); ``session_cookies`` / ``session_headers``: what identifies a
       client session (gwsvcr/session.py); ``faults``: faults on demand (``gwsvcr replay --fault``, e.g.
       ``["unknown-client after op 2"]``);
+    - ``allow_host_header``: host names the mount answers in a request's ``Host`` header besides loopback names,
+      IP addresses and the cassette's upstream (others are refused, gwsvcr/guard.py);
     - ``service``: a :class:`ServiceClient`; default the shared one (:func:`shared_service`).
 
     Raises :class:`ServiceError` for a missing or invalid cassette (its ``FILE:LINE`` problems) or a bad option.
@@ -337,11 +345,12 @@ def recording(cassette: str | os.PathLike[str], *, upstream: str, mode: str = "a
               redact_headers: Sequence[str] = (), redact_json: Sequence[str] = (), max_body: str = "16m",
               ignore_query: Sequence[str] = (), match_headers: Sequence[str] = (), correlate: Sequence[str] = (),
               no_correlate: Sequence[str] = (), session_cookies: Sequence[str] = (),
-              session_headers: Sequence[str] = ()) -> Recording:
+              session_headers: Sequence[str] = (), allow_host_header: Sequence[str] = ()) -> Recording:
     """Record ``cassette`` from ``upstream`` (a ``gwsvcr record`` child process, reverse mode) until ``close()``
     or the end of the ``with`` block. ``mode`` as VCR.py's record modes: ``all`` rewrites, ``new_episodes``
     appends, ``once`` refuses an existing cassette (:class:`~gwsvcr.record.modes.CassetteExists`), ``none``
     passes through. Secrets are redacted as ``gwsvcr record`` does; add ``redact_headers`` / ``redact_json``.
     The other options are ``gwsvcr record``'s of the same name (``--max-body``, ``--ignore-query``,
-    ``--match-header``, ``--correlate``, ``--no-correlate``, ``--session-cookie``, ``--session-header``)."""
+    ``--match-header``, ``--correlate``, ``--no-correlate``, ``--session-cookie``, ``--session-header``,
+    ``--allow-host-header``)."""
     return Recording(**locals())  # every keyword as given (gwsvcr/options.py declares them; tests/test_options.py)

@@ -1,4 +1,5 @@
-"""The options of replay and record, each declared once: its name, kind, default, help sentence and check.
+"""The options of replay and record (and of every serving command: ``GUARD``), each declared once: its name, kind,
+default, help sentence and check.
 
 Every surface is made from these declarations: the ``gwsvcr replay`` / ``gwsvcr record`` flags (cli/options.py),
 the mitmproxy options of the addons (addons/flowconv.py ``add_options``, ``option_values``), the service's mount
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from gwsvcr import guard
 from gwsvcr.record.bodies import DEFAULT_MAX_BODY
 from gwsvcr.record.modes import HELP as RECORD_MODES
 from gwsvcr.record.modes import RecordMode
@@ -48,7 +50,8 @@ from gwsvcr.replay import ReplayConfig
 from gwsvcr.replay.faults import check as check_faults
 from gwsvcr.timeline import Timing
 
-__all__ = ["RECORD", "REPLAY", "SESSION", "Family", "Kind", "Option", "OptionProblems", "Surface", "replay_config"]
+__all__ = ["ALLOW_HOST_HEADER", "GUARD", "RECORD", "REPLAY", "SESSION", "Family", "Kind", "Option", "OptionProblems",
+           "Surface", "replay_config"]
 
 
 class Surface(StrEnum):
@@ -217,6 +220,22 @@ def _not_redacted(headers: tuple[str, ...]) -> None:
                          "value")
 
 
+def _host_names(names: tuple[str, ...]) -> None:
+    problems = guard.bad_names(names)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+# Which Host names a serving command answers besides the local ones (gwsvcr/guard.py): replay and record have it
+# among their options; sim and service, whose other options are their own, take it from GUARD; the guard addon
+# (addons/guard.py) holds its mitmproxy option on every command.
+ALLOW_HOST_HEADER = Option(
+    "allow_host_header", Kind.NAMES, (), "Answer requests whose Host header is this name too (besides localhost, IP "
+    "addresses, the --host name and the upstream's): a name of this machine your clients use; any other is refused, "
+    "as a web page pointing its own name at this machine would send it.", metavar="NAME",
+    addon="gwsvcr_allow_host_header", check=_host_names)
+GUARD = Family("guard", "gwsvcr_", frozenset({Surface.CLI, Surface.ADDON}), (ALLOW_HOST_HEADER,))
+
 SESSION = (  # what identifies a client session (gwsvcr/session.py), for record and replay alike
     Option("session_cookies", Kind.NAMES, (), "Only this cookie identifies a client session (default: any cookie "
            "the server sets).", metavar="NAME", flag="--session-cookie", addon="gwsvcr_session_cookies"),
@@ -253,6 +272,7 @@ REPLAY = Family("replay", "gwsvcr_replay_", frozenset(Surface), (
            "'http 503 /meta/handshake times 1' (README: Reproducing a field failure).", metavar="SPEC",
            flag="--fault", check=check_faults),
     *SESSION,
+    ALLOW_HOST_HEADER,
     Option("raise_on_miss", Kind.BOOL, True, "Leaving the with block raises ReplayMiss when a strict replay missed "
            "(unless the block raised already), as VCR.py raises on a miss; False only lists them.",
            surfaces=frozenset({Surface.API})),
@@ -277,6 +297,7 @@ RECORD = Family("record", "gwsvcr_record_", frozenset({Surface.CLI, Surface.ADDO
     Option("correlate", Kind.NAMES, (), f"{_CORRELATE} (written to the cassette header).", metavar="NAME"),
     Option("no_correlate", Kind.NAMES, (), f"{_NO_CORRELATE}; written to the cassette header.", metavar="NAME"),
     *SESSION,
+    ALLOW_HOST_HEADER,
 ))
 
 

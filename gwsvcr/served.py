@@ -1,5 +1,6 @@
 """A gwsvcr serving command (or any server that prints the same line) as a child process: started, ready when it
-prints ``gwsvcr: listening on URL``, its output collected as it comes, stopped by a signal.
+prints ``gwsvcr: listening on URL``, its output collected as it comes, stopped by a signal. It is given the token of
+its ``/__gwsvcr__/`` endpoints (gwsvcr/guard.py), which :attr:`Proc.token` holds.
 
 Used by the pytest plugin, ``gwsvcr demo`` and the project's own tests.
 """
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gwsvcr import guard
 from gwsvcr.errors import GwsvcrError
 
 __all__ = ["LISTENING", "PARENT_ENV", "NotListening", "Proc", "gwsvcr_command", "start"]
@@ -40,7 +42,8 @@ class Proc:
     """A server process that printed its listening line; its output is collected as it comes."""
 
     popen: subprocess.Popen[str]
-    url: str = ""
+    url: str = ""  # as printed: gwsvcr service's holds its token (http://HOST:PORT/?token=T)
+    token: str = ""  # of its /__gwsvcr__/ endpoints
     out: list[str] = field(default_factory=list)
     err: list[str] = field(default_factory=list)
     pumps: list[threading.Thread] = field(default_factory=list)
@@ -70,11 +73,13 @@ class Proc:
 def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
           env: dict[str, str] | None = None, share_stderr: bool = False) -> Proc:
     """Run ``cmd`` and wait (on its output, not a sleep) for ``gwsvcr: listening on URL``. ``share_stderr``: its
-    standard error is this process's (its warnings reach the user as they come) instead of collected."""
+    standard error is this process's (its warnings reach the user as they come) instead of collected. Its token is
+    ``env``'s ``GWSVCR_TOKEN``, else a new one."""
+    token = (env or {}).get(guard.TOKEN_ENV) or guard.new_token()
     popen = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=None if share_stderr else subprocess.PIPE,
-                             text=True, cwd=cwd, env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {})},
-                             start_new_session=True)
-    proc = Proc(popen)
+                             text=True, cwd=cwd, start_new_session=True,
+                             env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {}), guard.TOKEN_ENV: token})
+    proc = Proc(popen, token=token)
     ready = threading.Event()
 
     def pump_out() -> None:

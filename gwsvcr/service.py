@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gwsvcr import guard
 from gwsvcr.cassette import CassetteCache, CassetteError
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.options import REPLAY, OptionProblems, Surface, replay_config
@@ -26,7 +27,7 @@ __all__ = ["CONTROL_PREFIX", "KEEP_MB", "MB", "MOUNTS_PATH", "MOUNT_OPTIONS", "M
 
 logger = logging.getLogger(__name__)
 
-CONTROL_PREFIX = "/__gwsvcr__/"
+CONTROL_PREFIX = guard.ENDPOINTS
 MOUNTS_PATH = "/__gwsvcr__/mounts"
 KEEP_MB = 256  # loaded cassettes kept for their next mount, up to this many megabytes of cassette files
 MB = 1024 * 1024
@@ -51,6 +52,7 @@ class MountError(GwsvcrError):
 class MountRequest:
     cassette: str
     config: ReplayConfig
+    allow_host_header: tuple[str, ...] = ()
 
 
 def parse_mount(doc: Any) -> MountRequest:
@@ -62,12 +64,12 @@ def parse_mount(doc: Any) -> MountRequest:
     if not isinstance(cassette, str) or not os.path.isabs(cassette):
         problems.append(f"cassette must be an absolute path, not {cassette!r}")
     try:
-        config = replay_config(REPLAY.read(doc, Surface.MOUNT, others=("cassette",)))
+        values = REPLAY.read(doc, Surface.MOUNT, others=("cassette",))
     except OptionProblems as e:
         problems += e.problems
     if problems:
         raise MountError("bad mount request: " + "; ".join(problems), problems)
-    return MountRequest(str(cassette), config)
+    return MountRequest(str(cassette), replay_config(values), values["allow_host_header"])
 
 
 @dataclass
@@ -77,8 +79,14 @@ class Mount:
     id: str
     cassette: str
     replayer: Replayer
+    allow_host_header: tuple[str, ...] = ()
     url: str = ""
     mounted_at: float = field(default_factory=time.time)
+
+    def host_names(self) -> tuple[str, ...]:
+        """The Host names its listener admits besides the service's: its own, its cassette's upstream."""
+        header, episodes = self.replayer.cassette.header, self.replayer.cassette.episodes
+        return (*self.allow_host_header, *guard.upstream_names(header.upstream, *(e.upstream for e in episodes)))
 
     def status(self) -> dict[str, Any]:
         """The shape of ``/__gwsvcr__/status`` of ``gwsvcr replay``, with the mount's id, url and cassette."""
@@ -113,7 +121,7 @@ class Service:
             replayer = Replayer(cassette, request.config, on_miss=on_miss)
         except faults.FaultError as e:
             raise MountError(f"cannot mount {request.cassette}: {e}", [str(e)]) from None
-        mount = Mount(mount_id, request.cassette, replayer)
+        mount = Mount(mount_id, request.cassette, replayer, request.allow_host_header)
         self.mounts[mount_id] = mount
         return mount
 

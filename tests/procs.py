@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gwsvcr.guard import TOKEN_HEADER
+from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import Proc, start
 
 __all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_genesys_sdks", "need_haproxy",
-           "need_node", "need_workspace_sdk", "start"]
+           "need_node", "need_workspace_sdk", "start", "status"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "tests" / "peers"
@@ -67,3 +72,11 @@ def need_haproxy() -> str:
 
 def gwsvcr(*args: str, **kw) -> Proc:  # type: ignore[no-untyped-def]
     return start([GWSVCR, *args], **kw)
+
+
+def status(url: str, token: str) -> dict[str, Any]:
+    """``/__gwsvcr__/status`` of the replay at ``url`` (through a balancer: of all its workers), asked with the token
+    its process was given (:attr:`Proc.token`)."""
+    request = urllib.request.Request(url + STATUS_PATH, headers={TOKEN_HEADER: token})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())  # type: ignore[no-any-return]

@@ -16,10 +16,11 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
 from gwsvcr import api, pytest_plugin
+from gwsvcr.addons.guard import Guard
 from gwsvcr.addons.recorder import GwsRecorder
 from gwsvcr.addons.replayer import GwsReplayer
 from gwsvcr.cli.main import main
-from gwsvcr.options import RECORD, REPLAY, Family, OptionProblems, Surface, replay_config
+from gwsvcr.options import GUARD, RECORD, REPLAY, Family, OptionProblems, Surface, replay_config
 from gwsvcr.replay import ReplayConfig
 from gwsvcr.service import MOUNT_OPTIONS, MountError, parse_mount
 from tests.procs import ROOT
@@ -35,7 +36,13 @@ OWN = {
                               "insecure", "quiet"},
     ("record", Surface.ADDON): {"gwsvcr_record_cassette"},
     ("record", Surface.API): {"cassette", "upstream"},
+    # the commands whose only family options are GUARD's (replay and record have it among theirs)
+    ("sim", Surface.CLI): {"host", "port", "confdir", "sets", "event_delay_ms", "user", "password", "recording_state",
+                           "drop_notification", "wrong_state", "extra_delay_ms", "refuse", "new_call_ids",
+                           "forget_after"},
+    ("service", Surface.CLI): {"host", "port", "confdir", "sets", "keep_mb"},
 }
+GUARDED = ("sim", "service")
 
 
 def _normal(value: Any) -> Any:
@@ -44,18 +51,19 @@ def _normal(value: Any) -> Any:
     return value.value if isinstance(value, StrEnum) else value
 
 
-def _by_name(family: Family, surface: Surface, found: dict[str, Any]) -> dict[str, Any]:
+def _by_name(family: Family, surface: Surface, found: dict[str, Any], command: str = "") -> dict[str, Any]:
     """A surface's options (by the name it spells them with) as option names and defaults; what is not the
-    family's stays under its own name, so that it shows in a comparison."""
+    family's stays under its own name, so that it shows in a comparison. ``command``: the gwsvcr command whose
+    flags ``found`` holds, when not the family's name."""
     names = {o.addon if surface is Surface.ADDON else o.name: o.name for o in family.options}
-    own = OWN.get((family.name, surface), set())
+    own = OWN.get((command or family.name, surface), set())
     return {names.get(k, k): _normal(v) for k, v in found.items() if k not in own}
 
 
-def click_surface(family: Family) -> dict[str, Any]:
+def click_surface(family: Family, command: str = "") -> dict[str, Any]:
     args = {"replay": [str(SAMPLE)], "record": ["--upstream", "http://127.0.0.1:9", "--cassette", "c.yaml"]}
-    ctx = main.commands[family.name].make_context(family.name, args[family.name])
-    return ctx.params
+    command = command or family.name
+    return main.commands[command].make_context(command, args.get(command, [])).params
 
 
 class _Loader:
@@ -68,13 +76,14 @@ class _Loader:
 
 def addon_surface(family: Family) -> dict[str, Any]:
     loader = _Loader()
-    {"replay": GwsReplayer, "record": GwsRecorder}[family.name]().load(loader)
+    {"replay": GwsReplayer, "record": GwsRecorder, "guard": Guard}[family.name]().load(loader)
     return loader.defaults
 
 
 def mount_surface(family: Family) -> dict[str, Any]:
-    config = parse_mount({"cassette": str(SAMPLE)}).config
-    return {name: getattr(config, name) for name in MOUNT_OPTIONS}
+    """What a mount was given: its replay configuration, and what the mount holds beside it (allow_host_header)."""
+    request = parse_mount({"cassette": str(SAMPLE)})
+    return {name: getattr(request.config if hasattr(request.config, name) else request, name) for name in MOUNT_OPTIONS}
 
 
 def api_surface(family: Family) -> dict[str, Any]:
@@ -108,11 +117,20 @@ SURFACES: dict[Surface, Callable[[Family], dict[str, Any]]] = {
     Surface.MARKER: marker_surface}
 
 
-@pytest.mark.parametrize(("family", "surface"), [(f, s) for f in (REPLAY, RECORD) for s in Surface if s in f.surfaces],
-                         ids=lambda x: getattr(x, "name", x))
+@pytest.mark.parametrize(("family", "surface"), [(f, s) for f in (REPLAY, RECORD) for s in Surface if s in f.surfaces]
+                         + [(GUARD, Surface.ADDON)], ids=lambda x: getattr(x, "name", x))
 def test_each_surface_has_the_options_declared_for_it_with_their_defaults(family: Family, surface: Surface) -> None:
     declared = {o.name: _normal(o.default_on(surface)) for o in family.on(surface)}
     assert _by_name(family, surface, SURFACES[surface](family)) == declared
+
+
+@pytest.mark.parametrize("command", GUARDED)
+def test_commands_without_replay_options_have_the_guards(command: str) -> None:
+    """gwsvcr sim and service take --allow-host-header from GUARD, as replay and record from their families."""
+    declared = {o.name: _normal(o.default_on(Surface.CLI)) for o in GUARD.on(Surface.CLI)}
+    assert _by_name(GUARD, Surface.CLI, click_surface(GUARD, command), command) == declared
+    # one declaration: the same mitmproxy option and check, whichever addon of a master declares it first
+    assert GUARD["allow_host_header"] == REPLAY["allow_host_header"] == RECORD["allow_host_header"]
 
 
 def test_replay_config_defaults_are_the_declared_ones() -> None:

@@ -89,7 +89,7 @@ def server() -> Iterator[tuple[str, dict[str, Any]]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            answer["path"] = self.path
+            answer["path"], answer["token"] = self.path, self.headers.get("X-Gwsvcr-Token")
             body = json.dumps(answer["body"]).encode()
             self.send_response(answer["status"])
             self.send_header("Content-Length", str(len(body)))
@@ -109,20 +109,20 @@ def server() -> Iterator[tuple[str, dict[str, Any]]]:
 def test_a_peer_is_asked_for_its_own_figures(server: tuple[str, dict[str, Any]]) -> None:
     url, answer = server
     answer["body"] = figures(3, 1, 2, [5])
-    part = status.fetch(url)
-    assert answer["path"] == "/__gwsvcr__/status?local=1"
+    part = status.fetch(url, "t0ken")
+    assert answer["path"] == "/__gwsvcr__/status?local=1" and answer["token"] == "t0ken"
     assert part.figures == answer["body"] and part.lost == ""
 
 
 def test_a_peer_that_does_not_answer_as_a_replay_is_lost_not_an_error(server: tuple[str, dict[str, Any]]) -> None:
     url, answer = server
     answer["body"] = {"hello": "world"}
-    assert status.fetch(url).lost == "its status is not a gwsvcr replay's"
+    assert status.fetch(url, "t").lost == "its status is not a gwsvcr replay's"
     answer["status"] = 404
-    assert status.fetch(url).lost == "its status answered HTTP 404"
+    assert status.fetch(url, "t").lost == "its status answered HTTP 404"
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         gone = f"http://127.0.0.1:{s.getsockname()[1]}"
-    parts = status.gather([url, gone])
+    parts = status.gather([url, gone], "t")
     assert [p.url for p in parts] == [url, gone]
     assert parts[1].figures is None and "refused" in parts[1].lost

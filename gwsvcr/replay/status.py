@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gwsvcr import guard
+
 # Where a test harness (the pytest plugin) reads misses and unused exchanges while the replay runs.
 STATUS_PATH = "/__gwsvcr__/status"
 # What a balancer's health check asks: answered at once, without counting as a request served.
@@ -38,10 +40,16 @@ class Part:
     lost: str = ""
 
 
-def fetch(url: str, timeout: float = PEER_TIMEOUT) -> Part:
-    """A replay's own figures, asked at its base URL (``http://HOST:PORT``)."""
+def url_with_token(url: str, token: str) -> str:
+    """The status URL of the replay at ``url`` (``http://HOST:PORT``) with its token, to type by hand."""
+    return f"{url.rstrip('/')}{STATUS_PATH}?{guard.TOKEN_QUERY}={token}"
+
+
+def fetch(url: str, token: str, timeout: float = PEER_TIMEOUT) -> Part:
+    """A replay's own figures, asked at its base URL (``http://HOST:PORT``) with the token of its endpoints."""
+    request = urllib.request.Request(f"{url.rstrip('/')}{STATUS_PATH}?{LOCAL}", headers={guard.TOKEN_HEADER: token})
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}{STATUS_PATH}?{LOCAL}", timeout=timeout) as reply:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
             figures = json.loads(reply.read())
     except urllib.error.HTTPError as e:
         return Part(url, None, f"its status answered HTTP {e.code}")
@@ -54,12 +62,12 @@ def fetch(url: str, timeout: float = PEER_TIMEOUT) -> Part:
     return Part(url, figures)
 
 
-def gather(urls: Sequence[str], timeout: float = PEER_TIMEOUT) -> list[Part]:
-    """Every replay's own figures, asked at once."""
+def gather(urls: Sequence[str], token: str, timeout: float = PEER_TIMEOUT) -> list[Part]:
+    """Every replay's own figures, asked at once (replays that answer each other share a token)."""
     if not urls:
         return []
     with ThreadPoolExecutor(min(len(urls), 16)) as pool:
-        return list(pool.map(lambda url: fetch(url, timeout), urls))
+        return list(pool.map(lambda url: fetch(url, token, timeout), urls))
 
 
 def peer_urls(entries: Sequence[str]) -> list[str]:

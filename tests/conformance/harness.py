@@ -27,7 +27,7 @@ from gwsvcr import cassette as cas
 from tests.clients import LIFECYCLE, Session, assert_lifecycle, run
 from tests.conformance.browser import PAGE_PREFIX, Chromium, StaticFiles, chromium_binary
 from tests.conftest import record, replay
-from tests.procs import PEERS, Proc, gwsvcr, need, need_node, start
+from tests.procs import PEERS, Proc, gwsvcr, need, need_node, start, status
 
 EVENT_DELAY_MS = 250
 TOLERANCE_MS = 15.0
@@ -76,8 +76,7 @@ class Replayer:
         return self.proc.url
 
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/__gwsvcr__/status", timeout=10) as r:
-            return json.loads(r.read())
+        return status(self.url, self.proc.token)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from tests.conformance.harness import (
     Replayer,
 )
 from tests.conftest import record, replay
+from tests.procs import status as proc_status
 
 pytestmark = pytest.mark.node
 
@@ -91,8 +92,7 @@ def test_batched_subscribes_recorded_and_replayed_per_message(peers: Peers, tmp_
     try:
         batching = run("node", server.url, LIFECYCLE, user="node-batch", extra=["--batch", "--trace", *also])
         one_by_one = run("python", server.url, LIFECYCLE, user="node-batch", extra=["--trace", *also])
-        with urllib.request.urlopen(server.url + "/__gwsvcr__/status", timeout=10) as r:
-            status = json.loads(r.read())
+        status = proc_status(server.url, server.token)
     finally:
         code = server.stop()
     assert code == 0, server.stderr

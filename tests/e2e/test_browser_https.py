@@ -23,7 +23,7 @@ from tests.clients import LIFECYCLE, Session, assert_lifecycle
 from tests.conformance.browser import PAGE_PREFIX, Chromium, StaticFiles, chromium_binary
 from tests.conformance.harness import TOLERANCE_MS, delay_errors
 from tests.conftest import record, replay
-from tests.procs import Proc, gwsvcr, need, need_node
+from tests.procs import Proc, gwsvcr, need, need_node, status
 from tests.tlsgws import HttpsGws, TestCA, trust_in_nss
 
 pytestmark = [pytest.mark.node, pytest.mark.browser]
@@ -108,8 +108,7 @@ def test_browser_over_https_records_and_the_cassette_replays_to_the_same_page(tm
             measured.append(max(delay_errors(played, recorded_ms, 1.0)))
             if measured[-1] <= TOLERANCE_MS:
                 break
-        with urllib.request.urlopen(server.url + "/__gwsvcr__/status", timeout=10) as reply:
-            assert json.loads(reply.read())["misses"] == []
+        assert status(server.url, server.token)["misses"] == []
         assert server.stop() == 0, server.stderr
         print(f"\nbrowser over HTTPS: recorded delays {[round(d, 1) for d in recorded_ms]} ms; replayed max error "
               f"{[round(m, 1) for m in measured]} ms (tolerance {TOLERANCE_MS} ms); {browser.version}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import replay
-from tests.procs import ROOT, need_haproxy
+from tests.procs import ROOT, need_haproxy, status
 
 SAMPLE = ROOT / "cassettes" / "stop_call_recording.yaml"
 AUTH = "Basic " + base64.b64encode(b"agent1:secret").decode()
@@ -23,11 +23,6 @@ def post(url: str, body: object, headers: dict[str, str]) -> tuple[object, dict[
                                                                   "Authorization": AUTH, **headers})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read()), dict(r.headers)
-
-
-def status(url: str) -> dict:
-    with urllib.request.urlopen(url + "/__gwsvcr__/status", timeout=10) as r:
-        return json.loads(r.read())
 
 
 def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -61,14 +56,14 @@ def test_event_of_a_dropped_held_connect_comes_with_the_next(tmp_path: Path, wor
         body = json.dumps([{"channel": "/meta/connect", "clientId": cid, "id": "4",
                             "connectionType": "long-polling"}]).encode()
         sock = socket.create_connection((host, int(port)))
-        sock.sendall(b"POST /api/v2/notifications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     + f"Authorization: {AUTH}\r\nCookie: {cookie}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        sock.sendall(f"POST /api/v2/notifications HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                     f"Authorization: {AUTH}\r\nCookie: {cookie}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                      + body)
-        wait_for(lambda: status(base)["served"] >= 5)
+        wait_for(lambda: status(base, server.token)["served"] >= 5)
         post(base + "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V", {"operationName": "StopCallRecording"},
              {"Cookie": cookie})
         sock.close()
-        wait_for(lambda: status(base)["events_released"] == 1)  # it went to the dropped connect
+        wait_for(lambda: status(base, server.token)["events_released"] == 1)  # it went to the dropped connect
         seen = []
         for i in range(2):
             replies, _ = post(bay, [{"channel": "/meta/connect", "clientId": cid, "id": f"c{i}",
@@ -86,6 +81,6 @@ def test_replay_never_writes_to_its_cassette(tmp_path: Path) -> None:
     shutil.copy(SAMPLE, path)
     before = path.read_bytes()
     server = replay(path)
-    status(server.url)
+    status(server.url, server.token)
     assert server.stop() == 0
     assert path.read_bytes() == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import os
 import signal
 import socket
 import ssl
@@ -23,12 +24,14 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import tflow
 
 from gwsvcr import cassette as cas
+from gwsvcr import guard
 from gwsvcr.api import ServiceClient
 from gwsvcr.cli import serve
 from tests.procs import GWSVCR, ROOT, Proc, gwsvcr
 
 SAMPLE = ROOT / "cassettes" / "stop_call_recording.yaml"
 MITMDUMP = str(Path(GWSVCR).with_name("mitmdump"))
+MITMDUMP_TOKEN = guard.new_token()
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"agent1:secret").decode()}
 RECORD_UPSTREAM = "http://127.0.0.1:9"  # nothing listens there: these tests only start the recorder
 COMMANDS: dict[str, Callable[[Path], list[str]]] = {
@@ -144,14 +147,16 @@ def free_port() -> int:
 
 @pytest.fixture
 def mitmdump() -> Iterator[Callable[..., str]]:
-    """``mitmdump -s addons/FILE ...`` on a free loopback port: its URL once the port accepts connections."""
+    """``mitmdump -s addons/FILE ...`` on a free loopback port (the token of its endpoints: MITMDUMP_TOKEN): its URL
+    once the port accepts connections."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(script: str, *args: str) -> str:
         port = free_port()
         proc = subprocess.Popen([MITMDUMP, "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
                                  "-s", str(ROOT / "addons" / script), *args], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, guard.TOKEN_ENV: MITMDUMP_TOKEN})
         procs.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
@@ -183,7 +188,8 @@ def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., str], tmp_p
     assert get_me(sim)["statusCode"] == 0
     replay = mitmdump("replayer.py", *lazy, "--set", f"gwsvcr_replay_cassette={SAMPLE}")
     assert get_me(replay)["statusCode"] == 0
-    mounted = ServiceClient(mitmdump("service.py", *lazy)).mount(SAMPLE, timing="instant")
+    mounted = ServiceClient(guard.with_token(mitmdump("service.py", *lazy), MITMDUMP_TOKEN)).mount(SAMPLE,
+                                                                                               timing="instant")
     assert get_me(mounted["url"])["statusCode"] == 0
     path = tmp_path / "c.yaml"
     rec = mitmdump("recorder.py", "--mode", f"reverse:{sim}", "--set", f"gwsvcr_record_cassette={path}")

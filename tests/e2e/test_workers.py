@@ -24,15 +24,16 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gwsvcr import cassette as cas
-from gwsvcr.replay import HEALTH_PATH, balancer
+from gwsvcr.guard import TOKEN_ENV, new_token
+from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, balancer
 from tests.clients import LIFECYCLE, Running, Session, assert_lifecycle, run
 from tests.conftest import record_from_sim
-from tests.procs import ROOT, Proc, gwsvcr, need_haproxy, need_node
+from tests.e2e.test_guard import ALLOWED, ask, assert_guarded
+from tests.procs import ROOT, Proc, gwsvcr, need_haproxy, need_node, status
 
 pytestmark = pytest.mark.node
 TOLERANCE_MS = 15.0  # as for a single replay process (tests/e2e/test_replay.py, tests/conformance)
@@ -87,11 +88,6 @@ def users_per_worker(url: str, names: list[str], each: int) -> dict[str, list[st
         if all(len(v) == each for v in chosen.values()):
             return chosen
     raise AssertionError(f"HAProxy placed no {each} users on each of {names}: {chosen}")
-
-
-def status(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url + "/__gwsvcr__/status", timeout=10) as reply:
-        return json.loads(reply.read())  # type: ignore[no-any-return]
 
 
 def timing_error(session: Session, recorded: list[float]) -> float:
@@ -149,7 +145,7 @@ def test_every_client_gets_its_own_events_in_order_on_time_over_each_transport(c
     clients = play_all(three.url, [(client, user, ["--transport", transport])
                                    for (client, transport), user in zip(SESSIONS, users, strict=True)],
                        recorded_delays(cassette))
-    whole = status(three.url)
+    whole = status(three.url, three.token)
     # Affinity: each session is one client on one worker; a request that strayed would have made another
     # client (or a miss) on the worker it reached.
     assert (whole["clients"], whole["events_released"], whole["misses"], whole["lost"]) == (clients, 4 * clients,
@@ -184,7 +180,7 @@ def test_a_killed_worker_loses_only_its_own_clients_which_handshake_again(casset
             assert not session.of("rehandshake")
             client = running[user].client
             again += on_time(session, recorded, functools.partial(run, client, three.url, LIFECYCLE, user=user))
-    whole = status(three.url)
+    whole = status(three.url, three.token)
     assert whole["lost"] == [victim_url] and whole["misses"] == []
     # the four unaffected clients and the two victims, again, on the workers left
     assert sum(w.get("clients", 0) for w in whole["workers"]) == 6 + again
@@ -193,7 +189,12 @@ def test_a_killed_worker_loses_only_its_own_clients_which_handshake_again(casset
 
 
 def test_a_strict_miss_on_one_worker_fails_the_whole_run(cassette: Path) -> None:
-    proc = workers(2, cassette)
+    proc = workers(2, cassette, "--allow-host-header", ALLOWED)
+    # These workers also show the guard through HAProxy, which passes Host on: a foreign one refused, local names and
+    # the allowed one (given to every worker) answered; the token every worker shares; the health path open.
+    assert_guarded(proc.url, HEALTH_PATH)
+    assert status(proc.url, proc.token)["lost"] == [] and ask(proc.url, STATUS_PATH)[1]["refused"] == "token"
+    assert f"gwsvcr: status at {proc.url}{STATUS_PATH}?token={proc.token}" in proc.stderr
     req = urllib.request.Request(proc.url + "/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V",
                                  json.dumps({"operationName": "HoldCall"}).encode(),
                                  {"Authorization": basic("agent7"), "Content-Type": "application/json"})
@@ -201,9 +202,9 @@ def test_a_strict_miss_on_one_worker_fails_the_whole_run(cassette: Path) -> None
         urllib.request.urlopen(req, timeout=10)
     assert answered.value.code == 500
     assert json.loads(answered.value.read())["error"] == "gwsvcr: no recorded request matches"
-    [miss] = status(proc.url)["misses"]
+    [miss] = status(proc.url, proc.token)["misses"]
     assert miss["request"] == "POST /api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V"
-    assert miss["worker"] in [w["url"] for w in status(proc.url)["workers"]]
+    assert miss["worker"] in [w["url"] for w in status(proc.url, proc.token)["workers"]]
     assert proc.stop() == 1, "strict replay with a miss on any worker exits 1"
     assert "1 misses" in proc.stdout and "(2 workers)" in proc.stdout
     assert "MISS POST /api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000V" in proc.stderr  # the worker's own report
@@ -301,6 +302,7 @@ def test_the_multi_host_layout_of_docs_scaling_on_loopback_addresses(cassette: P
     need_node()
     hosts = {"10.0.0.11": "127.0.0.2", "10.0.0.12": "127.0.0.3"}  # the doc's hosts, and who stands in for them
     port = free_port(*hosts.values())
+    token = new_token()  # GWSVCR_TOKEN on every host: the replays ask each other for their status with it
     replays: list[Proc] = []
     try:
         # 1. the same cassette on every host
@@ -311,7 +313,7 @@ def test_the_multi_host_layout_of_docs_scaling_on_loopback_addresses(cassette: P
         for ip in hosts.values():
             others = [f"--peer=http://{o}:{port}" for o in hosts.values() if o != ip]
             replays.append(gwsvcr("replay", str(tmp_path / ip / "fleet.yaml"), "--host", ip, "--port", str(port),
-                                  *others))
+                                  *others, env={TOKEN_ENV: token}))
         # 3. HAProxy from the doc's configuration, the hosts' addresses replaced by their stand-ins'
         config = doc_config().replace("bind :8100", f"bind 127.0.0.1:{free_port('127.0.0.1')}")
         for doc_ip, ip in hosts.items():
@@ -321,7 +323,7 @@ def test_the_multi_host_layout_of_docs_scaling_on_loopback_addresses(cassette: P
             clients = play_all(url, [(client, user, []) for group in placement.values()
                                      for client, user in zip(CLIENTS, group, strict=True)], recorded_delays(cassette))
             # 4. the totals, through the balancer
-            whole = status(url)
+            whole = status(url, token)
         assert (whole["clients"], whole["events_released"], whole["misses"], whole["lost"]) == (clients, 4 * clients,
                                                                                               [], [])
         assert sorted(w["url"] for w in whole["workers"]) == [f"http://{ip}:{port}" for ip in hosts.values()]

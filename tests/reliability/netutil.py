@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,10 @@ def basic(user: str, password: str) -> str:
 
 
 def address(url: str) -> tuple[str, int]:
-    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
-    return host, int(port)
+    """(host, port) of a server's URL (the service's holds its token: ``http://HOST:PORT/?token=T``)."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname and parts.port, url
+    return parts.hostname, parts.port
 
 
 @dataclass

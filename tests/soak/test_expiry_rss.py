@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 
 from gwsvcr.bayeux import SESSION_UNKNOWN
+from gwsvcr.guard import TOKEN_HEADER
+from gwsvcr.replay import STATUS_PATH
 from tests.conftest import replay
 from tests.procs import Proc
 from tests.reliability.netutil import COMETD, basic, rss_kb
@@ -67,8 +69,8 @@ async def expire(http: aiohttp.ClientSession, base: str, cids: list[str], last_s
         assert reply.get("error") == SESSION_UNKNOWN, f"session {cid} still alive after maxInterval: {reply}"
 
 
-async def status(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
-    async with http.get(base + "/__gwsvcr__/status") as r:
+async def status(http: aiohttp.ClientSession, base: str, token: str) -> dict[str, Any]:
+    async with http.get(base + STATUS_PATH, headers={TOKEN_HEADER: token}) as r:
         return await r.json()  # type: ignore[no-any-return]
 
 
@@ -86,7 +88,7 @@ async def rounds(server: Proc) -> list[dict[str, Any]]:
             last_seen = time.monotonic()
             live_kb = rss_kb(server.popen.pid)
             await expire(http, server.url, list(cids), last_seen)
-            counts = await status(http, server.url)
+            counts = await status(http, server.url, server.token)
             out.append({"round": r + 1, "rss_live_kb": live_kb, "rss_expired_kb": rss_kb(server.popen.pid),
                         "served": counts["served"], "clients": counts["clients"]})
     return out
