@@ -21,6 +21,7 @@ from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_options, request_of, resp
 from gwsvcr.addons.guard import Guard
 from gwsvcr.bayeux import is_bayeux
 from gwsvcr.cassette import CassetteWriter, Exchange, Header, Omitted, Request, Response, json_bytes, now_iso
+from gwsvcr.correlate import Correlator
 from gwsvcr.matching import RestMatch
 from gwsvcr.options import RECORD
 from gwsvcr.record import modes
@@ -89,7 +90,8 @@ class GwsRecorder:
                                               "not a size such as 16m, 512k or 1g") from e
             if ctx.options.stream_large_bodies is None:  # hosts not recorded: mitmproxy streams them alike
                 ctx.options.update(stream_large_bodies=ctx.options.gwsvcr_record_max_body)
-        if "gwsvcr_record_cassette" not in updated and "gwsvcr_record_mode" not in updated:
+        if not updated & {"gwsvcr_record_cassette", "gwsvcr_record_mode", "gwsvcr_record_correlate",
+                          "gwsvcr_record_no_correlate"}:
             return
         path, mode = ctx.options.gwsvcr_record_cassette, RecordMode(ctx.options.gwsvcr_record_mode)
         if not path:
@@ -121,12 +123,17 @@ class GwsRecorder:
             raise exceptions.OptionsError(f"cannot write cassette {path}: {why} ({folder})")
         self.opening = None
         if mode is not RecordMode.NONE:
+            named = {"correlate": ctx.options.gwsvcr_record_correlate,
+                     "no_correlate": ctx.options.gwsvcr_record_no_correlate}
+            correlation = {name: list(values) for name, values in named.items() if values}
             header = Header(recorded_at=now_iso(), upstream=upstream, recorder=f"gwsvcr {__version__}",
                             redactions=redactor.rules(), extra={HEADER_KEY: rules.to_header()},
-                            match=match.section())
+                            match={**match.section(), **correlation})
             self.opening = (path, header, mode is RecordMode.NEW_EPISODES, upstream)
         self.core = Recorder(None, redactor, time.time(), rules,
-                             on_exchange=self._show if live_view.showing() else None)
+                             on_exchange=self._show if live_view.showing() else None,
+                             correlator=Correlator(tuple(ctx.options.gwsvcr_record_correlate),
+                                                   tuple(ctx.options.gwsvcr_record_no_correlate)))
         if self.is_running:
             self.running()
 

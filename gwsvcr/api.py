@@ -266,7 +266,8 @@ class Replay:
 
 def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", speed: float = 1.0,
               strict: bool = True, json_ignore: Sequence[str] = (), ignore_query: Sequence[str] = (),
-              match_headers: Sequence[str] = (), allow_repeats: bool = True, session_cookies: Sequence[str] = (),
+              match_headers: Sequence[str] = (), allow_repeats: bool = True, correlate: Sequence[str] = (),
+              no_correlate: Sequence[str] = (), session_cookies: Sequence[str] = (),
               session_headers: Sequence[str] = (), faults: Sequence[str] = (),
               allow_host_header: Sequence[str] = (), raise_on_miss: bool = True,
               service: ServiceClient | None = None) -> Replay:
@@ -282,9 +283,11 @@ def replaying(cassette: str | os.PathLike[str], *, timing: str = "recorded", spe
     - ``json_ignore`` (dotted JSON body paths), ``ignore_query`` (query parameters) left out of REST matching,
       ``match_headers`` compared too, ``allow_repeats=False``: a request asked more often than recorded is a
       miss (``gwsvcr replay``'s ``--json-ignore``, ``--ignore-query``, ``--match-header``, ``--no-repeat``; the
-      cassette header's ``match:`` section adds to them); ``session_cookies`` / ``session_headers``: what
-      identifies a client session (gwsvcr/session.py); ``faults``: faults on demand (``gwsvcr replay --fault``,
-      e.g. ``["unknown-client after op 2"]``);
+      cassette header's ``match:`` section adds to them); ``correlate`` / ``no_correlate``: a location of values
+      the client makes that the recording did not find, or one it found that is not (``--correlate``,
+      ``--no-correlate``; gwsvcr/correlate.py); ``session_cookies`` / ``session_headers``: what identifies a
+      client session (gwsvcr/session.py); ``faults``: faults on demand (``gwsvcr replay --fault``, e.g.
+      ``["unknown-client after op 2"]``);
     - ``allow_host_header``: host names the mount answers in a request's ``Host`` header besides loopback names,
       IP addresses and the cassette's upstream (others are refused, gwsvcr/guard.py);
     - ``service``: a :class:`ServiceClient`; default the shared one (:func:`shared_service`).
@@ -340,12 +343,14 @@ class Recording:
 
 def recording(cassette: str | os.PathLike[str], *, upstream: str, mode: str = "all",
               redact_headers: Sequence[str] = (), redact_json: Sequence[str] = (), max_body: str = "16m",
-              ignore_query: Sequence[str] = (), match_headers: Sequence[str] = (), session_cookies: Sequence[str] = (),
+              ignore_query: Sequence[str] = (), match_headers: Sequence[str] = (), correlate: Sequence[str] = (),
+              no_correlate: Sequence[str] = (), session_cookies: Sequence[str] = (),
               session_headers: Sequence[str] = (), allow_host_header: Sequence[str] = ()) -> Recording:
     """Record ``cassette`` from ``upstream`` (a ``gwsvcr record`` child process, reverse mode) until ``close()``
     or the end of the ``with`` block. ``mode`` as VCR.py's record modes: ``all`` rewrites, ``new_episodes``
     appends, ``once`` refuses an existing cassette (:class:`~gwsvcr.record.modes.CassetteExists`), ``none``
     passes through. Secrets are redacted as ``gwsvcr record`` does; add ``redact_headers`` / ``redact_json``.
     The other options are ``gwsvcr record``'s of the same name (``--max-body``, ``--ignore-query``,
-    ``--match-header``, ``--session-cookie``, ``--session-header``, ``--allow-host-header``)."""
+    ``--match-header``, ``--correlate``, ``--no-correlate``, ``--session-cookie``, ``--session-header``,
+    ``--allow-host-header``)."""
     return Recording(**locals())  # every keyword as given (gwsvcr/options.py declares them; tests/test_options.py)

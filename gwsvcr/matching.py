@@ -82,6 +82,16 @@ class Cursors:
         """Whether ``key`` still has an answer not used yet."""
         return self._next.get((table.name, key), 0) < len(table.answers.get(key, ()))
 
+    def asked(self, table: str, key: Any) -> int:
+        """How often ``key`` was taken from the table named ``table``: the index of its next answer."""
+        return self._next.get((table, key), 0)
+
+    def taken(self) -> Iterator[tuple[str, Any, int]]:
+        """Every answer taken so far, as (table name, key, index): the same whichever session answered it."""
+        for (table, key), n in self._next.items():
+            for i in range(n):
+                yield table, key, i
+
     def clear(self) -> None:
         self._next.clear()
 
@@ -166,9 +176,12 @@ class RestMatch:
         return "; ".join(parts)
 
 
-def bayeux_key(message: dict[str, Any]) -> str:
-    """What identifies a publish: its channel and data (everything volatile dropped)."""
-    stable = {k: v for k, v in message.items() if k not in VOLATILE_REQUEST}
+def bayeux_key(message: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    """What identifies a publish: its channel and data (everything volatile dropped, and the dotted ``ignore``
+    paths: values the client makes)."""
+    stable: Any = {k: v for k, v in message.items() if k not in VOLATILE_REQUEST}
+    for path in ignore:
+        stable = _drop(stable, path.split("."))
     return json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

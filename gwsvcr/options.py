@@ -244,6 +244,12 @@ SESSION = (  # what identifies a client session (gwsvcr/session.py), for record 
            flag="--session-header", addon="gwsvcr_session_headers"),
 )
 
+# Values the client makes and the server sends back (gwsvcr/correlate.py): found in a recording with no option;
+# these name a location the detection missed, or turn one off.
+_AT = "(a query parameter, header or JSON field name, or the end of a dotted path)"
+_CORRELATE = f"Values at this location {_AT} are ones the client makes, found even when short"
+_NO_CORRELATE = "Values at this location are not client-made after all (turns a found one off)"
+
 REPLAY = Family("replay", "gwsvcr_replay_", frozenset(Surface), (
     Option("timing", Kind.CHOICE, Timing.RECORDED.value, "recorded: each reply and event after its recorded "
            "delay; instant: no delays, same order.", choices=Timing),
@@ -258,6 +264,9 @@ REPLAY = Family("replay", "gwsvcr_replay_", frozenset(Surface), (
            "otherwise).", metavar="NAME", flag="--match-header", check=_not_redacted),
     Option("allow_repeats", Kind.BOOL, True, "Answer a request asked more often than recorded with its last "
            "recorded answer again; off: a miss.", aliases=(" /--no-repeat",)),
+    Option("correlate", Kind.NAMES, (), f"{_CORRELATE}: left out of matching, the live value answered wherever the "
+           "recorded one stood.", metavar="NAME"),
+    Option("no_correlate", Kind.NAMES, (), f"{_NO_CORRELATE}.", metavar="NAME"),
     Option("faults", Kind.NAMES, (), "Inject this fault, e.g. 'unknown-client after op 2', 'reconnect-none after "
            "#7', 'drop-connect event 3', 'delay event 2 by 1s', 'duplicate event 1', 'reset POST /api/v2/me/calls/*', "
            "'http 503 /meta/handshake times 1' (README: Reproducing a field failure).", metavar="SPEC",
@@ -285,6 +294,8 @@ RECORD = Family("record", "gwsvcr_record_", frozenset({Surface.CLI, Surface.ADDO
            "cassette header), e.g. _ (a jQuery cache buster).", metavar="NAME"),
     Option("match_headers", Kind.NAMES, (), "Replay compares this header when matching (written to the cassette "
            "header).", metavar="NAME", flag="--match-header"),
+    Option("correlate", Kind.NAMES, (), f"{_CORRELATE} (written to the cassette header).", metavar="NAME"),
+    Option("no_correlate", Kind.NAMES, (), f"{_NO_CORRELATE}; written to the cassette header.", metavar="NAME"),
     *SESSION,
     ALLOW_HOST_HEADER,
 ))

@@ -158,6 +158,12 @@ class Schedule:
             self.release(heapq.heappop(self._heap).item)
         self._arm()
 
+    def drain(self) -> list[Any]:
+        """Take back every item not released yet (in no particular order), the timer stopped."""
+        items = [due.item for due in self._heap]
+        self.close()
+        return items
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -16,6 +16,8 @@ from gwsvcr import cassette as cas
 from gwsvcr import gws
 from tests.procs import PEERS, gwsvcr, need_node, need_workspace_sdk
 
+__all__ = ["LIFECYCLE", "Running", "Session", "assert_lifecycle", "run", "run_workspace_sdk"]
+
 LIFECYCLE = ("StopCallRecording", "StartCallRecording", "PauseCallRecording", "ResumeCallRecording")
 EXPECTED_STATES = {"StopCallRecording": ("Stopped", "OFF"), "StartCallRecording": ("Recording", "ON"),
                    "PauseCallRecording": ("Paused", "PAUSED"), "ResumeCallRecording": ("Recording", "ON")}
@@ -66,9 +68,9 @@ class Running:
     test can act at a given point of it."""
 
     def __init__(self, client: str, url: str, ops: tuple[str, ...] = LIFECYCLE, *, user: str = "agent1",
-                 password: str = "secret", extra: list[str] | None = None) -> None:
+                 password: str = "secret", extra: list[str] | None = None, cmd: list[str] | None = None) -> None:
         self.client = client
-        self.popen = subprocess.Popen(_command(client, url, ops, user, password, extra or []),
+        self.popen = subprocess.Popen(cmd or _command(client, url, ops, user, password, extra or []),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.records: list[dict] = []
         self.stderr: list[str] = []

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.clients import LIFECYCLE, Session, assert_lifecycle, run
 from tests.procs import PEERS, Proc, gwsvcr, need_node, start
 
 
@@ -85,6 +86,20 @@ def record(upstream: str, cassette: Path, *args: str) -> Proc:
 
 def replay(cassette: Path, *args: str) -> Proc:
     return gwsvcr("replay", str(cassette), "--port", "0", *args)
+
+
+def record_from_sim(cassette: Path, extra: list[str] | None = None) -> Session:
+    """The recording-state lifecycle of one aiocometd-ng client (``extra``: its options), recorded into
+    ``cassette`` from a ``gwsvcr sim`` of its own (each notification 250 ms after its operation's reply)."""
+    sim = gwsvcr("sim", "--port", "0", "--event-delay-ms", "250")
+    try:
+        recorder = record(sim.url, cassette)
+        session = run("python", recorder.url, LIFECYCLE, extra=extra)
+        assert recorder.stop() == 0, recorder.stderr
+    finally:
+        sim.stop()
+    assert_lifecycle(session, LIFECYCLE)
+    return session
 
 
 @pytest.hookimpl(trylast=True)

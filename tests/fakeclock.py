@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gwsvcr.timeline import Clock
 
@@ -75,3 +76,11 @@ class FakeClock(Clock):
             await self.settle()
         self.t = end
         await self.settle()
+
+    async def drive(self, work: Awaitable[Any]) -> Any:
+        """Await ``work``, moving time a millisecond at a time while it waits (a recorded latency)."""
+        task = asyncio.ensure_future(work)
+        await self.settle()
+        while not task.done():
+            await self.advance(0.001)
+        return task.result()

@@ -16,8 +16,8 @@ from gwsvcr.guard import TOKEN_HEADER
 from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import Proc, start
 
-__all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_haproxy", "need_node",
-           "need_workspace_sdk", "start", "status"]
+__all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_genesys_sdks", "need_haproxy",
+           "need_node", "need_workspace_sdk", "start", "status"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "tests" / "peers"
@@ -50,6 +50,15 @@ def need_workspace_sdk() -> str:
          and (modules / "cometd-nodejs-server").is_dir(), "Node.js with npm genesys-workspace-client-js, "
                                                           "cometd-nodejs-server")
     return str(node)
+
+
+def need_genesys_sdks() -> str:
+    """Node with Genesys' Statistics and Provisioning SDKs (tests/peers/statistics_*.js, provisioning_*.js)."""
+    node = need_workspace_sdk()
+    modules = PEERS / "node_modules"
+    need(all((modules / sdk).is_dir() for sdk in ("genesys-statistics-client-js", "genesys-provisioning-client-js")),
+         "npm genesys-statistics-client-js, genesys-provisioning-client-js")
+    return node
 
 
 def need_haproxy() -> str:

@@ -28,6 +28,7 @@ from gwsvcr.cassette.load import load, validate
 from gwsvcr.cassette.loaded import CassetteCache
 from gwsvcr.cassette.model import (
     BODY_KINDS,
+    CAUSE_RULES,
     MATCH_KEYS,
     VERSION,
     Cassette,
@@ -36,6 +37,7 @@ from gwsvcr.cassette.model import (
     Exchange,
     Header,
     HttpMessage,
+    Mark,
     Omitted,
     Problem,
     ReplyItem,
@@ -55,8 +57,7 @@ from gwsvcr.cassette.write import (
     write_atomically,
 )
 
-__all__ = ["BODY_KINDS", "MATCH_KEYS", "VERSION", "Cassette", "CassetteCache", "CassetteError", "CassetteWriter",
-           "Episode",
-           "Exchange", "Header", "HttpMessage", "Omitted", "Problem", "ReplyItem", "Request", "Response", "Severity",
-           "dump_document", "exchange_to_doc", "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso",
-           "save", "validate", "write_atomically"]
+__all__ = ["BODY_KINDS", "CAUSE_RULES", "MATCH_KEYS", "VERSION", "Cassette", "CassetteCache", "CassetteError",
+           "CassetteWriter", "Episode", "Exchange", "Header", "HttpMessage", "Mark", "Omitted", "Problem", "ReplyItem",
+           "Request", "Response", "Severity", "dump_document", "exchange_to_doc", "header_to_doc", "iter_documents",
+           "json_bytes", "load", "now_iso", "save", "validate", "write_atomically"]

@@ -18,6 +18,7 @@ import yaml
 from gwsvcr.cassette.cache import cache_get, cache_put
 from gwsvcr.cassette.model import (
     BODY_KINDS,
+    CAUSE_RULES,
     MATCH_KEYS,
     VERSION,
     Cassette,
@@ -25,6 +26,7 @@ from gwsvcr.cassette.model import (
     Episode,
     Exchange,
     Header,
+    Mark,
     Omitted,
     Problem,
     ReplyItem,
@@ -231,8 +233,34 @@ def _reply_item(item: Any, where: tuple[Any, ...]) -> ReplyItem:
     hold = _need(item, "hold", (int, float), where, optional=True)
     event = _need(item, "event", str, where, optional=True)
     after = _need(item, "after", str, where, optional=True)
+    rule = _need(item, "rule", str, where, optional=True)
+    if rule is not None and rule not in CAUSE_RULES:
+        raise _Invalid((*where, "rule"), f"unknown cause rule {rule!r}; known: {', '.join(CAUSE_RULES)}")
     return ReplyItem(msg, cause, None if delay is None else float(delay), None if hold is None else float(hold),
-                     event, after)
+                     event, after, rule, _marks(item, where, None))
+
+
+_LOCATION = re.compile(r"(query|header|json|message)\.\S+")
+
+
+def _marks(doc: dict[str, Any], where: tuple[Any, ...], own: int | None) -> tuple[Mark, ...]:
+    """The ``correlate:`` list of an exchange (``own``: its number) or of a reply item."""
+    value = _need(doc, "correlate", list, where, optional=True) or []
+    marks = []
+    for i, mark in enumerate(value):
+        at = (*where, "correlate", i)
+        if not isinstance(mark, dict):
+            raise _Invalid(at, "each 'correlate' entry must be a mapping with 'at' and 'paths'")
+        exchange = _need(mark, "exchange", int, at, optional=own is not None)
+        location = _need(mark, "at", str, at)
+        if not _LOCATION.fullmatch(location):
+            raise _Invalid((*at, "at"), f"'at' must be query.NAME, header.NAME, json.PATH or message.PATH, "
+                                        f"not {location!r}")
+        paths = _need(mark, "paths", list, at)
+        if not paths or not all(isinstance(p, str) and p for p in paths):
+            raise _Invalid((*at, "paths"), "'paths' must be a list of dotted paths")
+        marks.append(Mark(exchange if exchange is not None else own or 0, location, tuple(paths)))
+    return tuple(marks)
 
 
 def _exchange(doc: dict[str, Any], episode: int, trusted: bool = False) -> Exchange:
@@ -262,7 +290,8 @@ def _exchange(doc: dict[str, Any], episode: int, trusted: bool = False) -> Excha
     transport = _need(doc, "transport", str, optional=True) or "http"
     kept_as_http = _need(doc, "kept_as_http", str, optional=True)
     return Exchange(number, session, start, request, response, None if ttfb is None else float(ttfb),
-                    None if ttlb is None else float(ttlb), error, transport, episode, kept_as_http)
+                    None if ttlb is None else float(ttlb), error, transport, episode, kept_as_http,
+                    _marks(doc, (), number))
 
 
 def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[Problem],
@@ -325,6 +354,12 @@ def _build(path: str, text: str, parsed: list[tuple[int, Any]], problems: list[P
             problems.append(Problem(path, _line_of(path, text, line, bad.keys) if line else 1, bad.message))
     lines_of: dict[int, int] = {}
     for ex in cassette.exchanges:
+        for mark in (m for item in ex.reply_items() for m in item.correlate):
+            if mark.exchange not in numbers:
+                lines_of = lines_of or _exchange_lines(parsed)
+                problems.append(Problem(path, _line_of(path, text, lines_of.get(ex.number, 1), ()),
+                                        f"exchange {ex.number}: a correlate mark names exchange {mark.exchange}, "
+                                        "which is not in this cassette"))
         for item in ex.reply_items():
             if item.cause is not None and item.cause not in numbers:
                 lines_of = lines_of or _exchange_lines(parsed)

@@ -14,8 +14,11 @@ from gwsvcr.errors import GwsvcrError
 
 VERSION = 1
 BODY_KINDS = ("json", "messages", "text", "base64")
-# What the header's ``match:`` section may say (how replay compares REST requests; gwsvcr.matching.RestMatch).
-MATCH_KEYS = ("json_ignore", "ignore_query", "match_headers")
+# What the header's ``match:`` section may say (how replay compares REST requests; gwsvcr.matching.RestMatch;
+# which locations hold values the client makes, gwsvcr.correlate).
+MATCH_KEYS = ("json_ignore", "ignore_query", "match_headers", "correlate", "no_correlate")
+# How a recorded event's cause was found (gwsvcr.record.causes).
+CAUSE_RULES = ("value", "subscribe", "last", "none")
 
 
 class CassetteError(GwsvcrError):
@@ -47,6 +50,17 @@ class Problem:
 # --------------------------------------------------------------------------------------------------- the model
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A value the client made (gwsvcr.correlate): the request of exchange ``exchange`` held it at ``at``
+    (``query.NAME``, ``header.NAME``, ``json.PATH``, ``message.PATH``); it stands at ``paths`` of the reply body or
+    event message that carries this mark."""
+
+    exchange: int
+    at: str
+    paths: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class ReplyItem:
     """One Bayeux message of a recorded reply with what the timeline needs to replay it."""
@@ -57,6 +71,8 @@ class ReplyItem:
     hold: float | None = None  # for a /meta/connect reply: how long the server held it
     event: str | None = None  # human summary, e.g. "CallRecordingStateChange (Stopped)"
     after: str | None = None  # human summary of the cause, e.g. "StopCallRecording"
+    rule: str | None = None  # how the cause was found: one of CAUSE_RULES
+    correlate: tuple[Mark, ...] = ()  # client-made values of earlier requests this event carries
 
     @property
     def is_event(self) -> bool:
@@ -131,6 +147,7 @@ class Exchange:
     episode: int = 1
     # Why the recorder kept this exchange as plain HTTP (its parsing or redaction failed), else None
     kept_as_http: str | None = None
+    correlate: tuple[Mark, ...] = ()  # client-made values of this request that its reply body carries
 
     @property
     def is_bayeux(self) -> bool:

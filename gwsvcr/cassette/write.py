@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from gwsvcr import __version__
 from gwsvcr.cassette import emit
-from gwsvcr.cassette.model import Cassette, Episode, Exchange, Header, HttpMessage, ReplyItem, now_iso
+from gwsvcr.cassette.model import Cassette, Episode, Exchange, Header, HttpMessage, Mark, ReplyItem, now_iso
 
 
 def _headers_to_doc(headers: list[tuple[str, str]]) -> list[list[str]]:
@@ -39,7 +39,19 @@ def _reply_item_to_doc(item: ReplyItem) -> dict[str, Any]:
         doc["delay"] = round(item.delay, 6)
     if item.hold is not None:
         doc["hold"] = round(item.hold, 6)
+    if item.rule is not None:
+        doc["rule"] = item.rule
+    if item.correlate:
+        doc["correlate"] = [_mark_to_doc(m, own=None) for m in item.correlate]
     doc["message"] = item.message
+    return doc
+
+
+def _mark_to_doc(mark: Mark, own: int | None) -> dict[str, Any]:
+    """A client-made value's mark; ``own``: the exchange it is written in (its number is then left out)."""
+    doc: dict[str, Any] = {} if mark.exchange == own else {"exchange": mark.exchange}
+    doc["at"] = mark.at
+    doc["paths"] = emit.Flow(mark.paths)
     return doc
 
 
@@ -64,6 +76,8 @@ def exchange_to_doc(ex: Exchange) -> dict[str, Any]:
         doc["response"] = resp
     if ex.error is not None:
         doc["error"] = ex.error
+    if ex.correlate:
+        doc["correlate"] = [_mark_to_doc(m, own=ex.number) for m in ex.correlate]
     return doc
 
 

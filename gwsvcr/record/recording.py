@@ -2,10 +2,9 @@
 secrets redacted, each exchange written the moment its reply completed.
 
 Sessions: gwsvcr/session.py decides which exchanges come from one client (cookies the server set, credentials,
-clientIds), so one agent's REST calls and CometD messages share one timeline.
-
-Causes: an event delivered at time T (first byte of the reply that carried it) is caused by the last request of
-its session, other than a ``/meta/connect``, whose reply completed before T; its delay is T minus that completion.
+clientIds), so one agent's REST calls and CometD messages share one timeline. Causes: gwsvcr/record/causes.py
+decides which request caused each event (and its delay). Client-made values: gwsvcr/correlate.py finds them and
+this module writes its marks (the event carrying one, or the exchange whose own reply carries it).
 
 Never an exchange lost: whatever fails for one exchange (parsing its Bayeux messages, finding its session, its
 events' causes, redacting it, writing it), that exchange is still written, as plain HTTP (``transport: http``)
@@ -25,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gwsvcr import gws, wire
-from gwsvcr.bayeux import CONNECT, is_bayeux, is_event
+from gwsvcr.bayeux import CONNECT, SUBSCRIBE, is_bayeux, is_event
 from gwsvcr.cassette import CassetteWriter, Exchange, HttpMessage, Omitted, ReplyItem, Request, Response, json_bytes
+from gwsvcr.correlate import Correlator
+from gwsvcr.record.causes import SessionCauses, shared_values
 from gwsvcr.record.redact import Redactor
 from gwsvcr.session import DEFAULT_RULES, SessionRules, SessionTracker
 
@@ -45,13 +46,6 @@ class ExchangeTimes:
     request_end: float
     response_start: float | None = None
     response_end: float | None = None
-
-
-@dataclass
-class _Done:
-    end: float  # when the reply completed
-    number: int
-    summary: str
 
 
 @dataclass
@@ -88,18 +82,29 @@ def reply_messages(response: Response | None) -> list[dict[str, object]]:
     return []
 
 
+def _subscriptions(bayeux: wire.BayeuxRequest | None) -> list[str]:
+    out: list[str] = []
+    for m in bayeux.messages if bayeux else []:
+        subs = m.get("subscription")
+        if m.get("channel") == SUBSCRIBE:
+            out += [str(s) for s in (subs if isinstance(subs, list) else [subs])]
+    return out
+
+
 class Recorder:
     """The recorder's logic without mitmproxy: give it each completed exchange; it writes the cassette."""
 
     def __init__(self, writer: CassetteWriter | None, redactor: Redactor, t0: float,
                  rules: SessionRules = DEFAULT_RULES, *,
-                 on_exchange: Callable[[Exchange], None] | None = None) -> None:
+                 on_exchange: Callable[[Exchange], None] | None = None,
+                 correlator: Correlator | None = None) -> None:
         self.writer = writer
         self.redactor = redactor
         self.t0 = t0
         self.on_exchange = on_exchange  # told of every exchange once written (the live view)
         self.tracker = SessionTracker(rules)
-        self.done: dict[str, list[_Done]] = {}  # per session: non-connect exchanges, in order of completion
+        self.causes: dict[str, SessionCauses] = {}  # per session: its requests, for the causes of its events
+        self.correlator = correlator or Correlator()
         self.stats = Stats()
 
     def complete(self, request: Request, response: Response | None, timing: ExchangeTimes, error: str | None = None,
@@ -143,10 +148,15 @@ class Recorder:
             first = timing.response_start if timing.response_start is not None else timing.request_end
             times = delivered_at or [first] * len(replies)
             items = self._items(session.label, replies, times, timing.request_end)
+        body = response.body if response is not None and response.kind == "json" and bayeux is None else None
+        self.correlator.request(session.label, ex.number, request)
+        ex.correlate = tuple(self.correlator.reply(session.label, ex.number, body))
+        if response is not None:
+            self.correlator.server_sent(response.headers, body if bayeux is None else replies)
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
-            self.done.setdefault(session.label, []).append(_Done(timing.response_end, ex.number,
-                                                                 wire.request_summary(request)))
+            self._causes(session.label).request_done(ex.number, timing.response_end, wire.request_summary(request),
+                                                     shared_values(request, body), _subscriptions(bayeux))
         if bayeux is not None and ex.transport == "http":
             ex.transport = bayeux.transport
         if items is not None and response is not None:
@@ -213,16 +223,23 @@ class Recorder:
             self._keep_as_http(ex, "not writable as YAML data, JSON bodies kept as text", e)
             self.writer.write(ex)
 
+    def _causes(self, session: str) -> SessionCauses:
+        return self.causes.setdefault(session, SessionCauses())
+
     def _items(self, session: str, replies: list[dict[str, object]], delivered_at: list[float],
                request_end: float) -> list[ReplyItem]:
         items = []
+        causes = self._causes(session)
         for m, delivered in zip(replies, delivered_at, strict=True):
             item = ReplyItem(dict(m))
             if is_event(m):
                 item.event = gws.summarize_notification(m.get("data")) or str(m.get("channel"))
-                cause = next((d for d in reversed(self.done.get(session, ())) if d.end <= delivered), None)
-                if cause is not None:
-                    item.cause, item.after, item.delay = cause.number, cause.summary, delivered - cause.end
+                marks = self.correlator.event(session, m)
+                cause = causes.event(m, delivered, max((mark.exchange for mark in marks), default=None))
+                item.cause, item.after, item.delay, item.rule = cause.number, cause.after, cause.delay, cause.rule
+                if cause.number is not None:  # a short value named by --correlate: only in the events it caused
+                    marks = self.correlator.event(session, m, cause.number)
+                item.correlate = tuple(marks)
             elif m.get("channel") == CONNECT:
                 item.hold = delivered - request_end
             items.append(item)

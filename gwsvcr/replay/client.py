@@ -1,20 +1,24 @@
 """A live client of the replayer: its own copy of a recorded session (cursors, CometD session, events and connect
-failures due, the faults that strike it)."""
+failures due, the faults that strike it), and while its requests fit several recorded sessions, which ones
+(:class:`Pending`; :mod:`gwsvcr.replay.binding` decides)."""
 
 from __future__ import annotations
 
 import copy
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from gwsvcr import live
 from gwsvcr.bayeux import Failure, Message, Session
+from gwsvcr.cassette import Mark, Request
+from gwsvcr.correlate import Plan, value_at
 from gwsvcr.matching import Cursors
 from gwsvcr.replay.faults import DELAY, DROP_CONNECT, DUPLICATE, NO_FAULTS, SESSION_ENDING, Fault, ScriptFaults
-from gwsvcr.replay.script import RecordedEvent, RecordedFailure, Script
+from gwsvcr.replay.script import RecordedEvent, RecordedFailure, Script, Step
 from gwsvcr.session import Identifier
-from gwsvcr.timeline import Schedule, Timeline
+from gwsvcr.timeline import Cancellable, Schedule, Timeline
 
 
 @dataclass
@@ -28,13 +32,25 @@ class Counters:
     faults_injected: int = 0
 
 
+@dataclass
+class Pending:
+    """A client not bound yet: the recorded sessions its requests so far fit, all of which answered them alike."""
+
+    candidates: list[Script]  # in recorded order
+    deferred: set[Step] = field(default_factory=set)  # steps whose events differ between the candidates
+    waiting: list[tuple[Step, float]] = field(default_factory=list)  # deferred steps delivered, and when
+    timer: Cancellable | None = None  # decides when a waiting event falls due first
+    due: float = float("inf")  # when the timer fires
+
+
 class Client:
     """One live client replaying its own copy of a script, so N clients of a one-agent cassette each get every
     event, each on its own timeline."""
 
     def __init__(self, number: int, script: Script, credential: Identifier | None, timeline: Timeline,
                  counters: Counters, allow_repeats: bool = True,
-                 show: Callable[[str], None] | None = None, faults: ScriptFaults = NO_FAULTS) -> None:
+                 show: Callable[[str], None] | None = None, plan: Plan | None = None,
+                 faults_of: Callable[[str], ScriptFaults] | None = None) -> None:
         self.number = number
         self.script = script
         self.credential = credential  # what placed its first, cookie-less request
@@ -46,10 +62,16 @@ class Client:
         self.pending: list[Message] = []  # events due while the client had no CometD session (or no subscription)
         self.timeline = timeline
         self.counters = counters
-        self.faults = faults
+        self.faults_of = faults_of  # the faults on demand set to strike each recorded session's replays
+        self.faults = faults_of(script.label) if faults_of is not None else NO_FAULTS
         self._due = Schedule(timeline.clock, self._release)
-        self._fired: dict[int, float] = {}  # cause -> when the client got its reply (clock time)
+        self.fired: dict[int, float] = {}  # cause -> when the client got its reply (clock time)
         self.show = show  # the live view: a line per event released
+        self.undecided: Pending | None = None  # set while several recorded sessions fit it
+        self.took = ""  # how it came to replay its script, for the live view and the status
+        self.plan = plan  # the cassette's client-made values, when it has any
+        self.made: dict[tuple[Step | None, str], Any] = {}  # (step, location) -> the value this client made
+        self._next: dict[str, int] = {}  # table -> where next_is stopped looking in its recorded order
 
     @property
     def live(self) -> bool:
@@ -57,38 +79,84 @@ class Client:
         return self.session is not None and not self.session.ended
 
     @property
+    def gone(self) -> bool:
+        """Whether the client's CometD session is over (one that never opened a session is not gone)."""
+        return self.handshakes > 0 and not self.live
+
+    @property
     def recovering(self) -> bool:
         """A session after the first (a failure ended the one before): as a server does, it gets only the events
         of channels it subscribed to again; the others wait."""
         return self.handshakes > 1
 
+    def next_is(self, table: str, key: Any) -> bool:
+        """Whether ``key`` is the first request of ``table`` in its recorded session that the client has not
+        asked yet (how far it got is kept per table: each call costs what the client asked since)."""
+        order = self.script.order(table)
+        i = self._next.get(table, 0)
+        while i < len(order) and self.cursors.asked(table, order[i][0]) > order[i][1]:
+            i += 1
+        self._next[table] = i
+        return i < len(order) and order[i][0] == key
+
     def fire(self, cause: int, at: float) -> None:
         """The reply of recorded exchange ``cause`` reached the client at ``at`` (clock time): its events and
         connect failures fall due their recorded delays later, and the faults set to strike then strike."""
-        if cause in self._fired:
+        if cause in self.fired:
             return  # a repeated request does not push its events twice
-        self._fired[cause] = at
+        if not self.fired:
+            for event in self.script.unanchored:
+                self._schedule(event, at)
+        self.fired[cause] = at
         for event in self.script.events_by_cause.get(cause, ()):
-            late = sum(f.delay for f in self.faults.at_event.get(event.index, ()) if f.kind == DELAY)
-            self._due.add(at + self.timeline.scale(event.delay) + late, event, event.order)
+            self._schedule(event, at)
         for failure in self.script.failures_by_cause.get(cause, ()):
-            self._due.add(at + self.timeline.scale(failure.delay), failure, failure.order)
+            self._schedule(failure, at)
         for fault in self.faults.at_reply.get(cause, ()):
             self._strike(fault.failure(), fault)
 
-    def _release(self, item: RecordedEvent | RecordedFailure) -> None:
+    def _schedule(self, item: RecordedEvent | RecordedFailure, since: float) -> None:
+        """``item`` falls due its delay after ``since`` (when the reply or event it follows reached the client),
+        and an event later by the faults that delay it."""
+        late = 0.0 if isinstance(item, RecordedFailure) else \
+            sum(f.delay for f in self.faults.at_event.get(item.index, ()) if f.kind == DELAY)
+        self._due.add(since + self.timeline.scale(item.delay) + late, (item, since), item.order)
+
+    def switch(self, script: Script) -> None:
+        """Replay ``script`` from now on, in place of a session that answered everything so far alike: what the
+        client was answered counts as that session's, and each event not released yet is that session's event
+        at the same place, due that session's delay after the same reply (sooner or later than planned)."""
+        if script is self.script:
+            return
+        here, steps = self.script, self.script.steps()
+        self.fired = {(script.number(steps[n]) if n in steps else None) or n: at for n, at in self.fired.items()}
+        self.script = script
+        self.faults = self.faults_of(script.label) if self.faults_of is not None else NO_FAULTS
+        self._next.clear()
+        for item, since in self._due.drain():
+            twin = item if isinstance(item, RecordedFailure) else script.at_place(here.place(item))
+            if twin is not None:
+                self._schedule(twin, since)
+
+    def _release(self, due: tuple[RecordedEvent | RecordedFailure, float]) -> None:
+        item, since = due
         if isinstance(item, RecordedFailure):
             self._fail(item)
             return
         self.counters.events_released += 1
+        now = self.timeline.clock.now()
         if self.show is not None:
-            fired = self._fired.get(item.cause) if item.cause is not None else None
-            delay = None if fired is None else self.timeline.clock.now() - fired
+            delay = None if item.cause is None else now - since
             self.show(live.event_line(f"client {self.number}", item.message, delay, item.cause, item.after))
-        self._deliver(copy.deepcopy(item.message))
+        for later in self.script.after_event.get(item.order, ()):  # no request caused it: its spacing is kept
+            self._schedule(later, now)
+        message = copy.deepcopy(item.message)
+        if item.marks and self.plan is not None:
+            message = self.plan.apply(message, item.marks, self.live_value)
+        self._deliver(message)
         for fault in self.faults.at_event.get(item.index, ()):
             if fault.kind == DUPLICATE:
-                self._deliver(copy.deepcopy(item.message))
+                self._deliver(copy.deepcopy(message))
                 self._count(fault)
             elif fault.kind == DROP_CONNECT:
                 self._strike(Failure(instead=f"fault: {fault.spec}"), fault)
@@ -96,6 +164,18 @@ class Client:
                 self._strike(fault.failure(), fault)
             elif fault.kind == DELAY:
                 self._count(fault)
+
+    def live_value(self, mark: Mark) -> Any:
+        """The value this client made where ``mark``'s request had the recorded one (None: not known)."""
+        return self.made.get((self.script.steps().get(mark.exchange), mark.at))
+
+    def remember(self, number: int, request: Request, locations: Iterable[str]) -> None:
+        """The values this client made in the request that recorded exchange ``number`` answered."""
+        step = self.script.steps().get(number)
+        for location in locations:
+            value = value_at(request, location)
+            if value is not None:
+                self.made[(step, location)] = value
 
     def _fail(self, failure: RecordedFailure) -> None:
         """A recorded connect failure falls due: the session of the moment gets it (none: it is not replayed)."""
@@ -146,6 +226,8 @@ class Client:
             session.queue = []
 
     def close(self) -> None:
+        if self.undecided is not None and self.undecided.timer is not None:
+            self.undecided.timer.cancel()
         self._due.close()
         self.pending.clear()
         self.cursors.clear()

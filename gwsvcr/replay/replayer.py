@@ -1,10 +1,11 @@
 """The replayer: the cassette answers every request, with the recorded timing, in causal order, per client.
 
 Each recorded session becomes a read-only :class:`~gwsvcr.replay.script.Script`; every live
-:class:`~gwsvcr.replay.client.Client` replays its own copy of one. What identifies a client is
-:mod:`gwsvcr.session`'s to decide: every session cookie the recording set, whatever its name, is issued with the
-client's own value (never the recorded one), and a request belongs to the client whose cookie it sends, else (no
-cookie yet) to the newest client of its credential (Basic user, Bearer token, API key) that can still take it.
+:class:`~gwsvcr.replay.client.Client` replays its own copy of one, chosen by what it sends
+(:mod:`gwsvcr.replay.binding`). What identifies a client is :mod:`gwsvcr.session`'s to decide: every session cookie
+the recording set, whatever its name, is issued with the client's own value (never the recorded one), and a request
+belongs to the client whose cookie it sends, else (no cookie yet, or a client that keeps none) to a client of its
+credential (Basic user, Bearer token, API key) that can still take it, by what it asks (:meth:`Replayer.client_for`).
 
 Timing is the :class:`~gwsvcr.timeline.Timeline`'s; matching is :mod:`gwsvcr.matching`'s. What this module decides is
 whose request it is, what answers it, and what a miss says. A reply's events start their clock when the transport
@@ -29,11 +30,13 @@ from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import DISCONNECT, HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
+from gwsvcr.correlate import Plan, find, substitute
 from gwsvcr.live import MISS_HEADER
-from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, closest, failure_key
+from gwsvcr.matching import Key, RestMatch, bayeux_key, closest, failure_key
 from gwsvcr.replay import faults
+from gwsvcr.replay.binding import Binder
 from gwsvcr.replay.client import Client, Counters
-from gwsvcr.replay.script import Recorded, Script, build_scripts, cut_reason, reply_fields
+from gwsvcr.replay.script import Script, build_scripts, cut_reason, reply_fields
 from gwsvcr.replay.status import summary_line
 from gwsvcr.timeline import Clock, Timeline, Timing
 
@@ -55,6 +58,8 @@ class ReplayConfig:
     ignore_query: tuple[str, ...] = ()  # query parameters left out of REST matching (a cache buster: _)
     match_headers: tuple[str, ...] = ()  # headers REST matching compares
     allow_repeats: bool = True  # off (--no-repeat): a request asked more often than recorded is a miss
+    correlate: tuple[str, ...] = ()  # locations of client-made values the recording did not find (--correlate)
+    no_correlate: tuple[str, ...] = ()  # locations whose values are not client-made after all (--no-correlate)
     faults: tuple[str, ...] = ()  # faults on demand (gwsvcr.replay.faults), e.g. "unknown-client after op 2"
 
     def rest_match(self, cassette: Cassette) -> RestMatch:
@@ -120,9 +125,12 @@ class Replayer(Hooks[Client]):
             self.config.session_cookies, self.config.session_headers)
         self.session_cookies = {name for ex in cassette.exchanges for name in sessions.server_cookies(ex.response)
                                 if self.rules.session_cookie(name, (name,))}
-        self.match = self.config.rest_match(cassette)
-        self.scripts = build_scripts(cassette, self.match, self.rules) or [Script("empty")]
-        self.plan = faults.Plan(self.config.faults, self.scripts)  # FaultError: a spec that cannot strike here
+        self.plan = Plan.of(cassette, self.config.correlate, self.config.no_correlate)
+        self.match = self.config.rest_match(cassette).merged(RestMatch(self.plan.json_ignore(),
+                                                                       self.plan.ignore_query()))
+        self._message_ignore = self.plan.message_ignore()
+        self.scripts = build_scripts(cassette, self.match, self.rules, self.plan) or [Script("empty")]
+        self.faults = faults.Plan(self.config.faults, self.scripts)  # FaultError: a spec that cannot strike here
         self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
                              for ex in cassette.exchanges if ex.response is not None
                              and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
@@ -134,8 +142,9 @@ class Replayer(Hooks[Client]):
         self.counters = Counters()
         self.by_cookie: dict[str, Client] = {}  # insertion-ordered: the oldest idle ones are evicted first
         self._recent: dict[sessions.Identifier | None, collections.deque[Client]] = {}  # newest per credential
-        self._assigned: collections.Counter[tuple[str, ...]] = collections.Counter()
         self.used: set[int] = set()
+        self.binding = Binder(self.scripts, self.timeline, self.used, allow_repeats=self.config.allow_repeats,
+                              show=show)
         self.misses: list[Miss] = []
         self.on_miss = on_miss
         self._rest_keys = {key for script in self.scripts for key in script.rest}
@@ -144,17 +153,15 @@ class Replayer(Hooks[Client]):
                                for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None]
 
     # ------------------------------------------------------------------------------------------- clients
-    def _new_client(self, credential: sessions.Identifier | None,
-                    answers: Callable[[Script], bool] | None = None) -> Client:
-        mine = [s for s in self.scripts if credential in s.credentials] or self.scripts
-        if answers is not None:  # e.g. a browser's page and scripts, each a cookie-less session of its own
-            mine = [s for s in mine if answers(s)] or mine
-        group = tuple(s.label for s in mine)
+    def _new_client(self, credential: sessions.Identifier | None, first: tuple[str, Any]) -> Client:
+        """A client for a request no client takes; ``first``: (table, key) of that request, which places it among
+        the sessions that hold it (a browser's page and scripts are each a cookie-less session of their own)."""
+        pool = self.binding.pool(credential, *first)
         self.counters.clients += 1
-        script = mine[self._assigned[group] % len(mine)]
-        client = Client(self.counters.clients, script, credential, self.timeline, self.counters,
-                        self.config.allow_repeats, self.show, self.plan.of(script.label))
-        self._assigned[group] += 1
+        client = Client(self.counters.clients, pool[0], credential, self.timeline, self.counters,
+                        self.config.allow_repeats, self.show, self.plan if self.plan.locations else None,
+                        self.faults.of)
+        self.binding.place(client, pool)
         self.by_cookie[client.cookie] = client
         self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
         if len(self.by_cookie) > MAX_IDLE_CLIENTS:
@@ -172,7 +179,8 @@ class Replayer(Hooks[Client]):
     def _forget(self, client: Client) -> None:
         """Free a client that is gone: its timers, cursors, cookie, and its place among its user's newest."""
         client.close()
-        self.by_cookie.pop(client.cookie, None)
+        if self.by_cookie.pop(client.cookie, None) is not None:
+            self.binding.forget(client)
         recent = self._recent.get(client.credential)
         if recent is not None:
             if client in recent:
@@ -180,19 +188,37 @@ class Replayer(Hooks[Client]):
             if not recent:
                 del self._recent[client.credential]
 
-    def client_for(self, request: Request, fits: Callable[[Client], bool],
-                   answers: Callable[[Script], bool] | None = None) -> Client:
-        """The live client a request belongs to: by any session cookie we issued; else the newest client of the
-        same credential that can still take it (a fresh client's first requests carry no cookie yet); else a new
-        one, on a recorded session that ``answers`` the request when one does."""
+    def _cookie_client(self, request: Request) -> Client | None:
+        """The client whose session cookie (one we issued) the request sends."""
         for cookie in sessions.sent_cookies(request, self.rules, self.session_cookies):
             if cookie.value in self.by_cookie:
                 return self.by_cookie[cookie.value]
+        return None
+
+    def _alike(self, request: Request) -> list[Client]:
+        """The clients a request may come from: the one whose cookie it sends, else every recent one of its
+        credential (Basic user, Bearer token, API key), newest first."""
+        client = self._cookie_client(request)
+        if client is not None:
+            return [client]
+        return list(reversed(self._recent.get(sessions.credential(request, self.rules), ())))
+
+    def client_for(self, request: Request, table: str, key: Any) -> Client:
+        """The live client a request belongs to: by any session cookie we issued. A request without one (a fresh
+        client's first ones, or every one of a client that keeps no cookies) goes by what it asks, among the
+        clients of its credential that can still take it (a handshake: those with no live CometD session): first
+        one whose CometD session is not over, then one whose next recorded request of that kind this is, then
+        the oldest, so that two clients of one user running the same script each keep their own session. None
+        fits: a new client, among the recorded sessions that hold the request."""
+        client = self._cookie_client(request)
+        if client is not None:
+            return client
         credential = sessions.credential(request, self.rules)
-        for client in reversed(self._recent.get(credential, ())):
-            if fits(client):
-                return client
-        return self._new_client(credential, answers)
+        fitting = [c for c in self._recent.get(credential, ()) if self.binding.can_take(c, table, key)
+                   and (table != "handshake" or not c.live)]
+        if fitting:
+            return min(fitting, key=lambda c: (c.gone, not c.next_is(table, key), c.number))
+        return self._new_client(credential, (table, key))
 
     def _client_of(self, messages: list[Message]) -> Client | None:
         for m in messages:
@@ -206,7 +232,7 @@ class Replayer(Hooks[Client]):
         """The reply for a live request; a response of None sends it upstream (lenient with an upstream)."""
         self.counters.served += 1
         bayeux = wire.bayeux_of(request)
-        fault = self.plan.target(request, bayeux.messages if bayeux is not None else None)
+        fault = self.faults.target(request, bayeux.messages if bayeux is not None else None)
         if fault is not None:
             return self._fault_answer(fault)
         if bayeux is not None:
@@ -222,20 +248,49 @@ class Replayer(Hooks[Client]):
 
     async def _rest(self, request: Request) -> wire.Served:
         key = self.match.key(request)
+        reused: dict[str, str] = {}  # live -> recorded values the client made and sends again
+        maker = None  # the client that made them: the request is its own
+        if key not in self._rest_keys and self.plan.locations:
+            as_recorded, reused, maker = self._as_recorded(request)
+            key = self.match.key(as_recorded)
         if key not in self._rest_keys:
             return wire.Served(self._miss(request, key))  # before choosing a client: a miss creates none
-        client = self.client_for(request, lambda c: c.cursors.fresh(c.script.rest, key), lambda s: key in s.rest)
-        ex = client.cursors.take(client.script.rest, key)
+        client = maker or self.client_for(request, "rest", key)
+        ex = self.binding.take(client, "rest", key)
         if ex is None:
             label = client.script.label
             recorded = len(client.script.rest.answers.get(key, ()))
             reason = (f"recorded {recorded} time(s) in session {label}, all used, and --no-repeat answers no more"
                       if recorded else f"not in the recorded session {label} of this client")
             return wire.Served(self._miss(request, key, reason))
+        if ex.number in self.plan.requests:
+            client.remember(ex.number, request, self.plan.locations)
         number = ex.number
         served = await self._recorded_answer(ex, client)
-        served.delivered = lambda at: client.fire(number, at)
+        response = served.response
+        if reused and response is not None and response.kind == "json":  # its reply names them too: live values
+            response.body = substitute(response.body, [(rec, live, tuple(find(rec, response.body)))
+                                                       for live, rec in reused.items()])
+        served.delivered = lambda at: self.binding.fire(client, number, at)
         return served
+
+    def _as_recorded(self, request: Request) -> tuple[Request, dict[str, str], Client | None]:
+        """A request that sends back values its client made before (a subscription id in a DELETE's path) with
+        the recorded ones instead, so that it matches; those values (live -> recorded); and that client, which
+        the values name, whatever else may send alike requests. The request itself when no client made any."""
+        parts = request.path.split("/")
+        sent = {*parts, *(v for _, v in request.query)}
+        for client in self._alike(request):
+            recorded = {}
+            for (step, location), live in client.made.items():
+                value = self.plan.recorded(client.script.number(step) if step is not None else None, location)
+                if value is not None and live != value and str(live) in sent:
+                    recorded[str(live)] = str(value)
+            if recorded:
+                return Request(headers=request.headers, kind=request.kind, body=request.body, method=request.method,
+                               path="/".join(recorded.get(part, part) for part in parts),
+                               query=[(k, recorded.get(v, v)) for k, v in request.query]), recorded, client
+        return request, {}, None
 
     async def _recorded_answer(self, ex: Exchange, client: Client) -> wire.Served:
         """A recorded exchange's answer after its recorded time: its response, or, when there was none, the
@@ -254,8 +309,12 @@ class Replayer(Hooks[Client]):
             return wire.Served(wire.json_reply(502, {"error": f"recorded failure: {ex.error}"}))
         if ex.response.omitted is not None:
             return wire.Served(omitted_reply(ex.number, ex.response.status, ex.response.omitted))
+        body = ex.response.body
+        marks = client.script.reply_marks.get(ex.number)
+        if marks and client.plan is not None:
+            body = client.plan.apply(body, marks, client.live_value)
         return wire.Served(Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
-                                    body=ex.response.body, status=ex.response.status))
+                                    body=body, status=ex.response.status))
 
     def _cookies_for(self, client: Client, recorded: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Recorded headers with every session cookie the server set carrying the client's own value instead."""
@@ -286,7 +345,7 @@ class Replayer(Hooks[Client]):
     async def _bayeux(self, request: Request, bayeux: wire.BayeuxRequest) -> wire.Served:
         owner = self._client_of(bayeux.messages)
         if owner is not None and owner.script.failures:
-            failed = owner.cursors.take(owner.script.failures, failure_key(bayeux.messages))
+            failed = self.binding.take(owner, "failure", failure_key(bayeux.messages))
             if failed is not None:  # the server answered this with an error page: so does the replay
                 return await self._recorded_answer(failed, owner)
         frame = await self._replies(request, bayeux.messages)
@@ -295,7 +354,7 @@ class Replayer(Hooks[Client]):
     async def bayeux_replies(self, upgrade: Request, messages: list[Message]) -> wire.Frame:
         """The replies to the Bayeux messages of a WebSocket frame; ``upgrade`` (the upgrade request) tells whose
         session it is. A fault aimed at one of its channels closes the socket."""
-        fault = self.plan.target(upgrade, messages, channels_only=True)
+        fault = self.faults.target(upgrade, messages, channels_only=True)
         if fault is not None:
             self.counters.faults_injected += 1
             return wire.Frame([], cut=f"fault: {fault.spec}")
@@ -305,7 +364,7 @@ class Replayer(Hooks[Client]):
         """The replies to Bayeux messages, whatever carried them."""
         client = None
         if any(m.get("channel") == HANDSHAKE for m in messages):
-            client = self.client_for(request, lambda c: not c.live)
+            client = self.client_for(request, "handshake", HANDSHAKE)
         owner = self._client_of(messages) or client  # before: a failure may end the session
         handled = await self.bayeux.handle(messages, client)
         self.used.update(handled.sources)
@@ -323,7 +382,7 @@ class Replayer(Hooks[Client]):
 
         def delivered(at: float) -> None:
             for number in sources:
-                owner.fire(number, at)
+                self.binding.fire(owner, number, at)
 
         # the session cookies the recorded replies set (BAYEUX_BROWSER on a handshake), with the client's value
         cookies = [h for number in sources for h in self._cookies_for(owner, self._set_cookies.get(number, []))]
@@ -333,7 +392,7 @@ class Replayer(Hooks[Client]):
     def on_handshake(self, session: Session[Client], message: Message) -> Answer | None:
         client = session.context
         client.handshakes += 1
-        recorded = client.cursors.take(client.script.handshakes, HANDSHAKE)
+        recorded = self.binding.take(client, "handshake", HANDSHAKE)
         if recorded is None:
             client.attach(session)
             return None
@@ -358,24 +417,28 @@ class Replayer(Hooks[Client]):
 
     def on_subscribe(self, session: Session[Client], message: Message, subscription: str) -> Answer | None:
         client = session.context
-        return self._recorded(client, client.script.subscribes, subscription, f"subscribe {subscription}")
+        return self._recorded(client, "subscribe", subscription, f"subscribe {subscription}")
 
     def on_publish(self, server: BayeuxServer[Client], session: Session[Client], message: Message) -> Answer | None:
         client = session.context
-        return self._recorded(client, client.script.publishes, bayeux_key(message),
-                              f"publish {message.get('channel')}")
+        answer = self._recorded(client, "publish", bayeux_key(message, self._message_ignore),
+                                f"publish {message.get('channel')}")
+        if answer is not None and answer.source in self.plan.requests:
+            client.remember(answer.source, Request(kind="messages", body=[message]), self.plan.locations)
+        return answer
 
     def on_disconnect(self, session: Session[Client], message: Message) -> Answer | None:
         client = session.context
-        found = client.cursors.take(client.script.disconnects, DISCONNECT)
+        found = self.binding.take(client, "disconnect", DISCONNECT)
         return None if found is None else Answer(reply_fields(found[1]), found[0])
 
-    def _recorded(self, client: Client, table: Table[str, Recorded], key: str, what: str) -> Answer | None:
-        found = client.cursors.take(table, key)
-        if found is None and client.recovering and key in table:  # a recovery beyond the recorded: as the last
-            found = table.answers[key][-1]
+    def _recorded(self, client: Client, table: str, key: str, what: str) -> Answer | None:
+        found = self.binding.take(client, table, key)
+        answers = client.script.tables[table].answers.get(key)
+        if found is None and client.recovering and answers:  # a recovery beyond the recorded: as the last
+            found = answers[-1]
         if found is None:
-            recorded = ", ".join(sorted(table.keys())[:5]) or "none"
+            recorded = ", ".join(sorted(client.script.tables[table].keys())[:5]) or "none"
             miss = Miss(f"Bayeux {what}", f"not in the recorded session {client.script.label} "
                                          f"(recorded: {recorded})", [])
             self.misses.append(miss)
@@ -409,7 +472,7 @@ class Replayer(Hooks[Client]):
                 if number not in self.used}
 
     def unapplied_faults(self) -> list[str]:
-        return [f.spec for f in self.plan.faults if not f.applied]
+        return [f.spec for f in self.faults.faults if not f.applied]
 
     @property
     def failed(self) -> bool:
@@ -423,7 +486,15 @@ class Replayer(Hooks[Client]):
                 "faults_injected": self.counters.faults_injected,
                 "misses": [m.as_dict() for m in self.misses], "unused": self.unused(),
                 "unused_recovery": [{"exchange": n, "what": what} for n, what in self.unused_recovery().items()],
-                "faults": self.plan.status(), "cassette_sha256": self.cassette.sha256}
+                "faults": self.faults.status(), "sessions": self.bindings(), "cassette_sha256": self.cassette.sha256}
+
+    def bindings(self) -> dict[str, list[int]]:
+        """Which live clients replay each recorded session (by client number; ``undecided``: clients that more
+        than one session still fits)."""
+        out: dict[str, list[int]] = {s.label: [] for s in self.scripts}
+        for client in self.by_cookie.values():
+            out.setdefault("undecided" if client.undecided else client.script.label, []).append(client.number)
+        return out
 
     def summary(self) -> str:
         return summary_line(self.status())

@@ -21,11 +21,19 @@ from typing import Any
 from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session, is_meta
-from gwsvcr.cassette import Cassette, Exchange
+from gwsvcr.cassette import Cassette, Exchange, Mark
+from gwsvcr.correlate import Plan
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
 # A recorded Bayeux reply answered from the cassette: the number of its exchange and the reply message.
 Recorded = tuple[int, Message]
+# One answer a client takes, the same in every session that has it: (table name, key, how many times the client
+# took that key before). What a live client was answered is a list of steps, whichever session answered them.
+Step = tuple[str, Any, int]
+# Where an event stands in its session, in terms every session shares: what it follows (the step that caused it,
+# or for an event no request caused, the place of the event before it) and its rank there. Two sessions that
+# answered a client alike push, at the same place, the event each recorded there.
+Place = tuple[Any, int]
 # What the recorder writes when the client itself left before the reply (an aborted long-poll): not a failure; nor
 # is a WebSocket that closed before the reply in a recording that did not say who closed it.
 NOT_FAILURES = ("client gone", "WebSocket closed before the reply")
@@ -40,6 +48,7 @@ class RecordedEvent:
     delay: float = field(compare=False, default=0.0)  # seconds after the cause's reply reached the client
     cause: int | None = field(compare=False, default=None)  # the recorded exchange that caused it
     after: str | None = field(compare=False, default=None)  # what that exchange was, e.g. StopCallRecording
+    marks: tuple[Mark, ...] = field(compare=False, default=())  # client-made values it carries (gwsvcr.correlate)
     index: int = field(compare=False, default=0)  # its place among the session's events, from 1 (faults name it)
 
 
@@ -87,6 +96,79 @@ class Script:
     operations: list[tuple[int, str]] = field(default_factory=list)  # (exchange, summary) of REST requests but
     # reads (GET, HEAD, OPTIONS), in order: what faults call op 1, op 2, ...
     events: int = 0
+    # Events no request caused: each released its delay after the event before it (by that event's order), or,
+    # with no event before it, after the client's first reply.
+    after_event: dict[int, list[RecordedEvent]] = field(default_factory=dict)
+    unanchored: list[RecordedEvent] = field(default_factory=list)
+    reply_marks: dict[int, tuple[Mark, ...]] = field(default_factory=dict)  # client-made values in REST replies
+    position: int = 0  # the session's place in the cassette: ties between sessions go to the earlier
+    tables: dict[str, Table[Any, Any]] = field(init=False, repr=False)
+    _steps: dict[int, Step] | None = field(default=None, init=False, repr=False)
+    _orders: dict[str, list[tuple[Any, int]]] = field(default_factory=dict, init=False, repr=False)
+    _places: dict[int, Place] | None = field(default=None, init=False, repr=False)  # event order -> place
+    _at_place: dict[Place, RecordedEvent] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tables = {t.name: t for t in (self.rest, self.handshakes, self.subscribes, self.publishes,
+                                           self.disconnects, self.failures)}
+
+    def answer(self, step: Step) -> Any:
+        """The recorded answer to ``step`` (the last one again past the recorded count), or None."""
+        name, key, index = step
+        answers = self.tables[name].answers.get(key)
+        return answers[min(index, len(answers) - 1)] if answers else None
+
+    def number(self, step: Step) -> int | None:
+        """The recorded exchange that answers ``step`` here."""
+        return _number(self.answer(step))
+
+    def steps(self) -> dict[int, Step]:
+        """Exchange number -> the step it answers, for every recorded request, in recorded order; worked out
+        when first asked (only a cassette of several sessions needs it)."""
+        if self._steps is None:
+            found: dict[int, Step] = {}
+            for name, table in self.tables.items():
+                for key, answers in table.answers.items():
+                    for index, answer in enumerate(answers):
+                        found.setdefault(_number(answer) or 0, (name, key, index))
+            self._steps = dict(sorted(found.items()))
+        return self._steps
+
+    def order(self, table: str) -> list[tuple[Any, int]]:
+        """The requests of ``table`` in recorded order, as (key, how many times that key came before)."""
+        found = self._orders.get(table)
+        if found is None:
+            numbered = [(_number(answer) or 0, key, index) for key, answers in self.tables[table].answers.items()
+                        for index, answer in enumerate(answers)]
+            found = self._orders[table] = [(key, index) for _, key, index in sorted(numbered, key=lambda n: n[0])]
+        return found
+
+    def place(self, event: RecordedEvent) -> Place | None:
+        """Where ``event`` (one of this session's) stands."""
+        return self._placed()[0].get(event.order)
+
+    def at_place(self, place: Place | None) -> RecordedEvent | None:
+        """This session's event at ``place``, if it has one."""
+        return None if place is None else self._placed()[1].get(place)
+
+    def _placed(self) -> tuple[dict[int, Place], dict[Place, RecordedEvent]]:
+        """Event order -> place and back; worked out when first asked, as :meth:`steps` is."""
+        if self._places is None:
+            steps = self.steps()
+            self._places = {}
+            for cause, events in self.events_by_cause.items():
+                after = steps.get(cause) if cause is not None else None
+                self._index(events, after if after is not None else ("exchange", cause))
+            self._index(self.unanchored, ("none",))
+            for before in sorted(self.after_event):  # an event before another comes first in recorded order
+                self._index(self.after_event[before], ("after", self._places.get(before)))
+        return self._places, self._at_place
+
+    def _index(self, events: list[RecordedEvent], after: Any) -> None:
+        assert self._places is not None
+        for rank, event in enumerate(events):
+            self._places[event.order] = (after, rank)
+            self._at_place[(after, rank)] = event
 
     def requests(self) -> set[int]:
         """The numbers of the recorded requests a client may ask for (REST, handshake, subscribe, publish)."""
@@ -97,6 +179,12 @@ class Script:
 
     def timeline_failures(self) -> list[RecordedFailure]:
         return [f for failures in self.failures_by_cause.values() for f in failures]
+
+
+def _number(answer: Any) -> int | None:
+    if answer is None:
+        return None
+    return answer.number if isinstance(answer, Exchange) else int(answer[0])
 
 
 def reply_fields(reply: Message) -> Message:
@@ -142,15 +230,19 @@ class _Builder:
 
     rest_key: Any
     rules: sessions.SessionRules
+    plan: Plan  # the cassette's client-made values: marks, and paths left out of publish matching
     scripts: dict[str, Script] = field(default_factory=dict)
     order: itertools.count[int] = field(default_factory=itertools.count)
     # per script: (reply completed, exchange, summary) of every request but connects, and failures to place
     done: dict[str, list[tuple[float, int, str]]] = field(default_factory=dict)
     placed: list[tuple[Script, RecordedFailure, float]] = field(default_factory=list)
+    last_event: dict[str, int] = field(default_factory=dict)  # per script: the order of its latest event
 
     def add(self, ex: Exchange) -> None:
         label = ex.session if ex.episode == 1 else f"{ex.session}@{ex.episode}"
-        script = self.scripts.setdefault(label, Script(label))
+        script = self.scripts.get(label)
+        if script is None:
+            script = self.scripts[label] = Script(label, position=len(self.scripts))
         credential = sessions.credential(ex.request, self.rules)
         if credential is not None:
             script.credentials.add(credential)
@@ -160,6 +252,8 @@ class _Builder:
             self.done.setdefault(label, []).append((ex.start + ex.ttlb, ex.number, wire.request_summary(ex.request)))
         if bayeux is None:
             script.rest.add(self.rest_key(ex.request), ex)
+            if ex.number in self.plan.reply:
+                script.reply_marks[ex.number] = self.plan.reply[ex.number]
             if ex.request.method.upper() not in _READS:
                 script.operations.append((ex.number, wire.request_summary(ex.request)))
             if ex.response is None or ex.response.status >= 400:
@@ -200,13 +294,19 @@ class _Builder:
                 if reply.get("successful") and isinstance(reply.get("advice"), dict):
                     script.connect_advice = reply_fields(reply).get("advice", {})
             elif isinstance(channel, str) and not is_meta(channel):
-                script.publishes.add(bayeux_key(m), (ex.number, reply))
-        for item in ex.reply_items():
+                script.publishes.add(bayeux_key(m, self.plan.message_ignore()), (ex.number, reply))
+        for i, item in enumerate(ex.reply_items()):
             if item.is_event:
                 script.events += 1
                 event = RecordedEvent(next(self.order), item.message, item.delay or 0.0, item.cause, item.after,
-                                      script.events)
-                script.events_by_cause.setdefault(item.cause, []).append(event)
+                                      self.plan.events.get((ex.number, i), ()), script.events)
+                if item.cause is not None:
+                    script.events_by_cause.setdefault(item.cause, []).append(event)
+                elif script.label in self.last_event:
+                    script.after_event.setdefault(self.last_event[script.label], []).append(event)
+                else:
+                    script.unanchored.append(event)
+                self.last_event[script.label] = event.order
 
     def _failure(self, script: Script, ex: Exchange, failure: RecordedFailure) -> None:
         """Placed once every exchange is known: its cause may be a request that started after it."""
@@ -243,8 +343,8 @@ class _Builder:
 
 
 def build_scripts(cassette: Cassette, match: RestMatch | None = None,
-                  rules: sessions.SessionRules = sessions.DEFAULT_RULES) -> list[Script]:
-    builder = _Builder((match or RestMatch()).key, rules)
+                  rules: sessions.SessionRules = sessions.DEFAULT_RULES, plan: Plan | None = None) -> list[Script]:
+    builder = _Builder((match or RestMatch()).key, rules, plan or Plan())
     for ex in sorted(cassette.exchanges, key=lambda e: (e.episode, e.start, e.number)):
         builder.add(ex)
     return builder.finish()

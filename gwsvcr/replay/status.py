@@ -95,6 +95,11 @@ def combine(parts: Sequence[Part]) -> dict[str, Any]:
     whole["misses"] = [{**miss, "worker": url} for url, figures in live for miss in figures["misses"]]
     unused = [set(figures["unused"]) for _, figures in live]
     whole["unused"] = sorted(set.intersection(*unused)) if unused else []
+    sessions: dict[str, int] = {}
+    for _, figures in live:
+        for label, clients in figures.get("sessions", {}).items():
+            sessions[label] = sessions.get(label, 0) + (clients if isinstance(clients, int) else len(clients))
+    whole["sessions"] = sessions  # client numbers are each replay's own: counted, not listed
     recovery = [{r["exchange"]: r["what"] for r in figures["unused_recovery"]} for _, figures in live]
     common = set.intersection(*(set(r) for r in recovery)) if recovery else set()
     whole["unused_recovery"] = [{"exchange": n, "what": recovery[0][n]} for n in sorted(common)]
@@ -119,14 +124,18 @@ def _own(part: Part) -> dict[str, Any]:
 
 def summary_line(figures: dict[str, Any], note: str = "") -> str:
     """What a replay prints when it stops: a line of figures (failures replayed and faults injected when there were
-    any; ``note`` at its end), then a line naming the recorded recovery that went unused and one naming the faults
-    that never struck, when there are."""
+    any; which live clients replayed which recorded session when there are several; ``note`` at its end), then a
+    line naming the recorded recovery that went unused and one naming the faults that never struck, when there
+    are."""
     first = (f"gwsvcr: served {figures['served']} requests to {figures['clients']} clients, "
              f"{figures['events_released']} events released, {len(figures['misses'])} misses, "
              f"{len(figures['unused'])} recorded exchanges never used")
     if figures["failures_replayed"] or figures["faults_injected"]:
         first += (f", {figures['failures_replayed']} recorded failures replayed, "
                   f"{figures['faults_injected']} faults injected")
+    sessions = figures.get("sessions") or {}
+    if len(sessions) > 1 or "undecided" in sessions:
+        first += "; " + ", ".join(f"{label} <- {_clients(clients)}" for label, clients in sessions.items())
     lines = [f"{first} {note}".rstrip()]
     if figures["unused_recovery"]:
         lines.append("gwsvcr: the recorded failure and recovery did not replay: " + "; ".join(
@@ -135,3 +144,13 @@ def summary_line(figures: dict[str, Any], note: str = "") -> str:
     if idle:
         lines.append("gwsvcr: faults that never struck: " + "; ".join(idle))
     return "\n".join(lines)
+
+
+def _clients(clients: list[int] | int) -> str:
+    if isinstance(clients, int):
+        return f"{clients} clients"
+    if not clients:
+        return "none"
+    if len(clients) > 5:
+        return f"{len(clients)} clients"
+    return ("client " if len(clients) == 1 else "clients ") + " ".join(map(str, clients))

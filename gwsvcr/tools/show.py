@@ -2,8 +2,11 @@
 
 Rows: a REST request (``->``) and its reply (``<-``) when the reply completed; each Bayeux message a client
 sent, except ``/meta/connect`` (a long-poll is shown once, by its reply, with how long the server held it);
-each reply message, and each pushed event with its cause and delay. ``gwsvcr show`` prints them in 100 columns
-(after the sessions, each with what identified its client) or as JSON lines; ``gwsvcr report`` draws them.
+each reply message, and each pushed event with its cause and delay (``first on its channel``: the snapshot a
+subscribe caused; ``no cause``: spaced from the event before; the JSON rows name every rule of
+gwsvcr/record/causes.py). Values the client made (gwsvcr/correlate.py) are named where they come back:
+``client-made query._aioId of #7 at data.id``. ``gwsvcr show`` prints the rows in 100 columns (after the sessions,
+each with what identified its client) or as JSON lines; ``gwsvcr report`` draws them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from gwsvcr import gws, wire
 from gwsvcr.bayeux import CONNECT, channel_matches
-from gwsvcr.cassette import Cassette, Exchange, ReplyItem
+from gwsvcr.cassette import Cassette, Exchange, Mark, ReplyItem
 from gwsvcr.describe import bayeux_request_summary, rest_operation, shorten_path
 from gwsvcr.session import SessionSummary, split_warnings
 
@@ -43,17 +46,23 @@ class Row:
     after: str | None = None  # events: what that exchange was
     delay: float | None = None  # events: seconds after the cause's reply completed
     hold: float | None = None  # connect replies: seconds the server held the long-poll
+    rule: str | None = None  # events: how the cause was found (gwsvcr/record/causes.py)
+    made: tuple[Mark, ...] = ()  # client-made values standing in this reply or event
 
     @property
     def is_bayeux(self) -> bool:
         return self.target.startswith("/")
 
     def cause_text(self, short: bool = False) -> str:
+        made = "" if short else "".join(f"; {_made(m, self.exchange)}" for m in self.made)
         if self.cause is None:
-            return ""
+            if self.rule == "none" and self.delay is not None:
+                return f"no cause: {self.delay * 1000:.0f} ms after the event before{made}"
+            return made[2:]
         delay = "" if self.delay is None else f"{self.delay * 1000:.0f} ms "
         after = "" if short or not self.after else f" {self.after}"
-        return f"{delay}after #{self.cause}{after}"
+        why = f" ({_RULES[self.rule]})" if self.rule in _RULES and not short else ""
+        return f"{delay}after #{self.cause}{after}{why}{made}"
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"episode": self.episode, "time": round(self.time, 6), "session": self.session,
@@ -65,7 +74,20 @@ class Row:
             out["delay_ms"] = round(self.delay * 1000, 3)
         if self.hold is not None:
             out["hold_ms"] = round(self.hold * 1000, 3)
+        if self.rule is not None:
+            out["rule"] = self.rule
+        if self.made:
+            out["client_made"] = [{"exchange": m.exchange, "at": m.at, "paths": list(m.paths)} for m in self.made]
         return out
+
+
+# How a cause was found, where the text says more than the cause itself (the JSON rows always say it).
+_RULES = {"subscribe": "first on its channel"}
+
+
+def _made(mark: Mark, exchange: int) -> str:
+    whose = "" if mark.exchange == exchange else f" of #{mark.exchange}"
+    return f"client-made {mark.at}{whose} at {', '.join(mark.paths)}"
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -95,7 +117,8 @@ def exchange_rows(ex: Exchange) -> list[Row]:
         rows += [_item_row(ex, delivered, item) for item in ex.reply_items()]
     else:
         done = ex.start + (ex.ttlb if ex.ttlb is not None else ex.ttfb or 0.0)
-        rows.append(_row(ex, done, TO_CLIENT, REPLY, f"HTTP {ex.response.status}", _reply_summary(ex)))
+        rows.append(_row(ex, done, TO_CLIENT, REPLY, f"HTTP {ex.response.status}", _reply_summary(ex),
+                         made=ex.correlate))
     if ex.kept_as_http is not None:  # the recorder could not take it apart: say so on its last row
         summary = f"KEPT AS PLAIN HTTP: {ex.kept_as_http}; {rows[-1].summary}".rstrip("; ")
         rows[-1] = dataclasses.replace(rows[-1], summary=summary)
@@ -111,7 +134,7 @@ def _item_row(ex: Exchange, delivered: float, item: ReplyItem) -> Row:
     if item.is_event:
         summary = item.event or gws.summarize_notification(item.message.get("data")) or "event"
         return _row(ex, delivered, TO_CLIENT, EVENT, channel, summary, cause=item.cause, after=item.after,
-                    delay=item.delay)
+                    delay=item.delay, rule=item.rule, made=item.correlate)
     ok = item.message.get("successful")
     summary = f"failed: {item.message.get('error', '?')}" if ok is False else "ok"
     if item.hold is not None:

@@ -31,7 +31,7 @@ from gwsvcr import cassette as cas
 from gwsvcr.guard import TOKEN_ENV, new_token
 from gwsvcr.replay import HEALTH_PATH, STATUS_PATH, balancer
 from tests.clients import LIFECYCLE, Running, Session, assert_lifecycle, run
-from tests.conftest import record
+from tests.conftest import record_from_sim
 from tests.e2e.test_guard import ALLOWED, ask, assert_guarded
 from tests.procs import ROOT, Proc, gwsvcr, need_haproxy, need_node, status
 
@@ -44,14 +44,7 @@ STAGGER = 0.4  # seconds between client starts: the sessions overlap, their proc
 def cassette(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One agent's recording-state lifecycle, recorded with aiocometd-ng from gwsvcr sim."""
     path = tmp_path_factory.mktemp("workers") / "lifecycle.yaml"
-    sim = gwsvcr("sim", "--port", "0", "--event-delay-ms", "250")
-    try:
-        recorder = record(sim.url, path)
-        session = run("python", recorder.url, LIFECYCLE)
-        assert recorder.stop() == 0, recorder.stderr
-    finally:
-        sim.stop()
-    assert_lifecycle(session, LIFECYCLE)
+    record_from_sim(path)
     return path
 
 

@@ -7,6 +7,7 @@ The Python twin of cometd_client.js: same arguments, same JSON-lines output.
         [--pause-ms 0] [--extra-pause StopCallRecording=1500 ...]
         [--transport long-polling|websocket] [--event-timeout-ms 10000] [--timeout-ms 60000]
         [--trace] [--subscribe-also CHANNEL ...] [--forget-session-after OP] [--retry-ms MS]
+        [--no-cookies]
 
 Importable too: ``await run_session(url, ...)`` returns the records instead of printing them.
 Times ``t`` are ms from time.perf_counter() (monotonic) since this module was imported, which for
@@ -19,6 +20,8 @@ channels (a "subscribe" record each, a failure is reported, not fatal); ``--forg
 /meta/connect after OP's notification with a clientId the server never issued (once): a server that lost the
 session answers 402 and aiocometd re-handshakes. ``--retry-ms MS``: an operation answered HTTP 5xx, or whose
 connection broke, is reported ("reply" with its status, or "broken") and sent again MS later, up to 3 times.
+``--no-cookies`` never sends a cookie back (curl with Basic auth on each request and no cookie jar): what
+identifies it is its Basic user alone.
 
 aiocometd-ng notes (0.5.6):
 - It has no request-header option; extensions get ``outgoing(payload, headers)`` before every
@@ -131,7 +134,8 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                       transport: str = "long-polling",
                       on_record: Callable[[dict], None] | None = None, trace: bool = False,
                       subscribe_also: Iterable[str] = (),
-                      forget_session_after: str | None = None, retry_ms: float | None = None) -> list[dict]:
+                      forget_session_after: str | None = None, retry_ms: float | None = None,
+                      cookies: bool = True) -> list[dict]:
     """Run the session; return its records (handshake, reply, event, ..., done).
 
     Raises SessionError (or aiocometd/aiohttp errors) on failure; ``on_record`` sees each record
@@ -161,7 +165,7 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
             csrf_header = resp.headers.get("X-CSRF-HEADER", "X-CSRF-TOKEN")
             csrf_token = resp.headers.get("X-CSRF-TOKEN")
         session_headers = {"Authorization": authorization}
-        if cookie:
+        if cookie and cookies:
             session_headers["Cookie"] = cookie
 
         # 2. CometD: handshake + first connect (open), subscribe.
@@ -300,6 +304,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trace", action="store_true")
     p.add_argument("--subscribe-also", action="append", default=[])
     p.add_argument("--forget-session-after", default=None)
+    p.add_argument("--no-cookies", dest="cookies", action="store_false")
     p.add_argument("--retry-ms", type=float, default=None)
     return p.parse_args(argv)
 
@@ -317,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_pause=dict(args.extra_pause), event_timeout=args.event_timeout_ms / 1000,
         transport=args.transport, on_record=out, trace=args.trace,
         subscribe_also=args.subscribe_also, forget_session_after=args.forget_session_after,
-        retry_ms=args.retry_ms)
+        retry_ms=args.retry_ms, cookies=args.cookies)
     async def guarded() -> None:
         deadline = asyncio.timeout(args.timeout_ms / 1000)
         try:

@@ -65,7 +65,7 @@
 
 const fs = require('node:fs');
 const http = require('node:http');
-const {eachArg, emit, fail, now, sleep, withTimeout} = require('./peerlib');
+const {eachArg, emit, now, runClient, sleep, withTimeout} = require('./peerlib');
 
 const CALLS_CHANNEL = '/v2/me/calls';
 
@@ -454,11 +454,4 @@ async function main(opts) {
     emit({type: 'done'});
 }
 
-let options;
-try {
-    options = parseArgs(process.argv.slice(2));
-} catch (e) {
-    fail(e.message);
-}
-setTimeout(() => fail(`global timeout: ${options.timeoutMs} ms`), options.timeoutMs);
-main(options).then(() => process.exit(0), (e) => fail(e && e.message ? e.message : String(e)));
+runClient(parseArgs, main);

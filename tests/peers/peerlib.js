@@ -17,6 +17,26 @@ function eachArg(argv, handle) {
     }
 }
 
+// The options of one agent of a Genesys SDK: --url --token --api-key --agent [--pause-ms 0] [--timeout-ms 30000];
+// more(arg, value, opts) takes the client's own (false: unknown).
+function agentArgs(argv, defaults = {}, more = () => false) {
+    const opts = {url: null, token: null, apiKey: null, agent: null, pauseMs: 0, timeoutMs: 30000, ...defaults};
+    eachArg(argv, (arg, value) => {
+        switch (arg) {
+            case '--url': opts.url = value().replace(/\/+$/, ''); break;
+            case '--token': opts.token = value(); break;
+            case '--api-key': opts.apiKey = value(); break;
+            case '--agent': opts.agent = value(); break;
+            case '--pause-ms': opts.pauseMs = Number(value()); break;
+            case '--timeout-ms': opts.timeoutMs = Number(value()); break;
+            default: return more(arg, value, opts);
+        }
+        return true;
+    });
+    if (!opts.url || !opts.token || !opts.apiKey || !opts.agent) throw new Error('--url --token --api-key --agent');
+    return opts;
+}
+
 // ---- clients: one JSON object per line on stdout, t = ms since process start (monotonic) ---------
 
 const now = () => Math.round(performance.now() * 1000) / 1000;
@@ -30,6 +50,27 @@ function emit(record) {
 function fail(message) {
     emit({type: 'error', message});
     process.exit(1);
+}
+
+// What a failure says: an HTTP error's status and body, an error's message, else the value itself.
+function describe(e) {
+    if (!e) return String(e);
+    if (e.status) return `HTTP ${e.status}: ${e.response && e.response.text}`;
+    if (e.message) return e.message;
+    return typeof e === 'string' ? e : JSON.stringify(e);
+}
+
+// Runs a client: its options from the command line (parseArgs(argv) throws on bad ones), main(options) within
+// options.timeoutMs; exit 0 once main resolved, else an error record and exit 1.
+function runClient(parseArgs, main) {
+    let options;
+    try {
+        options = parseArgs(process.argv.slice(2));
+    } catch (e) {
+        fail(e.message);
+    }
+    setTimeout(() => fail(`global timeout: ${options.timeoutMs} ms`), options.timeoutMs);
+    main(options).then(() => process.exit(0), (e) => fail(describe(e)));
 }
 
 function withTimeout(promise, ms, what) {
@@ -82,4 +123,6 @@ function listen(server, port) {
     process.on('SIGINT', shutdown);
 }
 
-module.exports = {eachArg, now, sleep, emit, fail, withTimeout, sendJson, cookieValue, readBody, listen};
+module.exports = {
+    agentArgs, eachArg, now, sleep, emit, fail, describe, runClient, withTimeout, sendJson, cookieValue, readBody, listen,
+};

@@ -17,7 +17,7 @@
 // its t minus the t of the reply to the operation that ran last. Exit 0 on success, 1 on failure.
 'use strict';
 
-const {eachArg, emit, fail, now, sleep, withTimeout} = require('./peerlib');
+const {describe, eachArg, emit, now, runClient, sleep, withTimeout} = require('./peerlib');
 
 const VOICE_CHANNEL = '/workspace/v3/voice';
 const OPERATIONS = {
@@ -55,13 +55,6 @@ function parseArgs(argv) {
         if (!Object.hasOwn(OPERATIONS, op)) throw new Error(`unknown operation ${op}`);
     }
     return opts;
-}
-
-function describe(e) {
-    if (!e) return String(e);
-    if (e.status) return `HTTP ${e.status}: ${e.response && e.response.text}`;
-    if (e.message) return e.message;
-    return typeof e === 'string' ? e : JSON.stringify(e);
 }
 
 async function main(opts) {
@@ -131,11 +124,4 @@ async function main(opts) {
     emit({type: 'done', t: now()});
 }
 
-let options;
-try {
-    options = parseArgs(process.argv.slice(2));
-} catch (e) {
-    fail(e.message);
-}
-setTimeout(() => fail(`global timeout: ${options.timeoutMs} ms`), options.timeoutMs).unref();
-main(options).then(() => process.exit(0), (e) => fail(describe(e)));
+runClient(parseArgs, main);
