@@ -251,6 +251,36 @@ async def test_hook_cache_calls_what_mitmproxy_would(caplog: pytest.LogCaptureFi
         master.addons.get("errorcheck").finish()
 
 
+async def test_hook_cache_passes_each_hooks_arguments_and_updates_only_when_listened_to() -> None:
+    from mitmproxy import hooks
+    from mitmproxy.proxy.layers import http as http_layer
+
+    flow = tflow.tflow(resp=True)
+    for event in (http_layer.HttpRequestHook(flow), hooks.UpdateHook([flow]), hooks.RunningHook(),
+                  hooks.ConfigureHook({"x"})):
+        assert serve.hook_args(event) == event.args()
+    seen: list[tuple[str, object]] = []
+
+    class Requests:
+        def request(self, f: object) -> None:
+            seen.append(("request", f))
+
+    class Updates:
+        def update(self, flows: list[object]) -> None:
+            seen.append(("update", flows[0]))
+
+    master = serve.build([Requests()], host="127.0.0.1", port=0, mode=serve.NO_UPSTREAM, settings={})
+    try:
+        await master.addons.handle_lifecycle(http_layer.HttpRequestHook(flow))
+        assert seen == [("request", flow)], "no addon listens to update: none is sent"
+        master.addons.add(Updates())
+        seen.clear()
+        await master.addons.handle_lifecycle(http_layer.HttpRequestHook(flow))
+        assert seen == [("request", flow), ("update", flow)], "as mitmproxy: the flow's update after its event"
+    finally:
+        master.addons.get("errorcheck").finish()
+
+
 def test_python_O_only_where_its_bytecode_is_cached_or_may_be_written(monkeypatch: pytest.MonkeyPatch,
                                                                       tmp_path: Path) -> None:
     import importlib.util
