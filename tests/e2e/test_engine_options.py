@@ -281,6 +281,24 @@ async def test_hook_cache_passes_each_hooks_arguments_and_updates_only_when_list
         master.addons.get("errorcheck").finish()
 
 
+def test_gc_stats_count_collections_and_their_longest_pause_per_minute(tmp_path: Path) -> None:
+    stats = serve.GcStats(str(tmp_path))
+    gc.callbacks.append(stats)
+    try:
+        gc.collect(0)
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(stats)
+    stats.write()
+    (written,) = tmp_path.glob("gc-*.json")
+    report = json.loads(written.read_text())
+    assert [g["collections"] for g in report["generations"]][0::2] >= [1, 1]
+    assert report["generations"][2]["longest_ms"] > 0
+    (minute,) = report["minutes"]
+    assert minute["collections"] >= 2 and minute["full"] >= 1
+    assert minute["longest_ms"] == max(g["longest_ms"] for g in report["generations"])
+
+
 def test_python_O_only_where_its_bytecode_is_cached_or_may_be_written(monkeypatch: pytest.MonkeyPatch,
                                                                       tmp_path: Path) -> None:
     import importlib.util
