@@ -299,6 +299,17 @@ def test_gc_stats_count_collections_and_their_longest_pause_per_minute(tmp_path:
     assert minute["longest_ms"] == max(g["longest_ms"] for g in report["generations"])
 
 
+def test_a_mounted_cassette_is_kept_out_of_the_collectors_passes(tmp_path: Path) -> None:
+    # CPython's own collector policy (no freezing after full passes): what is frozen is the mount's doing
+    proc = gwsvcr("service", "--port", "0", env={"GWSVCR_GC": "default", serve.GcStats.ENV: str(tmp_path)})
+    try:
+        ServiceClient(proc.url).mount(SAMPLE)
+    finally:
+        assert proc.stop() == 0
+    (written,) = tmp_path.glob("gc-*.json")
+    assert json.loads(written.read_text())["frozen"] > 1000, "the loaded cassette and what came before it"
+
+
 def test_python_O_only_where_its_bytecode_is_cached_or_may_be_written(monkeypatch: pytest.MonkeyPatch,
                                                                       tmp_path: Path) -> None:
     import importlib.util
