@@ -28,6 +28,7 @@ import figures
 import fleet
 from harness import median, percentile
 
+from gwsvcr import guard
 from gwsvcr.client import HttpClient, HttpFailure, Target
 from gwsvcr.replay import status
 
@@ -106,9 +107,10 @@ def replay_workers(stderr: str) -> dict[str, str]:
 
 def burst(url: str, server_pid: int, n: int, *, ops: list[str], recorded_delays: list[float], generators: int,
           work: Path, spread: float = 1.0, timeout: float = 20.0, worker_urls: dict[str, str] | None = None,
-          pool: int = fleet.POOL) -> dict[str, Any]:
+          token: str = "", pool: int = fleet.POOL) -> dict[str, Any]:
     """``n`` agents log in within ``spread`` seconds on the replay at ``url`` (process ``server_pid`` and its
-    children) and do their first operation; what it cost each process."""
+    children) and do their first operation; what it cost each process. The sessions each replay took are asked
+    at ``worker_urls`` with the replays' ``token``."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     t0 = time.monotonic() + 1.5  # the load generators start and import meanwhile
     procs = []
@@ -137,7 +139,7 @@ def burst(url: str, server_pid: int, n: int, *, ops: list[str], recorded_delays:
     took = max(r["ended"] for r in results) - t0
     sessions = {}
     if worker_urls:
-        for part in status.gather(list(worker_urls.values())):
+        for part in status.gather(list(worker_urls.values()), token):
             sessions[part.url] = (part.figures or {}).get("clients")
     return {
         "n": n, "took": took, "agents_ok": sum(r["agents_ok"] for r in results),
@@ -166,12 +168,14 @@ def _load_average() -> float:
 
 def _one(ctx: figures.Context, rec: figures.Recording, n: int, workers: int, generators: int) -> dict[str, Any]:
     gc_dir = Path(tempfile.mkdtemp(prefix="gc-", dir=ctx.work))
-    srv = figures.replay_server("gwsvcr", rec, timeout=120, workers=workers, env={GC_STATS_ENV: str(gc_dir)})
+    token = guard.new_token()  # the replays' own endpoints answer with it: their status, the sessions each took
+    srv = figures.replay_server("gwsvcr", rec, timeout=120, workers=workers,
+                                env={GC_STATS_ENV: str(gc_dir), guard.TOKEN_ENV: token})
     load = _load_average()
     try:
         urls = replay_workers(srv.stderr) or {str(srv.pid): srv.url}
         r = burst(srv.url, srv.pid, n, ops=list(rec.ops), recorded_delays=rec.delays, generators=generators,
-                  work=ctx.work, timeout=60.0, worker_urls=urls)
+                  work=ctx.work, timeout=60.0, worker_urls=urls, token=token)
         srv.check_alive()
     finally:
         srv.stop(timeout=60)
