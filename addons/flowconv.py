@@ -123,20 +123,19 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Ser
 # next write after a reply was set is that reply (HTTP/1.1 has one reply in flight per connection). A reply that
 # is never written (the client left) is told when the connection is closed, and the watch ends with it: no addon
 # has to clean up after it.
-_waiting: dict[str, collections.deque[Delivered]] = {}
+_watched: dict[str, _Watch] = {}
 
 
 def when_written(flow: http.HTTPFlow, sent: Delivered) -> None:
     """Call ``sent(CLOCK.now())`` once ``flow``'s reply was written to the client's socket, exactly once."""
-    waiting = _waiting.get(flow.client_conn.id)
-    if waiting is None:
+    watch = _watched.get(flow.client_conn.id)
+    if watch is None:
         writer = _client_writer(flow)
         if writer is None:  # not a live proxy connection (a test context, an injected flow): now is all we know
             sent(CLOCK.now())
             return
-        waiting = _waiting[flow.client_conn.id] = collections.deque()
-        _watch(writer, flow.client_conn.id, waiting)
-    waiting.append(sent)
+        watch = _watched[flow.client_conn.id] = _Watch(writer, flow.client_conn.id)
+    watch.waiting.append(sent)
 
 
 def _client_writer(flow: http.HTTPFlow) -> Any | None:
@@ -147,29 +146,36 @@ def _client_writer(flow: http.HTTPFlow) -> Any | None:
     return writer if callable(getattr(writer, "write", None)) else None
 
 
-def _watch(writer: Any, client_id: str, waiting: collections.deque[Delivered]) -> None:
-    write, close = writer.write, writer.close
-    clock = CLOCK.now
+class _Watch:
+    """A client connection's writer, watched: its write and close tell what waited for them. One object and two
+    bound methods per connection, where closures took three functions and six cells: a held long-poll's connection
+    lives as long as its agent, and every object it keeps is walked by each collection that reaches it."""
 
-    def tell() -> None:
-        at = clock()
-        while waiting:
-            waiting.popleft()(at)
+    __slots__ = ("_close", "_write", "client_id", "waiting")
 
-    def write_and_tell(data: bytes) -> None:
-        write(data)
-        if waiting:
-            tell()
+    def __init__(self, writer: Any, client_id: str) -> None:
+        self._write, self._close = writer.write, writer.close
+        self.client_id = client_id
+        self.waiting: collections.deque[Delivered] = collections.deque()
+        writer.write = self.write
+        writer.close = self.close
 
-    def close_and_tell() -> None:
+    def _tell(self) -> None:
+        at = CLOCK.now()
+        while self.waiting:
+            self.waiting.popleft()(at)
+
+    def write(self, data: bytes) -> None:
+        self._write(data)
+        if self.waiting:
+            self._tell()
+
+    def close(self) -> None:
         # The connection ends: what still waited for a write is told now (its events then wait for the client's
         # next connect, as any event due while it was away), and the watch goes with the connection.
-        _waiting.pop(client_id, None)
-        tell()
-        close()
-
-    writer.write = write_and_tell
-    writer.close = close_and_tell
+        _watched.pop(self.client_id, None)
+        self._tell()
+        self._close()
 
 
 def requeue_if_dropped(flow: http.HTTPFlow, server: BayeuxServer) -> None:

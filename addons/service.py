@@ -16,6 +16,7 @@ run time. A request finds its mount from the mode its connection came in on.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import socket
@@ -133,6 +134,10 @@ class GwsService:
     async def mount(self, doc: Any) -> Mount:
         """Mount the cassette a control request names on a listener of its own."""
         mount = self.service.mount(parse_mount(doc))
+        # Its cassette lives as long as the mount: kept out of the collector's passes, as replay's is (no collection
+        # first: the other mounts are serving; what is frozen is still freed by reference counting, its cycles when
+        # cli/serve.py's FreezeSurvivors next unfreezes).
+        gc.freeze()
         try:
             served = await self._listen(mount)
         except BaseException:

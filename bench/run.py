@@ -1,17 +1,18 @@
 """``make bench``: gwsvcr against its peers, end to end on loopback, and the tables of docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/run.py              # full run, rewrites the tables of docs/BENCHMARKS.md (about 42 min
-                                               # on 2 cores, 33 of them the fleet and workers figures; --only
-                                               # leaves figures out)
-    .venv/bin/python bench/run.py --quick      # small counts, one run each, about 35 s: checks the harness works;
+    .venv/bin/python bench/run.py              # full run, rewrites the tables of docs/BENCHMARKS.md (about 55 min
+                                               # on 2 cores, 33 of them the fleet and workers figures, 13 the
+                                               # shift start; --only leaves figures out)
+    .venv/bin/python bench/run.py --quick      # small counts, one run each, about 60 s: checks the harness works;
                                                # prints the tables (writes a file only with --out)
     options: --runs N  --out FILE  --json FILE  --only timing,throughput,...  --max-events N  --keep
              --fleet 2000,4000,...  --fleet-workers 1,2  --fleet-period 30  --fleet-steady 30
              --workers-levels 2000,2500,...  --workers-period 10
 
 What runs: ``gwsvcr sim`` (the upstream), ``gwsvcr record`` / ``mitmdump -w`` (recordings), ``gwsvcr replay`` /
-``mitmdump --server-replay`` (the replays), a Node upstream for the recorder overhead, ``wrk`` when installed
-(else an aiohttp load generator, named in the tables) and the bench's own asyncio Bayeux client. Nothing is
+``mitmdump --server-replay`` (the replays), HAProxy (``--workers``), a Node upstream for the recorder overhead,
+``wrk`` when installed (else an aiohttp load generator, named in the tables) and the bench's own asyncio Bayeux
+client (bench/fleet.py's agents for the fleet, workers and shift-start figures). Nothing is
 installed here. Every server is stopped by its own process id; every loop is bounded in count and time, and the
 whole run by an overall limit.
 
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import figures
 import fleet
 import loadgen
+import shiftstart
 import suite
 from harness import ROOT, BenchError, machine, versions
 
@@ -45,11 +47,11 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 FIGURES = [("timing", figures.fig_timing), ("throughput", figures.fig_throughput),
            ("recorder", figures.fig_recorder), ("load", figures.fig_load), ("matching", figures.fig_matching),
            ("instant", figures.fig_instant), ("memory", figures.fig_memory), ("fleet", figures.fig_fleet),
-           ("suite", suite.fig_suite), ("workers", figures.fig_workers)]
+           ("suite", suite.fig_suite), ("workers", figures.fig_workers), ("shiftstart", shiftstart.fig_shiftstart)]
 TITLES = {"timing": "1. Event timing fidelity", "throughput": "2. REST replay throughput and latency",
           "recorder": "3. Recorder overhead", "load": "4. Cassette load time", "matching": "5. Matching cost",
           "instant": "6. Instant mode", "memory": "7. Memory", "fleet": "8. Fleet",
-          "suite": "9. Test suites (pytest)", "workers": "10. Workers"}
+          "suite": "9. Test suites (pytest)", "workers": "10. Workers", "shiftstart": "11. Shift start"}
 NO_RECORDINGS = {"suite"}  # figures that need no recorded sessions (figures.record_all)
 LIMIT_FULL, LIMIT_QUICK = 90 * 60, 4 * 60  # overall limits (seconds): a safety net, never reached normally
 

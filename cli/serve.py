@@ -8,13 +8,16 @@ docs/ENGINE.md says, addon by addon, what each command keeps and why.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import errno
 import gc
 import inspect
+import json
 import logging
 import os
 import re
+import resource
 import signal
 import sys
 import time
@@ -35,6 +38,7 @@ from mitmproxy.addons import (
     tlsconfig,
     update_alt_svc,
 )
+from mitmproxy.flow import Flow
 from mitmproxy.master import Master
 
 from gwsvcr import guard, live
@@ -122,6 +126,19 @@ class _DropErrors(logging.Filter):
         return record.levelno < logging.ERROR
 
 
+_ARG_NAMES: dict[type[hooks.Hook], tuple[str, ...]] = {}
+_UPDATE = hooks.UpdateHook([])
+
+
+def hook_args(event: hooks.Hook) -> list[Any]:
+    """``event.args()`` (its dataclass fields in order), the field names looked up once per hook class, not through
+    ``dataclasses.fields`` for every event: that was 4 % of a replay's time in a burst of logins."""
+    names = _ARG_NAMES.get(type(event))
+    if names is None:
+        names = _ARG_NAMES[type(event)] = tuple(f.name for f in dataclasses.fields(event))  # type: ignore[arg-type]
+    return [getattr(event, name) for name in names]
+
+
 class HookCache(addonmanager.AddonManager):
     """mitmproxy's AddonManager, which looks every hook up on every addon of the chain for every event of every
     request (through two generators and a context manager per addon, and again for the update event after each),
@@ -145,13 +162,25 @@ class HookCache(addonmanager.AddonManager):
         self._hooks.clear()
         super().clear()
 
-    async def trigger_event(self, event: hooks.Hook) -> None:
+    def _funcs(self, event: hooks.Hook) -> list[Callable[..., Any]]:
         funcs = self._hooks.get(event.name)
         if funcs is None:
             funcs = self._hooks[event.name] = [f for a in self.chain for _, f in self._iter_hooks(a, event)]
+        return funcs
+
+    async def handle_lifecycle(self, event: hooks.Hook) -> None:
+        """As mitmproxy's, without an ``update`` event nobody listens to after each event of a flow."""
+        await self.trigger_event(event)
+        if self._funcs(_UPDATE):
+            message = hook_args(event)[0]
+            if isinstance(message, Flow):
+                await self.trigger_event(hooks.UpdateHook([message]))
+
+    async def trigger_event(self, event: hooks.Hook) -> None:
+        funcs = self._funcs(event)
         if not funcs:
             return
-        args = event.args()
+        args = hook_args(event)
         for func in funcs:
             try:
                 result = func(*args)
@@ -301,6 +330,63 @@ class FreezeSurvivors:
             gc.freeze()
 
 
+class GcStats:
+    """How often the collector ran and how long it paused the process, per generation and per minute
+    (``gc.callbacks``): the figures bench/ reports as pauses. Each pause is timed twice: on the wall clock (what a
+    client waits) and in the thread's CPU time (what the collector did, whatever else ran on the machine). Written
+    as JSON when the server stops, to the file GWSVCR_GC_STATS names (a directory: ``gc-PID.json`` in it, one per
+    process of ``--workers``)."""
+
+    ENV = "GWSVCR_GC_STATS"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.began = time.monotonic()
+        self.started = (0.0, 0.0)
+        # per generation: collections, wall seconds in all, longest wall, CPU seconds in all, longest CPU, objects
+        # collected (cyclic garbage: what the collector is there for)
+        self.generations = [[0, 0.0, 0.0, 0.0, 0.0, 0] for _ in range(3)]
+        self.minutes: dict[int, list[float]] = {}  # minute -> [collections, full ones, longest wall, longest CPU]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        if phase == "start":
+            self.started = (wall, cpu)
+            return
+        wall -= self.started[0]
+        cpu -= self.started[1]
+        generation = info.get("generation", 0)
+        stats = self.generations[generation]
+        stats[0] += 1
+        stats[1] += wall
+        stats[2] = max(stats[2], wall)
+        stats[3] += cpu
+        stats[4] = max(stats[4], cpu)
+        stats[5] += info.get("collected", 0)
+        minute = self.minutes.setdefault(int((time.monotonic() - self.began) // 60), [0, 0, 0.0, 0.0])
+        minute[0] += 1
+        minute[1] += generation == 2
+        minute[2] = max(minute[2], wall)
+        minute[3] = max(minute[3], cpu)
+
+    def report(self) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "pid": os.getpid(), "seconds": time.monotonic() - self.began, "cpu": usage.ru_utime + usage.ru_stime,
+            "thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()),
+            "generations": [{"collections": n, "wall_ms": w * 1000, "longest_ms": lw * 1000, "cpu_ms": c * 1000,
+                             "longest_cpu_ms": lc * 1000, "collected": int(k)}
+                            for n, w, lw, c, lc, k in self.generations],
+            "minutes": [{"minute": k, "collections": int(n), "full": int(f), "longest_ms": lw * 1000,
+                         "longest_cpu_ms": lc * 1000} for k, (n, f, lw, lc) in sorted(self.minutes.items())],
+        }
+
+    def write(self) -> None:
+        path = os.path.join(self.path, f"gc-{os.getpid()}.json") if os.path.isdir(self.path) else self.path
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(self.report(), out)
+
+
 _OURS: list[tuple[logging.Logger, logging.Handler]] = []  # the handlers configure_logging added
 
 
@@ -351,6 +437,9 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     freeze = FreezeSurvivors() if os.environ.get("GWSVCR_GC") != "default" else None
     if freeze is not None:
         gc.callbacks.append(freeze)
+    pauses = GcStats(os.environ[GcStats.ENV]) if os.environ.get(GcStats.ENV) else None
+    if pauses is not None:
+        gc.callbacks.append(pauses)  # last: the pause it times includes what the others do when it ends
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
@@ -361,6 +450,9 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
         loop.set_exception_handler(_ignore_cancelled)
         if watch is not None:
             watch.cancel()
+        if pauses is not None:
+            gc.callbacks.remove(pauses)
+            pauses.write()
         if freeze is not None:  # the process may go on (a server run in process): its collector as it was
             gc.callbacks.remove(freeze)
             gc.unfreeze()

@@ -114,7 +114,7 @@ class ServerConfig:
     connection_types: tuple[str, ...] = SERVER_CONNECTION_TYPES
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session[C]:
     client_id: str
     context: C
@@ -158,7 +158,7 @@ class Answer:
     source: int | None = None  # the replayer: the recorded exchange this reply stands for
 
 
-@dataclass
+@dataclass(slots=True)
 class Handled:
     """The replies to one request's messages (events included) and the sources the policy answered from."""
 

@@ -64,6 +64,8 @@ class Cursors:
     again once all were used, unless ``allow_repeats`` is off (VCR.py's ``allow_playback_repeats=False``): then
     a key asked more often than recorded gets nothing."""
 
+    __slots__ = ("_next", "allow_repeats")  # one per live client, as long as it lives
+
     def __init__(self, allow_repeats: bool = True) -> None:
         self._next: dict[tuple[str, Any], int] = {}
         self.allow_repeats = allow_repeats

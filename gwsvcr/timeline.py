@@ -125,6 +125,7 @@ class Schedule:
     timer on the clock; what the replayer keeps per client for its events."""
 
     _orders = itertools.count()
+    __slots__ = ("_heap", "_timer", "_timer_at", "clock", "release")  # one per live client, as long as it lives
 
     def __init__(self, clock: Clock, release: Callable[[Any], None]) -> None:
         self.clock = clock

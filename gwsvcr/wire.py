@@ -53,7 +53,7 @@ def parse_body(content: bytes, content_type: str | None) -> tuple[str | None, An
     return "base64", base64.b64encode(content).decode("ascii")
 
 
-@dataclass
+@dataclass(slots=True)
 class BayeuxRequest:
     messages: list[dict[str, Any]]
     transport: str  # long-polling | callback-polling

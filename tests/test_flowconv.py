@@ -69,4 +69,4 @@ def test_a_delivery_is_told_at_the_write_and_one_never_written_when_its_connecti
     clock.t += 1.0
     writer.close()
     assert told[1:] == [("held", 1001.25)] and writer.closed
-    assert flow.client_conn.id not in flowconv._waiting, "the watch ends with the connection"
+    assert flow.client_conn.id not in flowconv._watched, "the watch ends with the connection"

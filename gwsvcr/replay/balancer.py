@@ -12,7 +12,10 @@ A client's timeline lives in one replay, so all of its requests must reach that 
   credential go round robin.
 * HAProxy asks every replay for :data:`~gwsvcr.replay.status.HEALTH_PATH` every 500 ms; after two failures the
   replay is down and its clients go to another (``option redispatch``), whose Bayeux answers their next connect
-  ``402::session_unknown``: they handshake again there. Consistent hashing moves no other client.
+  ``402::session_unknown``: they handshake again there. Consistent hashing moves no other client. A check fails
+  when the replay refuses it (it is gone) or leaves it unanswered as long as a client would wait, never because a
+  burst of logins keeps the replay busy for a few seconds: with checks timed out at 500 ms, a burst of 500 logins
+  in 1 s on two replays marked one of them down and broke the sessions of up to half its clients.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ def config(bind: str, servers: Sequence[tuple[str, str]], longest_wait: float) -
         f"    timeout client {quiet}s",
         f"    timeout server {quiet}s",
         f"    timeout tunnel {quiet}s",
+        "    # a replay busy with a burst of logins answers its health check late, not never: down only when it does",
+        "    # not answer for as long as a client would wait (a replay that is gone refuses the check at once)",
+        f"    timeout check {quiet}s",
         "    # a request for a replay that is down goes to another one",
         "    option redispatch 1",
         "    # a client gone while its long-poll is held: the replay sees it go, and keeps its events for the next",

@@ -20,7 +20,6 @@ fails (:meth:`Replayer.unused_recovery`).
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,7 +140,9 @@ class Replayer(Hooks[Client]):
                                max_interval_ms=int(timeout) + 30_000), self.timeline)
         self.counters = Counters()
         self.by_cookie: dict[str, Client] = {}  # insertion-ordered: the oldest idle ones are evicted first
-        self._recent: dict[sessions.Identifier | None, collections.deque[Client]] = {}  # newest per credential
+        # newest per credential, at most RECENT_CLIENTS (a list: a deque with a maxlen costs 600 bytes more, and an
+        # agent logged in as itself has one of its own)
+        self._recent: dict[sessions.Identifier | None, list[Client]] = {}
         self.used: set[int] = set()
         self.binding = Binder(self.scripts, self.timeline, self.used, allow_repeats=self.config.allow_repeats,
                               show=show)
@@ -163,7 +164,10 @@ class Replayer(Hooks[Client]):
                         self.faults.of)
         self.binding.place(client, pool)
         self.by_cookie[client.cookie] = client
-        self._recent.setdefault(credential, collections.deque(maxlen=RECENT_CLIENTS)).append(client)
+        recent = self._recent.setdefault(credential, [])
+        recent.append(client)
+        if len(recent) > RECENT_CLIENTS:
+            del recent[0]
         if len(self.by_cookie) > MAX_IDLE_CLIENTS:
             self._evict_idle()
         return client

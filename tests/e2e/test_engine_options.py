@@ -251,6 +251,65 @@ async def test_hook_cache_calls_what_mitmproxy_would(caplog: pytest.LogCaptureFi
         master.addons.get("errorcheck").finish()
 
 
+async def test_hook_cache_passes_each_hooks_arguments_and_updates_only_when_listened_to() -> None:
+    from mitmproxy import hooks
+    from mitmproxy.proxy.layers import http as http_layer
+
+    flow = tflow.tflow(resp=True)
+    for event in (http_layer.HttpRequestHook(flow), hooks.UpdateHook([flow]), hooks.RunningHook(),
+                  hooks.ConfigureHook({"x"})):
+        assert serve.hook_args(event) == event.args()
+    seen: list[tuple[str, object]] = []
+
+    class Requests:
+        def request(self, f: object) -> None:
+            seen.append(("request", f))
+
+    class Updates:
+        def update(self, flows: list[object]) -> None:
+            seen.append(("update", flows[0]))
+
+    master = serve.build([Requests()], host="127.0.0.1", port=0, mode=serve.NO_UPSTREAM, settings={})
+    try:
+        await master.addons.handle_lifecycle(http_layer.HttpRequestHook(flow))
+        assert seen == [("request", flow)], "no addon listens to update: none is sent"
+        master.addons.add(Updates())
+        seen.clear()
+        await master.addons.handle_lifecycle(http_layer.HttpRequestHook(flow))
+        assert seen == [("request", flow), ("update", flow)], "as mitmproxy: the flow's update after its event"
+    finally:
+        master.addons.get("errorcheck").finish()
+
+
+def test_gc_stats_count_collections_and_their_longest_pause_per_minute(tmp_path: Path) -> None:
+    stats = serve.GcStats(str(tmp_path))
+    gc.callbacks.append(stats)
+    try:
+        gc.collect(0)
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(stats)
+    stats.write()
+    (written,) = tmp_path.glob("gc-*.json")
+    report = json.loads(written.read_text())
+    assert [g["collections"] for g in report["generations"]][0::2] >= [1, 1]
+    assert report["generations"][2]["longest_ms"] > 0
+    (minute,) = report["minutes"]
+    assert minute["collections"] >= 2 and minute["full"] >= 1
+    assert minute["longest_ms"] == max(g["longest_ms"] for g in report["generations"])
+
+
+def test_a_mounted_cassette_is_kept_out_of_the_collectors_passes(tmp_path: Path) -> None:
+    # CPython's own collector policy (no freezing after full passes): what is frozen is the mount's doing
+    proc = gwsvcr("service", "--port", "0", env={"GWSVCR_GC": "default", serve.GcStats.ENV: str(tmp_path)})
+    try:
+        ServiceClient(proc.url).mount(SAMPLE)
+    finally:
+        assert proc.stop() == 0
+    (written,) = tmp_path.glob("gc-*.json")
+    assert json.loads(written.read_text())["frozen"] > 1000, "the loaded cassette and what came before it"
+
+
 def test_python_O_only_where_its_bytecode_is_cached_or_may_be_written(monkeypatch: pytest.MonkeyPatch,
                                                                       tmp_path: Path) -> None:
     import importlib.util

@@ -188,6 +188,24 @@ def test_a_killed_worker_loses_only_its_own_clients_which_handshake_again(casset
     assert f"worker {victim} ({victim_url}) was lost (killed by SIGKILL)" in three.stdout, three.stdout
 
 
+def test_a_replay_too_busy_to_answer_for_seconds_is_not_taken_for_down(cassette: Path) -> None:
+    """As busy as a burst of logins keeps it (answering nothing for seconds), a replay keeps its clients: before,
+    health checks timed out at 500 ms, HAProxy marked it down and sent its clients where their sessions are unknown."""
+    proc = workers(2, cassette)
+    try:
+        (user,) = users_per_worker(proc.url, ["w1", "w2"], 1)["w1"]
+        pid = started(proc)["w1"][1]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(3)  # the pause is what is tested: six health checks meanwhile
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert placed(proc.url, user) == "w1"
+    finally:
+        assert proc.stop() == 0, proc.stderr
+    assert " is DOWN" not in proc.stderr, proc.stderr
+
+
 def test_a_strict_miss_on_one_worker_fails_the_whole_run(cassette: Path) -> None:
     proc = workers(2, cassette, "--allow-host-header", ALLOWED)
     # These workers also show the guard through HAProxy, which passes Host on: a foreign one refused, local names and
