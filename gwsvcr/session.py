@@ -25,7 +25,7 @@ from typing import Any
 
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE
-from gwsvcr.cassette import Cassette, Request, Response
+from gwsvcr.cassette import PLACEHOLDER, Cassette, Request, Response
 
 __all__ = ["API_KEY", "API_KEY_HEADERS", "BASIC", "BEARER", "CLIENT_ID", "COOKIE", "DEFAULT_RULES", "HEADER",
            "HEADER_KEY", "WELL_KNOWN_COOKIES", "Identifier", "SessionRules", "SessionSummary", "SessionTracker",
@@ -60,8 +60,6 @@ class Identifier:
 
     def display(self) -> str:
         """For people: the value only if it is not a secret, or already a redaction placeholder."""
-        from gwsvcr.record.redact import PLACEHOLDER  # redact imports API_KEY_HEADERS from here
-
         shown = self.value if self.kind in (BASIC, CLIENT_ID) or PLACEHOLDER.fullmatch(self.value) else \
             f"<{len(self.value)} characters, not redacted>"
         return f"{self.label()}={shown}"

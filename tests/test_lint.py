@@ -1,4 +1,5 @@
-"""The code stays ruff- and mypy-clean: checked with every test run."""
+"""The code stays ruff- and mypy-clean and keeps its layers (import-linter's contracts in pyproject.toml): checked with
+every test run, and by ``make lint`` on its own."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from tests.procs import ROOT
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.parametrize("tool,args", [
-    ("ruff", ["check", "gwsvcr", "addons", "cli", "tests", "bench", "scripts"]),
-    ("mypy", ["gwsvcr", "addons", "cli"]),
-])
-def test_clean(tool: str, args: list[str]) -> None:
-    done = subprocess.run([str(BIN / tool), *args], capture_output=True, text=True, cwd=ROOT, check=False)
+@pytest.mark.parametrize("command", [
+    [str(BIN / "ruff"), "check", "gwsvcr", "addons", "cli", "tests", "bench", "scripts"],
+    [str(BIN / "mypy"), "gwsvcr", "addons", "cli"],
+    [sys.executable, str(ROOT / "scripts" / "lint-imports")],
+], ids=["ruff", "mypy", "lint-imports"])
+def test_clean(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -20,16 +20,18 @@ Security: documents are loaded with PyYAML's *safe* loader only: a YAML tag outs
 never code. Parsed documents are cached as JSON (never pickle), keyed by the SHA-256 of the file.
 
 Modules: ``model`` (the dataclasses), ``load`` (reading and validation), ``write`` (the append-only writer and
-atomic saves), ``cache`` (the parse cache), ``loaded`` (loaded cassettes kept for their next use), ``emit``
-(the YAML emitter).
+whole saves), ``atomic`` (files replaced in one step), ``cache`` (the parse cache), ``loaded`` (loaded cassettes
+kept for their next use), ``emit`` (the YAML emitter).
 """
 
+from gwsvcr.cassette.atomic import write_atomically
 from gwsvcr.cassette.load import load, validate
 from gwsvcr.cassette.loaded import CassetteCache
 from gwsvcr.cassette.model import (
     BODY_KINDS,
     CAUSE_RULES,
     MATCH_KEYS,
+    PLACEHOLDER,
     VERSION,
     Cassette,
     CassetteError,
@@ -54,10 +56,9 @@ from gwsvcr.cassette.write import (
     header_to_doc,
     iter_documents,
     save,
-    write_atomically,
 )
 
-__all__ = ["BODY_KINDS", "CAUSE_RULES", "MATCH_KEYS", "VERSION", "Cassette", "CassetteCache", "CassetteError",
-           "CassetteWriter", "Episode", "Exchange", "Header", "HttpMessage", "Mark", "Omitted", "Problem", "ReplyItem",
-           "Request", "Response", "Severity", "dump_document", "exchange_to_doc", "header_to_doc", "iter_documents",
-           "json_bytes", "load", "now_iso", "save", "validate", "write_atomically"]
+__all__ = ["BODY_KINDS", "CAUSE_RULES", "MATCH_KEYS", "PLACEHOLDER", "VERSION", "Cassette", "CassetteCache",
+           "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header", "HttpMessage", "Mark", "Omitted",
+           "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
+           "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate", "write_atomically"]
