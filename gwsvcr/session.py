@@ -148,15 +148,18 @@ def sent_cookies(request: Request, rules: SessionRules = DEFAULT_RULES,
 
 
 def identifiers(request: Request, response: Response | None, replies: list[dict[str, Any]],
-                rules: SessionRules = DEFAULT_RULES, server_set: Iterable[str] = ()) -> list[Identifier]:
+                rules: SessionRules = DEFAULT_RULES, server_set: Iterable[str] = (),
+                sent: list[dict[str, Any]] | None = None) -> list[Identifier]:
     """Everything in one exchange that identifies its client, strongest first: session cookies sent and set,
-    CometD clientIds sent and issued, then credentials. ``server_set``: cookie names the server set before."""
+    CometD clientIds sent and issued, then credentials. ``server_set``: cookie names the server set before;
+    ``sent``: the Bayeux messages of the request when the caller has read them already."""
     names = set(server_set) | set(server_cookies(response))
     out = sent_cookies(request, rules, names)
     out += [Identifier(COOKIE, k, v) for k, v in server_cookies(response).items()
             if v and rules.session_cookie(k, names)]
-    bayeux = wire.bayeux_of(request)
-    sent = bayeux.messages if bayeux else []
+    if sent is None:
+        bayeux = wire.bayeux_of(request)
+        sent = bayeux.messages if bayeux else []
     issued = [m for m in replies if m.get("channel") == HANDSHAKE]
     out += [Identifier(CLIENT_ID, "", m["clientId"]) for m in [*sent, *issued] if isinstance(m.get("clientId"), str)]
     out += credentials(request, rules)
@@ -186,9 +189,9 @@ class SessionTracker:
         self._by_id: dict[Identifier, TrackedSession] = {}
         self._server_set: set[str] = set()
 
-    def assign(self, request: Request, response: Response | None,
-               replies: list[dict[str, Any]]) -> TrackedSession:
-        found = identifiers(request, response, replies, self.rules, self._server_set)
+    def assign(self, request: Request, response: Response | None, replies: list[dict[str, Any]],
+               sent: list[dict[str, Any]] | None = None) -> TrackedSession:
+        found = identifiers(request, response, replies, self.rules, self._server_set, sent)
         self._server_set.update(server_cookies(response))
         linking = [i for i in found if i.links]
         session = next((self._by_id[i] for i in linking if i in self._by_id), None)

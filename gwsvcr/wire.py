@@ -100,12 +100,15 @@ def bayeux_of(request: Request) -> BayeuxRequest | None:
     return BayeuxRequest(data, "long-polling")
 
 
-def request_summary(request: Request) -> str:
+def request_summary(request: Request, sent: list[dict[str, Any]] | None = None) -> str:
     """What a request asked, as a cause is named: its GWS operation (``StopCallRecording``), ``METHOD PATH``, or
-    the Bayeux channels it carries other than a connect (``/meta/subscribe``)."""
-    bayeux = bayeux_of(request)
-    if bayeux is not None:
-        return " + ".join(str(m.get("channel")) for m in bayeux.messages if m.get("channel") != CONNECT)
+    the Bayeux channels it carries other than a connect (``/meta/subscribe``). ``sent``: the request's Bayeux
+    messages when the caller has read them already (``[]``: none)."""
+    if sent is None:
+        bayeux = bayeux_of(request)
+        sent = bayeux.messages if bayeux else []
+    if sent:
+        return " + ".join(str(m.get("channel")) for m in sent if m.get("channel") != CONNECT)
     return gws.summarize_request(request.method, request.path, request.body)
 
 
