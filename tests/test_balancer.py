@@ -29,6 +29,7 @@ def test_docs_scaling_shows_the_configuration_workers_writes() -> None:
     assert found.group(1) == balancer.config(":8100", DOC_SERVERS, 30)
 
 
+@pytest.mark.e2e  # starts a process
 def test_haproxy_accepts_the_configuration(tmp_path: Path) -> None:
     path = tmp_path / "haproxy.cfg"
     path.write_text(balancer.config("127.0.0.1:8100", DOC_SERVERS, 30))

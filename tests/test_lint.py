@@ -1,29 +1,12 @@
-"""The code stays ruff- and mypy-clean and keeps its layers (import-linter's contracts in pyproject.toml): checked with
-every test run, and by ``make lint`` on its own."""
+"""Rules of the code that no linter knows. ruff, mypy and the import layers (import-linter's contracts in
+pyproject.toml) are ``make lint``, which ``make test`` and CI run first."""
 
 from __future__ import annotations
 
 import ast
 import builtins
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from tests.procs import ROOT
-
-BIN = Path(sys.executable).parent
-
-
-@pytest.mark.parametrize("command", [
-    [str(BIN / "ruff"), "check", "gwsvcr", "addons", "cli", "tests", "bench", "scripts"],
-    [str(BIN / "mypy"), "gwsvcr", "addons", "cli"],
-    [sys.executable, str(ROOT / "scripts" / "lint-imports")],
-], ids=["ruff", "mypy", "lint-imports"])
-def test_clean(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_every_error_gwsvcr_raises_is_a_gwsvcr_error() -> None:
