@@ -33,8 +33,7 @@ from typing import Any
 from gwsvcr.bayeux import Message, is_meta
 from gwsvcr.cassette import Cassette, Mark, Request
 from gwsvcr.matching import VOLATILE
-from gwsvcr.session import API_KEY_HEADERS
-from gwsvcr.wire import bayeux_of
+from gwsvcr.wire import API_KEY_HEADERS, bayeux_of
 
 __all__ = ["MIN_LENGTH", "Correlator", "Plan", "distinctive", "find", "named", "request_values", "substitute",
            "value_at"]

@@ -26,14 +26,13 @@ from typing import Any
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE
 from gwsvcr.cassette import PLACEHOLDER, Cassette, Request, Response
+from gwsvcr.wire import API_KEY_HEADERS
 
 __all__ = ["API_KEY", "API_KEY_HEADERS", "BASIC", "BEARER", "CLIENT_ID", "COOKIE", "DEFAULT_RULES", "HEADER",
            "HEADER_KEY", "WELL_KNOWN_COOKIES", "Identifier", "SessionRules", "SessionSummary", "SessionTracker",
            "TrackedSession", "credential", "credentials", "identifiers", "sent_cookies", "server_cookies",
            "split_warnings", "summarize"]
 
-# Header names an API key travels in (lower case); redaction hides them too.
-API_KEY_HEADERS = ("x-api-key", "apikey", "api-key", "x-apikey", "api_key", "x-api_key")
 # Session cookies a client may send before the recording saw the server set them (a recording started mid-session).
 WELL_KNOWN_COOKIES = ("JSESSIONID", "WORKSPACE_SESSIONID", "BAYEUX_BROWSER")
 HEADER_KEY = "session_identifiers"  # the cassette header's entry for the rules (see SessionRules.to_header)

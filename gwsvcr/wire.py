@@ -25,8 +25,12 @@ from gwsvcr import gws
 from gwsvcr.bayeux import CONNECT, is_bayeux
 from gwsvcr.cassette import Request, Response, json_bytes
 
-__all__ = ["BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header", "bayeux_of", "bayeux_reply",
-           "cookies", "json_reply", "parse_body", "request_summary", "set_cookie_values"]
+__all__ = ["API_KEY_HEADERS", "BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header",
+           "bayeux_of", "bayeux_reply", "cookies", "json_reply", "parse_body", "request_summary", "set_cookie_values"]
+
+# Header names an API key travels in (lower case): a session's credential, a secret redaction hides, no value a
+# client made.
+API_KEY_HEADERS = ("x-api-key", "apikey", "api-key", "x-apikey", "api_key", "x-api_key")
 
 _JSONP_NAME = re.compile(r"^[A-Za-z_$][\w$.]{0,127}$")
 _TEXTUAL = ("text/", "json", "javascript", "xml", "x-www-form-urlencoded", "html")

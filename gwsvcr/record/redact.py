@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from gwsvcr import wire
 from gwsvcr.cassette import PLACEHOLDER, Exchange, HttpMessage, Request
-from gwsvcr.session import API_KEY_HEADERS
+from gwsvcr.wire import API_KEY_HEADERS
 
 __all__ = ["DEFAULT_HEADERS", "PLACEHOLDER", "SECRET_KEY", "URL_HEADERS", "Redactor", "path_matches"]
 
