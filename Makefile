@@ -9,13 +9,33 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 NPM_STAMP := $(PEERS)/node_modules/.installed
 
-.PHONY: demo test bench soak venv peers clean haproxy
+.PHONY: demo test check lint e2e bench soak venv peers clean haproxy
 
 demo: $(DEMO_STAMP)
 	$(VENV)/bin/gwsvcr demo
 
-test: $(STAMP) $(NPM_STAMP) haproxy
-	$(PY) -m pytest -q -p no:randomly
+PYTEST := $(PY) -m pytest -q -p no:randomly
+# Parallel workers of make check (pytest-xdist): auto is one per core.
+CHECK_JOBS ?= auto
+
+# make test, as CI runs it: the lint, then the unit tier, then the end-to-end tier.
+test: lint check e2e
+
+# The unit and in-process tests, in parallel: under a minute, for use between edits. The end-to-end folders are
+# not even collected (tests/conftest.py says which tests are e2e).
+check: $(STAMP)
+	$(PYTEST) -m "not e2e" -n $(CHECK_JOBS) --ignore=tests/e2e --ignore=tests/conformance --ignore=tests/reliability
+
+# ruff, mypy and the import layers (import-linter's contracts in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gwsvcr addons cli tests bench scripts
+	$(VENV)/bin/mypy gwsvcr addons cli
+	$(PY) scripts/lint-imports
+
+# The end-to-end tier (processes, Node peers, a browser): one test at a time, as timing checks want, and the
+# conformance tests' single writer of docs/CONFORMANCE.md.
+e2e: $(STAMP) $(NPM_STAMP) haproxy
+	$(PYTEST) -m e2e
 
 # gwsvcr replay --workers and the multi-host tests need HAProxy; their tests skip loudly without it (fail under CI).
 haproxy:

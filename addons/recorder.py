@@ -15,7 +15,7 @@ import time
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
-from gwsvcr import __version__, live
+from gwsvcr import live
 from gwsvcr.addons import live as live_view
 from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_options, request_of, response_of, session_rules
 from gwsvcr.addons.guard import Guard
@@ -30,6 +30,7 @@ from gwsvcr.record.modes import RecordMode
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording
 from gwsvcr.record.redact import Redactor
 from gwsvcr.session import HEADER_KEY
+from gwsvcr.version import __version__
 
 logger = logging.getLogger(__name__)
 summary = logging.getLogger(SUMMARY_LOGGER)

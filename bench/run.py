@@ -41,13 +41,14 @@ import fleet
 import loadgen
 import shiftstart
 import suite
+from figures import capacity, cassettes, proxies, sessions
 from harness import ROOT, BenchError, machine, versions
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
-FIGURES = [("timing", figures.fig_timing), ("throughput", figures.fig_throughput),
-           ("recorder", figures.fig_recorder), ("load", figures.fig_load), ("matching", figures.fig_matching),
-           ("instant", figures.fig_instant), ("memory", figures.fig_memory), ("fleet", figures.fig_fleet),
-           ("suite", suite.fig_suite), ("workers", figures.fig_workers), ("shiftstart", shiftstart.fig_shiftstart)]
+FIGURES = [("timing", sessions.fig_timing), ("throughput", proxies.fig_throughput),
+           ("recorder", proxies.fig_recorder), ("load", cassettes.fig_load), ("matching", cassettes.fig_matching),
+           ("instant", sessions.fig_instant), ("memory", sessions.fig_memory), ("fleet", capacity.fig_fleet),
+           ("suite", suite.fig_suite), ("workers", capacity.fig_workers), ("shiftstart", shiftstart.fig_shiftstart)]
 TITLES = {"timing": "1. Event timing fidelity", "throughput": "2. REST replay throughput and latency",
           "recorder": "3. Recorder overhead", "load": "4. Cassette load time", "matching": "5. Matching cost",
           "instant": "6. Instant mode", "memory": "7. Memory", "fleet": "8. Fleet",

@@ -198,7 +198,7 @@ def fig_shiftstart(ctx: figures.Context) -> figures.Figure:
     levels = [20, 100] if ctx.quick else [500, 1000, 2000]
     generators = 1  # one load generator process: the replays and HAProxy keep the other core(s)
     raw: dict[str, list[dict[str, Any]]] = {}
-    for run, order in enumerate(figures._orders(ctx, ["1", "2"])):
+    for run, order in enumerate(figures.orders(ctx, ["1", "2"])):
         for n in levels:
             for w in order:
                 r = figures.attempt(ctx, f"shift start run {run + 1} {n} agents --workers {w}",

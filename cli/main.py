@@ -10,13 +10,14 @@ from typing import Any
 
 import click
 
-from gwsvcr import __version__, cassette, gws
+from gwsvcr import cassette, gws
 from gwsvcr.cli.load import load
 from gwsvcr.cli.options import options_of
 from gwsvcr.cli.tools import register as register_tools
 from gwsvcr.cli.verify import verify
 from gwsvcr.options import GUARD, RECORD, REPLAY
 from gwsvcr.record import modes as record_modes
+from gwsvcr.version import __version__
 
 SERVING = {"record", "replay", "service", "sim"}
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gwsvcr.errors import GwsvcrError
+from gwsvcr.version import __version__
 
 if TYPE_CHECKING:
     from gwsvcr.api import Recording, Replay, ReplayMiss, ServiceClient, ServiceError, recording, replaying
-
-__version__ = "0.1.0"
 
 __all__ = ["GwsvcrError", "Recording", "Replay", "ReplayMiss", "ServiceClient", "ServiceError", "__version__",
            "recording", "replaying"]

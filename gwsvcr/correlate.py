@@ -33,8 +33,7 @@ from typing import Any
 from gwsvcr.bayeux import Message, is_meta
 from gwsvcr.cassette import Cassette, Mark, Request
 from gwsvcr.matching import VOLATILE
-from gwsvcr.session import API_KEY_HEADERS
-from gwsvcr.wire import bayeux_of
+from gwsvcr.wire import API_KEY_HEADERS, bayeux_of
 
 __all__ = ["MIN_LENGTH", "Correlator", "Plan", "distinctive", "find", "named", "request_values", "substitute",
            "value_at"]
@@ -71,16 +70,19 @@ def _leaves(data: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield prefix, data
 
 
-def request_values(request: Request) -> Iterator[tuple[str, Any]]:
-    """(location, value) of every value a client put in a request, outside Bayeux's own ids and credentials."""
+def request_values(request: Request, sent: list[dict[str, Any]] | None = None) -> Iterator[tuple[str, Any]]:
+    """(location, value) of every value a client put in a request, outside Bayeux's own ids and credentials.
+    ``sent``: the request's Bayeux messages when the caller has read them already (``[]``: none)."""
     for name, value in request.query:
         yield f"query.{name}", value
     for name, value in request.headers:
         if name.lower() not in _NOT_VALUES:
             yield f"header.{name.lower()}", value
-    bayeux = bayeux_of(request)
-    if bayeux is not None:
-        for message in bayeux.messages:
+    if sent is None:
+        bayeux = bayeux_of(request)
+        sent = bayeux.messages if bayeux else []
+    if sent:
+        for message in sent:
             if not is_meta(str(message.get("channel", ""))):
                 yield from ((f"message.{path}", v) for path, v in _leaves(message.get("data"), "data"))
     elif request.kind == "json":
@@ -170,10 +172,10 @@ class Correlator:
     _limit: int = 1000  # open values kept per session, the oldest dropped first
     _seen: int = 0
 
-    def request(self, session: str, number: int, request: Request) -> None:
-        """The values of a completed exchange's request that may come back."""
+    def request(self, session: str, number: int, request: Request, sent: list[dict[str, Any]] | None = None) -> None:
+        """The values of a completed exchange's request that may come back (``sent``: as :func:`request_values`)."""
         table = self._open.setdefault(session, {})
-        for at, value in request_values(request):
+        for at, value in request_values(request, sent):
             if any(named(at, n) for n in self.off):
                 continue
             forced = any(named(at, n) for n in self.forced)

@@ -42,6 +42,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from gwsvcr import guard
+from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.bodies import DEFAULT_MAX_BODY
 from gwsvcr.record.modes import HELP as RECORD_MODES
 from gwsvcr.record.modes import RecordMode
@@ -70,7 +71,7 @@ class Kind(Enum):
     TEXT = "a string"
 
 
-class OptionProblems(ValueError):
+class OptionProblems(GwsvcrError, ValueError):
     """Values that are not what their options take: ``problems`` has one sentence per bad or unknown option."""
 
     def __init__(self, problems: list[str]) -> None:

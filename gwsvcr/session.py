@@ -25,15 +25,14 @@ from typing import Any
 
 from gwsvcr import wire
 from gwsvcr.bayeux import HANDSHAKE
-from gwsvcr.cassette import Cassette, Request, Response
+from gwsvcr.cassette import PLACEHOLDER, Cassette, Request, Response
+from gwsvcr.wire import API_KEY_HEADERS
 
 __all__ = ["API_KEY", "API_KEY_HEADERS", "BASIC", "BEARER", "CLIENT_ID", "COOKIE", "DEFAULT_RULES", "HEADER",
            "HEADER_KEY", "WELL_KNOWN_COOKIES", "Identifier", "SessionRules", "SessionSummary", "SessionTracker",
            "TrackedSession", "credential", "credentials", "identifiers", "sent_cookies", "server_cookies",
            "split_warnings", "summarize"]
 
-# Header names an API key travels in (lower case); redaction hides them too.
-API_KEY_HEADERS = ("x-api-key", "apikey", "api-key", "x-apikey", "api_key", "x-api_key")
 # Session cookies a client may send before the recording saw the server set them (a recording started mid-session).
 WELL_KNOWN_COOKIES = ("JSESSIONID", "WORKSPACE_SESSIONID", "BAYEUX_BROWSER")
 HEADER_KEY = "session_identifiers"  # the cassette header's entry for the rules (see SessionRules.to_header)
@@ -60,8 +59,6 @@ class Identifier:
 
     def display(self) -> str:
         """For people: the value only if it is not a secret, or already a redaction placeholder."""
-        from gwsvcr.record.redact import PLACEHOLDER  # redact imports API_KEY_HEADERS from here
-
         shown = self.value if self.kind in (BASIC, CLIENT_ID) or PLACEHOLDER.fullmatch(self.value) else \
             f"<{len(self.value)} characters, not redacted>"
         return f"{self.label()}={shown}"
@@ -150,15 +147,18 @@ def sent_cookies(request: Request, rules: SessionRules = DEFAULT_RULES,
 
 
 def identifiers(request: Request, response: Response | None, replies: list[dict[str, Any]],
-                rules: SessionRules = DEFAULT_RULES, server_set: Iterable[str] = ()) -> list[Identifier]:
+                rules: SessionRules = DEFAULT_RULES, server_set: Iterable[str] = (),
+                sent: list[dict[str, Any]] | None = None) -> list[Identifier]:
     """Everything in one exchange that identifies its client, strongest first: session cookies sent and set,
-    CometD clientIds sent and issued, then credentials. ``server_set``: cookie names the server set before."""
+    CometD clientIds sent and issued, then credentials. ``server_set``: cookie names the server set before;
+    ``sent``: the Bayeux messages of the request when the caller has read them already."""
     names = set(server_set) | set(server_cookies(response))
     out = sent_cookies(request, rules, names)
     out += [Identifier(COOKIE, k, v) for k, v in server_cookies(response).items()
             if v and rules.session_cookie(k, names)]
-    bayeux = wire.bayeux_of(request)
-    sent = bayeux.messages if bayeux else []
+    if sent is None:
+        bayeux = wire.bayeux_of(request)
+        sent = bayeux.messages if bayeux else []
     issued = [m for m in replies if m.get("channel") == HANDSHAKE]
     out += [Identifier(CLIENT_ID, "", m["clientId"]) for m in [*sent, *issued] if isinstance(m.get("clientId"), str)]
     out += credentials(request, rules)
@@ -188,9 +188,9 @@ class SessionTracker:
         self._by_id: dict[Identifier, TrackedSession] = {}
         self._server_set: set[str] = set()
 
-    def assign(self, request: Request, response: Response | None,
-               replies: list[dict[str, Any]]) -> TrackedSession:
-        found = identifiers(request, response, replies, self.rules, self._server_set)
+    def assign(self, request: Request, response: Response | None, replies: list[dict[str, Any]],
+               sent: list[dict[str, Any]] | None = None) -> TrackedSession:
+        found = identifiers(request, response, replies, self.rules, self._server_set, sent)
         self._server_set.update(server_cookies(response))
         linking = [i for i in found if i.links]
         session = next((self._by_id[i] for i in linking if i in self._by_id), None)

@@ -25,8 +25,12 @@ from gwsvcr import gws
 from gwsvcr.bayeux import CONNECT, is_bayeux
 from gwsvcr.cassette import Request, Response, json_bytes
 
-__all__ = ["BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header", "bayeux_of", "bayeux_reply",
-           "cookies", "json_reply", "parse_body", "request_summary", "set_cookie_values"]
+__all__ = ["API_KEY_HEADERS", "BayeuxRequest", "Delivered", "Frame", "Served", "basic_auth", "basic_header",
+           "bayeux_of", "bayeux_reply", "cookies", "json_reply", "parse_body", "request_summary", "set_cookie_values"]
+
+# Header names an API key travels in (lower case): a session's credential, a secret redaction hides, no value a
+# client made.
+API_KEY_HEADERS = ("x-api-key", "apikey", "api-key", "x-apikey", "api_key", "x-api_key")
 
 _JSONP_NAME = re.compile(r"^[A-Za-z_$][\w$.]{0,127}$")
 _TEXTUAL = ("text/", "json", "javascript", "xml", "x-www-form-urlencoded", "html")
@@ -100,12 +104,15 @@ def bayeux_of(request: Request) -> BayeuxRequest | None:
     return BayeuxRequest(data, "long-polling")
 
 
-def request_summary(request: Request) -> str:
+def request_summary(request: Request, sent: list[dict[str, Any]] | None = None) -> str:
     """What a request asked, as a cause is named: its GWS operation (``StopCallRecording``), ``METHOD PATH``, or
-    the Bayeux channels it carries other than a connect (``/meta/subscribe``)."""
-    bayeux = bayeux_of(request)
-    if bayeux is not None:
-        return " + ".join(str(m.get("channel")) for m in bayeux.messages if m.get("channel") != CONNECT)
+    the Bayeux channels it carries other than a connect (``/meta/subscribe``). ``sent``: the request's Bayeux
+    messages when the caller has read them already (``[]``: none)."""
+    if sent is None:
+        bayeux = bayeux_of(request)
+        sent = bayeux.messages if bayeux else []
+    if sent:
+        return " + ".join(str(m.get("channel")) for m in sent if m.get("channel") != CONNECT)
     return gws.summarize_request(request.method, request.path, request.body)
 
 

@@ -17,6 +17,22 @@ from cryptography.x509.oid import NameOID
 from tests.clients import LIFECYCLE, Session, assert_lifecycle, run
 from tests.procs import PEERS, Proc, gwsvcr, need_node, start
 
+# The end-to-end tier (make e2e, run one test at a time): these folders, the tests that use a server process
+# (fixtures below, tests/test_tools.py's recordings), Node peers or a browser, and those marked e2e by hand.
+# The rest is make check: unit and in-process tests, run in parallel.
+E2E_FOLDERS = {"e2e", "conformance", "reliability"}
+PROCESS_FIXTURES = {"sim", "faye", "recordings"}
+PROCESS_MARKERS = {"node", "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        folder = item.path.resolve().relative_to(tests).parts[0]
+        if (folder in E2E_FOLDERS or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or any(m.name in PROCESS_MARKERS for m in item.iter_markers())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture
 def sim() -> Iterator[Proc]:

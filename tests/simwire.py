@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from gwsvcr.client.http import Reply, as_request
-from gwsvcr.client.target import Headers, HttpFailure, Target
+from gwsvcr.client.target import Headers, Target, TimedOut
 from gwsvcr.record.recording import ExchangeTimes
 from gwsvcr.sim.knobs import Knobs
 from gwsvcr.sim.simulator import Simulator, SimulatorConfig
@@ -46,7 +46,7 @@ class SimWire:
         task.add_done_callback(lambda _: answered.set())
         if timeout is not None and not await self.clock.wait(answered, timeout):
             task.cancel()
-            raise HttpFailure(f"{method} {self.target.url(target)}: no reply within {timeout:g} s", timed_out=True)
+            raise TimedOut.of(f"{method} {self.target.url(target)}", f"no reply within {timeout:g} s")
         await answered.wait()
         response = task.result()
         now = self.clock.wall()

@@ -28,6 +28,7 @@ def test_all_names_what_the_module_holds(name: str) -> None:
     assert [n for n in getattr(module, "__all__", []) if not hasattr(module, n)] == []
 
 
+@pytest.mark.e2e  # starts a process
 def test_the_core_imports_no_mitmproxy() -> None:
     code = ("import importlib, sys\n"
             "for name in sys.argv[1:]: importlib.import_module(name)\n"
@@ -36,6 +37,7 @@ def test_the_core_imports_no_mitmproxy() -> None:
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.e2e  # starts a process
 def test_the_locust_side_names_what_it_holds_and_the_rest_never_imports_locust() -> None:
     code = ("import importlib, sys\n"
             "before = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from gwsvcr import cassette as cas
+from gwsvcr.bayeux import CONNECT
 from gwsvcr.cli import workers
 from gwsvcr.cli.main import main, replay
 from gwsvcr.replay import balancer, longest_wait
@@ -28,6 +29,7 @@ def test_docs_scaling_shows_the_configuration_workers_writes() -> None:
     assert found.group(1) == balancer.config(":8100", DOC_SERVERS, 30)
 
 
+@pytest.mark.e2e  # starts a process
 def test_haproxy_accepts_the_configuration(tmp_path: Path) -> None:
     path = tmp_path / "haproxy.cfg"
     path.write_text(balancer.config("127.0.0.1:8100", DOC_SERVERS, 30))
@@ -65,3 +67,13 @@ def test_without_haproxy_workers_exit_2_saying_how_to_install_it(monkeypatch: py
 def test_options_of_one_process_are_refused_with_workers(extra: list[str], says: str) -> None:
     result = CliRunner().invoke(main, ["replay", str(SAMPLE), "--workers", "2", *extra])
     assert result.exit_code == 2 and says in result.output
+
+
+def test_the_longest_wait_follows_the_recorded_connect_advice() -> None:
+    loaded = cas.load(SAMPLE)
+    connects = [i.message for ex in loaded.exchanges for i in ex.reply_items()
+                if i.message.get("channel") == CONNECT and i.message.get("successful")]
+    assert connects, "the sample has no successful connect"
+    connects[-1]["advice"] = {"timeout": 45_000, "reconnect": "retry"}
+    assert longest_wait(loaded, Timing.INSTANT, 1.0) == 45.0
+    assert longest_wait(loaded, Timing.RECORDED, 0.5) == 90.0

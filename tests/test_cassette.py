@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from gwsvcr import cassette as cas
 from gwsvcr.cassette import CassetteWriter, Exchange, ReplyItem, Request, Response
-from tests.procs import GWSVCR
+from gwsvcr.cli.main import main
 
 
 def _exchange(number: int, *, bayeux: bool = False) -> Exchange:
@@ -167,11 +167,11 @@ def test_omitted_body_and_match_section_round_trip(tmp_path: Path) -> None:
 def test_cli_validate_exit_codes_and_no_traceback(tmp_path: Path, good: Path) -> None:
     tag = tmp_path / "tag.yaml"
     tag.write_text(BROKEN["python-tag"][0])
-    ok = subprocess.run([GWSVCR, "validate", str(good)], capture_output=True, text=True, cwd=tmp_path)
-    assert ok.returncode == 0 and "ok" in ok.stdout
-    bad = subprocess.run([GWSVCR, "validate", str(good), str(tag), str(tmp_path / "missing.yaml")],
-                         capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode == 1
+    ok = CliRunner().invoke(main, ["validate", str(good)], catch_exceptions=False)
+    assert ok.exit_code == 0 and "ok" in ok.stdout
+    bad = CliRunner().invoke(main, ["validate", str(good), str(tag), str(tmp_path / "missing.yaml")],
+                             catch_exceptions=False)
+    assert bad.exit_code == 1
     assert f"{tag}:3: YAML tag not allowed" in bad.stderr
     assert "missing.yaml: no such file" in bad.stderr
     assert "Traceback" not in bad.stderr + bad.stdout

@@ -11,8 +11,23 @@ import pytest
 
 from gwsvcr import gws
 from gwsvcr.bayeux import CONNECT, HANDSHAKE
-from gwsvcr.client import BayeuxClient, ConnectEnd, HttpClient, HttpFailure, Login, NotBayeux, Target
+from gwsvcr.client import (
+    BayeuxClient,
+    ConnectEnd,
+    Dropped,
+    HttpClient,
+    HttpFailure,
+    Login,
+    NotBayeux,
+    NotHttp,
+    Refused,
+    Target,
+    TimedOut,
+    Unreachable,
+    UpgradeRefused,
+)
 from gwsvcr.client.bayeux import LONG_POLLING, WEBSOCKET
+from gwsvcr.client.websocket import UpgradeLoginRefused
 from tests.fakeclock import FakeClock
 from tests.simwire import SimWire, run_on, simulator
 
@@ -72,16 +87,18 @@ async def test_a_reply_is_read_however_it_is_framed(served: Serve, reply: bytes,
     assert got.times.request_start <= got.times.response_start <= got.times.response_end
 
 
-@pytest.mark.parametrize(("reply", "says"), [
-    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "did not answer in HTTP/1.1 (the reply begins with 'SSH-2.0-OpenSSH_9.6')"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel", "the connection broke during the reply"),
-    (b"HTTP/1.1 200 OK\r\nBad header line\r\n\r\n", "did not answer in HTTP/1.1 (a header line 'Bad header line')"),
+@pytest.mark.parametrize(("reply", "cause", "says"), [
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", NotHttp,
+     "did not answer in HTTP/1.1 (the reply begins with 'SSH-2.0-OpenSSH_9.6')"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel", Dropped, "the connection broke during the reply"),
+    (b"HTTP/1.1 200 OK\r\nBad header line\r\n\r\n", NotHttp,
+     "did not answer in HTTP/1.1 (a header line 'Bad header line')"),
 ])
-async def test_a_reply_that_is_not_http_or_is_cut_short_is_named(served: Serve, reply: bytes,
+async def test_a_reply_that_is_not_http_or_is_cut_short_is_named(served: Serve, reply: bytes, cause: type[HttpFailure],
                                                                  says: str) -> None:
     client = await served(replying(reply))
     try:
-        with pytest.raises(HttpFailure, match=r"GET http://127\.0\.0\.1:[0-9]+/x: ") as info:
+        with pytest.raises(cause, match=r"GET http://127\.0\.0\.1:[0-9]+/x: ") as info:
             await client.request("GET", "/x", [], timeout=5)
     finally:
         await client.close()
@@ -123,7 +140,31 @@ async def test_a_server_that_never_answers_is_timed_out(served: Serve) -> None:
             await client.request("GET", "/x", [], timeout=0.05)
     finally:
         await client.close()
-    assert info.value.timed_out
+    assert isinstance(info.value, TimedOut) and info.value.request == f"GET {client.target.url('/x')}"
+
+
+async def test_a_server_that_is_not_there_is_unreachable() -> None:
+    server = await asyncio.start_server(replying(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    client = HttpClient(Target.parse(f"http://127.0.0.1:{port}"))
+    with pytest.raises(Unreachable, match="connection refused") as info:
+        await client.request("GET", "/x", [], timeout=5)
+    assert not isinstance(info.value, TimedOut) and info.value.request == f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(("status", "cause"), [(403, UpgradeLoginRefused), (404, UpgradeRefused)])
+async def test_a_refused_websocket_upgrade_says_whether_the_login_was_refused(served: Serve, status: int,
+                                                                             cause: type[HttpFailure]) -> None:
+    client = await served(replying(f"HTTP/1.1 {status} No\r\nContent-Length: 0\r\n\r\n".encode()))
+    try:
+        with pytest.raises(cause, match=f"refused the WebSocket upgrade with HTTP {status}") as info:
+            await client.websocket("/cometd", [], timeout=5)
+    finally:
+        await client.close()
+    assert isinstance(info.value, Refused) == (status == 403)
+    assert info.value.request == client.target.websocket_url("/cometd")
 
 
 async def test_an_error_page_on_the_cometd_path_is_not_bayeux(served: Serve) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from tests.procs import ROOT
 
+pytestmark = pytest.mark.e2e  # runs make
+
 
 def dry_run(target: str, venv: Path) -> str:
     make = shutil.which("make")

@@ -76,6 +76,7 @@ def user_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.e2e  # starts a process
 def test_replay_offline_miss_and_missing_cassette(user_project: pytest.Pytester) -> None:
     result = user_project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1, errors=1)  # a missing cassette fails at setup
@@ -99,12 +100,14 @@ def test_gws_record_rerecords_against_sim(user_project: pytest.Pytester, sim: Pr
                                       ).assert_outcomes(passed=1)
 
 
+@pytest.mark.e2e  # starts a process
 def test_record_needs_upstream(user_project: pytest.Pytester) -> None:
     result = user_project.runpytest_subprocess("--gws-record")
     assert result.ret != 0
     assert "--gws-record needs --gws-upstream" in result.stderr.str()
 
 
+@pytest.mark.e2e  # starts a process
 def test_unknown_timing_fails_at_setup_naming_the_timings(user_project: pytest.Pytester) -> None:
     user_project.makepyfile(test_timing='''
 import pytest
@@ -291,6 +294,7 @@ def test_a_miss_fails_its_own_test(user_project: pytest.Pytester) -> None:
     assert "'HoldCall' here, 'StopCallRecording' recorded" in result.stdout.str()
 
 
+@pytest.mark.e2e  # starts a process
 def test_tests_in_a_row_on_one_service_see_only_their_cassette(user_project: pytest.Pytester) -> None:
     _call_cassettes(user_project.path / "cassettes" / "test_isolation", "CALL-A", "CALL-B")
     user_project.makepyfile(test_isolation=ISOLATION)
@@ -300,6 +304,7 @@ def test_tests_in_a_row_on_one_service_see_only_their_cassette(user_project: pyt
     assert len(served) == 4
 
 
+@pytest.mark.e2e  # starts a process
 def test_xdist_workers_each_start_their_own_service(user_project: pytest.Pytester) -> None:
     _call_cassettes(user_project.path / "cassettes" / "test_isolation", "CALL-A", "CALL-B")
     user_project.makepyfile(test_isolation=ISOLATION)

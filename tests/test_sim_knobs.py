@@ -13,7 +13,7 @@ import pytest
 from gwsvcr import gws
 from gwsvcr.bayeux import CONNECT, HANDSHAKE, SESSION_UNKNOWN, SUBSCRIBE
 from gwsvcr.cassette import Request
-from gwsvcr.sim import Simulator, SimulatorConfig, knobs
+from gwsvcr.sim import knobs
 from tests.fakeclock import FakeClock
 from tests.simwire import run_on, simulator
 
@@ -40,32 +40,39 @@ def test_knobs_parse_or_say_what_is_wrong() -> None:
             knobs.parse(**bad)  # type: ignore[arg-type]
 
 
-async def test_the_knobs_change_what_the_simulator_answers_and_pushes() -> None:
-    config = SimulatorConfig(event_delay=0.01, recording_state="Stopped", knobs=knobs.parse(
+def test_the_knobs_change_what_the_simulator_answers_and_pushes() -> None:
+    clock = FakeClock()
+    sim = simulator(clock, recording_state="Stopped", event_delay=0.01, knobs=knobs.parse(
         ["PauseCallRecording"], ["ResumeCallRecording=Stopped"], ["StartCallRecording=200"], ["StopCallRecording=503"]))
-    sim = Simulator(config)
-    [shake] = (await sim.bayeux.handle([{"channel": "/meta/handshake", "version": "1.0"}], context="agent1")).replies
-    await sim.bayeux.handle([{"channel": "/meta/subscribe", "clientId": shake["clientId"],
-                              "subscription": gws.CALLS_CHANNEL}])
-    queue = sim.bayeux.sessions[shake["clientId"]].queue
     auth = [("Authorization", "Basic " + base64.b64encode(b"agent1:secret").decode())]
 
-    async def operate(operation: str) -> tuple[int, dict[str, object], list[str]]:
-        request = Request(headers=auth, kind="json", body={"operationName": operation}, method="POST",
-                          path=f"/api/v2/me/calls/{CALL}")
-        reply = await sim.handle(request)
-        await asyncio.sleep(0.02)
-        pushed = [m["data"]["call"]["recordingState"] for m in queue]
-        queue.clear()
-        return reply.status, reply.body, pushed
+    async def session() -> list[Any]:
+        [shake] = (await sim.bayeux.handle([{"channel": HANDSHAKE, "version": "1.0"}], context="agent1")).replies
+        await sim.bayeux.handle([{"channel": SUBSCRIBE, "clientId": shake["clientId"],
+                                  "subscription": gws.CALLS_CHANNEL}])
+        queue = sim.bayeux.sessions[shake["clientId"]].queue
 
-    assert await operate("StartCallRecording") == (200, {"statusCode": 0}, [])  # 200 ms later than the usual 10 ms
-    await asyncio.sleep(0.3)
-    assert [m["data"]["call"]["recordingState"] for m in queue] == ["Recording"]
-    queue.clear()
-    assert await operate("PauseCallRecording") == (200, {"statusCode": 0}, [])  # dropped; the call is paused
-    assert await operate("ResumeCallRecording") == (200, {"statusCode": 0}, ["Stopped"])  # the wrong state
-    status, body, pushed = await operate("StopCallRecording")
+        async def operate(operation: str) -> tuple[int, dict[str, object], list[str]]:
+            request = Request(headers=auth, kind="json", body={"operationName": operation}, method="POST",
+                              path=f"/api/v2/me/calls/{CALL}")
+            reply = await sim.handle(request)
+            await clock.advance(0.02)  # the usual event delay (10 ms) has passed
+            pushed = [m["data"]["call"]["recordingState"] for m in queue]
+            queue.clear()
+            return reply.status, reply.body, pushed
+
+        started = await operate("StartCallRecording")  # its event 200 ms later than the usual 10 ms
+        await clock.advance(0.2)
+        late = [m["data"]["call"]["recordingState"] for m in queue]
+        queue.clear()
+        return [started, late, await operate("PauseCallRecording"), await operate("ResumeCallRecording"),
+                await operate("StopCallRecording")]
+
+    started, late, paused, resumed, (status, body, pushed) = asyncio.run(run_on(clock, session()))
+    assert started == (200, {"statusCode": 0}, [])
+    assert late == ["Recording"]
+    assert paused == (200, {"statusCode": 0}, [])  # dropped; the call is paused
+    assert resumed == (200, {"statusCode": 0}, ["Stopped"])  # the wrong state
     assert (status, body["statusCode"], pushed) == (503, 2, [])
     assert sim.agent("agent1").calls[CALL]["recordingState"] == "Recording"  # refused: nothing changed
 

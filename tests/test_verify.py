@@ -12,7 +12,7 @@ import pytest
 
 from gwsvcr import cassette as cas
 from gwsvcr.bayeux import CONNECT, SUBSCRIBE
-from gwsvcr.client import Headers, HttpFailure, Reply
+from gwsvcr.client import Dropped, Headers, Reply
 from gwsvcr.record.recording import ExchangeTimes
 from gwsvcr.sim import Simulator
 from gwsvcr.sim.knobs import Knobs, Refusal
@@ -195,7 +195,7 @@ class FailingWire(SimWire):
             return await super().request(method, target, headers, body, timeout=timeout)
         raw, now = self.failing[key], self.clock.wall()
         if raw is None:
-            raise HttpFailure(f"{method} {self.target.url(target)}: the server closed the connection without a reply")
+            raise Dropped.of(f"{method} {self.target.url(target)}", "the server closed the connection without a reply")
         return Reply(503, [("Content-Type", "text/html")], raw, ExchangeTimes(now, now, now, now))
 
 

@@ -19,17 +19,21 @@ request whose reply completed before the event was delivered) and its delay afte
 Security: documents are loaded with PyYAML's *safe* loader only: a YAML tag outside the standard ones is an error,
 never code. Parsed documents are cached as JSON (never pickle), keyed by the SHA-256 of the file.
 
-Modules: ``model`` (the dataclasses), ``load`` (reading and validation), ``write`` (the append-only writer and
-atomic saves), ``cache`` (the parse cache), ``loaded`` (loaded cassettes kept for their next use), ``emit``
-(the YAML emitter).
+Modules: ``model`` (the dataclasses), ``load`` (safe reading: bytes, alias checks, the parse cache; ``load`` and
+``validate``), ``documents`` (the YAML documents and their line map), ``schema`` (the schema check that builds the
+model), ``write`` (the append-only writer and whole saves), ``atomic`` (files replaced in one step), ``cache`` (the
+parse cache), ``loaded`` (loaded cassettes kept for their next use), ``emit`` (the YAML emitter), ``repair``
+(salvaging a damaged file).
 """
 
+from gwsvcr.cassette.atomic import write_atomically
 from gwsvcr.cassette.load import load, validate
 from gwsvcr.cassette.loaded import CassetteCache
 from gwsvcr.cassette.model import (
     BODY_KINDS,
     CAUSE_RULES,
     MATCH_KEYS,
+    PLACEHOLDER,
     VERSION,
     Cassette,
     CassetteError,
@@ -54,10 +58,9 @@ from gwsvcr.cassette.write import (
     header_to_doc,
     iter_documents,
     save,
-    write_atomically,
 )
 
-__all__ = ["BODY_KINDS", "CAUSE_RULES", "MATCH_KEYS", "VERSION", "Cassette", "CassetteCache", "CassetteError",
-           "CassetteWriter", "Episode", "Exchange", "Header", "HttpMessage", "Mark", "Omitted", "Problem", "ReplyItem",
-           "Request", "Response", "Severity", "dump_document", "exchange_to_doc", "header_to_doc", "iter_documents",
-           "json_bytes", "load", "now_iso", "save", "validate", "write_atomically"]
+__all__ = ["BODY_KINDS", "CAUSE_RULES", "MATCH_KEYS", "PLACEHOLDER", "VERSION", "Cassette", "CassetteCache",
+           "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header", "HttpMessage", "Mark", "Omitted",
+           "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
+           "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate", "write_atomically"]

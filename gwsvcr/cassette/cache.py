@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gwsvcr.cassette.write import write_atomically
+from gwsvcr.cassette.atomic import write_atomically
 
 _CACHE_FORMAT = "gwsvcr-parse-cache-1"
 # What the cache keeps, the least recently used dropped first: a test suite has a cassette per test, so hundreds.

@@ -15,6 +15,8 @@ import math
 import re
 from typing import Any
 
+from gwsvcr.errors import GwsvcrError
+
 # Plain only if it starts with a letter, '/' or '_' and holds no indicator YAML could read as structure.
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+;=()-]*(?: [A-Za-z0-9_./@+;=()-]+)*")
 # Words the YAML 1.1 resolver turns into booleans or null.
@@ -98,7 +100,7 @@ def _value(value: Any, indent: int, out: list[str], prefix: str) -> None:
 MAX_INDENT = 400
 
 
-class TooDeep(ValueError):
+class TooDeep(GwsvcrError, ValueError):
     """Data nested too deeply to be written as YAML that reads back."""
 
 

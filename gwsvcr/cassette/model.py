@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +20,8 @@ BODY_KINDS = ("json", "messages", "text", "base64")
 MATCH_KEYS = ("json_ignore", "ignore_query", "match_headers", "correlate", "no_correlate")
 # How a recorded event's cause was found (gwsvcr.record.causes).
 CAUSE_RULES = ("value", "subscribe", "last", "none")
+# What a secret reads as in a cassette: gwsvcr.record.redact writes it; the tools show it, verify and replay know it.
+PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 
 
 class CassetteError(GwsvcrError):

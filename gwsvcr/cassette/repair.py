@@ -16,13 +16,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gwsvcr.cassette.documents import document_texts
 from gwsvcr.cassette.load import validate
 from gwsvcr.cassette.model import Problem, Severity
 from gwsvcr.cassette.write import write_atomically
 
 __all__ = ["Repair", "repair"]
 
-_DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 _ROUNDS = 20  # a dropped document can only reveal problems in the ones that referred to it: a few rounds do
 
 
@@ -47,15 +47,6 @@ class Repair:
         return out
 
 
-def _documents(text: str) -> list[tuple[int, str]]:
-    """(first line, text) of each document; anything before the first ``---`` belongs to the first."""
-    starts = [m.start() for m in _DOC_START.finditer(text)]
-    if not starts or text[:starts[0]].strip():
-        starts.insert(0, 0)
-    bounds = [*starts[1:], len(text)]
-    return [(text.count("\n", 0, a) + 1, text[a:b]) for a, b in zip(starts, bounds, strict=True)]
-
-
 def _readable(raw: bytes) -> str:
     """The text; a file cut inside a multi-byte character keeps what comes before it."""
     try:
@@ -68,7 +59,7 @@ def repair(path: str | os.PathLike[str]) -> Repair:
     """Drop what is broken from the cassette at ``path``, in place (the original kept as ``PATH.broken``)."""
     path = os.fspath(path)
     raw = Path(path).read_bytes()
-    documents = _documents(_readable(raw))
+    documents = document_texts(_readable(raw))
     report = Repair(path)
     original = len(documents)
     if len(documents) > 1 and not raw.endswith(b"\n"):  # the writer ends every document with a line break

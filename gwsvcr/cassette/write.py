@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from gwsvcr import __version__
 from gwsvcr.cassette import emit
+from gwsvcr.cassette.atomic import write_atomically
+from gwsvcr.cassette.load import load
 from gwsvcr.cassette.model import Cassette, Episode, Exchange, Header, HttpMessage, Mark, ReplyItem, now_iso
+from gwsvcr.version import __version__
 
 
 def _headers_to_doc(headers: list[tuple[str, str]]) -> list[list[str]]:
@@ -110,8 +112,6 @@ class CassetteWriter:
         self.next_number = 1
         self.episode = 1
         if append and self.path.exists() and self.path.stat().st_size > 0:
-            from gwsvcr.cassette.load import load  # the reader needs nothing from here
-
             existing = load(self.path)
             self.next_number = max((ex.number for ex in existing.exchanges), default=0) + 1
             self.episode = max((e.number for e in existing.episodes), default=1) + 1
@@ -153,18 +153,6 @@ def iter_documents(cassette: Cassette) -> Iterator[dict[str, Any]]:
             ep = next((e for e in cassette.episodes if e.number == episode), Episode(episode, ""))
             yield {"episode": ep.number, "recorded_at": ep.recorded_at, "upstream": ep.upstream}
         yield exchange_to_doc(ex)
-
-
-def write_atomically(path: str | os.PathLike[str], chunks: str | Iterable[str]) -> None:
-    """Replace ``path`` in one step: a reader (or a crash) never sees half a file, and no temporary is left."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines([chunks] if isinstance(chunks, str) else chunks)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save(cassette: Cassette, path: str | os.PathLike[str]) -> None:

@@ -1,10 +1,10 @@
 """The client side, written once: ``gwsvcr verify`` and ``gwsvcr load`` drive recorded sessions with it, ``gwsvcr
 demo`` runs its scripted agent with it, and the benchmarks generate their load with it. No mitmproxy here.
 
-Modules: ``target`` (where requests go, why one failed), ``http`` (HTTP/1.1 over asyncio streams, kept-alive
-connections, what an :class:`~gwsvcr.client.http.Observer` hears), ``websocket`` (WebSocket frames with wsproto),
-``login`` (Basic credentials, cookies, the CSRF token) and ``bayeux`` (:class:`BayeuxClient`: one CometD session
-over long-polling or WebSocket).
+Modules: ``target`` (where requests go, why one failed: :class:`HttpFailure` by cause), ``http`` (HTTP/1.1 over
+asyncio streams, kept-alive connections, what an :class:`~gwsvcr.client.http.Observer` hears), ``websocket``
+(WebSocket frames with wsproto), ``login`` (Basic credentials, cookies, the CSRF token) and ``bayeux``
+(:class:`BayeuxClient`: one CometD session over long-polling or WebSocket).
 """
 
 from gwsvcr.client.bayeux import (
@@ -19,7 +19,19 @@ from gwsvcr.client.bayeux import (
 )
 from gwsvcr.client.http import HttpClient, Observer, Reply
 from gwsvcr.client.login import Login
-from gwsvcr.client.target import Headers, HttpFailure, Target
+from gwsvcr.client.target import (
+    ConnectTimeout,
+    Dropped,
+    Headers,
+    HttpFailure,
+    NotHttp,
+    Refused,
+    Target,
+    TimedOut,
+    Unreachable,
+)
+from gwsvcr.client.websocket import UpgradeRefused
 
-__all__ = ["LONG_POLLING", "TRANSPORTS", "WEBSOCKET", "BayeuxClient", "ConnectEnd", "Headers", "HttpClient",
-           "HttpFailure", "Login", "NotBayeux", "Observer", "Reply", "Sent", "Target", "Wire"]
+__all__ = ["LONG_POLLING", "TRANSPORTS", "WEBSOCKET", "BayeuxClient", "ConnectEnd", "ConnectTimeout", "Dropped",
+           "Headers", "HttpClient", "HttpFailure", "Login", "NotBayeux", "NotHttp", "Observer", "Refused", "Reply",
+           "Sent", "Target", "TimedOut", "Unreachable", "UpgradeRefused", "Wire"]

@@ -28,7 +28,7 @@ from typing import Protocol
 from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, is_bayeux, is_event, is_meta
 from gwsvcr.cassette import json_bytes
 from gwsvcr.client.http import Observer, Reply, as_request
-from gwsvcr.client.target import Headers, HttpFailure, Target
+from gwsvcr.client.target import Dropped, Headers, HttpFailure, Refused, Target, TimedOut
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.timeline import Clock
 
@@ -310,7 +310,7 @@ class BayeuxClient:
         if not is_bayeux(replies):
             url = wire.target.url(path)
             if reply.status in (401, 403):
-                raise HttpFailure(f"POST {url} answered HTTP {reply.status}", refused=reply.status)
+                raise Refused(f"POST {url} answered HTTP {reply.status}", reply.status, f"POST {url}")
             raise NotBayeux(f"POST {url} answered HTTP {reply.status} "
                             f"{reply.header('Content-Type') or 'without a Content-Type'}, not Bayeux: "
                             f"{_snippet(reply.body)}", reply)
@@ -330,13 +330,13 @@ class BayeuxClient:
             try:
                 at = await socket.send(json.dumps(messages))
             except OSError as e:
-                raise HttpFailure(f"the WebSocket broke: {e}") from None
+                raise Dropped(f"the WebSocket broke: {e}", self._websocket_url()) from None
             if self.observer is not None:
                 self.observer.websocket_frame(messages, True, at)
             if timeout is None:
                 await came.wait()
             elif not await self.clock.wait(came, timeout):
-                raise HttpFailure(f"no reply on the WebSocket within {timeout:g} s", timed_out=True)
+                raise TimedOut(f"no reply on the WebSocket within {timeout:g} s", self._websocket_url())
             got = replied.result()
         finally:
             if not replied.done():
@@ -346,10 +346,13 @@ class BayeuxClient:
         last = max(t for _, t in got)
         return Sent(messages, [m for m, _ in got], last, last)
 
+    def _websocket_url(self) -> str:
+        return self.wire.target.websocket_url(self.path)
+
     async def _websocket(self, headers: Headers, timeout: float) -> Socket:
         if self._socket is not None:
             if self._socket.closed:
-                raise HttpFailure("the server closed the WebSocket")
+                raise Dropped("the server closed the WebSocket", self._websocket_url())
             return self._socket
         headers = [h for h in headers if h[0].lower() != "content-type"]
         self._socket = await self.wire.websocket(self.path, headers, timeout)
@@ -379,7 +382,7 @@ class BayeuxClient:
                     self.on_event(m, at)
         for future in self._waiting.values():
             if not future.done():
-                future.set_exception(HttpFailure("the server closed the WebSocket"))
+                future.set_exception(Dropped("the server closed the WebSocket", self._websocket_url()))
 
 
 def _ignore(headers: Headers) -> None:

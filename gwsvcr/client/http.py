@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote
 from gwsvcr import wire
 from gwsvcr.bayeux import Message
 from gwsvcr.cassette import Request, Response
-from gwsvcr.client.target import Headers, HttpFailure, Target
+from gwsvcr.client.target import Dropped, Headers, HttpFailure, NotHttp, Target, TimedOut
 from gwsvcr.client.websocket import WebSocket
 from gwsvcr.record.recording import ExchangeTimes
 from gwsvcr.timeline import Clock
@@ -121,8 +121,8 @@ class HttpClient:
 
     async def request(self, method: str, target: str, headers: Headers, body: bytes = b"", *,
                       timeout: float | None) -> Reply:
-        """One exchange; HttpFailure when no reply came within ``timeout`` seconds (None: no deadline) or none
-        came at all."""
+        """One exchange; :class:`TimedOut` when no reply came within ``timeout`` seconds (None: no deadline), another
+        :class:`HttpFailure` when none came at all."""
         started = self.clock.wall() if self.observer is not None else 0.0
         try:
             if self._slots is None:
@@ -155,8 +155,8 @@ class HttpClient:
                 return await self._exchange(conn, method, target, head + body, timeout)
             except _Stale:
                 if fresh or attempt == 2:  # only a kept-alive connection the server closed is tried again
-                    raise HttpFailure(f"{method} {self.target.url(target)}: the server closed the connection "
-                                      "without a reply") from None
+                    raise Dropped.of(self._named(method, target),
+                                     "the server closed the connection without a reply") from None
             finally:
                 self._busy.discard(conn)
         raise AssertionError("unreachable")
@@ -164,10 +164,14 @@ class HttpClient:
     def _head(self, method: str, target: str, headers: Headers, length: int) -> bytes:
         fields = "\n".join(map(": ".join, headers))
         if "\r" in fields or fields.count("\n") != max(len(headers) - 1, 0):
-            raise HttpFailure(f"{method} {self.target.url(target)}: a header holds a line break: {headers!r}")
+            raise HttpFailure.of(self._named(method, target), f"a header holds a line break: {headers!r}")
         fields = fields.replace("\n", "\r\n") + "\r\n" if headers else ""
         return (f"{method} {self.target.prefix}{target} {self._start_line}{fields}"
                 f"Content-Length: {length}\r\n\r\n").encode()
+
+    def _named(self, method: str, target: str) -> str:
+        """The request a failure names: ``POST https://gws:8443/cometd``."""
+        return f"{method} {self.target.url(target)}"
 
     def _take(self) -> _Connection | None:
         while self._idle:
@@ -189,17 +193,15 @@ class HttpClient:
                 reply = await self._read(conn, method, start, self.clock.wall())
         except TimeoutError:
             conn.close()
-            raise HttpFailure(f"{method} {self.target.url(target)}: no reply within {timeout or 0:g} s",
-                              timed_out=True) from None
+            raise TimedOut.of(self._named(method, target), f"no reply within {timeout or 0:g} s") from None
         except (ValueError, asyncio.LimitOverrunError) as e:  # the latter: a line longer than 64 KiB
             conn.close()
-            raise HttpFailure(f"{method} {self.target.url(target)}: the server did not answer in HTTP/1.1 "
-                              f"({e})") from None
+            raise NotHttp.of(self._named(method, target), f"the server did not answer in HTTP/1.1 ({e})") from None
         except (OSError, _Broken) as e:
             conn.close()
             if conn.replied:
-                raise HttpFailure(f"{method} {self.target.url(target)}: the connection broke during the reply "
-                                  f"({e})") from None
+                raise Dropped.of(self._named(method, target),
+                                 f"the connection broke during the reply ({e})") from None
             raise _Stale() from None
         except BaseException:  # cancelled: the connection is in an unknown state
             conn.close()

@@ -1,4 +1,16 @@
-"""Where a client's requests go (:class:`Target`) and why one got no usable reply (:class:`HttpFailure`)."""
+"""Where a client's requests go (:class:`Target`) and why one got no usable reply: :class:`HttpFailure` and its
+causes, each carrying the request it names (as httpx's exceptions do):
+
+* :class:`Unreachable`: no connection (refused, unknown host, TLS); :class:`ConnectTimeout` is also a
+  :class:`TimedOut`;
+* :class:`TimedOut`: no reply within the deadline;
+* :class:`Refused`: the server refused the credentials (HTTP 401 or 403);
+* :class:`Dropped`: the server closed or broke the connection before a whole reply;
+* :class:`NotHttp`: the server did not answer in HTTP/1.1;
+* :class:`~gwsvcr.client.websocket.UpgradeRefused`: no WebSocket (gwsvcr/client/websocket.py).
+
+The socket's own errors (``OSError``, ``TimeoutError``, a parser's ``ValueError``) are translated into these once,
+where the client meets them (:meth:`Target.open`, the HTTP and WebSocket readers); nothing above sees them."""
 
 from __future__ import annotations
 
@@ -6,25 +18,57 @@ import asyncio
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import urlsplit
 
 from gwsvcr.errors import GwsvcrError
 
-__all__ = ["Headers", "HttpFailure", "Target"]
+__all__ = ["ConnectTimeout", "Dropped", "Headers", "HttpFailure", "NotHttp", "Refused", "Target", "TimedOut",
+           "Unreachable"]
 
 Headers = list[tuple[str, str]]
 
 
 class HttpFailure(GwsvcrError):
-    """A request that got no usable reply: the server is unreachable, closed the connection, is not HTTP, did not
-    answer in time (``timed_out``) or refused the credentials (``refused``: the HTTP status, 401 or 403)."""
+    """A request that got no usable reply; ``request`` names it (``POST https://gws:8443/cometd``, or the URL a
+    connection was for). Its class says why."""
 
-    def __init__(self, message: str, *, unreachable: bool = False, timed_out: bool = False,
-                 refused: int | None = None) -> None:
+    def __init__(self, message: str, request: str = "") -> None:
         super().__init__(message)
-        self.unreachable = unreachable
-        self.timed_out = timed_out
-        self.refused = refused
+        self.request = request
+
+    @classmethod
+    def of(cls, request: str, what: str) -> Self:
+        """The failure of ``request``, saying ``request: what``."""
+        return cls(f"{request}: {what}", request)
+
+
+class Unreachable(HttpFailure):
+    """No connection to the server: refused, unknown host, TLS failed."""
+
+
+class TimedOut(HttpFailure):
+    """No reply (or no connection) within the deadline."""
+
+
+class ConnectTimeout(Unreachable, TimedOut):
+    """No connection within the deadline."""
+
+
+class Refused(HttpFailure):
+    """The server refused the credentials: ``status`` is its HTTP status, 401 or 403."""
+
+    def __init__(self, message: str, status: int, request: str = "") -> None:
+        super().__init__(message, request)
+        self.status = status
+
+
+class Dropped(HttpFailure):
+    """The server closed or broke the connection (or the WebSocket) before a whole reply."""
+
+
+class NotHttp(HttpFailure):
+    """The server did not answer in HTTP/1.1."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +100,13 @@ class Target:
     def url(self, target: str = "") -> str:
         return f"{self.scheme}://{self.authority}{self.prefix}{target}"
 
+    def websocket_url(self, target: str = "") -> str:
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://{self.authority}{self.prefix}{target}"
+
     async def open(self, timeout: float, source: str | None = None) -> tuple[asyncio.StreamReader,
                                                                              asyncio.StreamWriter]:
-        """A connection (from the local address ``source``, when given); HttpFailure when it cannot be had."""
+        """A connection (from the local address ``source``, when given); :class:`Unreachable` when it cannot be
+        had."""
         context = ssl.create_default_context() if self.scheme == "https" else None
         try:
             async with asyncio.timeout(timeout):
@@ -66,10 +114,10 @@ class Target:
                                                      server_hostname=self.host if context else None,
                                                      local_addr=(source, 0) if source else None)
         except TimeoutError:
-            raise HttpFailure(f"cannot reach {self.url()}: no connection within {timeout:g} s",
-                              unreachable=True, timed_out=True) from None
+            raise ConnectTimeout(f"cannot reach {self.url()}: no connection within {timeout:g} s",
+                                 self.url()) from None
         except OSError as e:
-            raise HttpFailure(f"cannot reach {self.url()}: {_reason(e)}", unreachable=True) from None
+            raise Unreachable(f"cannot reach {self.url()}: {_reason(e)}", self.url()) from None
 
 
 def _reason(error: OSError) -> str:

@@ -19,16 +19,24 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from gwsvcr.client.target import Headers, HttpFailure, Target
+from gwsvcr.client.target import Headers, HttpFailure, Refused, Target, TimedOut
 from gwsvcr.timeline import Clock
 
-__all__ = ["UpgradeRefused", "WebSocket"]
+__all__ = ["UpgradeLoginRefused", "UpgradeRefused", "UpgradeTimeout", "WebSocket"]
 
 _READ = 65536
 
 
 class UpgradeRefused(HttpFailure):
     """The server is there but gave no WebSocket: it refused the upgrade, closed, or answered something else."""
+
+
+class UpgradeLoginRefused(UpgradeRefused, Refused):
+    """The server refused the upgrade for the credentials (HTTP 401 or 403)."""
+
+
+class UpgradeTimeout(UpgradeRefused, TimedOut):
+    """No answer to the upgrade within the deadline."""
 
 
 class WebSocket:
@@ -47,7 +55,7 @@ class WebSocket:
                       clock: Clock | None = None) -> WebSocket:
         reader, writer = await target.open(timeout)
         ws = WSConnection(ConnectionType.CLIENT)
-        url = target.url(path).replace("http", "ws", 1)
+        url = target.websocket_url(path)
         try:
             async with asyncio.timeout(timeout):
                 writer.write(ws.send(Request(host=target.authority, target=target.prefix + path,
@@ -60,20 +68,21 @@ class WebSocket:
                         if isinstance(event, AcceptConnection):
                             return cls(reader, writer, ws, event, clock or Clock())
                         if isinstance(event, RejectConnection):
-                            refused = event.status_code if event.status_code in (401, 403) else None
-                            raise UpgradeRefused(f"{url}: the server refused the WebSocket upgrade with HTTP "
-                                                 f"{event.status_code}", refused=refused)
+                            what = f"the server refused the WebSocket upgrade with HTTP {event.status_code}"
+                            if event.status_code in (401, 403):
+                                raise UpgradeLoginRefused(f"{url}: {what}", event.status_code, url)
+                            raise UpgradeRefused.of(url, what)
                     if not data:
-                        raise UpgradeRefused(f"{url}: the server closed the connection during the upgrade")
+                        raise UpgradeRefused.of(url, "the server closed the connection during the upgrade")
         except TimeoutError:
             writer.close()
-            raise UpgradeRefused(f"{url}: no WebSocket upgrade within {timeout:g} s", timed_out=True) from None
+            raise UpgradeTimeout.of(url, f"no WebSocket upgrade within {timeout:g} s") from None
         except HttpFailure:
             writer.close()
             raise
         except (RemoteProtocolError, LocalProtocolError, h11.ProtocolError) as e:  # a reply that is no upgrade
             writer.close()
-            raise UpgradeRefused(f"{url}: not a WebSocket upgrade ({e})") from None
+            raise UpgradeRefused.of(url, f"not a WebSocket upgrade ({e})") from None
 
     async def send(self, text: str) -> float:
         """Send one text message; the wall-clock time it went out."""

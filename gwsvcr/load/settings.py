@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gwsvcr import cassette as cassettes
 from gwsvcr import compare
+from gwsvcr.errors import GwsvcrError
 from gwsvcr.timeline import Timing
 from gwsvcr.verify import Check, Credentials, Options, Plan, build, choose_session
 from gwsvcr.verify.checks import DIFFERS, FAILED, LATE, MISSING, NOTIFICATION, OK, UNEXPECTED
@@ -30,7 +31,7 @@ DEFAULT_IGNORE = ("user.userName",)
 _METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
 
-class LoadSettingsError(ValueError):
+class LoadSettingsError(GwsvcrError, ValueError):
     """A setting is missing or wrong; the message names it."""
 
 

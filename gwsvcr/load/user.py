@@ -161,5 +161,5 @@ class RecordedAgent(User):
                                                                                   if hasattr(self, "login") else ""})
 
 
-class LoadFailure(Exception):
+class LoadFailure(GwsvcrError):
     """What Locust counts as a failure of an entry: its message is the entry's error."""

@@ -140,22 +140,24 @@ class Recorder:
         """Session, Bayeux messages and events' causes of ``ex``; nothing of ``ex`` changes until all is known."""
         request, response = ex.request, ex.response
         replies = reply_messages(response)
-        session = self.tracker.assign(request, response, replies)
+        bayeux = wire.bayeux_of(request)  # each body read once: the session, the items and the summary share it
+        sent = bayeux.messages if bayeux else []
+        session = self.tracker.assign(request, response, replies, sent)
         ex.session = session.label
-        bayeux = wire.bayeux_of(request)
         items = None
         if bayeux is not None and replies and response is not None:
             first = timing.response_start if timing.response_start is not None else timing.request_end
             times = delivered_at or [first] * len(replies)
             items = self._items(session.label, replies, times, timing.request_end)
         body = response.body if response is not None and response.kind == "json" and bayeux is None else None
-        self.correlator.request(session.label, ex.number, request)
+        self.correlator.request(session.label, ex.number, request, sent)
         ex.correlate = tuple(self.correlator.reply(session.label, ex.number, body))
         if response is not None:
             self.correlator.server_sent(response.headers, body if bayeux is None else replies)
         if timing.response_end is not None and not (bayeux and all(m.get("channel") == CONNECT
                                                                     for m in bayeux.messages)):
-            self._causes(session.label).request_done(ex.number, timing.response_end, wire.request_summary(request),
+            self._causes(session.label).request_done(ex.number, timing.response_end,
+                                                     wire.request_summary(request, sent),
                                                      shared_values(request, body), _subscriptions(bayeux))
         if bayeux is not None and ex.transport == "http":
             ex.transport = bayeux.transport

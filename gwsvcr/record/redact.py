@@ -20,12 +20,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from gwsvcr import wire
-from gwsvcr.cassette import Exchange, HttpMessage, Request
-from gwsvcr.session import API_KEY_HEADERS
+from gwsvcr.cassette import PLACEHOLDER, Exchange, HttpMessage, Request
+from gwsvcr.wire import API_KEY_HEADERS
 
 __all__ = ["DEFAULT_HEADERS", "PLACEHOLDER", "SECRET_KEY", "URL_HEADERS", "Redactor", "path_matches"]
 
-PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{12}")
 DEFAULT_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token",
                    "x-auth-token", "x-xsrf-token", "x-amz-security-token", *API_KEY_HEADERS)
 # Headers whose value is a URL: its query may carry a secret (a browser's Referer repeats the page's ?password=,

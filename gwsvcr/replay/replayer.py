@@ -27,7 +27,7 @@ from typing import Any
 
 from gwsvcr import session as sessions
 from gwsvcr import wire
-from gwsvcr.bayeux import DISCONNECT, HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
+from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
 from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
 from gwsvcr.correlate import Plan, find, substitute
 from gwsvcr.live import MISS_HEADER
@@ -101,10 +101,14 @@ def connect_timeout_ms(scripts: list[Script]) -> int:
 
 def longest_wait(cassette: Cassette, timing: Timing, speed: float) -> float:
     """Seconds the replay of ``cassette`` may take to answer one request: its longest connect hold or recorded
-    reply time, as replayed. What a balancer in front of it must be ready to wait for."""
+    reply time, as replayed. What a balancer in front of it must be ready to wait for. It reads the recorded
+    reply times and connect advice only (``gwsvcr replay --workers``' parent builds no replay scripts)."""
     timeline = Timeline(timing=timing, speed=speed)
+    advised = [m["advice"].get("timeout") for ex in cassette.exchanges for m in (i.message for i in ex.reply_items())
+               if m.get("channel") == CONNECT and m.get("successful") and isinstance(m.get("advice"), dict)]
+    timeout = max((t for t in advised if isinstance(t, (int, float)) and not isinstance(t, bool)), default=0)
     hold = timeline.connect_hold(alone=True, connected=True, queued=False, client_timeout=None,
-                                 timeout=connect_timeout_ms(build_scripts(cassette)) / 1000)
+                                 timeout=(timeout or 30_000) / 1000)
     return max([hold, *(timeline.scale(ex.ttfb) for ex in cassette.exchanges)])
 
 

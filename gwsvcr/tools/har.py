@@ -26,12 +26,13 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from gwsvcr import __version__, wire
+from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, is_bayeux
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem, Request, Response
 from gwsvcr.cassette.write import write_atomically
 from gwsvcr.record.recording import ExchangeTimes
 from gwsvcr.tools.importing import Entry, Frame, ImportProblems, read_bytes, to_cassette
+from gwsvcr.version import __version__
 
 __all__ = ["Entry", "Frame", "HarError", "export", "parse_entries", "parse_entry", "read", "to_cassette", "write"]
 

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gwsvcr import __version__, wire
+from gwsvcr import wire
 from gwsvcr.cassette import Cassette, Episode, Exchange, Header, Request, Response
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording, reply_messages
 from gwsvcr.record.redact import Redactor
+from gwsvcr.version import __version__
 
 __all__ = ["CONVERT", "Entry", "Frame", "ImportProblems", "convert_hint", "keeps", "kind_of", "read_bytes",
            "to_cassette"]

@@ -40,7 +40,7 @@ from gwsvcr.bayeux import CONNECT, HANDSHAKE, Message, is_event
 from gwsvcr.cassette import Request, Response
 from gwsvcr.client.bayeux import BayeuxClient, ConnectEnd, NotBayeux, Sent, Wire
 from gwsvcr.client.http import HttpClient, Observer, Reply, as_response
-from gwsvcr.client.target import Headers, HttpFailure, Target
+from gwsvcr.client.target import Headers, HttpFailure, Refused, Target, Unreachable
 from gwsvcr.client.websocket import UpgradeRefused
 from gwsvcr.describe import event_key
 from gwsvcr.errors import GwsvcrError
@@ -334,9 +334,9 @@ class SessionDriver:
 
     def _unreachable(self, failure: HttpFailure, first: bool = False) -> None:
         """A server that cannot be reached, or does not answer the session's first request, is bad input."""
-        if failure.unreachable:
+        if isinstance(failure, Unreachable):
             raise VerifyError(str(failure), 2)
-        if first and not failure.refused:
+        if first and not isinstance(failure, Refused):
             raise VerifyError(f"{failure}: is {self.target.url()} the server, and up?", 2)
 
     # ------------------------------------------------------------------------------------------------ Bayeux
@@ -350,7 +350,7 @@ class SessionDriver:
                                           headers=self.live.headers(recorded_headers),
                                           timeout=timeout)
         except UpgradeRefused as e:
-            if e.refused:
+            if isinstance(e, Refused):
                 raise self._login_refused(str(e)) from None
             raise VerifyError(f"{e}; is CometD at {self.plan.cometd_path} on this server, with WebSocket?",
                               1) from None
@@ -368,7 +368,7 @@ class SessionDriver:
             sent = await self._bayeux(messages, action.exchange.request.path, action.exchange.request.headers,
                                       self.options.timeout)
         except (HttpFailure, NotBayeux) as e:
-            if isinstance(e, HttpFailure) and e.refused and first:
+            if isinstance(e, Refused) and first:
                 raise self._login_refused(str(e)) from None
             if action.failed is None:  # a server that fails what it did not fail when recorded
                 if isinstance(e, NotBayeux) and HANDSHAKE in action.channels:

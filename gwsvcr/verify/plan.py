@@ -19,14 +19,19 @@ from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Message
 from gwsvcr.cassette import Cassette, Exchange, ReplyItem
 from gwsvcr.client.bayeux import LONG_POLLING, WEBSOCKET
 from gwsvcr.describe import bayeux_request_summary, rest_operation, shorten_path
+from gwsvcr.errors import GwsvcrError
 from gwsvcr.verify.failures import Failure, refused_connect, server_failure
 
 # CometD clients append the message type to the URL of a meta message (PROTOCOL.md section 1)
 _MESSAGE_TYPE_SUFFIX = re.compile(r"/(handshake|connect|disconnect|subscribe|unsubscribe)$")
 
 
-class PlanError(ValueError):
-    """The cassette has no such session, or nothing verify could send."""
+class PlanError(GwsvcrError, ValueError):
+    """The cassette (``path``) has no such session, or nothing verify could send."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass
@@ -129,21 +134,21 @@ def _label(ex: Exchange) -> str:
 def choose_session(cassette: Cassette, wanted: str | None) -> str:
     labels = session_labels(cassette)
     if not labels:
-        raise PlanError(f"{cassette.path}: no exchanges to verify")
+        raise PlanError(f"{cassette.path}: no exchanges to verify", cassette.path)
     if wanted is None:
         if len(labels) > 1:
             raise PlanError(f"{cassette.path} holds {len(labels)} sessions ({', '.join(labels)}): choose one with "
-                            "--session")
+                            "--session", cassette.path)
         return labels[0]
     if wanted not in labels:
-        raise PlanError(f"{cassette.path}: no session {wanted!r}; it has {', '.join(labels)}")
+        raise PlanError(f"{cassette.path}: no session {wanted!r}; it has {', '.join(labels)}", cassette.path)
     return wanted
 
 
 def build(cassette: Cassette, session: str) -> Plan:
     exchanges = sorted((ex for ex in cassette.exchanges if _label(ex) == session), key=lambda e: (e.start, e.number))
     if not exchanges:
-        raise PlanError(f"{cassette.path}: no session {session!r}")
+        raise PlanError(f"{cassette.path}: no session {session!r}", cassette.path)
     t0 = exchanges[0].start
     by_number = {ex.number: ex for ex in exchanges}
     actions: list[Action] = []
@@ -186,7 +191,8 @@ def build(cassette: Cassette, session: str) -> Plan:
                 failures.append(ConnectFailure(ex.number, ex.start + (ex.ttfb or ex.ttlb or 0.0) - t0, failed))
         events += [_expected(len(events), ex, item, by_number) for item in ex.reply_items() if item.is_event]
     if not actions:
-        raise PlanError(f"{cassette.path}: session {session} sent nothing but long-polls: nothing to verify")
+        raise PlanError(f"{cassette.path}: session {session} sent nothing but long-polls: nothing to verify",
+                        cassette.path)
     events.sort(key=lambda e: (e.delivered, e.order))
     for action in actions:
         action.waits_for = [e for e in events if e.delivered < action.exchange.start]

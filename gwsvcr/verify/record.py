@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import time
 
-from gwsvcr import __version__
 from gwsvcr.bayeux import Message
 from gwsvcr.cassette import CassetteWriter, Header, Request, Response, now_iso
 from gwsvcr.record.recording import ExchangeTimes, Recorder, WebSocketRecording
 from gwsvcr.record.redact import Redactor
 from gwsvcr.session import DEFAULT_RULES, HEADER_KEY
 from gwsvcr.verify.driver import Listener
+from gwsvcr.version import __version__
 
 
 class LiveRecording(Listener):
