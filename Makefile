@@ -1,5 +1,6 @@
 # make demo / make test build .venv from a Python >= 3.12 found on PATH or in pyenv, then run. The venv also gets the
-# bytecode of `python -O` (.opt-1.pyc), which the serving commands run under (cli/main.py optimized()).
+# bytecode of `python` and `python -O` (.pyc, .opt-1.pyc: with PYTHONDONTWRITEBYTECODE nothing else writes it), which
+# every gwsvcr process and the serving commands (under -O: cli/entry.py) load instead of compiling at each start.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -59,7 +60,7 @@ venv: $(STAMP)
 install = py=$$(scripts/find-python) || exit 1; \
 	 [ -x $(PY) ] || $$py -m venv $(VENV); \
 	 $(PY) -m pip install -q --disable-pip-version-check -e '.$(1)' && \
-	 { $(PY) -O -m compileall -q -j0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	 { $(PY) -m compileall -q -j0 -o 0 -o 1 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
 	   gwsvcr addons cli >/dev/null || true; }
 
 EVERYTHING := [test,bench,load]

@@ -19,47 +19,11 @@ from gwsvcr.options import GUARD, RECORD, REPLAY
 from gwsvcr.record import modes as record_modes
 from gwsvcr.version import __version__
 
-SERVING = {"record", "replay", "service", "sim"}
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="gwsvcr")
-@click.pass_context
-def main(ctx: click.Context) -> None:
+def main() -> None:
     """Record and replay Genesys Web Services sessions (REST + CometD long-polls) with their timing."""
-    if ctx.invoked_subcommand in SERVING and "--help" not in sys.argv[2:] and "-h" not in sys.argv[2:]:
-        optimized(ctx.invoked_subcommand)
-
-
-def optimized(command: str) -> None:
-    """Serving commands run under ``python -O``: mitmproxy type-checks every request and response it builds
-    unless ``__debug__`` is off, which costs about a fifth of the requests/s (docs/BENCHMARKS.md). The process
-    replaces itself (same pid, same streams) before mitmproxy is imported; GWSVCR_DEBUG=1 keeps the checks on.
-    Safe for the serving path: mitmproxy's only assert with a side effect is in Flow.set_state (loading saved
-    flows), which gwsvcr's servers never call."""
-    script = sys.argv[0]
-    ours = os.path.basename(script) in ("gwsvcr", "__main__.py") and sys.argv[1:2] == [command]
-    if not ours or sys.flags.optimize or os.environ.get("GWSVCR_DEBUG") or not sys.executable:
-        return  # called in process (click's test runner), already optimized, or asked not to
-    if not optimized_bytecode():
-        return  # -O would compile mitmproxy from source at every start (a second or more): not worth it
-    entry = ["-m", "gwsvcr"] if script.endswith("__main__.py") or not os.path.isfile(script) else [script]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-O", *entry, *sys.argv[1:]])
-
-
-def optimized_bytecode() -> bool:
-    """Whether ``python -O`` finds its bytecode (``.opt-1.pyc``) or may write it: with PYTHONDONTWRITEBYTECODE and
-    no such cache, every start would compile mitmproxy anew. ``make venv`` compiles it."""
-    if not sys.dont_write_bytecode:
-        return True
-    import importlib.util
-
-    spec = importlib.util.find_spec("mitmproxy.http")
-    if spec is None or not spec.origin:
-        return False
-    return os.path.exists(importlib.util.cache_from_source(spec.origin, optimization=1))
 
 
 def live_view(f):  # type: ignore[no-untyped-def]

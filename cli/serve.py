@@ -32,8 +32,6 @@ from mitmproxy.addons import (
     disable_h2c,
     errorcheck,
     next_layer,
-    onboarding,
-    proxyauth,
     proxyserver,
     tlsconfig,
     update_alt_svc,
@@ -268,6 +266,8 @@ def engine(mode: str) -> list[Any]:
         if mode.startswith("reverse:"):
             addons.append(update_alt_svc.UpdateAltSvc())  # Alt-Svc would send clients around the proxy
     if mode == "regular":
+        from mitmproxy.addons import onboarding, proxyauth  # flask and ldap3: only a regular proxy needs them
+
         addons += [onboarding.Onboarding(), proxyauth.ProxyAuth()]  # http://mitm.it for the CA; proxyauth
     return addons
 

@@ -1,5 +1,5 @@
 """``python -m gwsvcr``: the same as the ``gwsvcr`` command."""
 
-from gwsvcr.cli.main import main
+from gwsvcr.cli.entry import main
 
-main(prog_name="gwsvcr")
+main()
