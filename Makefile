@@ -33,10 +33,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy gwsvcr addons cli
 	$(PY) scripts/lint-imports
 
-# The end-to-end tier (processes, Node peers, a browser): one test at a time, as timing checks want, and the
-# conformance tests' single writer of docs/CONFORMANCE.md.
+# The end-to-end tier (processes, Node peers, a browser), in parallel too: a module's tests on one worker, the
+# conformance package on one (it writes docs/CONFORMANCE.md), a browser test alone (tests/conftest.py).
+E2E_JOBS ?= auto
 e2e: $(STAMP) $(NPM_STAMP) haproxy
-	$(PYTEST) -m e2e
+	$(PYTEST) -m e2e -n $(E2E_JOBS) --dist loadgroup
 
 # gwsvcr replay --workers and the multi-host tests need HAProxy; their tests skip loudly without it (fail under CI).
 haproxy:

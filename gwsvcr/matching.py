@@ -111,11 +111,12 @@ def _drop(data: Any, path: list[str]) -> Any:
 
 
 def canonical(kind: str | None, body: Any, ignore: tuple[str, ...] = ()) -> str:
-    """A body as a comparable string: JSON data sorted and compact, text as is."""
+    """A body as a comparable string: JSON data sorted and compact (a value JSON has no type for, such as a date a
+    hand-written cassette left unquoted, as its text), text as is."""
     if kind in ("json", "messages"):
         for path in ignore:
             body = _drop(body, path.split("."))
-        return "j:" + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "j:" + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     if kind is None:
         return ""
     return f"{kind[0]}:{body}"

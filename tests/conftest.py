@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import fcntl
 import ipaddress
+import os
 import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -17,21 +21,70 @@ from cryptography.x509.oid import NameOID
 from tests.clients import LIFECYCLE, Session, assert_lifecycle, run
 from tests.procs import PEERS, Proc, gwsvcr, need_node, start
 
-# The end-to-end tier (make e2e, run one test at a time): these folders, the tests that use a server process
-# (fixtures below, tests/test_tools.py's recordings), Node peers or a browser, and those marked e2e by hand.
-# The rest is make check: unit and in-process tests, run in parallel.
+# The end-to-end tier (make e2e): these folders, the tests that use a server process (fixtures below,
+# tests/test_tools.py's recordings), Node peers or a browser, and those marked e2e by hand. The rest is make check:
+# unit and in-process tests. Both run in parallel (pytest-xdist).
 E2E_FOLDERS = {"e2e", "conformance", "reliability"}
 PROCESS_FIXTURES = {"sim", "faye", "recordings"}
 PROCESS_MARKERS = {"node", "browser"}
+# Tests that run with no other test beside them, even under pytest-xdist: a headless Chromium measures its events'
+# timing on its own clock and, with another test's processes on the same two cores, its timers lag.
+SOLO_MARKERS = {"browser", "solo"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).resolve().parent
     for item in items:
-        folder = item.path.resolve().relative_to(tests).parts[0]
-        if (folder in E2E_FOLDERS or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+        parts = item.path.resolve().relative_to(tests).parts
+        if (parts[0] in E2E_FOLDERS or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or any(m.name in PROCESS_MARKERS for m in item.iter_markers())):
             item.add_marker(pytest.mark.e2e)
+            # make e2e runs --dist loadgroup: a module's tests share one worker (their module fixtures start
+            # once), and so does the conformance package (its recordings are made once, for the whole package).
+            item.add_marker(pytest.mark.xdist_group("conformance" if parts[0] == "conformance" else "/".join(parts)))
+
+
+CONFORMANCE_NOTE = "gwsvcr_conformance_note"  # what tests/conformance/conftest.py did with docs/CONFORMANCE.md
+_CONFORMANCE_NOTE = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller: the worker that ran the conformance package says what it wrote."""
+    note = getattr(node, "workeroutput", {}).get(CONFORMANCE_NOTE)
+    if note:
+        node.config.stash[_CONFORMANCE_NOTE] = note
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    note = config.stash.get(_CONFORMANCE_NOTE, "")
+    if note:
+        terminalreporter.write_line(note)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Under pytest-xdist, a solo test (SOLO_MARKERS) runs alone: it waits for the test running on the other
+    workers to end, and they start none until it is done. A readers-writer lock over two lock files: every test
+    passes a turnstile, then holds the main lock shared; a solo test holds the turnstile (so that no new test
+    starts while it waits) and the main lock alone."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    solo = any(m.name in SOLO_MARKERS for m in item.iter_markers())
+    locks = Path(tempfile.gettempdir()) / f"gwsvcr-solo-{os.environ.get('PYTEST_XDIST_TESTRUNUID', 'run')}"
+    locks.mkdir(exist_ok=True)
+    with open(locks / "turnstile", "a") as turnstile, open(locks / "main", "a") as main:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not solo:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(main, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(main, fcntl.LOCK_UN)
+            if solo:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from typing import Any
 from gwsvcr.bayeux import HANDSHAKE
 from gwsvcr.cassette import Exchange
 from gwsvcr.correlate import distinctive
-from gwsvcr.matching import VOLATILE
+from gwsvcr.matching import VOLATILE, canonical
 from gwsvcr.replay.client import Client, Pending
 from gwsvcr.replay.script import Script, Step, reply_fields
 from gwsvcr.timeline import Timeline
@@ -52,10 +52,6 @@ def describe(step: Step) -> str:
         except ValueError:
             return "publish"
     return f"{name} request"
-
-
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _opaque(data: Any) -> Any:
@@ -287,14 +283,14 @@ class Binder:
             answer = script.answer(step)
             if isinstance(answer, Exchange):
                 response = answer.response
-                reply = _canonical(_opaque([answer.error] if response is None else
-                                           [response.status, response.kind, response.body
-                                            if response.kind != "messages" else
-                                            [item.message for item in response.body]]))
+                reply = canonical("json", _opaque([answer.error] if response is None else
+                                                  [response.status, response.kind, response.body
+                                                   if response.kind != "messages" else
+                                                   [item.message for item in response.body]]))
             else:
-                reply = _canonical(_opaque(reply_fields(answer[1])))
-            events = _canonical([{k: v for k, v in e.message.items() if k not in VOLATILE}
-                                 for e in script.events_by_cause.get(number, ())])
+                reply = canonical("json", _opaque(reply_fields(answer[1])))
+            events = canonical("json", [{k: v for k, v in e.message.items() if k not in VOLATILE}
+                                        for e in script.events_by_cause.get(number, ())])
             cached = self._sigs[(script.label, number)] = (reply, events)
         return cached
 

@@ -94,9 +94,14 @@ def omitted_reply(number: int, status: int, omitted: Omitted) -> Response:
         [("X-Gwsvcr-Omitted", str(number))])
 
 
-def connect_timeout_ms(scripts: list[Script]) -> int:
-    """The replay's advice.timeout: the longest recorded one (CometD's default when none was recorded)."""
-    return int(max((s.connect_advice.get("timeout", 0) for s in scripts), default=0) or 30_000)
+def connect_timeout_ms(cassette: Cassette) -> int:
+    """The replay's advice.timeout (ms): the longest one a successful /meta/connect reply of the cassette advised,
+    CometD's default (30 s) when none did. What the replay advises its clients and how long a balancer in front of
+    it waits (:func:`longest_wait`) both come from here."""
+    advised = [m["advice"].get("timeout") for ex in cassette.exchanges for m in (i.message for i in ex.reply_items())
+               if m.get("channel") == CONNECT and m.get("successful") and isinstance(m.get("advice"), dict)]
+    return int(max((t for t in advised if isinstance(t, (int, float)) and not isinstance(t, bool)), default=0)
+               or 30_000)
 
 
 def longest_wait(cassette: Cassette, timing: Timing, speed: float) -> float:
@@ -104,11 +109,8 @@ def longest_wait(cassette: Cassette, timing: Timing, speed: float) -> float:
     reply time, as replayed. What a balancer in front of it must be ready to wait for. It reads the recorded
     reply times and connect advice only (``gwsvcr replay --workers``' parent builds no replay scripts)."""
     timeline = Timeline(timing=timing, speed=speed)
-    advised = [m["advice"].get("timeout") for ex in cassette.exchanges for m in (i.message for i in ex.reply_items())
-               if m.get("channel") == CONNECT and m.get("successful") and isinstance(m.get("advice"), dict)]
-    timeout = max((t for t in advised if isinstance(t, (int, float)) and not isinstance(t, bool)), default=0)
     hold = timeline.connect_hold(alone=True, connected=True, queued=False, client_timeout=None,
-                                 timeout=(timeout or 30_000) / 1000)
+                                 timeout=connect_timeout_ms(cassette) / 1000)
     return max([hold, *(timeline.scale(ex.ttfb) for ex in cassette.exchanges)])
 
 
@@ -137,7 +139,7 @@ class Replayer(Hooks[Client]):
         self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
                              for ex in cassette.exchanges if ex.response is not None
                              and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
-        timeout = connect_timeout_ms(self.scripts)
+        timeout = connect_timeout_ms(cassette)
         interval = next((s.connect_advice.get("interval") for s in self.scripts if s.connect_advice), 0)
         self.bayeux: BayeuxServer[Client] = BayeuxServer(
             self, ServerConfig(timeout_ms=int(timeout), interval_ms=int(interval or 0),
