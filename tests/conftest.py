@@ -32,6 +32,7 @@ PROCESS_MARKERS = {"node", "browser"}
 SOLO_MARKERS = {"browser", "solo"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the xdist_group marks added here
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).resolve().parent
     for item in items:

@@ -33,7 +33,12 @@ EVENT_DELAY_MS = 150
 RECORDED_DELAY_MS = 251  # the cassette's notifications, each after its operation's reply
 
 
-def load(url: str, csv_prefix: Path, *args: str, users: int = 50, run_time: str = "12s",
+# A run lasts long enough for every agent to finish a whole session (about 1.5 s) at least once after the last one
+# started (50 at 25/s: 2 s), with room for a loaded machine; longer only costs make test its CPU.
+RUN_TIME = "6s"
+
+
+def load(url: str, csv_prefix: Path, *args: str, users: int = 50, run_time: str = RUN_TIME,
          timeout: float = 90, cassette: Path = LIFECYCLE, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([GWSVCR, "load", str(cassette), "--against", url, "--user", "agent{i}", "--password",
                            "secret", "--users", str(users), "--spawn-rate", "25", "--run-time", run_time,
@@ -108,7 +113,7 @@ def test_a_dropped_notification_fails_its_entry(tmp_path: Path) -> None:
     sim = gwsvcr("sim", "--port", "0", "--recording-state", "Stopped", "--event-delay-ms", str(EVENT_DELAY_MS),
                  "--drop-notification", "PauseCallRecording")
     try:
-        done = load(sim.url, tmp_path / "run", "--timeout", "2", users=20)
+        done = load(sim.url, tmp_path / "run", "--timeout", "2", users=20, run_time="8s")  # a session waits 2 s more
     finally:
         sim.stop()
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
@@ -154,7 +159,7 @@ def test_locust_master_and_two_workers_with_the_documented_locustfile(sim: Proc,
     port = _free_port()
     master = subprocess.Popen([*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
                                port, "--expect-workers", "2", "--headless", "-u", "30", "-r", "30", "-t",
-                               "12s", "--host", sim.url, "--gwsvcr-cassette", str(LIFECYCLE), "--csv",
+                               RUN_TIME, "--host", sim.url, "--gwsvcr-cassette", str(LIFECYCLE), "--csv",
                                str(tmp_path / "run"), "--only-summary"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     workers: list[subprocess.Popen[bytes]] = []
