@@ -37,7 +37,7 @@ lint: $(STAMP)
 # conformance package on one (it writes docs/CONFORMANCE.md), a browser test alone (tests/conftest.py).
 E2E_JOBS ?= auto
 e2e: $(STAMP) $(NPM_STAMP) haproxy
-	$(PYTEST) -m e2e -n $(E2E_JOBS) --dist loadgroup
+	$(PYTEST) -m e2e -n $(E2E_JOBS) --dist loadscope
 
 # gwsvcr replay --workers and the multi-host tests need HAProxy; their tests skip loudly without it (fail under CI).
 haproxy:

@@ -32,17 +32,29 @@ PROCESS_MARKERS = {"node", "browser"}
 SOLO_MARKERS = {"browser", "solo"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the xdist_group marks added here
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).resolve().parent
     for item in items:
-        parts = item.path.resolve().relative_to(tests).parts
-        if (parts[0] in E2E_FOLDERS or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+        folder = item.path.resolve().relative_to(tests).parts[0]
+        if (folder in E2E_FOLDERS or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or any(m.name in PROCESS_MARKERS for m in item.iter_markers())):
             item.add_marker(pytest.mark.e2e)
-            # make e2e runs --dist loadgroup: a module's tests share one worker (their module fixtures start
-            # once), and so does the conformance package (its recordings are made once, for the whole package).
-            item.add_marker(pytest.mark.xdist_group("conformance" if parts[0] == "conformance" else "/".join(parts)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """make e2e's ``--dist loadscope``: a module's tests on one worker (their module fixtures start once), and the
+    whole conformance package on one (its recordings are made once, and that worker writes docs/CONFORMANCE.md).
+    pytest-xdist's own grouping (loadgroup) renames node ids, which pytest 9.2 no longer lets it do."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scopes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/conformance" if nodeid.startswith("tests/conformance/") else super()._split_scope(nodeid)
+
+    return Scopes(config, log)
 
 
 CONFORMANCE_NOTE = "gwsvcr_conformance_note"  # what tests/conformance/conftest.py did with docs/CONFORMANCE.md

@@ -78,7 +78,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return  # pytest-xdist's controller runs no test: the worker that ran the package writes (and tells)
     worker = getattr(session.config, "workeroutput", None)
     if worker is not None and not results.outcomes:
-        return  # another worker ran the package (make e2e keeps it on one: tests/conftest.py xdist_group)
+        return  # another worker ran the package (make e2e keeps it on one: tests/conftest.py)
     why_not = results.incomplete()
     if why_not:
         results.note = f"docs/CONFORMANCE.md not rewritten: {why_not}"
