@@ -98,20 +98,22 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Ser
     connection without one (``Served.cut``)."""
     try:
         served = await handler(request_of(flow.request))
+        if isinstance(served, Response):
+            served = Served(served)
+        # encoded here, inside the try: a reply the core built but JSON cannot encode is a 500 as well
+        response = None if served.cut is not None or served.response is None else to_mitmproxy(served.response)
     except Exception as e:
         logger.exception("gwsvcr: cannot answer %s %s", flow.request.method, flow.request.path)
         flow.response = http.Response.make(500, json_bytes({
             "error": f"gwsvcr could not answer {flow.request.method} {flow.request.path}: {type(e).__name__}"}),
             {"Content-Type": "application/json"})
         return
-    if isinstance(served, Response):
-        served = Served(served)
     if served.cut is not None:  # a recorded reset, an injected one: the connection closes without a reply
         logger.debug("gwsvcr: closing %s %s without a reply (%s)", flow.request.method, flow.request.path, served.cut)
         flow.kill()
         return
-    if served.response is not None:
-        flow.response = to_mitmproxy(served.response)
+    if response is not None:
+        flow.response = response
         flow.is_replay = "response"
         if served.delivered is not None:
             when_written(flow, served.delivered)

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
+from http.cookies import CookieError, Morsel, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -156,10 +156,9 @@ class Frame:
 def bayeux_reply(messages: list[dict[str, Any]], jsonp: str | None = None,
                  headers: list[tuple[str, str]] | None = None) -> Response:
     """The HTTP reply carrying Bayeux messages, wrapped in the live client's callback for callback-polling."""
-    body = json_bytes(messages)
     out = [h for h in headers or [] if h[0].lower() != "content-type"]
-    if jsonp is not None:
-        text = f"{jsonp}({body.decode()})"
+    if jsonp is not None:  # only callback-polling needs the text now; the JSON reply is encoded once, when sent
+        text = f"{jsonp}({json_bytes(messages).decode()})"
         return Response(headers=[("Content-Type", "text/javascript;charset=UTF-8"), *out], kind="text",
                         body=text, status=200)
     return Response(headers=[("Content-Type", "application/json;charset=UTF-8"), *out], kind="json",
@@ -171,10 +170,34 @@ def json_reply(status: int, data: Any, headers: list[tuple[str, str]] | None = N
                     kind="json", body=data, status=status)
 
 
+# A Cookie header of plain name=value pairs (legal names, values without quotes, spaces or escapes), as clients
+# send: read by splitting, what SimpleCookie would read at a sixth of its cost; anything else goes to SimpleCookie.
+_PLAIN_COOKIES = re.compile(r"(?:\s*[\w!#%&'*+\-.^`|~:][\w!#$%&'*+\-.^`|~:]*=[\w!#$%&'*+\-./:=?@^`|~]*\s*(?:;|$))+\s*",
+                            re.ASCII)
+_MORSEL: Morsel[str] = Morsel()  # what tells an attribute (Path, Expires...) from a cookie name
+
+
+def _plain_cookies(value: str) -> dict[str, str] | None:
+    if not _PLAIN_COOKIES.fullmatch(value):
+        return None
+    jar = {}
+    for pair in value.split(";"):
+        name, _, cookie = pair.strip().partition("=")
+        if name:
+            if _MORSEL.isReservedKey(name):
+                return None
+            jar[name] = cookie
+    return jar
+
+
 def cookies(request: Request) -> dict[str, str]:
     jar: dict[str, str] = {}
     for name, value in request.headers:
         if name.lower() == "cookie":
+            plain = _plain_cookies(value)
+            if plain is not None:
+                jar.update(plain)
+                continue
             try:
                 parsed = SimpleCookie()
                 parsed.load(value)

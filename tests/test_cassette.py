@@ -193,3 +193,15 @@ def test_load_refuses_invalid_with_every_problem(tmp_path: Path) -> None:
         cas.load(path, use_cache=False)
     assert len(info.value.problems) == 2
     assert os.fspath(path) in str(info.value)
+
+
+def test_json_copy_is_a_deep_copy() -> None:
+    import copy
+    import datetime
+
+    data = {"a": [1, 2.5, {"b": None, "c": True}], "d": "x", "e": {1, 2}, "f": datetime.date(2026, 1, 1)}
+    copied = cas.json_copy(data)
+    assert copied == copy.deepcopy(data)
+    copied["a"][2]["b"] = "changed"
+    copied["e"].add(3)
+    assert data["a"][2]["b"] is None and data["e"] == {1, 2}, "the copy shares nothing mutable with the original"

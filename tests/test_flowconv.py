@@ -8,9 +8,10 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
 
+from gwsvcr import wire
 from gwsvcr.addons import flowconv
-from gwsvcr.addons.flowconv import request_of, to_mitmproxy, when_written
-from gwsvcr.cassette import Response
+from gwsvcr.addons.flowconv import answer, request_of, to_mitmproxy, when_written
+from gwsvcr.cassette import Request, Response
 from tests.fakeclock import FakeClock
 
 
@@ -70,3 +71,17 @@ def test_a_delivery_is_told_at_the_write_and_one_never_written_when_its_connecti
     writer.close()
     assert told[1:] == [("held", 1001.25)] and writer.closed
     assert flow.client_conn.id not in flowconv._watched, "the watch ends with the connection"
+
+
+async def test_a_reply_json_cannot_encode_is_a_500_naming_the_request() -> None:
+    """A Bayeux reply is encoded once, when the flow gets it (a date a hand-written cassette left unquoted in a
+    reply's ext cannot be): still the JSON 500 an error in the core gives, never a flow left to go upstream."""
+    import datetime
+
+    async def handler(request: Request) -> wire.Served:
+        return wire.Frame([{"channel": "/meta/handshake", "ext": {"at": datetime.date(2026, 1, 1)}}]).served(None)
+
+    flow = tflow.tflow()
+    await answer(flow, handler)
+    assert flow.response is not None and flow.response.status_code == 500
+    assert b"gwsvcr could not answer" in flow.response.content

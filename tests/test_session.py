@@ -96,6 +96,23 @@ def test_any_cookie_the_server_set_counts_and_others_do_not() -> None:
     assert tracker.assign(rest("/z", ("Cookie", "_ga=G1")), reply(), []).label == "s3"
 
 
+def test_cookie_headers_read_as_simplecookie_reads_them() -> None:
+    """The plain headers clients send are read by splitting; every header reads as SimpleCookie reads it."""
+    from http.cookies import CookieError, SimpleCookie
+
+    headers = ["JSESSIONID=gwsvcr12-0a1b2c3d4e5f6789", "a=1; b=2;c=3 ;  d=", "t=YWJj==; t=2", "x$y=z; _ga=GA1.2.3",
+               "a=1; Path=/; b=2", "$Version=1; a=1", "a=1; $Path=/", "a=\"q;v\"; b=2", "a=1 b=2", "a = 1",
+               "a=1; secure", "a=1;;b=2", ";", "", "  ", "é=1", "a=é", "a=[1]; b={2}", "a=1; expires=x", "a=b\n"]
+    for header in headers:
+        parsed = SimpleCookie()
+        try:
+            parsed.load(header)
+            expected = {k: m.value for k, m in parsed.items()}
+        except CookieError:
+            expected = {}
+        assert wire.cookies(Request(headers=[("Cookie", header)])) == expected, header
+
+
 def test_named_rules_replace_the_guess() -> None:
     """--session-cookie names the only session cookies; --session-header the only session headers."""
     rules = SessionRules(cookies=("SID",), headers=("X-Agent",))

@@ -49,6 +49,7 @@ from gwsvcr.cassette.model import (
     Response,
     Severity,
     json_bytes,
+    json_copy,
     now_iso,
 )
 from gwsvcr.cassette.write import (
@@ -63,4 +64,5 @@ from gwsvcr.cassette.write import (
 __all__ = ["BODY_KINDS", "CAUSE_RULES", "MATCH_KEYS", "PLACEHOLDER", "VERSION", "Cassette", "CassetteCache",
            "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header", "HttpMessage", "Mark", "Omitted",
            "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
-           "header_to_doc", "iter_documents", "json_bytes", "load", "now_iso", "save", "validate", "write_atomically"]
+           "header_to_doc", "iter_documents", "json_bytes", "json_copy", "load", "now_iso", "save", "validate",
+           "write_atomically"]

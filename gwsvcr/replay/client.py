@@ -4,7 +4,6 @@ failures due, the faults that strike it), and while its requests fit several rec
 
 from __future__ import annotations
 
-import copy
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 
 from gwsvcr import live
 from gwsvcr.bayeux import Failure, Message, Session
-from gwsvcr.cassette import Mark, Request
+from gwsvcr.cassette import Mark, Request, json_copy
 from gwsvcr.correlate import Plan, value_at
 from gwsvcr.matching import Cursors
 from gwsvcr.replay.faults import DELAY, DROP_CONNECT, DUPLICATE, NO_FAULTS, SESSION_ENDING, Fault, ScriptFaults
@@ -150,13 +149,13 @@ class Client:
             self.show(live.event_line(f"client {self.number}", item.message, delay, item.cause, item.after))
         for later in self.script.after_event.get(item.order, ()):  # no request caused it: its spacing is kept
             self._schedule(later, now)
-        message = copy.deepcopy(item.message)
+        message = json_copy(item.message)
         if item.marks and self.plan is not None:
             message = self.plan.apply(message, item.marks, self.live_value)
         self._deliver(message)
         for fault in self.faults.at_event.get(item.index, ()):
             if fault.kind == DUPLICATE:
-                self._deliver(copy.deepcopy(message))
+                self._deliver(json_copy(message))
                 self._count(fault)
             elif fault.kind == DROP_CONNECT:
                 self._strike(Failure(instead=f"fault: {fault.spec}"), fault)
@@ -181,7 +180,7 @@ class Client:
         """A recorded connect failure falls due: the session of the moment gets it (none: it is not replayed)."""
         if self.session is None or self.session.ended:
             return
-        fields = copy.deepcopy(failure.fields)
+        fields = json_copy(failure.fields)
         error = fields.get("error")
         if isinstance(error, str) and failure.client_id:  # Faye names the forgotten clientId in its error
             fields["error"] = error.replace(failure.client_id, self.session.client_id)

@@ -13,7 +13,6 @@ replay in which they, or the failure, went unused fails.
 from __future__ import annotations
 
 import bisect
-import copy
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session, is_meta
-from gwsvcr.cassette import Cassette, Exchange, Mark
+from gwsvcr.cassette import Cassette, Exchange, Mark, json_copy
 from gwsvcr.correlate import Plan
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
@@ -190,7 +189,7 @@ def _number(answer: Any) -> int | None:
 def reply_fields(reply: Message) -> Message:
     """Recorded reply fields worth replaying: advice (minus artifacts), errors, ext (minus per-run parts). The
     fields that tie a reply to its request, and the negotiation, are the Bayeux core's."""
-    out = {k: copy.deepcopy(v) for k, v in reply.items()
+    out = {k: json_copy(v) for k, v in reply.items()
            if k not in CORE_REPLY_FIELDS and k not in ("data", "successful", "supportedConnectionTypes")}
     advice = out.get("advice")
     if isinstance(advice, dict):
