@@ -305,6 +305,7 @@ def test_tests_in_a_row_on_one_service_see_only_their_cassette(user_project: pyt
 
 
 @pytest.mark.e2e  # starts a process
+@pytest.mark.solo  # a nested pytest -n 2 fills both cores: alone (tests/conftest.py)
 def test_xdist_workers_each_start_their_own_service(user_project: pytest.Pytester) -> None:
     _call_cassettes(user_project.path / "cassettes" / "test_isolation", "CALL-A", "CALL-B")
     user_project.makepyfile(test_isolation=ISOLATION)

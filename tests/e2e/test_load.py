@@ -82,6 +82,7 @@ def assert_all_entries(rows: dict[tuple[str, str], dict[str, str]], users: int, 
     assert {key: count(row, "Failure Count") for key, row in rows.items() if count(row, "Failure Count")} == {}
 
 
+@pytest.mark.solo  # 30-50 agents as fast as they go fill both cores: alone (tests/conftest.py)
 def test_fifty_agents_against_the_sim(sim: Proc, tmp_path: Path) -> None:
     done = load(sim.url, tmp_path / "run")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -98,6 +99,7 @@ def test_runs_from_a_folder_that_holds_a_folder_named_gwsvcr(sim: Proc, tmp_path
     assert_all_entries(stats(tmp_path / "run"), 2, EVENT_DELAY_MS)
 
 
+@pytest.mark.solo  # 30-50 agents as fast as they go fill both cores: alone (tests/conftest.py)
 def test_fifty_agents_against_replay(tmp_path: Path) -> None:
     replay = gwsvcr("replay", str(LIFECYCLE), "--port", "0", "-q")
     try:
@@ -144,6 +146,7 @@ def test_a_cookieless_recording_loads_without_failures(tmp_path: Path) -> None:
     assert {key: count(row, "Failure Count") for key, row in rows.items() if count(row, "Failure Count")} == {}
 
 
+@pytest.mark.solo  # 30-50 agents as fast as they go fill both cores: alone (tests/conftest.py)
 def test_two_processes_account_for_every_user(sim: Proc, tmp_path: Path) -> None:
     done = load(sim.url, tmp_path / "run", "--processes", "2", users=30)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -151,6 +154,7 @@ def test_two_processes_account_for_every_user(sim: Proc, tmp_path: Path) -> None
     assert_all_entries(stats(tmp_path / "run"), 30, EVENT_DELAY_MS)
 
 
+@pytest.mark.solo  # 30-50 agents as fast as they go fill both cores: alone (tests/conftest.py)
 def test_locust_master_and_two_workers_with_the_documented_locustfile(sim: Proc, tmp_path: Path) -> None:
     locustfile = subprocess.run([GWSVCR, "load", "--locustfile"], capture_output=True, text=True, check=True,
                                 timeout=30).stdout.strip()
