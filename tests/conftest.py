@@ -73,6 +73,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     note = config.stash.get(_CONFORMANCE_NOTE, "")
     if note:
         terminalreporter.write_line(note)
+    failed_file = os.environ.get(FAILED_FILE)
+    if failed_file and not hasattr(config, "workerinput"):  # make e2e: what its second pass runs alone
+        reports = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+        failed = sorted({r.nodeid for r in reports if getattr(r, "nodeid", "")})
+        Path(failed_file).write_text("".join(f"{n}\n" for n in failed), encoding="utf-8")
+
+
+FAILED_FILE = "GWSVCR_FAILED_FILE"  # set by make e2e: the node ids of the tests that failed, one per line
 
 
 @pytest.hookimpl(hookwrapper=True)
