@@ -58,6 +58,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 CONFORMANCE_NOTE = "gwsvcr_conformance_note"  # what tests/conformance/conftest.py did with docs/CONFORMANCE.md
+FAILED_FILE = "GWSVCR_FAILED_FILE"  # set by make e2e: the node ids of the tests that failed, one per line
 _CONFORMANCE_NOTE = pytest.StashKey[str]()
 
 
@@ -78,9 +79,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         reports = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
         failed = sorted({r.nodeid for r in reports if getattr(r, "nodeid", "")})
         Path(failed_file).write_text("".join(f"{n}\n" for n in failed), encoding="utf-8")
-
-
-FAILED_FILE = "GWSVCR_FAILED_FILE"  # set by make e2e: the node ids of the tests that failed, one per line
 
 
 @pytest.hookimpl(hookwrapper=True)
