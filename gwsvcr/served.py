@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,20 +71,22 @@ class Proc:
 
 
 def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
-          env: dict[str, str] | None = None, share_stderr: bool = False) -> Proc:
+          env: dict[str, str] | None = None, share_stderr: bool = False,
+          popen: Callable[..., subprocess.Popen[str]] = subprocess.Popen) -> Proc:
     """Run ``cmd`` and wait (on its output, not a sleep) for ``gwsvcr: listening on URL``. ``share_stderr``: its
     standard error is this process's (its warnings reach the user as they come) instead of collected. Its token is
-    ``env``'s ``GWSVCR_TOKEN``, else a new one."""
+    ``env``'s ``GWSVCR_TOKEN``, else a new one. ``popen`` starts it (the project's tests fork it instead:
+    tests/forkserver.py)."""
     token = (env or {}).get(guard.TOKEN_ENV) or guard.new_token()
-    popen = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=None if share_stderr else subprocess.PIPE,
+    process = popen(list(cmd), stdout=subprocess.PIPE, stderr=None if share_stderr else subprocess.PIPE,
                              text=True, cwd=cwd, start_new_session=True,
                              env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {}), guard.TOKEN_ENV: token})
-    proc = Proc(popen, token=token)
+    proc = Proc(process, token=token)
     ready = threading.Event()
 
     def pump_out() -> None:
-        assert popen.stdout is not None
-        for line in popen.stdout:
+        assert process.stdout is not None
+        for line in process.stdout:
             proc.out.append(line)
             m = LISTENING.match(line.strip())
             if m and not proc.url:
@@ -93,8 +95,8 @@ def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
         ready.set()
 
     def pump_err() -> None:
-        assert popen.stderr is not None
-        proc.err.extend(popen.stderr)
+        assert process.stderr is not None
+        proc.err.extend(process.stderr)
 
     proc.pumps = [threading.Thread(target=pump_out, daemon=True)]
     if not share_stderr:

@@ -15,6 +15,7 @@ import pytest
 from gwsvcr.guard import TOKEN_HEADER
 from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import Proc, start
+from tests import forkserver
 
 __all__ = ["GWSVCR", "IN_CI", "PEERS", "ROOT", "Proc", "gwsvcr", "need", "need_genesys_sdks", "need_haproxy",
            "need_node", "need_workspace_sdk", "start", "status"]
@@ -71,7 +72,10 @@ def need_haproxy() -> str:
 
 
 def gwsvcr(*args: str, **kw) -> Proc:  # type: ignore[no-untyped-def]
-    return start([GWSVCR, *args], **kw)
+    """``gwsvcr ARGS`` started and listening; a serving command is forked from a prepared interpreter
+    (tests/forkserver.py)."""
+    cmd = [GWSVCR, *args]
+    return start(cmd, popen=forkserver.spawner(cmd, kw.get("env")), **kw)
 
 
 def status(url: str, token: str) -> dict[str, Any]:
