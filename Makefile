@@ -19,11 +19,12 @@ PYTEST := $(PY) -m pytest -q -p no:randomly
 # Parallel workers of make check (pytest-xdist): auto is one per core.
 CHECK_JOBS ?= auto
 
-# make test, as CI runs it: the venv and the npm peers side by side, then the lint, the unit tier and the
-# end-to-end tier, one after the other.
+# make test, as CI runs it: the venv and the npm peers side by side, then the lint beside the unit tier (each one's
+# output whole when it ends), then the end-to-end tier.
 test:
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(NPM_STAMP)
-	@$(MAKE) --no-print-directory lint check e2e
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint check
+	@$(MAKE) --no-print-directory e2e
 
 # The unit and in-process tests, in parallel: under a minute, for use between edits. The end-to-end folders are
 # not even collected (tests/conftest.py says which tests are e2e).
@@ -66,11 +67,11 @@ soak: $(STAMP) $(NPM_STAMP)
 
 venv: $(STAMP)
 
-# install(EXTRAS): the venv (made once), the package editable with those extras, and the bytecode of python and
-# python -O, compiled on every core (pip compiles on one: --no-compile).
+# install(EXTRAS): the venv (made once), the package editable with those extras (by uv from pip's own indexes, else
+# pip: scripts/pip-install), and the bytecode of python and python -O, compiled on every core.
 install = py=$$(scripts/find-python) || exit 1; \
 	 [ -x $(PY) ] || $$py -m venv $(VENV); \
-	 $(PY) -m pip install -q --disable-pip-version-check --no-compile -e '.$(1)' && \
+	 scripts/pip-install $(PY) -e '.$(1)' && \
 	 { $(PY) -m compileall -q -j0 -o 0 -o 1 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
 	   gwsvcr addons cli >/dev/null || true; }
 

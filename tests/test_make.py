@@ -27,7 +27,7 @@ def dry_run(target: str, venv: Path) -> str:
 
 def installs(commands: str) -> list[str]:
     """The extras each install installs (a dry run lists the venv's once per sub-make that needs it)."""
-    return sorted(set(re.findall(r"pip install .*?-e '([^']*)'", commands)))
+    return sorted(set(re.findall(r"pip[- ]install .*?-e '([^']*)'", commands)))
 
 
 def test_make_demo_installs_gwsvcr_without_extras(tmp_path: Path) -> None:
