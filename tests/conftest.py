@@ -6,7 +6,6 @@ import fcntl
 import ipaddress
 import os
 import ssl
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +90,9 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         yield
         return
     solo = any(m.name in SOLO_MARKERS for m in item.iter_markers())
-    locks = Path(tempfile.gettempdir()) / f"gwsvcr-solo-{os.environ.get('PYTEST_XDIST_TESTRUNUID', 'run')}"
+    # In the run's base temporary folder, which the workers share (theirs are popen-gwN inside it) and pytest removes
+    # with the runs it no longer keeps.
+    locks = item.config._tmp_path_factory.getbasetemp().parent / "solo-locks"  # type: ignore[attr-defined]
     locks.mkdir(exist_ok=True)
     with open(locks / "turnstile", "a") as turnstile, open(locks / "main", "a") as main:
         fcntl.flock(turnstile, fcntl.LOCK_EX)

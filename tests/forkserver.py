@@ -194,7 +194,9 @@ def serve(path: str) -> None:
     while True:
         for key, _ in selector.select():
             if key.fileobj == 0:
-                if not os.read(0, 4096):  # the test process is gone: so is its fork server
+                if not os.read(0, 4096):  # the test process is gone: so is its fork server, and its socket
+                    os.unlink(path)
+                    os.rmdir(os.path.dirname(path))
                     os._exit(0)
             elif key.fileobj == wake_r:
                 os.read(wake_r, 4096)
