@@ -8,7 +8,6 @@ several event-loop turns earlier.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import time
@@ -149,23 +148,26 @@ def _client_writer(flow: http.HTTPFlow) -> Any | None:
 
 
 class _Watch:
-    """A client connection's writer, watched: its write and close tell what waited for them. One object and two
-    bound methods per connection, where closures took three functions and six cells: a held long-poll's connection
-    lives as long as its agent, and every object it keeps is walked by each collection that reaches it."""
+    """A client connection's writer, watched: its write and close tell what waited for them. One object, two bound
+    methods and a list per connection, where closures took three functions and six cells: a held long-poll's
+    connection lives as long as its agent, and every object it keeps is walked by each collection that reaches it
+    (a list, not a deque: 56 bytes against 760, with one reply at a time in flight on an HTTP/1.1 connection)."""
 
     __slots__ = ("_close", "_write", "client_id", "waiting")
 
     def __init__(self, writer: Any, client_id: str) -> None:
         self._write, self._close = writer.write, writer.close
         self.client_id = client_id
-        self.waiting: collections.deque[Delivered] = collections.deque()
+        self.waiting: list[Delivered] = []
         writer.write = self.write
         writer.close = self.close
 
     def _tell(self) -> None:
         at = CLOCK.now()
         while self.waiting:
-            self.waiting.popleft()(at)
+            told, self.waiting = self.waiting, []
+            for sent in told:
+                sent(at)
 
     def write(self, data: bytes) -> None:
         self._write(data)

@@ -166,30 +166,30 @@ class HookCache(addonmanager.AddonManager):
             funcs = self._hooks[event.name] = [f for a in self.chain for _, f in self._iter_hooks(a, event)]
         return funcs
 
-    async def handle_lifecycle(self, event: hooks.Hook) -> None:
-        """As mitmproxy's, without an ``update`` event nobody listens to after each event of a flow."""
-        await self.trigger_event(event)
-        if self._funcs(_UPDATE):
-            message = hook_args(event)[0]
-            if isinstance(message, Flow):
-                await self.trigger_event(hooks.UpdateHook([message]))
-
-    async def trigger_event(self, event: hooks.Hook) -> None:
+    async def handle_lifecycle(self, event: hooks.Hook, *, update: bool = True) -> None:
+        """As mitmproxy's, without an ``update`` event nobody listens to after each event of a flow. The hooks run in
+        this one coroutine, not in a second one awaited from it: a held long-poll waits in its ``request`` hook as
+        long as its agent's next event takes, and each coroutine in that chain is a frame kept that long."""
         funcs = self._funcs(event)
-        if not funcs:
-            return
-        args = hook_args(event)
+        args = hook_args(event) if funcs else []
         for func in funcs:
             try:
                 result = func(*args)
                 if result is not None and inspect.isawaitable(result):
                     await result
             except exceptions.AddonHalt:
-                return
+                break
             except exceptions.OptionsError:
                 raise
             except Exception as e:
                 logger.error(f"Addon error: {e}", exc_info=True)
+        if update and self._funcs(_UPDATE):
+            message = (args or hook_args(event))[0]
+            if isinstance(message, Flow):
+                await self.handle_lifecycle(hooks.UpdateHook([message]), update=False)
+
+    async def trigger_event(self, event: hooks.Hook) -> None:
+        await self.handle_lifecycle(event, update=False)
 
 
 class Announce:

@@ -21,6 +21,7 @@ import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from gwsvcr.timeline import Timeline
@@ -129,7 +130,9 @@ class Session[C]:
     ack_enabled: bool = False
     ack_batch: int = 0
     unacked: list[tuple[int, list[Message]]] = field(default_factory=list)
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # The held connect's wake-up, only while one is held: a future and a timer per hold, where an Event per session
+    # and wait_for per hold cost 1.3 KB more per held agent (docs/BENCHMARKS.md, memory per held session).
+    _woken: asyncio.Future[None] | None = None
     _release: int = 0  # bumped to answer a held connect at once (a second connect, a disconnect)
 
     def subscribed(self, channel: str) -> bool:
@@ -138,16 +141,21 @@ class Session[C]:
     def deliver(self, message: Message) -> None:
         """Queue an event for this client; a held connect returns with it at once."""
         self.queue.append(message)
-        self._wakeup.set()
+        self.wake()
 
     def release(self) -> None:
         self._release += 1
-        self._wakeup.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """End the held connect's wait, if one waits (it then answers with what is queued, failed or released)."""
+        if self._woken is not None:
+            _settle(self._woken)
 
     def fail(self, failure: Failure) -> None:
         """Answer the held connect, or the next one, with ``failure`` instead of events (they stay queued)."""
         self.failures.append(failure)
-        self._wakeup.set()
+        self.wake()
 
 
 @dataclass
@@ -233,7 +241,7 @@ class BayeuxServer[C]:
             session = self.sessions.get(str(m.get("clientId")))
             if session is not None and events and not session.ack_enabled:
                 session.queue[:0] = events
-                session._wakeup.set()
+                session.wake()
                 return len(events)
         return 0
 
@@ -400,16 +408,15 @@ class BayeuxServer[C]:
         if seconds <= 0:
             return
         session.held = True
-        release = session._release
-        deadline = self.clock.now() + seconds
+        session._woken = woken = asyncio.get_running_loop().create_future()
+        timer = self.clock.call_at(self.clock.now() + seconds, partial(_settle, woken))  # the hold ends empty
         try:
-            while not session.queue and not session.failures and session._release == release:
-                session._wakeup.clear()
-                remaining = deadline - self.clock.now()
-                if remaining <= 0 or not await self.clock.wait(session._wakeup, remaining):
-                    break
+            await woken
         finally:
-            session.held = False
+            timer.cancel()
+            if session._woken is woken:  # not yet another connect's hold (a second connect released this one)
+                session._woken = None
+                session.held = False
 
     @staticmethod
     def _take_ack(session: Session[C], message: Message) -> None:
@@ -424,6 +431,11 @@ class BayeuxServer[C]:
         lost = [m for batch, msgs in session.unacked if batch > acked for m in msgs]
         session.unacked = []
         session.queue[:0] = lost
+
+
+def _settle(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 def _reply(message: Message, **fields: Any) -> Message:

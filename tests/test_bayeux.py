@@ -99,14 +99,17 @@ async def test_other_requests_never_wait_behind_a_held_connect() -> None:
 
 async def test_second_connect_answers_the_first() -> None:
     server = BayeuxServer(config=ServerConfig(timeout_ms=60_000))
-    cid = await connected(server)
+    cid = await connected(server, "/a")
     first = asyncio.create_task(ask(server, [connect(cid, "c1")]))
     await asyncio.sleep(0)
     second = asyncio.create_task(ask(server, [connect(cid, "c2")]))
     [reply] = await asyncio.wait_for(first, 1)
     assert reply["id"] == "c1"
-    assert not second.done()
-    second.cancel()
+    await asyncio.sleep(0)
+    assert not second.done() and server.sessions[cid].held, "the second connect is held once the first answered"
+    assert server.publish("/a", 1) == 1
+    event, reply = await asyncio.wait_for(second, 1)
+    assert event["data"] == 1 and reply["id"] == "c2", "an event wakes the connect held now"
 
 
 async def test_unknown_client_gets_402_with_handshake_advice() -> None:
