@@ -40,7 +40,7 @@ TOLERANCE_MS = 15.0
 SPEED = {"faye": 4.0, "sim": 1.0}
 FAYE_OPS = ("StartCallRecording", "PauseCallRecording", "ResumeCallRecording", "StopCallRecording")
 OPS = {"faye": FAYE_OPS, "sim": LIFECYCLE}  # the sim's call starts out being recorded
-LANES = 2  # recordings of one upstream made side by side before the tests (Peers.prefetch)
+LANES = 3  # recordings of one upstream made side by side before the tests (Peers.prefetch)
 
 
 @dataclass
