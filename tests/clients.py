@@ -4,6 +4,7 @@ curl-style cookie-less client of the standard library's."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -65,13 +66,14 @@ def run(client: str, url: str, ops: tuple[str, ...] = LIFECYCLE, *, user: str = 
 
 class Running:
     """A scripted session running in the background (see :func:`run`), its records read as they come, so that a
-    test can act at a given point of it."""
+    test can act at a given point of it (a client run with ``--hold-before OP`` waits there for :meth:`release`)."""
 
     def __init__(self, client: str, url: str, ops: tuple[str, ...] = LIFECYCLE, *, user: str = "agent1",
                  password: str = "secret", extra: list[str] | None = None, cmd: list[str] | None = None) -> None:
         self.client = client
         self.popen = subprocess.Popen(cmd or _command(client, url, ops, user, password, extra or []),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
         self.records: list[dict] = []
         self.stderr: list[str] = []
         self.seen = threading.Condition()
@@ -103,7 +105,16 @@ class Running:
         assert record is not None, f"{self.client} ended without a {kind} {fields}: {self.records[-3:]}"
         return record
 
+    def release(self) -> None:
+        """Let a client held by ``--hold-before`` go on (a line on its standard input, which then ends)."""
+        assert self.popen.stdin is not None
+        if not self.popen.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.popen.stdin.write("\n")
+                self.popen.stdin.close()
+
     def finish(self, timeout: float = 90, check: bool = True) -> Session:
+        self.release()
         code = self.popen.wait(timeout)
         for reader in self.readers:
             reader.join(10)

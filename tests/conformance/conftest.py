@@ -32,7 +32,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 
 
 def _recordings_needed(items: list[pytest.Item]) -> set[tuple[str, str, str]]:
-    """The cassettes the selected matrix and websocket tests replay or inspect."""
+    """The cassettes the selected matrix, websocket and message-shape tests replay or inspect."""
     keys = set()
     for item in items:
         params = getattr(item, "callspec", None) and item.callspec.params  # type: ignore[attr-defined]
@@ -43,6 +43,10 @@ def _recordings_needed(items: list[pytest.Item]) -> set[tuple[str, str, str]]:
             keys.add(cell.recording)
         elif item.nodeid.startswith("tests/conformance/test_websocket.py"):
             keys.add((params["client"], params["upstream"], "websocket"))
+        elif item.nodeid.startswith("tests/conformance/test_shapes.py::test_single_object_posts"):
+            keys.add(("pybayeux", "faye", "long-polling"))
+        elif item.nodeid.startswith("tests/conformance/test_shapes.py::test_form_encoded"):
+            keys.add(("form", "faye", "long-polling"))
     return keys
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conformance.harness import EVENT_DELAY_MS
 from tests.conformance.matrix import NAMES, RECORDED_WITH, REPLAYED_TO, TRANSPORTS, UPSTREAMS, Cell, not_applicable
 from tests.procs import PEERS
 
@@ -146,7 +147,8 @@ def render(results: Results) -> str:
         "## The matrix",
         "",
         "Each cassette is recorded once through `gwsvcr record` by the recording client against the upstream "
-        "(4 recording operations, each followed by its `CallRecordingStateChange` notification 250 ms later), "
+        f"(4 recording operations, each followed by its `CallRecordingStateChange` notification "
+        f"{EVENT_DELAY_MS['faye']} ms later from Faye, {EVENT_DELAY_MS['sim']} ms later from `gwsvcr sim`), "
         "then replayed by `gwsvcr replay` to each client over the same transport. A cell passes when every "
         "operation is answered `{\"statusCode\":0}`, every notification arrives in order after the operation "
         "that caused it, each event's delay is within 15 ms of the recorded delay divided by the replay speed, "

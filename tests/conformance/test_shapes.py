@@ -6,16 +6,15 @@ recordings replayed to python-bayeux. Every event within 15 ms of its recorded d
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
 from gwsvcr import cassette as cas
 from gwsvcr import wire
-from tests.clients import assert_lifecycle, run
-from tests.conformance.harness import FAYE_OPS, SPEED, TOLERANCE_MS, Peers, Recording, Replayer, delay_errors
+from tests.clients import assert_lifecycle
+from tests.conformance.harness import FAYE_OPS, SPEED, TOLERANCE_MS, Peers, Replayer, delay_errors
 from tests.conformance.matrix import NAMES
-from tests.conftest import record, replay
+from tests.conftest import replay
 from tests.procs import need
 
 pytestmark = pytest.mark.node
@@ -77,24 +76,17 @@ def test_array_recordings_replayed_to_a_single_object_client(peers: Peers, clien
 
 @pytest.mark.protocol("form-encoded long-polling (message=, the spec's form)",
                       "record (Faye): a client from the spec; replay to it and to aiocometd-ng")
-def test_form_encoded_long_polling_recorded_and_replayed(peers: Peers, tmp_path: Path,
-                                                         request: pytest.FixtureRequest) -> None:
+def test_form_encoded_long_polling_recorded_and_replayed(peers: Peers, request: pytest.FixtureRequest) -> None:
     """A client that POSTs ``application/x-www-form-urlencoded`` bodies ``message=<JSON array>``
     (tests/peers/form_client.py) is recorded as Bayeux, the form kept as sent, and replayed (strict, speed 4) to
     itself and to aiocometd-ng with no miss."""
-    path = tmp_path / "form.yaml"
-    recorder = record(peers.upstream("faye").url, path)
-    try:
-        recorded = run("form", recorder.url, FAYE_OPS, user="form", extra=["--call-id", "CALL-form"])
-    finally:
-        assert recorder.stop() == 0, recorder.stderr
-    assert_lifecycle(recorded, FAYE_OPS)
-    loaded = cas.load(path, use_cache=False)
+    rec = peers.recording("form", "faye", "long-polling")
+    assert_lifecycle(rec.session, FAYE_OPS)
+    loaded = cas.load(rec.path, use_cache=False)
     cometd = [e for e in loaded.exchanges if wire.bayeux_of(e.request) is not None]
     assert cometd and all(e.request.kind == "text" and str(e.request.body).startswith("message=") for e in cometd)
     assert all(e.kept_as_http is None for e in loaded.exchanges)
-    rec = Recording("form", "faye", "long-polling", path, FAYE_OPS, "form", "CALL-form", recorded)
-    server = replay(path, "--speed", str(SPEED["faye"]))
+    server = replay(rec.path, "--speed", str(SPEED["faye"]))
     try:
         replayer = Replayer(server, SPEED["faye"], rec)
         for client in ("form", "python"):

@@ -35,9 +35,10 @@ def test_websocket_session_recorded_as_frames(peers: Peers, client: str, upstrea
     events = [(e, i) for e in cometd for i in e.reply_items() if i.is_event]
     assert len(events) == len(recording.ops) and all(e.transport == "websocket" for e, _ in events)
     posts = {e.number: e for e in loaded.exchanges if not e.is_bayeux and e.request.method == "POST"}
+    delay = EVENT_DELAY_MS[upstream]
     for (_, item), op in zip(events, recording.ops, strict=True):
         assert item.cause in posts and posts[item.cause].request.body == {"operationName": op}
-        assert item.delay is not None and EVENT_DELAY_MS - 10 <= item.delay * 1000 <= EVENT_DELAY_MS + 150
+        assert item.delay is not None and delay - 10 <= item.delay * 1000 <= delay + 150
 
 
 def _messages(exchange: cas.Exchange) -> list[dict[str, object]]:

@@ -135,7 +135,7 @@ def test_a_client_that_does_not_recover_fails_a_strict_replay(field: dict[tuple[
 
 def test_a_recorded_503_and_reset_mid_session_replay_as_such(tmp_path: Path) -> None:
     """The upstream answers the second operation request 503 and resets the fourth; CometD JS retries each."""
-    faye = start([need_node(), str(PEERS / "faye_gws.js"), "--port", "0", "--event-delay-ms", "250",
+    faye = start([need_node(), str(PEERS / "faye_gws.js"), "--port", "0", "--event-delay-ms", "100",
                   "--fail-request", "2=503", "--fail-request", "4=reset"])
     path = tmp_path / "http.yaml"
     try:

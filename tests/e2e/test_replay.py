@@ -8,7 +8,7 @@ import json
 import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,20 +23,24 @@ CLIENTS = ("python", "node")
 
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """One cassette per client, recorded through gwsvcr record in front of a real Faye server."""
-    out = {}
-    faye = start([need_node(), str(PEERS / "faye_gws.js"), "--port", "0", "--event-delay-ms", "250"])
-    try:
-        for client in CLIENTS:
-            path = tmp_path_factory.mktemp("rec") / f"{client}.yaml"
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One cassette per client, recorded through gwsvcr record in front of a real Faye server of its own (Faye's
+    /v2/me/calls is one channel for everybody): the two recorded side by side."""
+    folder = tmp_path_factory.mktemp("rec")  # here: pytest's first mktemp of a run is not thread-safe
+
+    def recorded(client: str) -> Path:
+        path = folder / f"{client}.yaml"
+        faye = start([need_node(), str(PEERS / "faye_gws.js"), "--port", "0", "--event-delay-ms", "250"])
+        try:
             rec = record(faye.url, path)
             run(client, rec.url, OPS, extra=["--call-id", f"CALL-{client}"])
             assert rec.stop() == 0
-            out[client] = path
-    finally:
-        faye.stop()  # replay runs with the upstream gone
-    yield out
+        finally:
+            faye.stop()  # replay runs with the upstream gone
+        return path
+
+    with ThreadPoolExecutor(len(CLIENTS)) as pool:
+        return dict(zip(CLIENTS, pool.map(recorded, CLIENTS), strict=True))
 
 
 def recorded_delays(path: Path) -> list[float]:

@@ -161,12 +161,16 @@ def test_a_killed_worker_loses_only_its_own_clients_which_handshake_again(casset
     placement = users_per_worker(three.url, ["w1", "w2", "w3"], 2)
     victim = "w2"
     running = {user: Running(client, three.url, LIFECYCLE, user=user,
-                             extra=["--extra-pause", "PauseCallRecording=4000", "--trace"])
+                             extra=["--hold-before", "PauseCallRecording", "--trace"])
                           for group in placement.values() for client, user in zip(CLIENTS, group, strict=True)}
-    for background in running.values():  # every client is in the pause before its third operation
-        background.wait_for("event", op="StartCallRecording")
+    for background in running.values():  # every client holds before its third operation
+        background.wait_for("holding")
     victim_url, victim_pid = started(three)[victim]
     os.kill(victim_pid, signal.SIGKILL)
+    for user in placement[victim]:  # its held connect broken, each of the victim's clients is back elsewhere
+        running[user].wait_for("rehandshake")
+    for background in running.values():
+        background.release()
     sessions = {user: r.finish() for user, r in running.items()}
     recorded = recorded_delays(cassette)
     again = 0

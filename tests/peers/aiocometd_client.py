@@ -7,7 +7,7 @@ The Python twin of cometd_client.js: same arguments, same JSON-lines output.
         [--pause-ms 0] [--extra-pause StopCallRecording=1500 ...]
         [--transport long-polling|websocket] [--event-timeout-ms 10000] [--timeout-ms 60000]
         [--trace] [--subscribe-also CHANNEL ...] [--forget-session-after OP] [--retry-ms MS]
-        [--no-cookies]
+        [--no-cookies] [--hold-before OP]
 
 Importable too: ``await run_session(url, ...)`` returns the records instead of printing them.
 Times ``t`` are ms from time.perf_counter() (monotonic) since this module was imported, which for
@@ -21,7 +21,8 @@ channels (a "subscribe" record each, a failure is reported, not fatal); ``--forg
 session answers 402 and aiocometd re-handshakes. ``--retry-ms MS``: an operation answered HTTP 5xx, or whose
 connection broke, is reported ("reply" with its status, or "broken") and sent again MS later, up to 3 times.
 ``--no-cookies`` never sends a cookie back (curl with Basic auth on each request and no cookie jar): what
-identifies it is its Basic user alone.
+identifies it is its Basic user alone. ``--hold-before OP``: before OP (after its pause), emit "holding" and wait
+for a line on stdin (or its end), so that a test acts while the session is between operations.
 
 aiocometd-ng notes (0.5.6):
 - It has no request-header option; extensions get ``outgoing(payload, headers)`` before every
@@ -135,7 +136,7 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
                       on_record: Callable[[dict], None] | None = None, trace: bool = False,
                       subscribe_also: Iterable[str] = (),
                       forget_session_after: str | None = None, retry_ms: float | None = None,
-                      cookies: bool = True) -> list[dict]:
+                      cookies: bool = True, hold_before: str | None = None) -> list[dict]:
     """Run the session; return its records (handshake, reply, event, ..., done).
 
     Raises SessionError (or aiocometd/aiohttp errors) on failure; ``on_record`` sees each record
@@ -210,6 +211,9 @@ async def run_session(url: str, *, cometd_path: str = "/api/v2/notifications",
             reply_t: dict[str, float] = {}
             for op in ops:
                 await asyncio.sleep((pause_ms + extra_pause.get(op, 0)) / 1000)
+                if op == hold_before:
+                    emit({"type": "holding", "op": op, "t": _now()})
+                    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
                 last_op = op
                 headers = {**session_headers, "Content-Type": "application/json"}
                 if csrf_token:
@@ -306,6 +310,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--forget-session-after", default=None)
     p.add_argument("--no-cookies", dest="cookies", action="store_false")
     p.add_argument("--retry-ms", type=float, default=None)
+    p.add_argument("--hold-before", default=None)
     return p.parse_args(argv)
 
 
@@ -322,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_pause=dict(args.extra_pause), event_timeout=args.event_timeout_ms / 1000,
         transport=args.transport, on_record=out, trace=args.trace,
         subscribe_also=args.subscribe_also, forget_session_after=args.forget_session_after,
-        retry_ms=args.retry_ms, cookies=args.cookies)
+        retry_ms=args.retry_ms, cookies=args.cookies, hold_before=args.hold_before)
     async def guarded() -> None:
         deadline = asyncio.timeout(args.timeout_ms / 1000)
         try:

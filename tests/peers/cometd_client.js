@@ -9,7 +9,7 @@
 //       [--timeout-ms 60000] [--debug]
 //       [--trace] [--ack] [--timesync] [--subscribe-also CHANNEL ...] [--batch]
 //       [--forget-session-after OP] [--reload-state FILE [--reload-after OP]]
-//       [--no-append-message-type] [--retry-ms MS]
+//       [--no-append-message-type] [--retry-ms MS] [--hold-before OP]
 //
 // stdout: one JSON object per line (handshake, reply, event, stray_event, done | error);
 // t = performance.now(), i.e. ms since process start on a monotonic clock.
@@ -39,6 +39,8 @@
 //                    configure appendMessageTypeToURL: false (no /handshake, /connect URL suffix).
 // --retry-ms MS      an operation answered HTTP 5xx, or whose connection broke, is reported ("reply" with
 //                    its status, or "broken") and sent again MS later, up to 3 times.
+// --hold-before OP   before OP (after its pause), emit "holding" and wait for a line on stdin (or its end):
+//                    a test acts while the session is between operations, then lets it go on.
 // CometD's own logging goes to stderr (--debug for the client's debug log).
 //
 // What cometd-nodejs-client 2.0 does with headers and cookies (read from its src/XMLHttpRequest.js):
@@ -93,6 +95,7 @@ function parseArgs(argv) {
         reloadAfter: null,
         appendMessageType: true,
         retryMs: null,
+        holdBefore: null,
     };
     eachArg(argv, (arg, value) => {
         const number = () => {
@@ -128,6 +131,7 @@ function parseArgs(argv) {
             case '--reload-after': opts.reloadAfter = value(); break;
             case '--no-append-message-type': opts.appendMessageType = false; break;
             case '--retry-ms': opts.retryMs = number(); break;
+            case '--hold-before': opts.holdBefore = value(); break;
             default: return false;
         }
         return true;
@@ -392,6 +396,11 @@ async function main(opts) {
     // 3. The operations, each followed by its CallRecordingStateChange notification.
     for (const op of opts.ops) {
         await sleep(opts.pauseMs + (opts.extraPause[op] || 0));
+        if (op === opts.holdBefore) {
+            emit({type: 'holding', op, t: now()});
+            await new Promise((resolve) => process.stdin.once('data', resolve).once('end', resolve));
+            process.stdin.destroy();
+        }
         lastOp = op;
         const post = () => request('POST', `${opts.url}/api/v2/me/calls/${encodeURIComponent(opts.callId)}`, {
             ...sessionHeaders,
