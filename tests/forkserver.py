@@ -105,7 +105,8 @@ class Client:
 
     def _address(self) -> str:
         with self._lock:
-            if self._server is None or self._server.poll() is not None:
+            # A new one when there is none, it ended, or its socket was removed (a clean-up of the temporary folder)
+            if self._server is None or self._server.poll() is not None or not os.path.exists(self._path):
                 self._path = os.path.join(tempfile.mkdtemp(prefix="gwsvcr-fork-"), "socket")
                 self._server = subprocess.Popen([sys.executable, "-O", __file__, self._path],
                                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -223,7 +224,7 @@ def serve(path: str) -> None:
                 break
             if pid == 0:
                 break
-            conn = waiting.pop(pid, None)
+            conn = waiting.pop(pid) if pid in waiting else None
             if conn is not None:
                 try:
                     conn.send(str(status).encode())
