@@ -224,13 +224,13 @@ def serve(path: str) -> None:
                 break
             if pid == 0:
                 break
-            conn = waiting.pop(pid) if pid in waiting else None
-            if conn is not None:
+            asker = waiting.pop(pid, None)
+            if asker is not None:
                 try:
-                    conn.send(str(status).encode())
+                    asker.send(str(status).encode())
                 except OSError:
                     pass
-                conn.close()
+                asker.close()
 
 
 def child(command: Any, request: dict[str, Any], fds: list[int], closing: list[socket.socket],
