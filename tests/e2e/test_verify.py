@@ -247,7 +247,7 @@ def forgotten(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_failure_is_checked_against_the_recorded_one(forgotten: Path, knobs: list[str], says: str) -> None:
     sim = sim_for(LIFECYCLE, *knobs)
     try:
-        done = verify(forgotten, sim.url, *LOGIN, "--timeout", "2")
+        done = verify(forgotten, sim.url, *LOGIN, "--timeout", "1")
     finally:
         assert sim.stop() == 0
     [connect] = [line for line in done.stdout.splitlines() if "/meta/connect: " in line]
