@@ -70,6 +70,9 @@ def test_missing_cassette(gws_replay):
 
 @pytest.fixture
 def user_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    # hypothesis (this project's, not the user's) would import its pytest plugin into every nested pytest process:
+    # 1.2 of the 2 s of CPU each takes to start
+    pytester.makeini("[pytest]\naddopts = -p no:hypothesispytest\n")
     (pytester.path / "cassettes").mkdir()
     shutil.copy(ROOT / "cassettes" / "stop_call_recording.yaml", pytester.path / "cassettes")
     pytester.makepyfile(test_gws=USER_TEST)

@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from gwsvcr import cassette as cas
 from gwsvcr import guard
 from gwsvcr.api import ServiceClient
 from gwsvcr.cli import serve
+from tests import forkserver
 from tests.procs import GWSVCR, ROOT, Proc, gwsvcr
 
 SAMPLE = ROOT / "cassettes" / "stop_call_recording.yaml"
@@ -40,6 +42,22 @@ COMMANDS: dict[str, Callable[[Path], list[str]]] = {
     "record": lambda tmp: ["record", "--upstream", RECORD_UPSTREAM, "--cassette", str(tmp / "c.yaml")],
     "service": lambda tmp: ["service"],
 }
+
+
+def run_serving(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A serving command run to its end, started as tests.procs.gwsvcr starts one (forked from the prepared
+    interpreter of tests/forkserver.py: the command's own code, after the imports every start would pay for)."""
+    proc = forkserver.spawner(cmd, None)(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         start_new_session=True)
+    stdout, stderr = proc.stdout, proc.stderr
+    assert stdout is not None and stderr is not None
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(stderr.read()), daemon=True)
+    reader.start()
+    out = stdout.read()
+    code = proc.wait(timeout)
+    reader.join(timeout)
+    return subprocess.CompletedProcess(cmd, code, out, "".join(err))
 
 
 def names(addons: list[object]) -> set[str]:
@@ -82,8 +100,7 @@ def test_set_is_passed_to_the_engine(command: str, tmp_path: Path) -> None:
     ("listen_port=8080", "set it with --port"),
 ])
 def test_bad_set_exits_2_with_a_clear_message(command: str, spec: str, says: str, tmp_path: Path) -> None:
-    done = subprocess.run([GWSVCR, *COMMANDS[command](tmp_path), "--port", "0", "--set", spec],
-                          capture_output=True, text=True, timeout=60)
+    done = run_serving([GWSVCR, *COMMANDS[command](tmp_path), "--port", "0", "--set", spec])
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert "listening" not in done.stdout
@@ -145,27 +162,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def mitmdump() -> Iterator[Callable[..., str]]:
-    """``mitmdump -s addons/FILE ...`` on a free loopback port (the token of its endpoints: MITMDUMP_TOKEN): its URL
-    once the port accepts connections."""
-    procs: list[subprocess.Popen[bytes]] = []
+class Mitmdump:
+    """A ``mitmdump -s`` process started on a chosen loopback port: its URL is known at once, :meth:`ready` waits
+    until the port accepts connections."""
 
-    def start(script: str, *args: str) -> str:
+    def __init__(self, proc: subprocess.Popen[bytes], script: str, port: int) -> None:
+        self.proc, self.script, self.url = proc, script, f"http://127.0.0.1:{port}"
+
+    def ready(self) -> str:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", int(self.url.rsplit(":", 1)[1])), timeout=0.2).close()
+                return self.url
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"mitmdump -s {self.script} did not listen: "
+                             f"{self.proc.stderr.read().decode(errors='replace') if self.proc.stderr else ''}")
+
+
+@pytest.fixture
+def mitmdump() -> Iterator[Callable[..., Mitmdump]]:
+    """``mitmdump -s addons/FILE ...`` on a free loopback port (the token of its endpoints: MITMDUMP_TOKEN), each
+    its own port: several start side by side."""
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: set[int] = set()
+
+    def start(script: str, *args: str) -> Mitmdump:
         port = free_port()
+        while port in ports:
+            port = free_port()
+        ports.add(port)
         proc = subprocess.Popen([MITMDUMP, "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
                                  "-s", str(ROOT / "addons" / script), *args], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env={**os.environ, guard.TOKEN_ENV: MITMDUMP_TOKEN})
         procs.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"mitmdump -s {script} did not listen: {proc.stderr.read() if proc.stderr else ''}")
+        return Mitmdump(proc, script, port)
 
     yield start
     for proc in reversed(procs):
@@ -182,18 +215,19 @@ def get_me(url: str) -> dict[str, object]:
         return json.loads(r.read())  # type: ignore[no-any-return]
 
 
-def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., str], tmp_path: Path) -> None:
+def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., Mitmdump], tmp_path: Path) -> None:
+    # the four start side by side (a start is mostly imports); the recorder reaches the sim at its first request
     lazy = ("--mode", "reverse:http://127.0.0.1:9", "--set", "connection_strategy=lazy")
-    sim = mitmdump("simulator.py", *lazy)
-    assert get_me(sim)["statusCode"] == 0
-    replay = mitmdump("replayer.py", *lazy, "--set", f"gwsvcr_replay_cassette={SAMPLE}")
-    assert get_me(replay)["statusCode"] == 0
-    mounted = ServiceClient(guard.with_token(mitmdump("service.py", *lazy), MITMDUMP_TOKEN)).mount(SAMPLE,
-                                                                                               timing="instant")
-    assert get_me(mounted["url"])["statusCode"] == 0
     path = tmp_path / "c.yaml"
-    rec = mitmdump("recorder.py", "--mode", f"reverse:{sim}", "--set", f"gwsvcr_record_cassette={path}")
-    assert get_me(rec)["statusCode"] == 0
+    sim = mitmdump("simulator.py", *lazy)
+    replay = mitmdump("replayer.py", *lazy, "--set", f"gwsvcr_replay_cassette={SAMPLE}")
+    service = mitmdump("service.py", *lazy)
+    rec = mitmdump("recorder.py", "--mode", f"reverse:{sim.url}", "--set", f"gwsvcr_record_cassette={path}")
+    assert get_me(sim.ready())["statusCode"] == 0
+    assert get_me(replay.ready())["statusCode"] == 0
+    mounted = ServiceClient(guard.with_token(service.ready(), MITMDUMP_TOKEN)).mount(SAMPLE, timing="instant")
+    assert get_me(mounted["url"])["statusCode"] == 0
+    assert get_me(rec.ready())["statusCode"] == 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (path.exists() and "/api/v2/me" in path.read_text()):
         time.sleep(0.1)

@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from gwsvcr import cassette as cas
+from gwsvcr.cli.main import main
 from gwsvcr.democlient import DemoClient
 from tests.clients import record_cookieless, run
 from tests.conftest import record
@@ -29,11 +31,13 @@ FAYE_OPS = ("StartCallRecording", "PauseCallRecording", "ResumeCallRecording", "
 LOGIN = ["--user", "agent1", "--password", "secret"]
 
 
-def verify(cassette: Path, url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([GWSVCR, "verify", str(cassette), "--against", url, *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+def verify(cassette: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``gwsvcr verify`` in this process (it is a client: the servers it checks are real processes); its exit
+    status, standard output and error. The command line in a process of its own: the bad-argument tests below."""
+    argv = ["verify", str(cassette), "--against", url, *args]
+    done = CliRunner().invoke(main, argv, catch_exceptions=False)  # an uncaught exception fails the test
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
-    return done
+    return subprocess.CompletedProcess(argv, done.exit_code, done.stdout, done.stderr)
 
 
 def sim_for(cassette: Path, *knobs: str) -> Proc:
@@ -164,7 +168,7 @@ def test_a_server_assigned_call_id_is_carried_forward_with_bind(tmp_path: Path) 
     try:
         unbound = verify(path, live.url, *LOGIN, "--timeout", "1", "--timing", "instant")
         bound = verify(path, live.url, "--user", "agent2", "--password", "secret", "--ignore", "user.userName",
-                       "--bind", "calls.id", "--record", str(tmp_path / "live.yaml"))
+                       "--bind", "calls.id", "--record", str(tmp_path / "live.yaml"), "--timing", "instant")
     finally:
         assert live.stop() == 0
     assert unbound.returncode == 1
@@ -243,7 +247,7 @@ def forgotten(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_failure_is_checked_against_the_recorded_one(forgotten: Path, knobs: list[str], says: str) -> None:
     sim = sim_for(LIFECYCLE, *knobs)
     try:
-        done = verify(forgotten, sim.url, *LOGIN, "--timeout", "2")
+        done = verify(forgotten, sim.url, *LOGIN, "--timeout", "1")
     finally:
         assert sim.stop() == 0
     [connect] = [line for line in done.stdout.splitlines() if "/meta/connect: " in line]
