@@ -192,6 +192,11 @@ def _run(cmd: list[str]) -> str:
         return ""
 
 
+def load_average() -> float:
+    """The machine's load over the last minute (/proc/loadavg)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def machine() -> dict[str, str]:
     model = ""
     with contextlib.suppress(OSError):

@@ -19,20 +19,18 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import figures
 import fleet
-from harness import median, percentile
+from harness import load_average, median, percentile
 
 from gwsvcr import guard
 from gwsvcr.client import HttpClient, HttpFailure, Target
 from gwsvcr.replay import status
 
-GC_STATS_ENV = "GWSVCR_GC_STATS"  # cli/serve.py's GcStats: where each serving process writes its collector's pauses
 WORKER_LINE = re.compile(r"gwsvcr: worker (\S+) on (http://\S+) \(pid (\d+)\)")
 
 
@@ -152,26 +150,17 @@ def burst(url: str, server_pid: int, n: int, *, ops: list[str], recorded_delays:
     }
 
 
-def gc_pauses(directory: Path) -> list[dict[str, Any]]:
-    """The collector figures each replay process wrote on its stop (cli/serve.py GcStats), one per process."""
-    return [json.loads(p.read_text()) for p in sorted(directory.glob("gc-*.json"))]
-
-
 # -------------------------------------------------------------------------------------- 11. the figure
 
 SHIFT_P99_GOAL = 0.050  # issue 27: first events' timing error p99 at 500 agents in 1 s with --workers 2 (seconds)
 
 
-def _load_average() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
 def _one(ctx: figures.Context, rec: figures.Recording, n: int, workers: int, generators: int) -> dict[str, Any]:
-    gc_dir = Path(tempfile.mkdtemp(prefix="gc-", dir=ctx.work))
+    gc_dir = figures.gc_stats_dir(ctx)
     token = guard.new_token()  # the replays' own endpoints answer with it: their status, the sessions each took
-    srv = figures.replay_server("gwsvcr", rec, timeout=120, workers=workers,
-                                env={GC_STATS_ENV: str(gc_dir), guard.TOKEN_ENV: token})
-    load = _load_average()
+    srv = figures.replay_server("gwsvcr", rec, timeout=120, workers=workers, gc_stats=gc_dir,
+                                env={guard.TOKEN_ENV: token})
+    load = load_average()
     try:
         urls = replay_workers(srv.stderr) or {str(srv.pid): srv.url}
         r = burst(srv.url, srv.pid, n, ops=list(rec.ops), recorded_delays=rec.delays, generators=generators,
@@ -179,16 +168,13 @@ def _one(ctx: figures.Context, rec: figures.Recording, n: int, workers: int, gen
         srv.check_alive()
     finally:
         srv.stop(timeout=60)
-    pauses = gc_pauses(gc_dir)
     errors, logins = r.pop("errors_ms"), r.pop("logins_ms")
     lags = r.pop("lags_ms")
     r.update(p50_ms=percentile(errors, 50) if errors else None, p99_ms=percentile(errors, 99) if errors else None,
              login_p50_ms=percentile(logins, 50) if logins else None,
              login_p99_ms=percentile(logins, 99) if logins else None,
              lag_p99_ms=percentile(lags, 99) if lags else None, load=load, workers=workers,
-             full_collections=sum(p["generations"][2]["collections"] for p in pauses),
-             longest_pause_ms=max((g["longest_ms"] for p in pauses for g in p["generations"]), default=None),
-             longest_pause_cpu_ms=max((g["longest_cpu_ms"] for p in pauses for g in p["generations"]), default=None))
+             **figures.collector(gc_dir))
     return r
 
 
@@ -230,8 +216,7 @@ def fig_shiftstart(ctx: figures.Context) -> figures.Figure:
                          figures.num(med("haproxy_cpu", runs), 2) if w != "1" else "",
                          each("client_cpu", runs, 2), each("sessions_per_replay", runs, 0),
                          f"{figures.num(med('full_collections', runs))}, "
-                         f"{figures.num(med('longest_pause_ms', runs), 1)} / "
-                         f"{figures.num(med('longest_pause_cpu_ms', runs), 1)} ms",
+                         + figures.pauses(med("longest_pause_ms", runs), med("longest_pause_cpu_ms", runs)),
                          figures.num(med("lag_p99_ms", runs), 1) + " ms", figures.num(med("load", runs), 1)])
     head = ["workers", "agents", "agents ok", "events lost", "first event error p50 / p99", "login p50 / p99",
             "burst took", "replay CPU s (per process)", "HAProxy CPU s", "load generator CPU s",

@@ -8,6 +8,7 @@ docs/ENGINE.md says, addon by addon, what each command keeps and why.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import difflib
 import errno
@@ -335,9 +336,13 @@ class GcStats:
     (``gc.callbacks``): the figures bench/ reports as pauses. Each pause is timed twice: on the wall clock (what a
     client waits) and in the thread's CPU time (what the collector did, whatever else ran on the machine). Written
     as JSON when the server stops, to the file GWSVCR_GC_STATS names (a directory: ``gc-PID.json`` in it, one per
-    process of ``--workers``)."""
+    process of ``--workers``). Before each full pass it counts what the pass is about to walk (every tracked object
+    not frozen) and, for the biggest such pass, of what kinds: outside the pause it times, but the process waits
+    for it all the same (a count is a few ms at a million objects, the kinds a few tens of ms, counted only when a
+    pass is bigger than every one before)."""
 
     ENV = "GWSVCR_GC_STATS"
+    KINDS = 12  # the most common kinds of object reported for the biggest full pass
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -347,15 +352,29 @@ class GcStats:
         # collected (cyclic garbage: what the collector is there for)
         self.generations = [[0, 0.0, 0.0, 0.0, 0.0, 0] for _ in range(3)]
         self.minutes: dict[int, list[float]] = {}  # minute -> [collections, full ones, longest wall, longest CPU]
+        self.walking = 0  # objects the full pass under way walks
+        self.full_passes: list[dict[str, Any]] = []
+        self.biggest: dict[str, Any] = {"walked": 0, "kinds": []}
+
+    def _census(self) -> None:
+        """What the full pass about to start walks: the objects of the three generations (the frozen ones are in
+        a fourth, which it leaves alone)."""
+        self.walking = sum(len(gc.get_objects(g)) for g in range(3))
+        if self.walking > self.biggest["walked"]:
+            kinds = collections.Counter(type(o) for g in range(3) for o in gc.get_objects(g)).most_common(self.KINDS)
+            self.biggest = {"walked": self.walking, "frozen": gc.get_freeze_count(),
+                            "kinds": [[f"{k.__module__}.{k.__qualname__}", n] for k, n in kinds]}
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
-        wall, cpu = time.perf_counter(), time.thread_time()
+        generation = info.get("generation", 0)
         if phase == "start":
-            self.started = (wall, cpu)
+            if generation == 2:
+                self._census()
+            self.started = (time.perf_counter(), time.thread_time())
             return
+        wall, cpu = time.perf_counter(), time.thread_time()
         wall -= self.started[0]
         cpu -= self.started[1]
-        generation = info.get("generation", 0)
         stats = self.generations[generation]
         stats[0] += 1
         stats[1] += wall
@@ -363,7 +382,11 @@ class GcStats:
         stats[3] += cpu
         stats[4] = max(stats[4], cpu)
         stats[5] += info.get("collected", 0)
-        minute = self.minutes.setdefault(int((time.monotonic() - self.began) // 60), [0, 0, 0.0, 0.0])
+        at = time.monotonic() - self.began
+        if generation == 2:
+            self.full_passes.append({"at": at, "walked": self.walking, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000,
+                                     "collected": info.get("collected", 0)})
+        minute = self.minutes.setdefault(int(at // 60), [0, 0, 0.0, 0.0])
         minute[0] += 1
         minute[1] += generation == 2
         minute[2] = max(minute[2], wall)
@@ -379,6 +402,7 @@ class GcStats:
                             for n, w, lw, c, lc, k in self.generations],
             "minutes": [{"minute": k, "collections": int(n), "full": int(f), "longest_ms": lw * 1000,
                          "longest_cpu_ms": lc * 1000} for k, (n, f, lw, lc) in sorted(self.minutes.items())],
+            "full_passes": self.full_passes, "biggest_full_pass": self.biggest,
         }
 
     def write(self) -> None:

@@ -11,6 +11,8 @@ repeated ``ctx.runs`` times (tool order alternating between runs) and medians ar
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,9 +216,13 @@ def record_all(ctx: Context) -> None:
 
 
 def replay_server(tool: str, rec: Recording, *, timing: str = "recorded", env: dict[str, str] | None = None,
-                  timeout: float = 120, workers: int = 1) -> Server:
+                  timeout: float = 120, workers: int = 1, gc_stats: Path | None = None) -> Server:
+    """A replay of ``rec``; gwsvcr's with ``gc_stats``: each of its processes writes its collector's passes there
+    when it stops (:func:`collector` reads them)."""
     if tool == "gwsvcr":
         more = ("--workers", str(workers)) if workers > 1 else ()
+        if gc_stats is not None:
+            env = {**(env or {}), GC_STATS_ENV: str(gc_stats)}
         return gwsvcr("gwsvcr replay", "replay", str(rec.path), "--timing", timing, *more, env=env, timeout=timeout)
     return mitmdump("mitmdump --server-replay", *MITM_REPLAY, "--server-replay", str(rec.path),
                     timeout=timeout)
@@ -228,6 +234,38 @@ MITM_REPLAY = ("--mode", "reverse:http://127.0.0.1:9", "--set", "connection_stra
                "--set", "server_replay_reuse=true", "--set", "server_replay_extra=kill",
                "--set", "server_replay_ignore_host=true", "--set", "server_replay_ignore_port=true")
 
+
+
+# ------------------------------------------------------------------------------------------------ collector
+
+GC_STATS_ENV = "GWSVCR_GC_STATS"  # cli/serve.py's GcStats: where each serving process writes its collector's pauses
+
+
+def gc_stats_dir(ctx: Context) -> Path:
+    """A fresh directory for one replay's collector figures (``replay_server(gc_stats=...)``)."""
+    return Path(tempfile.mkdtemp(prefix="gc-", dir=ctx.work))
+
+
+def collector(directory: Path) -> dict[str, Any]:
+    """What the collector did in the replay processes that wrote to ``directory`` (cli/serve.py GcStats, on their
+    stop): full collections, in all and per minute of each process's run; the longest pause of any generation on
+    the wall clock and in CPU time, and the generation of the longest on the wall clock; the biggest full pass
+    (the objects it walked, the most common kinds); each process's report as it wrote it."""
+    reports = [json.loads(p.read_text()) for p in sorted(directory.glob("gc-*.json"))]
+    passes = [(g["longest_ms"], g["longest_cpu_ms"], generation) for r in reports
+              for generation, g in enumerate(r["generations"])]
+    wall = max(passes, default=(None, None, None))
+    biggest = max((r["biggest_full_pass"] for r in reports), key=lambda b: b["walked"], default=None)
+    return {"full_collections": sum(r["generations"][2]["collections"] for r in reports),
+            "full_per_minute": [r["generations"][2]["collections"] * 60 / r["seconds"] for r in reports],
+            "longest_pause_ms": wall[0], "longest_pause_generation": wall[2],
+            "longest_pause_cpu_ms": max((cpu for _, cpu, _ in passes), default=None),
+            "biggest_full_pass": biggest, "gc": reports}
+
+
+def pauses(wall_ms: float | None, cpu_ms: float | None) -> str:
+    """A pause on the wall clock and in CPU time, as "12.3 / 9.8 ms"."""
+    return f"{num(wall_ms, 1)} / {num(cpu_ms, 1)} ms"
 
 
 def miss_line(srv: Server) -> str:

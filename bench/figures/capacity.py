@@ -6,9 +6,24 @@ import os
 import resource
 from typing import Any
 
-from harness import percentile
+from harness import load_average, percentile
 
-from figures import Context, Figure, attempt, num, ratio, replay_server, rx, table, verdict
+from figures import (
+    Context,
+    Figure,
+    attempt,
+    collector,
+    gc_stats_dir,
+    num,
+    pauses,
+    ratio,
+    replay_server,
+    rx,
+    table,
+    verdict,
+)
+
+GC_PAUSE_GOAL = (5000, 10.0, 10.0)  # issue 27: longest GC pause <= 10 ms at 5,000 agents, an operation every 10 s
 
 
 def fig_fleet(ctx: Context) -> Figure:
@@ -25,6 +40,23 @@ def fig_workers(ctx: Context) -> Figure:
 def _percents(shares: list[float]) -> str:
     """CPU shares of several processes (1.0 = one core), as "27 % + 27 %"."""
     return " + ".join(f"{c * 100:.0f} %" for c in shares)
+
+
+def _per_minute(rates: list[float]) -> str:
+    """Full collections per minute of each replay process, as "1.2 + 0.8 / min"."""
+    return " + ".join(f"{x:.1f}" for x in rates) + " / min"
+
+
+def _within(x: float | None, limit: float) -> bool | None:
+    return None if x is None else x <= limit
+
+
+def _walk(biggest: dict[str, Any] | None) -> str:
+    """The biggest full pass: the objects it walked, the most common kinds."""
+    if not biggest or not biggest["walked"]:
+        return "none"
+    kinds = ", ".join(f"{name.rsplit('.', 1)[-1]} {n:,}" for name, n in biggest["kinds"][:5])
+    return f"{biggest['walked']:,} objects ({kinds}; {biggest['frozen']:,} frozen)"
 
 
 def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int], worker_counts: list[int], *,
@@ -58,15 +90,18 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
                 continue
 
             def one(n: int = n, ramp: float = ramp, w: int = w) -> dict[str, Any]:
-                srv = replay_server("gwsvcr", rec, timeout=120, workers=w)
+                gc_dir = gc_stats_dir(ctx)
+                srv = replay_server("gwsvcr", rec, timeout=120, workers=w, gc_stats=gc_dir)
+                load = load_average()
                 try:
                     result = fleet.fleet_level(srv.url, srv.pid, n, ops=list(rec.ops), recorded_delays=rec.delays,
                                                workers=gen, ramp=ramp, settle=settle, steady=steady,
                                                period=period, grace=grace, work=ctx.work)
                     srv.check_alive()
-                    return result
+                    result.update(load=load, load_end=load_average())
                 finally:
                     srv.stop(timeout=60)
+                return {**result, **collector(gc_dir)}
 
             r = attempt(ctx, f"{key} {n} agents, --workers {w}", one)
             errs = r.pop("errors_ms")
@@ -89,7 +124,11 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
                     f"{r['lost']}, duplicated {r['duplicated']}, error p50 {num(r['p50_ms'], 1)} ms p99 "
                     f"{num(r['p99_ms'], 1)} ms, {r['requests'] / steady:.0f} req/s, replay CPU {replay_cpu}, "
                     f"HAProxy CPU {r['haproxy_cpu'] * 100:.0f} %, load generator CPU "
-                    f"{[round(c * 100) for c in r['client_cpu']]} %, lag p99 {num(r['lag_p99_ms'], 1)} ms"
+                    f"{[round(c * 100) for c in r['client_cpu']]} %, lag p99 {num(r['lag_p99_ms'], 1)} ms, "
+                    f"GC {_per_minute(r['full_per_minute'])}, longest pause "
+                    f"{pauses(r['longest_pause_ms'], r['longest_pause_cpu_ms'])} (generation "
+                    f"{r['longest_pause_generation']}), biggest full pass {_walk(r['biggest_full_pass'])}, "
+                    f"load {r['load']:.1f} -> {r['load_end']:.1f}"
                     + (f"; errors: {r['first_errors']}" if r["first_errors"] else ""))
             rows.append([
                 str(w), f"{n:,}", f"{r['agents_ok']:,}/{n:,}", f"{r['ops']:,}",
@@ -97,19 +136,30 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
                 num(r["requests"] / steady), f"{num(r['rss_steady_kb'] / 1024)} MB", f"{num(rss_per_k, 1)} MB",
                 replay_cpu, f"{r['haproxy_cpu'] * 100:.0f} %" if w > 1 else "",
                 _percents(r["client_cpu"]), f"{num(r['lag_p99_ms'], 1)} ms",
-                verdict(ok)])
+                f"{_per_minute(r['full_per_minute'])}, {pauses(r['longest_pause_ms'], r['longest_pause_cpu_ms'])}",
+                f"{r['load']:.1f} / {r['load_end']:.1f}", verdict(ok)])
     rows.sort(key=lambda row: (int(row[0]), int(row[1].replace(",", ""))))
     for w in worker_counts:
         goal = "" if scaling or w != 1 else f"10,000 agents: {verdict((best[w] or 0) >= 10_000)}"
         summary.append([f"{key}, --workers {w}, an operation every {period:g} s: largest N with event timing error "
                         "p99 <= 50 ms and nothing lost", f"{best[w]:,} agents" if best[w] else "none", "", "", goal])
+    goal_n, goal_period, goal_ms = GC_PAUSE_GOAL
+    for w in worker_counts:
+        r = raw.get(f"{w}/{goal_n}")
+        if r is not None and period == goal_period:
+            summary.append([f"{key}, --workers {w}: longest GC pause at {goal_n:,} agents, an operation every "
+                            f"{period:g} s (wall / CPU)", pauses(r["longest_pause_ms"], r["longest_pause_cpu_ms"]),
+                            "", "", f"<= {goal_ms:g} ms: {verdict(_within(r['longest_pause_ms'], goal_ms))} "
+                            f"(wall), {verdict(_within(r['longest_pause_cpu_ms'], goal_ms))} (CPU)"])
     if scaling:
         carried = ratio(best[2], best[1]) if best[1] and best[2] else None
         summary.append([f"{key}: agents carried at --workers 2 / at --workers 1", rx(carried), "", "",
                         f">= 1.7x: {verdict(carried is not None and carried >= 1.7)}"])
     head = ["workers", "agents", "agents ok", "operations", "events lost / duplicated", "timing error p50 / p99",
             "requests/s", "replay RSS", "RSS per 1,000 agents", "replay CPU (per worker)", "HAProxy CPU",
-            "load generator CPU", "load generator loop lag p99", "p99 <= 50 ms, none lost"]
+            "load generator CPU", "load generator loop lag p99",
+            "GC: full collections per minute (per worker), longest pause wall / CPU", "load average (start / end)",
+            "p99 <= 50 ms, none lost"]
     skipped = [f"--workers {w} above {max(n for n in levels if f'{w}/{n}' in raw):,}" for w in worker_counts
                if misses[w] >= 2 and any(f"{w}/{n}" not in raw for n in levels)]
     notes = [
@@ -138,6 +188,11 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
         "each load generator process: all share these cores, so their sum shows what bounds a level. Replay RSS "
         "= the replay processes' summed RSS at the window's end; per 1,000 agents = (that - the same when "
         "ready) x 1000 / N.",
+        "GC = the collector of the replay processes (gc.callbacks, written by GWSVCR_GC_STATS) over each "
+        "replay's whole run, the ramp's logins included: full collections per minute of its run, and the longest "
+        "pause of any generation on the wall clock (what a client waits) and in CPU time. Before each full pass "
+        "the replay counts what it is about to walk (outside the pause timed). Load average = the machine's "
+        "1-minute load when the row's replay started and at the end of its window (2 cores, shared).",
         f"Load generator: bench/fleet.py, {gen} process(es) (cores - 1), "
         f"{next(iter(raw.values()))['loop'] if raw else ''} event loop, gwsvcr's Bayeux client (gwsvcr.client: "
         "asyncio streams, no HTTP library), connections spread over source addresses 127.0.0.2-9. How late its "

@@ -333,6 +333,31 @@ def test_gc_stats_count_collections_and_their_longest_pause_per_minute(tmp_path:
     assert minute["longest_ms"] == max(g["longest_ms"] for g in report["generations"])
 
 
+class _Held:
+    """Objects a full pass walks: tracked, alive, of a kind nothing else makes."""
+
+
+def test_gc_stats_count_what_a_full_pass_walks_and_of_what_kinds(tmp_path: Path) -> None:
+    stats = serve.GcStats(str(tmp_path))
+    held = [_Held() for _ in range(20_000)]
+    gc.callbacks.append(stats)
+    try:
+        gc.collect(2)
+        gc.freeze()  # as FreezeSurvivors does: the next pass leaves them alone
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(stats)
+        gc.unfreeze()
+    report = stats.report()
+    first, second = report["full_passes"]
+    assert first["walked"] >= len(held) and first["cpu_ms"] > 0
+    assert second["walked"] < first["walked"] - len(held), "frozen objects are not walked"
+    biggest = report["biggest_full_pass"]
+    assert biggest["walked"] == first["walked"]
+    kinds = dict(biggest["kinds"])
+    assert kinds[f"{__name__}._Held"] >= len(held)
+
+
 def test_a_mounted_cassette_is_kept_out_of_the_collectors_passes(tmp_path: Path) -> None:
     # CPython's own collector policy (no freezing after full passes): what is frozen is the mount's doing
     proc = gwsvcr("service", "--port", "0", env={"GWSVCR_GC": "default", serve.GcStats.ENV: str(tmp_path)})
