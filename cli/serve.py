@@ -486,12 +486,22 @@ async def _end_with_parent(parent: int, shutdown: Callable[[], None]) -> None:
     """Stop when the process that started this one is gone (this one then has another parent)."""
     while os.getppid() == parent:
         await asyncio.sleep(PARENT_CHECK)
-    click.echo(f"gwsvcr: the process that started this server (pid {parent}) is gone: stopping", err=True)
-    # Nobody reads this process's standard output any more: its stop summary goes nowhere, not into a broken pipe.
+    try:
+        # Nobody reads this process's standard output any more: its stop summary goes nowhere, not into a broken
+        # pipe. Its standard error, when it was a pipe to that process, is closed too: then this line cannot be said.
+        _to_devnull(sys.stdout)
+        try:
+            click.echo(f"gwsvcr: the process that started this server (pid {parent}) is gone: stopping", err=True)
+        except OSError:
+            _to_devnull(sys.stderr)
+    finally:
+        shutdown()  # whatever the writes did: a server whose owner is gone never stays
+
+
+def _to_devnull(stream: Any) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, stream.fileno())
     os.close(devnull)
-    shutdown()
 
 
 def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREAM,
