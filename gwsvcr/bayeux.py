@@ -133,7 +133,6 @@ class Session[C]:
     # The held connect's wake-up, only while one is held: a future and a timer per hold, where an Event per session
     # and wait_for per hold cost 1.3 KB more per held agent (docs/BENCHMARKS.md, memory per held session).
     _woken: asyncio.Future[None] | None = None
-    _release: int = 0  # bumped to answer a held connect at once (a second connect, a disconnect)
 
     def subscribed(self, channel: str) -> bool:
         return any(channel_matches(p, channel) for p in self.subscriptions)
@@ -143,12 +142,9 @@ class Session[C]:
         self.queue.append(message)
         self.wake()
 
-    def release(self) -> None:
-        self._release += 1
-        self.wake()
-
     def wake(self) -> None:
-        """End the held connect's wait, if one waits (it then answers with what is queued, failed or released)."""
+        """End the held connect's wait, if one waits: it then answers with what is queued or failed, or at once (a
+        second connect, a disconnect)."""
         if self._woken is not None:
             _settle(self._woken)
 
@@ -262,7 +258,7 @@ class BayeuxServer[C]:
     def _end(self, session: Session[C], reason: str) -> None:
         if self.sessions.pop(session.client_id, None) is not None:
             session.ended = True
-            session.release()
+            session.wake()
             self.hooks.on_session_end(session, reason)
 
     # ---------------------------------------------------------------------------------------------- requests
@@ -365,7 +361,7 @@ class BayeuxServer[C]:
         self._take_ack(session, message)
         # Only one connect is held per client: a new one answers the old one at once.
         if session.held:
-            session.release()
+            session.wake()
         advice = message.get("advice")
         seconds = self.timeline.connect_hold(
             alone=alone, connected=session.connected, queued=bool(session.queue or session.failures),
