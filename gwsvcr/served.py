@@ -79,8 +79,8 @@ def start(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | None = None,
     tests/forkserver.py)."""
     token = (env or {}).get(guard.TOKEN_ENV) or guard.new_token()
     process = popen(list(cmd), stdout=subprocess.PIPE, stderr=None if share_stderr else subprocess.PIPE,
-                             text=True, cwd=cwd, start_new_session=True,
-                             env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {}), guard.TOKEN_ENV: token})
+                    text=True, cwd=cwd, start_new_session=True,
+                    env={**os.environ, PARENT_ENV: str(os.getpid()), **(env or {}), guard.TOKEN_ENV: token})
     proc = Proc(process, token=token)
     ready = threading.Event()
 

@@ -32,9 +32,10 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-SERVING = frozenset({"record", "replay", "service", "sim"})
+from gwsvcr.cli.entry import SERVING
+from gwsvcr.served import PARENT_ENV
+
 ENABLED = os.environ.get("GWSVCR_TEST_FORK", "1") != "0"
-PARENT_ENV = "GWSVCR_PARENT_PID"  # gwsvcr.served.PARENT_ENV (not imported: the fork server imports it late)
 
 
 def eligible(cmd: Sequence[str], env: dict[str, str] | None) -> bool:
