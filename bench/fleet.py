@@ -351,7 +351,7 @@ def fleet_level(url: str, server_pid: int, n: int, *, ops: list[str], recorded_d
         "errors_ms": errors, "requests": sum(r["requests"] for r in results), "steady": steady,
         "replay_cpu": [used[p] for p in replays], "haproxy_cpu": sum(used[p] for p in balancers),
         "client_cpu": [r["cpu"] / steady for r in results], "lags_ms": lags,
-        "rss_ready_kb": rss_ready, "rss_steady_kb": rss_steady,
+        "rss_ready_kb": rss_ready, "rss_steady_kb": rss_steady, "window": window,
     }
 
 

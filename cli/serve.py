@@ -343,6 +343,7 @@ class GcStats:
 
     ENV = "GWSVCR_GC_STATS"
     KINDS = 12  # the most common kinds of object reported for the biggest full pass
+    SLOW_MS = 1.0  # passes listed one by one from this long
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -354,6 +355,10 @@ class GcStats:
         self.minutes: dict[int, list[float]] = {}  # minute -> [collections, full ones, longest wall, longest CPU]
         self.walking = 0  # objects the full pass under way walks
         self.full_passes: list[dict[str, Any]] = []
+        # every pass of SLOW_MS or longer on the wall clock, any generation: [when (time.monotonic(), a clock every
+        # process of the machine shares, so a bench can keep those of its measured window), generation, wall ms,
+        # CPU ms, objects collected]
+        self.slow: list[list[float]] = []
         self.biggest: dict[str, Any] = {"walked": 0, "kinds": []}
 
     def _census(self) -> None:
@@ -382,7 +387,10 @@ class GcStats:
         stats[3] += cpu
         stats[4] = max(stats[4], cpu)
         stats[5] += info.get("collected", 0)
-        at = time.monotonic() - self.began
+        now = time.monotonic()
+        at = now - self.began
+        if wall * 1000 >= self.SLOW_MS:
+            self.slow.append([now, generation, wall * 1000, cpu * 1000, info.get("collected", 0)])
         if generation == 2:
             self.full_passes.append({"at": at, "walked": self.walking, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000,
                                      "collected": info.get("collected", 0)})
@@ -395,14 +403,15 @@ class GcStats:
     def report(self) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
-            "pid": os.getpid(), "seconds": time.monotonic() - self.began, "cpu": usage.ru_utime + usage.ru_stime,
+            "pid": os.getpid(), "began": self.began, "seconds": time.monotonic() - self.began,
+            "cpu": usage.ru_utime + usage.ru_stime,
             "thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()),
             "generations": [{"collections": n, "wall_ms": w * 1000, "longest_ms": lw * 1000, "cpu_ms": c * 1000,
                              "longest_cpu_ms": lc * 1000, "collected": int(k)}
                             for n, w, lw, c, lc, k in self.generations],
             "minutes": [{"minute": k, "collections": int(n), "full": int(f), "longest_ms": lw * 1000,
                          "longest_cpu_ms": lc * 1000} for k, (n, f, lw, lc) in sorted(self.minutes.items())],
-            "full_passes": self.full_passes, "biggest_full_pass": self.biggest,
+            "full_passes": self.full_passes, "biggest_full_pass": self.biggest, "slow_passes": self.slow,
         }
 
     def write(self) -> None:

@@ -246,21 +246,30 @@ def gc_stats_dir(ctx: Context) -> Path:
     return Path(tempfile.mkdtemp(prefix="gc-", dir=ctx.work))
 
 
-def collector(directory: Path) -> dict[str, Any]:
+def collector(directory: Path, window: tuple[float, float] | None = None) -> dict[str, Any]:
     """What the collector did in the replay processes that wrote to ``directory`` (cli/serve.py GcStats, on their
     stop): full collections, in all and per minute of each process's run; the longest pause of any generation on
-    the wall clock and in CPU time, and the generation of the longest on the wall clock; the biggest full pass
-    (the objects it walked, the most common kinds); each process's report as it wrote it."""
+    the wall clock and in CPU time, and the generation of the longest on the wall clock, over the whole run
+    (start, ramp and stop included) and, given the measured ``window`` (time.monotonic() at its start and end), in
+    it alone (``window_*``; 0 when no pass in it took GcStats.SLOW_MS); the biggest full pass (the objects it
+    walked, the most common kinds); each process's report as it wrote it."""
     reports = [json.loads(p.read_text()) for p in sorted(directory.glob("gc-*.json"))]
     passes = [(g["longest_ms"], g["longest_cpu_ms"], generation) for r in reports
               for generation, g in enumerate(r["generations"])]
     wall = max(passes, default=(None, None, None))
     biggest = max((r["biggest_full_pass"] for r in reports), key=lambda b: b["walked"], default=None)
-    return {"full_collections": sum(r["generations"][2]["collections"] for r in reports),
-            "full_per_minute": [r["generations"][2]["collections"] * 60 / r["seconds"] for r in reports],
-            "longest_pause_ms": wall[0], "longest_pause_generation": wall[2],
-            "longest_pause_cpu_ms": max((cpu for _, cpu, _ in passes), default=None),
-            "biggest_full_pass": biggest, "gc": reports}
+    found = {"full_collections": sum(r["generations"][2]["collections"] for r in reports),
+             "full_per_minute": [r["generations"][2]["collections"] * 60 / r["seconds"] for r in reports],
+             "longest_pause_ms": wall[0], "longest_pause_generation": wall[2],
+             "longest_pause_cpu_ms": max((cpu for _, cpu, _ in passes), default=None),
+             "biggest_full_pass": biggest, "gc": reports}
+    if window is not None:
+        inside = [(wall_ms, cpu_ms, int(generation)) for r in reports
+                  for at, generation, wall_ms, cpu_ms, _ in r["slow_passes"] if window[0] <= at < window[1]]
+        longest = max(inside, default=(0.0, 0.0, None))
+        found.update(window_pause_ms=longest[0], window_pause_generation=longest[2],
+                     window_pause_cpu_ms=max((cpu for _, cpu, _ in inside), default=0.0))
+    return found
 
 
 def pauses(wall_ms: float | None, cpu_ms: float | None) -> str:

@@ -333,6 +333,33 @@ def test_gc_stats_count_collections_and_their_longest_pause_per_minute(tmp_path:
     assert minute["longest_ms"] == max(g["longest_ms"] for g in report["generations"])
 
 
+def test_gc_stats_list_each_slow_pass_on_the_clock_a_bench_window_uses(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve.GcStats, "SLOW_MS", 0.0)  # every pass is slow enough to be listed
+    stats = serve.GcStats(str(tmp_path))
+    gc.callbacks.append(stats)
+    try:
+        before = time.monotonic()
+        gc.collect(1)
+        between = time.monotonic()
+        gc.collect(2)
+        after = time.monotonic()
+    finally:
+        gc.callbacks.remove(stats)
+    passes = stats.report()["slow_passes"]
+    mine = [p for p in passes if before <= p[0] <= after]
+    assert [p[1] for p in mine] == [1, 2]
+    assert mine[0][0] <= between <= mine[1][0]
+    assert all(wall >= 0 and cpu >= 0 for _, _, wall, cpu, _ in mine)
+    monkeypatch.setattr(serve.GcStats, "SLOW_MS", 1e9)
+    gc.callbacks.append(stats)
+    try:
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(stats)
+    assert stats.report()["slow_passes"] == passes, "a pass shorter than SLOW_MS is not listed"
+
+
 class _Held:
     """Objects a full pass walks: tracked, alive, of a kind nothing else makes."""
 
