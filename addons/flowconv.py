@@ -151,12 +151,14 @@ class _Watch:
     """A client connection's writer, watched: its write and close tell what waited for them. One object, two bound
     methods and a list per connection, where closures took three functions and six cells: a held long-poll's
     connection lives as long as its agent, and every object it keeps is walked by each collection that reaches it
-    (a list, not a deque: 56 bytes against 760, with one reply at a time in flight on an HTTP/1.1 connection)."""
+    (a list, not a deque: 56 bytes against 760, with one reply at a time in flight on an HTTP/1.1 connection).
+    The writer and its watch refer to each other until the writer closes; then the writer has its own methods
+    again, and both are freed by reference counting, not left to the cycle collector."""
 
-    __slots__ = ("_close", "_write", "client_id", "waiting")
+    __slots__ = ("_write", "client_id", "waiting", "writer")
 
     def __init__(self, writer: Any, client_id: str) -> None:
-        self._write, self._close = writer.write, writer.close
+        self.writer, self._write = writer, writer.write
         self.client_id = client_id
         self.waiting: list[Delivered] = []
         writer.write = self.write
@@ -178,8 +180,9 @@ class _Watch:
         # The connection ends: what still waited for a write is told now (its events then wait for the client's
         # next connect, as any event due while it was away), and the watch goes with the connection.
         _watched.pop(self.client_id, None)
+        del self.writer.write, self.writer.close
         self._tell()
-        self._close()
+        self.writer.close()
 
 
 def requeue_if_dropped(flow: http.HTTPFlow, server: BayeuxServer) -> None:

@@ -41,6 +41,7 @@ from mitmproxy.flow import Flow
 from mitmproxy.master import Master
 
 from gwsvcr import guard, live
+from gwsvcr.addons.cycles import FreeFinishedStreams
 from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, request_of
 from gwsvcr.addons.guard import Guard
 from gwsvcr.replay import status
@@ -300,8 +301,8 @@ def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: d
     check = StartCheck()  # first: it catches errors logged while the others configure
     master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
     master.addons = HookCache(master)
-    master.addons.add(*engine(mode), Guard(endpoints, upstream), *addons, InFlight(), Announce(on_ready, show_token),
-                      check)
+    master.addons.add(*engine(mode), FreeFinishedStreams(), Guard(endpoints, upstream), *addons, InFlight(),
+                      Announce(on_ready, show_token), check)
     # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.
     base = {"connection_strategy": "lazy", "body_size_limit": "16m"} if mode == NO_UPSTREAM else {}
     master.options.update(**base, **settings)

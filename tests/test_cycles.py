@@ -1,0 +1,203 @@
+"""Finished requests freed by reference counting (addons/cycles.py, the write watch in addons/flowconv.py): a replay
+server in process, real sockets, and the cycle collector's census of what it would free (gc.DEBUG_SAVEALL), the
+collector off meanwhile so that nothing is freed before it is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from mitmproxy.utils import typecheck
+
+from gwsvcr.addons.cycles import FreeFinishedStreams, _dropped, _Streams, unlink
+from gwsvcr.addons.flowconv import NO_UPSTREAM
+from gwsvcr.addons.replayer import GwsReplayer
+from gwsvcr.cli import serve
+from tests.procs import ROOT
+
+CASSETTE = ROOT / "cassettes" / "recording_lifecycle.yaml"
+NOTIFICATIONS = "/api/v2/notifications"
+REQUESTS = 30
+# What one finished request left to the collector before (mitmproxy's stream cycle and all it holds), and a closed
+# connection's write watch.
+FLOW_KINDS = {"HTTPFlow", "HttpStream", "Request", "Response"}
+WATCH_KINDS = {"_Watch", "StreamWriter"}
+
+
+class Conn:
+    """One kept-alive HTTP/1.1 client connection, raw: no cycles of its own in the census."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    def send(self, method: str, path: str, body: Any = None, cookie: str = "") -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic YWdlbnQxOnNlY3JldA==\r\n"
+                + (f"Cookie: {cookie}\r\n" if cookie else "") + "Content-Type: application/json\r\n"
+                + f"Content-Length: {len(data)}\r\n\r\n")
+        self.writer.write(head.encode() + data)
+
+    async def read(self) -> tuple[int, dict[str, str], Any]:
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return int(lines[0].split()[1]), headers, json.loads(body) if body else None
+
+    async def ask(self, method: str, path: str, body: Any = None, cookie: str = "") -> tuple[int, dict[str, str], Any]:
+        self.send(method, path, body, cookie)
+        return await self.read()
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+@pytest.fixture
+def collector_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Nothing collected but by the census; the collector as it was afterwards. And no type checks of mitmproxy's
+    objects, as under ``python -O`` where the serving commands run (cli/entry.py): each check that fails keeps its
+    TypeError, whose traceback keeps every caller's frame (the stream's, the flow's) in cycles of its own."""
+    monkeypatch.setattr(typecheck, "check_option_type", lambda name, value, typeinfo: None)
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.collect()
+        if was:
+            gc.enable()
+
+
+def census() -> collections.Counter[str]:
+    """The kinds of object a full collection finds unreachable (and then frees)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    gc.set_debug(0)
+    kinds = collections.Counter(type(o).__name__ for o in gc.garbage)
+    gc.garbage.clear()
+    gc.collect()
+    return kinds
+
+
+@pytest.fixture(params=["unlinked", "mitmproxy as it is"])
+async def replay(request: pytest.FixtureRequest, collector_off: None) -> AsyncIterator[tuple[int, bool]]:
+    """A replay server in this event loop: its port, and whether finished streams are unlinked (the other run shows
+    that the census would see mitmproxy's cycles: the test can fail)."""
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    master = serve.build([GwsReplayer()], host="127.0.0.1", port=0, mode=NO_UPSTREAM, upstream=False,
+                         on_ready=ready.set_result,
+                         settings={"gwsvcr_replay_cassette": str(CASSETTE), "gwsvcr_replay_timing": "instant"})
+    unlinked = request.param == "unlinked"
+    if not unlinked:
+        master.addons.remove(master.addons.get("freefinishedstreams"))
+    running = asyncio.ensure_future(master.run())
+    try:
+        yield int((await ready).rsplit(":", 1)[1]), unlinked
+    finally:
+        master.shutdown()
+        await running
+        serve.release_logging()
+
+
+async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay: tuple[int, bool]) -> None:
+    port, unlinked = replay
+    rest, poll, other = await Conn.open(port), await Conn.open(port), await Conn.open(port)
+    status, headers, _ = await rest.ask("GET", "/api/v2/me")
+    assert status == 200
+    cookie = headers["set-cookie"].split(";")[0]
+    _, _, (shake,) = await rest.ask("POST", NOTIFICATIONS, [{"channel": "/meta/handshake", "version": "1.0",
+                                                              "supportedConnectionTypes": ["long-polling"]}], cookie)
+
+    def connect(n: int) -> dict[str, Any]:
+        return {"channel": "/meta/connect", "clientId": shake["clientId"], "connectionType": "long-polling",
+                "id": str(n)}
+
+    await poll.ask("POST", NOTIFICATIONS, [connect(1)], cookie)  # the first connect is answered at once
+    census()
+    for _ in range(REQUESTS):
+        assert (await rest.ask("GET", "/api/v2/me"))[0] == 200
+    # Each connect is held until the next one, on the other connection, releases it.
+    conns = [poll, other]
+    conns[0].send("POST", NOTIFICATIONS, [connect(2)], cookie)
+    for n in range(REQUESTS):
+        conns[(n + 1) % 2].send("POST", NOTIFICATIONS, [connect(n + 3)], cookie)
+        status, _, (reply, *_) = await conns[n % 2].read()
+        assert status == 200 and reply["channel"] == "/meta/connect"
+    await asyncio.sleep(0)  # the last reply's stream is dropped once its event is handled
+    await asyncio.sleep(0)
+    left = census()
+    found = {kind: left[kind] for kind in FLOW_KINDS}
+    if unlinked:
+        assert found == dict.fromkeys(FLOW_KINDS, 0)
+    else:
+        assert found["HTTPFlow"] >= 2 * REQUESTS and found["HttpStream"] >= 2 * REQUESTS
+    for conn in (rest, poll, other):
+        await conn.close()
+
+
+@pytest.mark.parametrize("replay", ["unlinked"], indirect=True)
+async def test_a_closed_connection_leaves_its_write_watch_to_reference_counting(replay: tuple[int, bool]) -> None:
+    port, _ = replay
+    for _ in range(5):
+        conn = await Conn.open(port)
+        assert (await conn.ask("GET", "/api/v2/me"))[0] == 200
+        await conn.close()
+    await asyncio.sleep(0.1)  # the server sees each close
+    left = census()
+    assert {kind: left[kind] for kind in WATCH_KINDS} == dict.fromkeys(WATCH_KINDS, 0)
+    assert left["ProxyConnectionHandler"] == 5  # what stays a cycle (addons/cycles.py says why): they did close
+
+
+class Stream:
+    """The shape of mitmproxy's HttpStream that matters here: states kept as bound methods, a context's layers."""
+
+    def __init__(self) -> None:
+        self.context = type("Context", (), {})()
+        self.context.layers = ["outer layer", self]
+        self.client_state = self.state_done
+        self.server_state = self.state_done
+        self._paused: object = None
+
+    def state_done(self, _event: object) -> Iterator[Any]:
+        yield from ()
+
+
+def test_unlink_breaks_a_dropped_stream_and_leaves_one_in_use_alone() -> None:
+    dropped = Stream()
+    unlink(dropped, _Streams())
+    assert dropped.client_state is _dropped and dropped.server_state is _dropped
+    assert dropped.context.layers == ["outer layer"] and list(_dropped(object())) == []
+    still_listed, paused = Stream(), Stream()
+    paused._paused = object()  # waiting for a command to complete: mitmproxy resumes it later
+    unlink(still_listed, _Streams({1: still_listed}))
+    unlink(paused, _Streams())
+    for stream in (still_listed, paused):
+        assert stream.client_state == stream.state_done and stream in stream.context.layers
+
+
+def test_only_a_new_http_layer_gets_the_table() -> None:
+    class HttpLayer:
+        def __init__(self, streams: dict[int, object]) -> None:
+            self.streams = streams
+
+    class NextLayer:
+        def __init__(self, layer: object) -> None:
+            self.layer = layer
+
+    new, busy, other = HttpLayer({}), HttpLayer({1: object()}), NextLayer(None)
+    for layer in (new, busy):
+        FreeFinishedStreams().next_layer(NextLayer(layer))
+    FreeFinishedStreams().next_layer(other)
+    assert type(new.streams) is _Streams and type(busy.streams) is dict and other.layer is None
