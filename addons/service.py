@@ -136,7 +136,7 @@ class GwsService:
         mount = self.service.mount(parse_mount(doc))
         # Its cassette lives as long as the mount: kept out of the collector's passes, as replay's is (no collection
         # first: the other mounts are serving; what is frozen is still freed by reference counting, its cycles when
-        # cli/serve.py's FreezeSurvivors next unfreezes).
+        # cli/serve.py's FreezeSurvivors next walks everything).
         gc.freeze()
         try:
             served = await self._listen(mount)

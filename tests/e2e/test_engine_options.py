@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -234,20 +235,32 @@ def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., Mitmdump], 
     assert "/api/v2/me" in path.read_text()
 
 
-def test_full_collections_freeze_their_survivors_and_let_them_go_in_time() -> None:
+def test_full_collections_freeze_their_survivors_and_walk_everything_again_when_memory_grew() -> None:
+    before = gc.get_threshold()
     policy = serve.FreezeSurvivors(every=3600)
     frozen = gc.get_freeze_count()
     try:
+        assert gc.get_threshold() == serve.FreezeSurvivors.THRESHOLDS
         kept = [[i] for i in range(1000)]  # noqa: F841 - alive across the collection
         policy("stop", {"generation": 1})
         assert gc.get_freeze_count() == frozen, "only a full collection freezes"
         policy("stop", {"generation": 2})
         assert gc.get_freeze_count() >= frozen + 1000
-        policy.every = 0
+        policy.every, policy.checked_at = 0, 0.0  # due, but the memory has not grown that much
+        policy.blocks = sys.getallocatedblocks()
         policy("stop", {"generation": 2})
-        assert gc.get_freeze_count() == 0, "in time, the next full collection walks everything again"
+        assert gc.get_freeze_count() >= frozen + 1000 and not policy.walking_all
+        policy.checked_at, policy.blocks = 0.0, 1  # due, and grown
+        policy("stop", {"generation": 2})
+        assert gc.get_freeze_count() == 0 and policy.walking_all, "the next full collection walks everything"
+        policy("stop", {"generation": 2})  # that one: what survived it is the new measure
+        assert not policy.walking_all and policy.blocks > 1 and gc.get_freeze_count() >= 1000
+        policy.checked_at = 0.0
+        policy("stop", {"generation": 2})
+        assert not policy.walking_all, "memory has not grown since everything was walked"
     finally:
-        gc.unfreeze()
+        policy.close()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 async def test_hook_cache_calls_what_mitmproxy_would(caplog: pytest.LogCaptureFixture) -> None:
