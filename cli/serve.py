@@ -318,9 +318,10 @@ class FreezeSurvivors:
     thresholds, 7,500 for 2-7 ms with these, and the collector took less CPU in all (docs/BENCHMARKS.md,
     "Collector pauses at 5,000 agents"). Frozen objects are still freed by reference counting; only cyclic garbage
     among them waits, until everything is walked again: once the process's allocated blocks have grown ``grow``
-    times over since everything was last walked (or the start), checked once a minute from ``every`` seconds on.
-    Then the next full pass walks everything (about a second at 5,000 agents: rare, and bounded by memory, not by a
-    clock) and freezes what survives. GWSVCR_GC=default keeps CPython's own policy."""
+    times over since everything was last walked, checked once a minute from ``every`` seconds on (the first check
+    takes the measure: what a fleet grew to in its first minutes is what it lives on, not garbage). Then the next
+    full pass walks everything (about a second at 5,000 agents: rare, and bounded by memory, not by a clock) and
+    freezes what survives. GWSVCR_GC=default keeps CPython's own policy."""
 
     THRESHOLDS = (700, 5, 0)
     CHECK_EVERY = 60.0  # seconds between two counts of the allocated blocks
@@ -328,7 +329,7 @@ class FreezeSurvivors:
     def __init__(self, every: float = 600.0, grow: float = 2.0) -> None:
         self.every, self.grow = every, grow
         self.walked_at = self.checked_at = time.monotonic()
-        self.blocks = sys.getallocatedblocks()
+        self.blocks: int | None = None  # allocated blocks after everything was last walked (or at the first check)
         self.walking_all = False
         self.before = gc.get_threshold()
         gc.set_threshold(*self.THRESHOLDS)
@@ -341,8 +342,10 @@ class FreezeSurvivors:
             self.walking_all = False
             self.walked_at, self.blocks = now, sys.getallocatedblocks()
         elif now - self.walked_at >= self.every and now - self.checked_at >= self.CHECK_EVERY:
-            self.checked_at = now
-            if sys.getallocatedblocks() > self.grow * self.blocks:
+            self.checked_at, blocks = now, sys.getallocatedblocks()
+            if self.blocks is None:
+                self.blocks = blocks
+            elif blocks > self.grow * self.blocks:
                 gc.unfreeze()  # the next full pass walks everything
                 self.walking_all = True
                 return
