@@ -17,6 +17,7 @@ from mitmproxy.utils import human
 
 from gwsvcr import live
 from gwsvcr.addons import live as live_view
+from gwsvcr.addons.cycles import FreeFinishedStreams
 from gwsvcr.addons.flowconv import SUMMARY_LOGGER, add_options, request_of, response_of, session_rules
 from gwsvcr.addons.guard import Guard
 from gwsvcr.bayeux import is_bayeux
@@ -259,4 +260,4 @@ class GwsRecorder:
         summary.info(core.summary())
 
 
-addons = [Guard(endpoints=False), GwsRecorder()]
+addons = [FreeFinishedStreams(), Guard(endpoints=False), GwsRecorder()]

@@ -19,6 +19,7 @@ from gwsvcr import guard as rules
 from gwsvcr import live, wire
 from gwsvcr.addons import guard
 from gwsvcr.addons import live as live_view
+from gwsvcr.addons.cycles import FreeFinishedStreams
 from gwsvcr.addons.flowconv import (
     SUMMARY_LOGGER,
     add_options,
@@ -187,4 +188,4 @@ class GwsReplayer:
                          ctx.options.gwsvcr_replay_cassette)
 
 
-addons = [guard.Guard(), GwsReplayer()]
+addons = [FreeFinishedStreams(), guard.Guard(), GwsReplayer()]

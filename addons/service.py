@@ -26,6 +26,7 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy import mode_specs
 
 from gwsvcr.addons import guard
+from gwsvcr.addons.cycles import FreeFinishedStreams
 from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, answer, requeue_if_dropped
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import json_bytes
@@ -200,4 +201,4 @@ class GwsService:
                          mount.replayer.summary().removeprefix("gwsvcr: "))
 
 
-addons = [guard.Guard(), GwsService()]
+addons = [FreeFinishedStreams(), guard.Guard(), GwsService()]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from mitmproxy import ctx, exceptions, http
 
 from gwsvcr import gws
+from gwsvcr.addons.cycles import FreeFinishedStreams
 from gwsvcr.addons.flowconv import answer, requeue_if_dropped
 from gwsvcr.addons.guard import Guard
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
@@ -89,4 +90,4 @@ class GwsSimulator:
         self.core.bayeux.close()
 
 
-addons = [Guard(), GwsSimulator()]
+addons = [FreeFinishedStreams(), Guard(), GwsSimulator()]
