@@ -1,6 +1,7 @@
-"""Finished requests freed by reference counting (addons/cycles.py, the write watch in addons/flowconv.py): a replay
-server in process, real sockets, and the cycle collector's census of what it would free (gc.DEBUG_SAVEALL), the
-collector off meanwhile so that nothing is freed before it is counted."""
+"""Finished requests (addons/cycles.py, the write watch in addons/flowconv.py) and ended CometD sessions (the
+replayer's clients, gwsvcr/replay/client.py) freed by reference counting: a replay server in process, real sockets,
+and the cycle collector's census of what it would free (gc.DEBUG_SAVEALL), the collector off meanwhile so that
+nothing is freed before it is counted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import collections
 import gc
 import json
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ from gwsvcr.addons.cycles import FreeFinishedStreams, _dropped, _Streams, unlink
 from gwsvcr.addons.flowconv import NO_UPSTREAM
 from gwsvcr.addons.replayer import GwsReplayer
 from gwsvcr.cli import serve
+from gwsvcr.replay import Replayer, replayer
 from tests.procs import ROOT
 
 CASSETTE = ROOT / "cassettes" / "recording_lifecycle.yaml"
@@ -27,6 +30,9 @@ REQUESTS = 30
 # connection's write watch.
 FLOW_KINDS = {"HTTPFlow", "HttpStream", "Request", "Response"}
 WATCH_KINDS = {"_Watch", "StreamWriter"}
+# What a replayed CometD session is made of, once it ended and its client was forgotten.
+SESSION_KINDS = {"Session", "Client", "Schedule", "Cursors"}
+SESSIONS = 20
 
 
 class Conn:
@@ -92,11 +98,12 @@ def census() -> collections.Counter[str]:
 
 
 @pytest.fixture(params=["unlinked", "mitmproxy as it is"])
-async def replay(request: pytest.FixtureRequest, collector_off: None) -> AsyncIterator[tuple[int, bool]]:
-    """A replay server in this event loop: its port, and whether finished streams are unlinked (the other run shows
-    that the census would see mitmproxy's cycles: the test can fail)."""
+async def replay(request: pytest.FixtureRequest, collector_off: None) -> AsyncIterator[tuple[int, bool, Replayer]]:
+    """A replay server in this event loop: its port, whether finished streams are unlinked (the other run shows
+    that the census would see mitmproxy's cycles: the test can fail), and its replayer."""
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    master = serve.build([GwsReplayer()], host="127.0.0.1", port=0, mode=NO_UPSTREAM, upstream=False,
+    addon = GwsReplayer()
+    master = serve.build([addon], host="127.0.0.1", port=0, mode=NO_UPSTREAM, upstream=False,
                          on_ready=ready.set_result,
                          settings={"gwsvcr_replay_cassette": str(CASSETTE), "gwsvcr_replay_timing": "instant"})
     unlinked = request.param == "unlinked"
@@ -104,15 +111,17 @@ async def replay(request: pytest.FixtureRequest, collector_off: None) -> AsyncIt
         master.addons.remove(master.addons.get("freefinishedstreams"))
     running = asyncio.ensure_future(master.run())
     try:
-        yield int((await ready).rsplit(":", 1)[1]), unlinked
+        port = int((await ready).rsplit(":", 1)[1])
+        assert addon.core is not None
+        yield port, unlinked, addon.core
     finally:
         master.shutdown()
         await running
         serve.release_logging()
 
 
-async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay: tuple[int, bool]) -> None:
-    port, unlinked = replay
+async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay: tuple[int, bool, Replayer]) -> None:
+    port, unlinked, _ = replay
     rest, poll, other = await Conn.open(port), await Conn.open(port), await Conn.open(port)
     status, headers, _ = await rest.ask("GET", "/api/v2/me")
     assert status == 200
@@ -148,8 +157,9 @@ async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay:
 
 
 @pytest.mark.parametrize("replay", ["unlinked"], indirect=True)
-async def test_a_closed_connection_leaves_its_write_watch_to_reference_counting(replay: tuple[int, bool]) -> None:
-    port, _ = replay
+async def test_a_closed_connection_leaves_its_write_watch_to_reference_counting(
+        replay: tuple[int, bool, Replayer]) -> None:
+    port, _, _ = replay
     for _ in range(5):
         conn = await Conn.open(port)
         assert (await conn.ask("GET", "/api/v2/me"))[0] == 200
@@ -158,6 +168,50 @@ async def test_a_closed_connection_leaves_its_write_watch_to_reference_counting(
     left = census()
     assert {kind: left[kind] for kind in WATCH_KINDS} == dict.fromkeys(WATCH_KINDS, 0)
     assert left["ProxyConnectionHandler"] == 5  # what stays a cycle (addons/cycles.py says why): they did close
+
+
+async def start_session(conn: Conn, core: Replayer) -> tuple[str, str, weakref.ref[object]]:
+    """A client's login, handshake, first connect and subscription: its cookie, clientId, and its replay client."""
+    _, headers, _ = await conn.ask("GET", "/api/v2/me")
+    cookie = headers["set-cookie"].split(";")[0]
+    _, _, (shake,) = await conn.ask("POST", NOTIFICATIONS, [{"channel": "/meta/handshake", "version": "1.0",
+                                                             "supportedConnectionTypes": ["long-polling"]}], cookie)
+    cid = shake["clientId"]
+    for message in ({"channel": "/meta/connect", "connectionType": "long-polling", "advice": {"timeout": 0}},
+                    {"channel": "/meta/subscribe", "subscription": "/v2/me/calls"}):
+        _, _, (*_, reply) = await conn.ask("POST", NOTIFICATIONS, [{**message, "clientId": cid}], cookie)
+        assert reply["successful"], reply
+    return cookie, cid, weakref.ref(core.bayeux.sessions[cid].context)
+
+
+@pytest.mark.parametrize("replay", ["unlinked"], indirect=True)
+@pytest.mark.parametrize("end", ["expiry", "disconnect"])
+async def test_ended_sessions_are_freed_by_reference_counting(replay: tuple[int, bool, Replayer], end: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client whose session expired is forgotten at once; one that disconnected, once it is among the oldest idle
+    clients (a few here). Either is then freed by reference counting, not left to the collector (which
+    cli/serve.py's FreezeSurvivors would keep from it for good, had it frozen the client while it lived)."""
+    port, _, core = replay
+    monkeypatch.setattr(replayer, "MAX_IDLE_CLIENTS", 4)
+    conn = await Conn.open(port)
+    clients = []
+    for _ in range(SESSIONS):
+        cookie, cid, client = await start_session(conn, core)
+        clients.append(client)
+        if end == "disconnect":
+            _, _, (reply,) = await conn.ask("POST", NOTIFICATIONS, [{"channel": "/meta/disconnect", "clientId": cid}],
+                                            cookie)
+            assert reply["successful"], reply
+    if end == "expiry":  # the clients vanished: maxInterval later, the next request's sweep ends their sessions
+        core.bayeux.config.max_interval_ms = 0
+        assert len(core.bayeux.expire()) == SESSIONS
+    assert not core.bayeux.sessions and core.counters.clients == SESSIONS
+    forgotten = SESSIONS - len(core.by_cookie)
+    assert forgotten >= SESSIONS - replayer.MAX_IDLE_CLIENTS
+    assert sum(client() is None for client in clients) == forgotten  # before any collection
+    left = census()
+    assert {kind: left[kind] for kind in SESSION_KINDS} == dict.fromkeys(SESSION_KINDS, 0)
+    await conn.close()
 
 
 class Stream:

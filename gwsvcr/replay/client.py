@@ -63,7 +63,7 @@ class Client:
         self.counters = counters
         self.faults_of = faults_of  # the faults on demand set to strike each recorded session's replays
         self.faults = faults_of(script.label) if faults_of is not None else NO_FAULTS
-        self._due = Schedule(timeline.clock, self._release)
+        self._due = Schedule(timeline.clock, _release)  # its items name this client: see _release
         self.fired: dict[int, float] = {}  # cause -> when the client got its reply (clock time)
         self.show = show  # the live view: a line per event released
         self.undecided: Pending | None = None  # set while several recorded sessions fit it
@@ -119,7 +119,7 @@ class Client:
         and an event later by the faults that delay it."""
         late = 0.0 if isinstance(item, RecordedFailure) else \
             sum(f.delay for f in self.faults.at_event.get(item.index, ()) if f.kind == DELAY)
-        self._due.add(since + self.timeline.scale(item.delay) + late, (item, since), item.order)
+        self._due.add(since + self.timeline.scale(item.delay) + late, (self, item, since), item.order)
 
     def switch(self, script: Script) -> None:
         """Replay ``script`` from now on, in place of a session that answered everything so far alike: what the
@@ -132,13 +132,12 @@ class Client:
         self.script = script
         self.faults = self.faults_of(script.label) if self.faults_of is not None else NO_FAULTS
         self._next.clear()
-        for item, since in self._due.drain():
+        for _, item, since in self._due.drain():
             twin = item if isinstance(item, RecordedFailure) else script.at_place(here.place(item))
             if twin is not None:
                 self._schedule(twin, since)
 
-    def _release(self, due: tuple[RecordedEvent | RecordedFailure, float]) -> None:
-        item, since = due
+    def _release(self, item: RecordedEvent | RecordedFailure, since: float) -> None:
         if isinstance(item, RecordedFailure):
             self._fail(item)
             return
@@ -225,8 +224,18 @@ class Client:
             session.queue = []
 
     def close(self) -> None:
+        """The client is forgotten: its timers stop and what it waited to release goes (see :func:`_release`)."""
         if self.undecided is not None and self.undecided.timer is not None:
             self.undecided.timer.cancel()
         self._due.close()
         self.pending.clear()
         self.cursors.clear()
+
+
+def _release(due: tuple[Client, RecordedEvent | RecordedFailure, float]) -> None:
+    """An item of a client's schedule falls due. The items name their client, where a bound method of the client
+    kept by its schedule would make every client a reference cycle: a client with nothing due (a closed one has
+    nothing) is freed by reference counting once the replayer forgets it (its session expired, or it idled too
+    long), not by the next full collection, nor never once cli/serve.py's FreezeSurvivors has frozen it."""
+    client, item, since = due
+    client._release(item, since)
