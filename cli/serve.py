@@ -412,14 +412,15 @@ class GcStats:
         stats[2] = max(stats[2], wall)
         stats[3] += cpu
         stats[4] = max(stats[4], cpu)
-        stats[5] += info.get("collected", 0)
+        collected = info.get("collected", 0)
+        stats[5] += collected
         now = time.monotonic()
         at = now - self.began
         if wall * 1000 >= self.SLOW_MS:
-            self.slow.append([now, generation, wall * 1000, cpu * 1000, info.get("collected", 0)])
+            self.slow.append([now, generation, wall * 1000, cpu * 1000, collected])
         if generation == 2:
             self.full_passes.append({"at": at, "walked": self.walking, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000,
-                                     "collected": info.get("collected", 0)})
+                                     "collected": collected})
         minute = self.minutes.setdefault(int(at // 60), [0, 0, 0.0, 0.0])
         minute[0] += 1
         minute[1] += generation == 2

@@ -97,6 +97,16 @@ def census() -> collections.Counter[str]:
     return kinds
 
 
+async def log_in(conn: Conn) -> tuple[str, str]:
+    """A client's login and handshake: its session cookie and its clientId."""
+    status, headers, _ = await conn.ask("GET", "/api/v2/me")
+    assert status == 200
+    cookie = headers["set-cookie"].split(";")[0]
+    _, _, (shake,) = await conn.ask("POST", NOTIFICATIONS, [{"channel": "/meta/handshake", "version": "1.0",
+                                                             "supportedConnectionTypes": ["long-polling"]}], cookie)
+    return cookie, shake["clientId"]
+
+
 @pytest.fixture(params=["unlinked", "mitmproxy as it is"])
 async def replay(request: pytest.FixtureRequest, collector_off: None) -> AsyncIterator[tuple[int, bool, Replayer]]:
     """A replay server in this event loop: its port, whether finished streams are unlinked (the other run shows
@@ -123,15 +133,10 @@ async def replay(request: pytest.FixtureRequest, collector_off: None) -> AsyncIt
 async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay: tuple[int, bool, Replayer]) -> None:
     port, unlinked, _ = replay
     rest, poll, other = await Conn.open(port), await Conn.open(port), await Conn.open(port)
-    status, headers, _ = await rest.ask("GET", "/api/v2/me")
-    assert status == 200
-    cookie = headers["set-cookie"].split(";")[0]
-    _, _, (shake,) = await rest.ask("POST", NOTIFICATIONS, [{"channel": "/meta/handshake", "version": "1.0",
-                                                              "supportedConnectionTypes": ["long-polling"]}], cookie)
+    cookie, cid = await log_in(rest)
 
     def connect(n: int) -> dict[str, Any]:
-        return {"channel": "/meta/connect", "clientId": shake["clientId"], "connectionType": "long-polling",
-                "id": str(n)}
+        return {"channel": "/meta/connect", "clientId": cid, "connectionType": "long-polling", "id": str(n)}
 
     await poll.ask("POST", NOTIFICATIONS, [connect(1)], cookie)  # the first connect is answered at once
     census()
@@ -172,11 +177,7 @@ async def test_a_closed_connection_leaves_its_write_watch_to_reference_counting(
 
 async def start_session(conn: Conn, core: Replayer) -> tuple[str, str, weakref.ref[object]]:
     """A client's login, handshake, first connect and subscription: its cookie, clientId, and its replay client."""
-    _, headers, _ = await conn.ask("GET", "/api/v2/me")
-    cookie = headers["set-cookie"].split(";")[0]
-    _, _, (shake,) = await conn.ask("POST", NOTIFICATIONS, [{"channel": "/meta/handshake", "version": "1.0",
-                                                             "supportedConnectionTypes": ["long-polling"]}], cookie)
-    cid = shake["clientId"]
+    cookie, cid = await log_in(conn)
     for message in ({"channel": "/meta/connect", "connectionType": "long-polling", "advice": {"timeout": 0}},
                     {"channel": "/meta/subscribe", "subscription": "/v2/me/calls"}):
         _, _, (*_, reply) = await conn.ask("POST", NOTIFICATIONS, [{**message, "clientId": cid}], cookie)
