@@ -122,12 +122,13 @@ class _Due:
 
 class Schedule:
     """Items that fall due at given times, released in time order (recorded order among equal times) by one
-    timer on the clock; what the replayer keeps per client for its events."""
+    timer on the clock; what the replayer keeps per client for its events. ``release`` gets each item and how late
+    it went, in seconds after its time (the clock's timer fired late, or the process was busy when it fell due)."""
 
     _orders = itertools.count()
     __slots__ = ("_heap", "_timer", "_timer_at", "clock", "release")  # one per live client, as long as it lives
 
-    def __init__(self, clock: Clock, release: Callable[[Any], None]) -> None:
+    def __init__(self, clock: Clock, release: Callable[[Any, float], None]) -> None:
         self.clock = clock
         self.release = release
         self._heap: list[_Due] = []
@@ -156,7 +157,8 @@ class Schedule:
         self._timer, self._timer_at = None, float("inf")
         now = self.clock.now()
         while self._heap and self._heap[0].at <= now:
-            self.release(heapq.heappop(self._heap).item)
+            due = heapq.heappop(self._heap)
+            self.release(due.item, now - due.at)
         self._arm()
 
     def drain(self) -> list[Any]:

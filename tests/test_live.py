@@ -73,7 +73,10 @@ def test_an_event_line_without_a_known_cause() -> None:
         "client 2   <- /x event  10 ms after its cause"
 
 
-async def test_the_replayer_tells_each_released_event_with_its_delay_after_its_cause() -> None:
+@pytest.mark.parametrize("busy", [0.0, 0.5])
+async def test_the_replayer_tells_each_released_event_with_its_delay_after_its_cause(busy: float) -> None:
+    """``busy``: the process was busy when the event fell due, its timer fired that much later: the event went out
+    late, the live view shows when it did, the status and the stop summary count it."""
     clock, lines = FakeClock(), []
     sample = cas.load(ROOT / "cassettes" / "stop_call_recording.yaml")
     core = Replayer(sample, ReplayConfig(), on_miss=lambda miss: pytest.fail(miss.text()), clock=clock,
@@ -86,8 +89,14 @@ async def test_the_replayer_tells_each_released_event_with_its_delay_after_its_c
     served = await answering
     assert served.delivered is not None
     served.delivered(clock.now())
-    await clock.advance(1.0)
     [event] = [item for ex in sample.exchanges for item in ex.reply_items() if item.is_event]
     assert event.delay is not None
-    assert lines == [f"client 1   <- /v2/me/calls CallRecordingStateChange (Stopped)  {event.delay * 1000:.0f} ms "
-                     f"after #{stop.number} StopCallRecording"]
+    clock.t += event.delay + busy
+    await clock.advance(0)
+    assert lines == [f"client 1   <- /v2/me/calls CallRecordingStateChange (Stopped)  "
+                     f"{(event.delay + busy) * 1000:.0f} ms after #{stop.number} StopCallRecording"]
+    figures = core.status()
+    assert (figures["events_released"], figures["released_late"], figures["late_max_ms"]) == \
+        ((1, 1, 500.0) if busy else (1, 0, 0.0))
+    assert ("went out more than 10 ms after their recorded time (the latest 500 ms late)" in core.summary()) == \
+        bool(busy)

@@ -20,8 +20,9 @@ from tests.procs import ROOT
 
 def figures(served: int, clients: int, events: int, unused: list[int], misses: int = 0,
             sha: str = "abc", failures: int = 0, faults: int = 0,
-            recovery: tuple[int, ...] = ()) -> dict[str, Any]:
+            recovery: tuple[int, ...] = (), late: tuple[int, float] = (0, 0.0)) -> dict[str, Any]:
     return {"served": served, "clients": clients, "live_sessions": clients, "events_released": events,
+            "released_late": late[0], "late_max_ms": late[1],
             "failures_replayed": failures, "faults_injected": faults,
             "misses": [{"request": f"GET /x{i}"} for i in range(misses)], "unused": unused,
             "unused_recovery": [{"exchange": n, "what": f"what {n}"} for n in recovery],
@@ -54,6 +55,18 @@ def test_failures_and_faults_add_up_recovery_unused_only_when_no_replay_used_it(
         "gwsvcr: served 8 requests to 2 clients, 4 events released, 0 misses, 1 recorded exchanges never used, "
         "1 recorded failures replayed, 2 faults injected (2 workers)\n"
         "gwsvcr: the recorded failure and recovery did not replay: #10 what 10 never used")
+
+
+def test_events_that_went_out_late_add_up_and_are_told_on_stop() -> None:
+    whole = status.combine([status.Part("http://a", figures(20, 2, 1200, [], late=(3, 12.4))),
+                            status.Part("http://b", figures(20, 2, 1300, [], late=(40, 57.0))),
+                            status.Part("http://c", figures(20, 2, 1000, []))])
+    assert (whole["released_late"], whole["late_max_ms"]) == (43, 57.0)
+    assert [w["released_late"] for w in whole["workers"]] == [3, 40, 0]
+    assert status.summary_line(whole).splitlines()[1:] == [
+        "gwsvcr: faults that never struck: duplicate event 1",
+        "gwsvcr: 43 of 3,500 events went out more than 10 ms after their recorded time (the latest 57 ms late): "
+        "the replay was short of CPU; --workers N or fewer clients per replay keep the timing"]
 
 
 def test_replays_of_different_files_have_no_common_cassette() -> None:

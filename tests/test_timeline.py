@@ -57,7 +57,13 @@ def test_connect_hold_replays_a_recorded_empty_hold() -> None:
 async def test_schedule_releases_in_time_then_recorded_order() -> None:
     clock = FakeClock()
     released: list[str] = []
-    due = Schedule(clock, released.append)
+    late: list[float] = []
+
+    def release(item: str, after: float) -> None:
+        released.append(item)
+        late.append(after)
+
+    due = Schedule(clock, release)
     due.add(clock.now() + 0.3, "late", order=1)
     due.add(clock.now() + 0.1, "second", order=2)
     due.add(clock.now() + 0.1, "first", order=0)
@@ -67,6 +73,13 @@ async def test_schedule_releases_in_time_then_recorded_order() -> None:
     assert released == ["first", "second"]
     await clock.advance(0.2)
     assert released == ["first", "second", "late"]
+    assert late == [0.0, 0.0, 0.0]  # the fake clock's timer fires on time
+    due.add(clock.now() + 0.1, "behind", order=3)
+    due.add(clock.now() + 0.15, "further behind", order=4)
+    clock.t += 0.25  # the process was busy: its timer fires only when the clock is past both items
+    await clock.advance(0)
+    assert released[3:] == ["behind", "further behind"]
+    assert [round(x, 3) for x in late[3:]] == [0.15, 0.1]
     due.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,6 +284,20 @@ def miss_line(srv: Server) -> str:
         if line.startswith("gwsvcr: served") and " 0 misses" not in line:
             return line.strip()
     return ""
+
+
+LATE_LINE = re.compile(r"^gwsvcr: ([\d,]+) of ([\d,]+) events went out more than \d+ ms after their recorded "
+                       r"time \(the latest ([\d,]+) ms late\)")
+
+
+def released_late(srv: Server) -> tuple[int, float]:
+    """From gwsvcr replay's stop summary: how many events it released more than 10 ms after their recorded time
+    (its process was busy), and the latest of them in seconds; (0, 0.0) when it said none."""
+    for line in srv.out:
+        m = LATE_LINE.match(line)
+        if m:
+            return int(m[1].replace(",", "")), int(m[3].replace(",", "")) / 1000
+    return 0, 0.0
 
 
 class Fleet:

@@ -16,6 +16,7 @@ from gwsvcr.correlate import Plan, value_at
 from gwsvcr.matching import Cursors
 from gwsvcr.replay.faults import DELAY, DROP_CONNECT, DUPLICATE, NO_FAULTS, SESSION_ENDING, Fault, ScriptFaults
 from gwsvcr.replay.script import RecordedEvent, RecordedFailure, Script, Step
+from gwsvcr.replay.status import LATE
 from gwsvcr.session import Identifier
 from gwsvcr.timeline import Cancellable, Schedule, Timeline
 
@@ -27,6 +28,8 @@ class Counters:
     served: int = 0
     clients: int = 0
     events_released: int = 0
+    released_late: int = 0  # events that went out more than LATE after their time: the process was busy
+    late_max: float = 0.0  # the latest of them, in seconds
     failures_replayed: int = 0
     faults_injected: int = 0
 
@@ -137,11 +140,15 @@ class Client:
             if twin is not None:
                 self._schedule(twin, since)
 
-    def _release(self, item: RecordedEvent | RecordedFailure, since: float) -> None:
+    def _release(self, item: RecordedEvent | RecordedFailure, since: float, late: float) -> None:
         if isinstance(item, RecordedFailure):
             self._fail(item)
             return
-        self.counters.events_released += 1
+        counters = self.counters
+        counters.events_released += 1
+        if late > LATE:
+            counters.released_late += 1
+            counters.late_max = max(counters.late_max, late)
         now = self.timeline.clock.now()
         if self.show is not None:
             delay = None if item.cause is None else now - since
@@ -232,10 +239,10 @@ class Client:
         self.cursors.clear()
 
 
-def _release(due: tuple[Client, RecordedEvent | RecordedFailure, float]) -> None:
+def _release(due: tuple[Client, RecordedEvent | RecordedFailure, float], late: float) -> None:
     """An item of a client's schedule falls due. The items name their client, where a bound method of the client
     kept by its schedule would make every client a reference cycle: a client with nothing due (a closed one has
     nothing) is freed by reference counting once the replayer forgets it (its session expired, or it idled too
     long), not by the next full collection, nor never once cli/serve.py's FreezeSurvivors has frozen it."""
     client, item, since = due
-    client._release(item, since)
+    client._release(item, since, late)

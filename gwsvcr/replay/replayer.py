@@ -492,6 +492,7 @@ class Replayer(Hooks[Client]):
     def status(self) -> dict[str, Any]:
         return {"served": self.counters.served, "clients": self.counters.clients,
                 "live_sessions": len(self.bayeux.sessions), "events_released": self.counters.events_released,
+                "released_late": self.counters.released_late, "late_max_ms": round(self.counters.late_max * 1000, 1),
                 "failures_replayed": self.counters.failures_replayed,
                 "faults_injected": self.counters.faults_injected,
                 "misses": [m.as_dict() for m in self.misses], "unused": self.unused(),

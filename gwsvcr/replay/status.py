@@ -26,9 +26,13 @@ STATUS_PATH = "/__gwsvcr__/status"
 # What a balancer's health check asks: answered at once, without counting as a request served.
 HEALTH_PATH = "/__gwsvcr__/health"
 LOCAL = "local=1"  # the query that asks a replay for its own figures only
-COUNTS = ("served", "clients", "live_sessions", "events_released", "failures_replayed", "faults_injected")
+COUNTS = ("served", "clients", "live_sessions", "events_released", "released_late", "failures_replayed",
+          "faults_injected")
 LISTS = ("misses", "unused", "unused_recovery", "faults")
 PEER_TIMEOUT = 3.0  # seconds a peer may take to answer
+# An event that goes out more than this after its recorded time is counted late (``released_late``, and the stop
+# summary says how many and by how much): a busy process, not the cassette, set its timing.
+LATE = 0.010
 
 
 @dataclass
@@ -92,6 +96,7 @@ def combine(parts: Sequence[Part]) -> dict[str, Any]:
     under ``lost``; ``cassette_sha256`` when they all replay the same file, else None."""
     live = [(p.url, p.figures) for p in parts if p.figures is not None]
     whole: dict[str, Any] = {key: sum(figures[key] for _, figures in live) for key in COUNTS}
+    whole["late_max_ms"] = max((figures.get("late_max_ms", 0.0) for _, figures in live), default=0.0)
     whole["misses"] = [{**miss, "worker": url} for url, figures in live for miss in figures["misses"]]
     unused = [set(figures["unused"]) for _, figures in live]
     whole["unused"] = sorted(set.intersection(*unused)) if unused else []
@@ -125,8 +130,8 @@ def _own(part: Part) -> dict[str, Any]:
 def summary_line(figures: dict[str, Any], note: str = "") -> str:
     """What a replay prints when it stops: a line of figures (failures replayed and faults injected when there were
     any; which live clients replayed which recorded session when there are several; ``note`` at its end), then a
-    line naming the recorded recovery that went unused and one naming the faults that never struck, when there
-    are."""
+    line naming the recorded recovery that went unused, one naming the faults that never struck and one counting
+    the events that went out late (:data:`LATE`), when there are."""
     first = (f"gwsvcr: served {figures['served']} requests to {figures['clients']} clients, "
              f"{figures['events_released']} events released, {len(figures['misses'])} misses, "
              f"{len(figures['unused'])} recorded exchanges never used")
@@ -143,6 +148,11 @@ def summary_line(figures: dict[str, Any], note: str = "") -> str:
     idle = [f["spec"] for f in figures["faults"] if not f["applied"]]
     if idle:
         lines.append("gwsvcr: faults that never struck: " + "; ".join(idle))
+    if figures["released_late"]:
+        lines.append(f"gwsvcr: {figures['released_late']:,} of {figures['events_released']:,} events went out more "
+                     f"than {LATE * 1000:.0f} ms after their recorded time (the latest "
+                     f"{figures['late_max_ms']:,.0f} ms late): the replay was short of CPU; --workers N or fewer "
+                     "clients per replay keep the timing")
     return "\n".join(lines)
 
 

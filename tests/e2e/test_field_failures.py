@@ -117,7 +117,8 @@ def test_gwsvcr_replay_reproduces_the_failure_and_exits_0(field: dict[tuple[str,
     replayed = observed(run("python", server.url, OPS, user=user(*combo), extra=client_args(*combo)))
     assert server.stop() == 0, server.stdout + server.stderr
     assert_as_recorded(recorded, replayed)
-    assert server.stdout.strip().splitlines()[-1].endswith(
+    [summary] = [line for line in server.stdout.splitlines() if line.startswith("gwsvcr: served")]
+    assert summary.endswith(
         "0 misses, 0 recorded exchanges never used, 1 recorded failures replayed, 0 faults injected")
 
 
