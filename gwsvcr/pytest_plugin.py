@@ -27,6 +27,7 @@ import pytest
 from gwsvcr import api
 from gwsvcr.errors import GwsvcrError
 from gwsvcr.options import RECORD, REPLAY, OptionProblems, Surface
+from gwsvcr.replay.status import late_text
 
 _KEY = pytest.StashKey["api.Replay | api.Recording"]()
 _FORBIDDEN_IN_NAMES = '<>?%*:|"\'/\\'  # characters a file name cannot hold (pytest-recording's list)
@@ -132,11 +133,19 @@ def _origin(named: str | None, request: pytest.FixtureRequest) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After the test body: a strict replay that missed, left the recorded recovery unused or never struck a fault
-    fails the test itself, with the explanation."""
+    fails the test itself, with the explanation; one whose events went out late (the service was short of CPU)
+    warns it (:class:`GwsLateEvents`): what the test timed was the machine, not the cassette."""
     result = yield
     handle = item.stash.get(_KEY, None)
     if isinstance(handle, api.Replay):
-        handle.close()
+        final = handle.close()
         if handle.failed:
             pytest.fail(handle.explain(), pytrace=False)
+        if final.get("released_late"):
+            item.warn(GwsLateEvents(f"gwsvcr: {handle.cassette}: {late_text(final)}: the replay service was short of "
+                                    "CPU, and what this test timed was the machine, not the cassette"))
     return result
+
+
+class GwsLateEvents(pytest.PytestWarning):
+    """The replay of a test's cassette sent events later than recorded because its service was busy."""

@@ -362,3 +362,42 @@ def test_the_marker_injects_faults_and_one_that_never_struck_fails_its_test(user
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["gwsvcr: faults that never struck: drop-connect event 1",
                                  "FAILED test_faults.py::test_never_meets_its_fault*"])
+
+
+# The module of USER_TEST (its helpers), a test whose replay service stops for a moment while its event falls due,
+# as a busy machine stops it.
+LATE = USER_TEST[:USER_TEST.index("@pytest.mark.gws_cassette")] + '''
+import os, signal, time
+
+
+@pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml")
+def test_on_a_busy_machine(gws_service, gws_replay):
+    me, headers = call(gws_replay.url + "/api/v2/me")
+    cookie = headers["Set-Cookie"].split(";")[0]
+    [hs] = bayeux(gws_replay.url, cookie, channel="/meta/handshake", version="1.0",
+                  supportedConnectionTypes=["long-polling"])
+    cid = hs["clientId"]
+    bayeux(gws_replay.url, cookie, channel="/meta/connect", clientId=cid, connectionType="long-polling",
+           advice={"timeout": 0})
+    bayeux(gws_replay.url, cookie, channel="/meta/subscribe", clientId=cid, subscription="/v2/me/calls")
+    call(gws_replay.url + CALL, {"operationName": "StopCallRecording"},
+         {"Cookie": cookie, "X-CSRF-TOKEN": headers["X-CSRF-TOKEN"]})
+    os.kill(gws_service.process.popen.pid, signal.SIGSTOP)  # its event is due 246 ms after that reply
+    time.sleep(0.5)
+    os.kill(gws_service.process.popen.pid, signal.SIGCONT)
+    messages = bayeux(gws_replay.url, cookie, channel="/meta/connect", clientId=cid, connectionType="long-polling")
+    assert [m["data"]["call"]["recordingState"] for m in messages if "data" in m] == ["Stopped"]
+'''
+
+
+@pytest.mark.e2e  # starts a process
+def test_a_test_whose_events_went_out_late_is_warned(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_late=LATE)
+    result = user_project.runpytest_subprocess("-p", "no:cacheprovider", "test_late.py")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.re_match_lines([r".*GwsLateEvents: gwsvcr: .*stop_call_recording.yaml: 1 of 1 events went out "
+                                  r"more than 10 ms after their recorded time \(the latest \d+ ms late\): the replay "
+                                  r"service was short of CPU.*"])
+    strict = user_project.runpytest_subprocess("-p", "no:cacheprovider", "-W",
+                                               "error::gwsvcr.pytest_plugin.GwsLateEvents", "test_late.py")
+    strict.assert_outcomes(failed=1)

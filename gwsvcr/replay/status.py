@@ -149,11 +149,15 @@ def summary_line(figures: dict[str, Any], note: str = "") -> str:
     if idle:
         lines.append("gwsvcr: faults that never struck: " + "; ".join(idle))
     if figures["released_late"]:
-        lines.append(f"gwsvcr: {figures['released_late']:,} of {figures['events_released']:,} events went out more "
-                     f"than {LATE * 1000:.0f} ms after their recorded time (the latest "
-                     f"{figures['late_max_ms']:,.0f} ms late): the replay was short of CPU; --workers N or fewer "
-                     "clients per replay keep the timing")
+        lines.append("gwsvcr: " + late_text(figures) + ": the replay was short of CPU; --workers N or fewer clients "
+                     "per replay keep the timing")
     return "\n".join(lines)
+
+
+def late_text(figures: dict[str, Any]) -> str:
+    """How many events went out late and by how much (for figures whose ``released_late`` is not 0)."""
+    return (f"{figures['released_late']:,} of {figures['events_released']:,} events went out more than "
+            f"{LATE * 1000:.0f} ms after their recorded time (the latest {figures['late_max_ms']:,.0f} ms late)")
 
 
 def _clients(clients: list[int] | int) -> str:
