@@ -11,6 +11,7 @@ from gwsvcr import cassette as cas
 from gwsvcr import live
 from gwsvcr.cassette import Exchange, Omitted, ReplyItem, Request, Response
 from gwsvcr.replay import ReplayConfig, Replayer
+from gwsvcr.timeline import Timing
 from tests.fakeclock import FakeClock
 from tests.procs import ROOT
 
@@ -100,3 +101,20 @@ async def test_the_replayer_tells_each_released_event_with_its_delay_after_its_c
         ((1, 1, 500.0) if busy else (1, 0, 0.0))
     assert ("went out more than 10 ms after their recorded time (the latest 500 ms late)" in core.summary()) == \
         bool(busy)
+
+
+async def test_an_instant_replay_counts_no_event_late() -> None:
+    """Instant replay keeps no recorded time: an event that went out after a busy moment was not late."""
+    clock = FakeClock()
+    sample = cas.load(ROOT / "cassettes" / "stop_call_recording.yaml")
+    core = Replayer(sample, ReplayConfig(timing=Timing.INSTANT), on_miss=lambda miss: pytest.fail(miss.text()),
+                    clock=clock)
+    stop = next(ex for ex in sample.exchanges if ex.request.method == "POST" and ex.request.kind == "json")
+    served = await core.handle(Request(headers=[("Authorization", "Basic YWdlbnQxOnNlY3JldA==")], kind="json",
+                                       body=stop.request.body, method="POST", path=stop.request.path))
+    assert served.delivered is not None
+    served.delivered(clock.now())
+    clock.t += 0.5
+    await clock.advance(0)
+    figures = core.status()
+    assert (figures["events_released"], figures["released_late"], figures["late_max_ms"]) == (1, 0, 0.0)
