@@ -51,3 +51,17 @@ async def test_a_recorded_event_goes_to_each_client_as_one_object_encoded_once()
     assert len(first) == len(second) == 1 and first[0] is second[0]
     assert type(first[0]) is cas.Encoded and first[0] == recorded and first[0] is not recorded
     assert wire.bayeux_reply(first).content() == wire.bayeux_reply([recorded]).content()
+
+
+async def test_a_recorded_json_reply_is_encoded_once_for_every_client() -> None:
+    exchanges = [Exchange(1, "s1", 0.1, Request(method="GET", path="/api/v2/me"),
+                          Response(headers=[("Content-Type", "application/json")], kind="json",
+                                   body={"statusCode": 0, "user": {"userName": "Zoë"}}))]
+    core = Replayer(Cassette("me.yaml", Header(), exchanges), ReplayConfig(timing=Timing.INSTANT),
+                    on_miss=lambda miss: pytest.fail(miss.text()))
+    first, second = [await core.handle(Request(headers=[("Authorization", wire.basic_header(user, "x"))],
+                                               method="GET", path="/api/v2/me")) for user in ("a1", "a2")]
+    assert first.response is not None and second.response is not None
+    assert first.response.body is second.response.body, "one object for both clients"
+    assert first.response.content() == second.response.content() == \
+        '{"statusCode":0,"user":{"userName":"Zoë"}}'.encode()
