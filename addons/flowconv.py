@@ -63,10 +63,24 @@ def session_rules(options: Any) -> SessionRules:
 
 
 def request_of(req: http.Request) -> Request:
-    """The cassette view of a live request; the body decoded (gzip etc.) and parsed (JSON as data)."""
-    content = req.get_content(strict=False) or b""
-    kind, body = wire.parse_body(content, req.headers.get("content-type"))
-    headers = [(k, v) for k, v in req.headers.items(multi=True) if k.lower() not in _FRAMING]
+    """The cassette view of a live request; the body decoded (gzip etc.) and parsed (JSON as data). The header
+    fields are read once, decoded as mitmproxy's ``Headers`` decodes them, where its ``headers.get`` walked them
+    again for each name looked up (through the generic ``Mapping.get``) and ``items`` through a generator."""
+    headers = []
+    types: list[str] = []  # Content-Type fields: ``headers.get`` joins several with ", "
+    encoded = False
+    for raw_name, raw_value in req.headers.fields:
+        name = raw_name.decode("utf-8", "surrogateescape")
+        lower = name.lower()
+        if lower in _FRAMING:
+            encoded = encoded or lower == "content-encoding"
+            continue
+        value = raw_value.decode("utf-8", "surrogateescape")
+        if lower == "content-type":
+            types.append(value)
+        headers.append((name, value))
+    content = (req.get_content(strict=False) if encoded else req.raw_content) or b""
+    kind, body = wire.parse_body(content, ", ".join(types) if types else None)
     path, has_query, _ = req.path.partition("?")
     return Request(headers=headers, kind=kind, body=body, method=req.method, path=path,
                    query=list(req.query.items(multi=True)) if has_query else [])
@@ -91,14 +105,19 @@ def to_mitmproxy(resp: Response) -> http.Response:
                          http.Headers(fields), content, None, now, now)
 
 
-async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Served | Response]]) -> None:
+async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Served | Response]],
+                 shown: Callable[[http.HTTPFlow, Request, Served], None] | None = None) -> None:
     """Answer ``flow`` with ``handler``; a bug or hostile input becomes a JSON 500 naming the request, and the
     server goes on serving others. No response leaves the flow to go upstream, unless the answer is to close the
-    connection without one (``Served.cut``)."""
+    connection without one (``Served.cut``). ``shown``, when given, is told the request and its answer first (the
+    live view), with no function made per request for it."""
     try:
-        served = await handler(request_of(flow.request))
+        request = request_of(flow.request)
+        served = await handler(request)
         if isinstance(served, Response):
             served = Served(served)
+        if shown is not None:
+            shown(flow, request, served)
         # encoded here, inside the try: a reply the core built but JSON cannot encode is a 500 as well
         response = None if served.cut is not None or served.response is None else to_mitmproxy(served.response)
     except Exception as e:

@@ -110,20 +110,16 @@ class GwsReplayer:
             flow.is_replay = "response"
             return
         # answer() tells the events a reply causes when the reply was written to the client (when_written).
-        if not live_view.showing():
-            await answer(flow, self.core.handle)  # no answer: a lenient miss goes to the upstream
-            return
-        core, peer, arrived = self.core, _peer(flow), flow.request.timestamp_end or time.time()
+        # No answer: a lenient miss goes to the upstream.
+        await answer(flow, self.core.handle, self._show if live_view.showing() else None)
 
-        async def handle_and_show(request: Request) -> wire.Served:
-            served = await core.handle(request)
-            if (served.response is not None or served.cut is not None) and not self.stopped:  # not at stop
-                closed = None if served.cut is None else f"closed without a reply ({served.cut})"
-                live_view.show(live.exchange_line(peer, request, served.response, closed,
-                                                  hold=time.time() - arrived))
-            return served
-
-        await answer(flow, handle_and_show)
+    def _show(self, flow: http.HTTPFlow, request: Request, served: wire.Served) -> None:
+        """The live view's line for an exchange the replay answered (a lenient miss: when the upstream has)."""
+        if (served.response is not None or served.cut is not None) and not self.stopped:  # not at stop
+            closed = None if served.cut is None else f"closed without a reply ({served.cut})"
+            arrived = flow.request.timestamp_end or flow.request.timestamp_start
+            live_view.show(live.exchange_line(_peer(flow), request, served.response, closed,
+                                              hold=time.time() - arrived))
 
     async def figures(self, flow: http.HTTPFlow, *, local: bool) -> dict[str, object]:
         """This replay's figures; with peers (and not asked for its own only), the whole: its own and theirs."""

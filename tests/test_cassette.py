@@ -205,3 +205,32 @@ def test_json_copy_is_a_deep_copy() -> None:
     copied["a"][2]["b"] = "changed"
     copied["e"].add(3)
     assert data["a"][2]["b"] is None and data["e"] == {1, 2}, "the copy shares nothing mutable with the original"
+
+
+def test_an_encoded_object_gives_the_bytes_json_gives_and_does_not_change() -> None:
+    import copy
+    import json
+    import pickle
+
+    event = {"channel": "/v2/me/calls", "data": {"call": {"id": "1", "participants": [{"name": "Zoë"}]}}}
+    encoded = cas.Encoded(event)
+    reply = [encoded, {"channel": "/meta/connect", "successful": True}, encoded]
+    plain = [event, reply[1], event]
+    assert encoded == event and isinstance(encoded, dict)
+    assert cas.json_bytes(encoded) == json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    assert cas.json_bytes(reply) == cas.json_bytes(plain) == \
+        json.dumps(plain, separators=(",", ":"), ensure_ascii=False).encode()
+    assert cas.json_bytes([]) == b"[]"
+    for change in (lambda: encoded.__setitem__("clientId", "c"), lambda: encoded.update(id="2"),
+                   lambda: encoded.pop("data"), lambda: encoded.setdefault("ext", {}), encoded.clear):
+        with pytest.raises(TypeError):
+            change()
+    assert encoded == event
+    # it does not change: copies of it, and of what holds it, share it
+    assert cas.json_copy(encoded) is encoded and cas.json_copy(reply)[0] is encoded
+    assert copy.deepcopy(reply)[2] is encoded and copy.copy(encoded) is encoded
+    again = pickle.loads(pickle.dumps(encoded))
+    assert type(again) is cas.Encoded and again == event and cas.json_bytes(again) == cas.json_bytes(encoded)
+    changed = dict(encoded)
+    changed["id"] = "2"
+    assert "id" not in encoded

@@ -41,6 +41,35 @@ def test_request_of_reads_the_query_only_when_there_is_one() -> None:
     assert (queried.path, queried.query) == ("/api/v2/me", [("subresources", "*"), ("x", "1"), ("x", "2")])
 
 
+def _request(content_type: list[str], body: bytes, encoding: str | None = None) -> http.Request:
+    req = http.Request.make("POST", "http://gws/api/v2/notifications", b"", [
+        (b"Host", b"gws"), *((b"Content-Type", t.encode()) for t in content_type), (b"X-Name", "Zoë".encode()),
+        (b"X-Raw", b"\xff\xfe"), (b"Content-Length", b"1")])
+    if encoding is not None:
+        req.headers["Content-Encoding"] = encoding
+        req.content = body  # encoded as the header says
+    else:
+        req.raw_content = body
+    return req
+
+
+@pytest.mark.parametrize("req", [
+    _request(["application/json"], b'[{"channel":"/meta/connect","clientId":"c1"}]'),
+    _request(["application/json"], b'{"operationName":"StopCallRecording"}', encoding="gzip"),
+    _request(["text/plain", "charset=utf-8"], b'{"a": 1}'),  # two fields: read as mitmproxy joins them
+    _request([], b"[1, 2]"),
+    _request(["application/json"], b'{"a": 1}', encoding="no-such-coding"),  # left as it came
+], ids=["json", "gzip", "two-types", "no-type", "bad-encoding"])
+def test_request_of_reads_what_mitmproxy_headers_give(req: http.Request) -> None:
+    """Headers decoded as mitmproxy's own accessors decode them, the body decoded and typed as they say."""
+    ours = request_of(req)
+    content = req.get_content(strict=False) or b""
+    assert (ours.kind, ours.body) == wire.parse_body(content, req.headers.get("content-type"))
+    assert ours.headers == [(k, v) for k, v in req.headers.items(multi=True)
+                            if k.lower() not in ("content-length", "content-encoding")]
+    assert ours.body is not None
+
+
 class Writer:
     """A client connection's writer, as mitmproxy's transports hold it."""
 

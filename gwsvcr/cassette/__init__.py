@@ -37,6 +37,7 @@ from gwsvcr.cassette.model import (
     VERSION,
     Cassette,
     CassetteError,
+    Encoded,
     Episode,
     Exchange,
     Header,
@@ -62,7 +63,7 @@ from gwsvcr.cassette.write import (
 )
 
 __all__ = ["BODY_KINDS", "CAUSE_RULES", "MATCH_KEYS", "PLACEHOLDER", "VERSION", "Cassette", "CassetteCache",
-           "CassetteError", "CassetteWriter", "Episode", "Exchange", "Header", "HttpMessage", "Mark", "Omitted",
-           "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
+           "CassetteError", "CassetteWriter", "Encoded", "Episode", "Exchange", "Header", "HttpMessage", "Mark",
+           "Omitted", "Problem", "ReplyItem", "Request", "Response", "Severity", "dump_document", "exchange_to_doc",
            "header_to_doc", "iter_documents", "json_bytes", "json_copy", "load", "now_iso", "save", "validate",
            "write_atomically"]

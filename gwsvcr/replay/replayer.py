@@ -28,7 +28,7 @@ from typing import Any
 from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
-from gwsvcr.cassette import Cassette, Exchange, Omitted, Request, Response
+from gwsvcr.cassette import Cassette, Encoded, Exchange, Omitted, Request, Response
 from gwsvcr.correlate import Plan, find, substitute
 from gwsvcr.live import MISS_HEADER
 from gwsvcr.matching import Key, RestMatch, bayeux_key, closest, failure_key
@@ -155,6 +155,7 @@ class Replayer(Hooks[Client]):
         self.misses: list[Miss] = []
         self.on_miss = on_miss
         self._rest_keys = {key for script in self.scripts for key in script.rest}
+        self._encoded: dict[int, Encoded] = {}  # recorded JSON replies sent as they are, by exchange number
         self._recorded_keys = [(self.match.key(ex.request), ex.number, ex.session,
                                 f"{ex.request.method} {ex.request.path}")
                                for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None]
@@ -323,6 +324,11 @@ class Replayer(Hooks[Client]):
         marks = client.script.reply_marks.get(ex.number)
         if marks and client.plan is not None:
             body = client.plan.apply(body, marks, client.live_value)
+        elif ex.response.kind == "json" and type(body) is dict:  # as recorded: encoded once for every client
+            encoded = self._encoded.get(ex.number)
+            if encoded is None:
+                encoded = self._encoded[ex.number] = Encoded(body)
+            body = encoded
         return wire.Served(Response(headers=self._cookies_for(client, ex.response.headers), kind=ex.response.kind,
                                     body=body, status=ex.response.status))
 

@@ -20,7 +20,7 @@ from typing import Any
 from gwsvcr import session as sessions
 from gwsvcr import wire
 from gwsvcr.bayeux import CONNECT, CORE_REPLY_FIELDS, DISCONNECT, HANDSHAKE, SUBSCRIBE, Message, ends_session, is_meta
-from gwsvcr.cassette import Cassette, Exchange, Mark, json_copy
+from gwsvcr.cassette import Cassette, Encoded, Exchange, Mark, json_copy
 from gwsvcr.correlate import Plan
 from gwsvcr.matching import Key, RestMatch, Table, bayeux_key, failure_key
 
@@ -297,8 +297,12 @@ class _Builder:
         for i, item in enumerate(ex.reply_items()):
             if item.is_event:
                 script.events += 1
-                event = RecordedEvent(next(self.order), item.message, item.delay or 0.0, item.cause, item.after,
-                                      self.plan.events.get((ex.number, i), ()), script.events)
+                marks = self.plan.events.get((ex.number, i), ())
+                # Sent as recorded (no client-made value in it, no clientId to set): one object and its bytes for
+                # every client that replays it (Client._release), neither copied nor encoded per client.
+                message = item.message if marks or "clientId" in item.message else Encoded(item.message)
+                event = RecordedEvent(next(self.order), message, item.delay or 0.0, item.cause, item.after, marks,
+                                      script.events)
                 if item.cause is not None:
                     script.events_by_cause.setdefault(item.cause, []).append(event)
                 elif script.label in self.last_event:
