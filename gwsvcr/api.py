@@ -37,7 +37,7 @@ from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
 from gwsvcr.service import MOUNTS_PATH
 
 __all__ = ["SERVICE_ENV", "Recording", "Replay", "ReplayMiss", "ServiceClient", "ServiceError", "explain_misses",
-           "recording", "replaying", "shared_service"]
+           "recording", "replaying", "shared_service", "start_shared_service"]
 
 SERVICE_ENV = "GWSVCR_SERVICE"
 TIMEOUT = 30.0
@@ -142,24 +142,63 @@ class ServiceClient:
 
 _shared: ServiceClient | None = None
 _shared_lock = threading.Lock()
+# A start under way in the background (start_shared_service): the thread, and its outcome once it has one.
+_background: tuple[threading.Thread, list[ServiceClient | ServiceError]] | None = None
+
+
+def _start_service() -> ServiceClient:
+    try:
+        proc = start(gwsvcr_command("service", "--port", "0"), timeout=60)
+    except NotListening as e:
+        raise ServiceError(f"cannot start the replay service:\n{e}") from None
+    client = ServiceClient(proc.url, proc)
+    atexit.register(client.close, wait=False)
+    return client
+
+
+def start_shared_service() -> None:
+    """Start the service :func:`shared_service` will return, in the background, unless ``$GWSVCR_SERVICE`` names
+    one or it is started already: for a harness that knows a replay is coming before it needs it (the pytest
+    plugin, while it collects), so that the service's start (a second or so, its imports) overlaps the harness's
+    own work. An error starting it is raised by :func:`shared_service`."""
+    global _background
+    with _shared_lock:
+        if _shared is not None or _background is not None or os.environ.get(SERVICE_ENV):
+            return
+        outcome: list[ServiceClient | ServiceError] = []
+
+        def run() -> None:
+            try:
+                outcome.append(_start_service())
+            except ServiceError as e:
+                outcome.append(e)
+
+        thread = threading.Thread(target=run, name="gwsvcr-service-start", daemon=True)
+        _background = (thread, outcome)
+        thread.start()
 
 
 def shared_service() -> ServiceClient:
     """The replay service this process uses: ``$GWSVCR_SERVICE`` when set, else a ``gwsvcr service`` child
-    process started now (once), kept for the life of the process and stopped at its exit."""
-    global _shared
+    process started now (once; or the one :func:`start_shared_service` started), kept for the life of the process
+    and stopped at its exit."""
+    global _shared, _background
     with _shared_lock:
         if _shared is None:
             url = os.environ.get(SERVICE_ENV)
             if url:
                 _shared = ServiceClient(url)
+            elif _background is not None:
+                thread, outcome = _background
+                thread.join()
+                _background = None
+                if not outcome:
+                    raise ServiceError("the replay service's start in the background ended without a word")
+                if isinstance(outcome[0], ServiceError):
+                    raise outcome[0]
+                _shared = outcome[0]
             else:
-                try:
-                    proc = start(gwsvcr_command("service", "--port", "0"), timeout=60)
-                except NotListening as e:
-                    raise ServiceError(f"cannot start the replay service:\n{e}") from None
-                _shared = ServiceClient(proc.url, proc)
-                atexit.register(_shared.close, wait=False)
+                _shared = _start_service()
         return _shared
 
 

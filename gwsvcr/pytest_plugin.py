@@ -4,11 +4,11 @@
     def test_stop(gws_replay):
         ...  # point your client at gws_replay.url
 
-The first test that asks for ``gws_replay`` starts a ``gwsvcr service`` (or uses ``$GWSVCR_SERVICE``); each test
-mounts its cassette on it, on a port of its own, and unmounts it when done (:mod:`gwsvcr.api`). Under pytest-xdist
-every worker has its own service. A strict replay with a request the cassette does not hold fails the test with
-the explanation. ``--gws-record`` records each test's cassette through ``gwsvcr record`` against
-``--gws-upstream``; without it nothing touches the network.
+The first test collected that asks for ``gws_replay`` starts a ``gwsvcr service`` in the background while the
+collection goes on (or ``$GWSVCR_SERVICE`` names one); each test mounts its cassette on it, on a port of its own,
+and unmounts it when done (:mod:`gwsvcr.api`). Under pytest-xdist every worker has its own service. A strict
+replay with a request the cassette does not hold fails the test with the explanation. ``--gws-record`` records
+each test's cassette through ``gwsvcr record`` against ``--gws-upstream``; without it nothing touches the network.
 
 Configuration, overridable the pytest way (a module or a conftest.py defines the fixture), as pytest-recording's
 ``vcr_config`` / ``vcr_cassette_dir`` / ``default_cassette_name``: ``gws_config`` (the options of
@@ -30,6 +30,7 @@ from gwsvcr.options import RECORD, REPLAY, OptionProblems, Surface
 from gwsvcr.replay.status import late_text
 
 _KEY = pytest.StashKey["api.Replay | api.Recording"]()
+_STARTED = pytest.StashKey[bool]()  # the service's start in the background is asked for (or not needed)
 _FORBIDDEN_IN_NAMES = '<>?%*:|"\'/\\'  # characters a file name cannot hold (pytest-recording's list)
 
 
@@ -51,6 +52,18 @@ def pytest_configure(config: pytest.Config) -> None:
                    "function, a class or a module")
     if config.getoption("--gws-record") and not config.getoption("--gws-upstream"):
         raise pytest.UsageError("--gws-record needs --gws-upstream URL (the GWS server to record from)")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The first test collected that replays starts the service in the background: its start (a second or so)
+    overlaps the rest of the collection instead of holding up that test. Not for ``--collect-only`` nor
+    ``--gws-record``; a test deselected afterwards (``-k``) leaves it unused, stopped at exit as always."""
+    config = item.config
+    if config.stash.get(_STARTED, False) or "gws_replay" not in getattr(item, "fixturenames", ()):
+        return
+    config.stash[_STARTED] = True
+    if not config.option.collectonly and not config.getoption("--gws-record"):
+        api.start_shared_service()
 
 
 @pytest.fixture(scope="session")

@@ -90,8 +90,26 @@ def test_cache_drops_the_least_recently_used(good: Path, tmp_path: Path, monkeyp
             cas.load(copy)
             os.utime(entries[i], (100 * (i + 1), 100 * (i + 1)))  # loaded in this order, long ago
     cas.load(tmp_path / "c0.yaml")  # used again: no longer the oldest
-    cas.load(tmp_path / "c3.yaml")  # a fourth: the least recently used (c1) goes
-    assert [e.exists() for e in entries] == [True, False, True, True]
+    cas.load(tmp_path / "c3.yaml")  # a fourth, over the limit: trimmed to 90 % of it (2), the least recently used
+    assert [e.exists() for e in entries] == [True, False, False, True]
+
+
+def test_cache_is_walked_on_a_first_put_and_then_only_when_over_its_limits(
+        good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Walking the cache stats every entry (55 ms at 2,000): not on every cold load."""
+    from gwsvcr.cassette import cache
+
+    monkeypatch.setenv("GWSVCR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "_CACHE_KEEP", 10)
+    walks = []
+    trim = cache._trim
+    monkeypatch.setattr(cache, "_trim", lambda d: walks.append(len(list(d.glob("*.json")))) or trim(d))
+    for i in range(12):
+        copy = tmp_path / f"c{i}.yaml"
+        copy.write_text(good.read_text().replace("StopCallRecording", f"Op{i}"))
+        cas.load(copy)
+    assert walks == [1, 11]  # the first put, then the one that made 11 entries of 10 (trimmed to 9)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 10
 
 
 def test_append_starts_a_new_episode(good: Path) -> None:

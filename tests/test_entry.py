@@ -49,3 +49,28 @@ def test_the_engine_imports_only_its_addons_and_the_rest_of_the_package_on_first
     done = subprocess.run([sys.executable, "-c", LEAN], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[]", "True True"], done.stdout
+
+
+@pytest.mark.parametrize("args", [("service", "--port", "0"), ("replay", "c.yaml"), ("sim",), ("record", "-h"),
+                                  ("replay", "--help"), ("show", "c.yaml"), ()])
+def test_a_serving_command_is_started_under_python_O_where_the_entry_would_rerun_it_so(
+        args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """gwsvcr.served.gwsvcr_command spares the started command the entry's re-run (an interpreter start)."""
+    from gwsvcr import served
+
+    monkeypatch.delenv("GWSVCR_DEBUG", raising=False)
+    monkeypatch.setattr(entry, "optimized_bytecode", lambda: True)
+    monkeypatch.setattr(served, "_optimized_bytecode", lambda: True)
+    cmd = served.gwsvcr_command(*args)
+    assert cmd[-len(args) - 2:] == ["-m", "gwsvcr", *args]
+    rerun = entry.wants_optimized(["/x/gwsvcr/__main__.py", *args])  # False in a test run under -O itself
+    assert ("-O" in cmd) is rerun or bool(sys.flags.optimize)
+    monkeypatch.setenv("GWSVCR_DEBUG", "1")
+    assert "-O" not in served.gwsvcr_command(*args)
+
+
+def test_the_started_command_and_the_entry_agree_on_the_bytecode_and_the_serving_commands() -> None:
+    from gwsvcr import served
+
+    assert served.SERVING == entry.SERVING
+    assert served._optimized_bytecode() == entry.optimized_bytecode()

@@ -307,6 +307,28 @@ def test_tests_in_a_row_on_one_service_see_only_their_cassette(user_project: pyt
     assert len(served) == 4
 
 
+EARLY = """
+import json
+from gwsvcr import api
+
+
+def pytest_collection_finish(session):  # the tests collected, none run yet: is the service on its way?
+    with open("early.json", "w") as out:
+        json.dump({"starting": api._background is not None, "started": api._shared is not None}, out)
+"""
+
+
+@pytest.mark.e2e  # starts a process
+def test_the_service_starts_while_the_tests_are_collected(user_project: pytest.Pytester) -> None:
+    _call_cassettes(user_project.path / "cassettes" / "test_isolation", "CALL-A", "CALL-B")
+    user_project.makepyfile(test_isolation=ISOLATION)
+    user_project.makeconftest(EARLY)
+    user_project.runpytest_subprocess("-p", "no:cacheprovider", "test_isolation.py").assert_outcomes(passed=4)
+    assert json.loads((user_project.path / "early.json").read_text()) == {"starting": True, "started": False}
+    user_project.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "test_isolation.py")
+    assert json.loads((user_project.path / "early.json").read_text()) == {"starting": False, "started": False}
+
+
 @pytest.mark.e2e  # starts a process
 @pytest.mark.solo  # a nested pytest -n 2 fills both cores: alone (tests/conftest.py)
 def test_xdist_workers_each_start_their_own_service(user_project: pytest.Pytester) -> None:
