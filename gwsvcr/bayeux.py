@@ -367,7 +367,18 @@ class BayeuxServer[C]:
             alone=alone, connected=session.connected, queued=bool(session.queue or session.failures),
             client_timeout=advice.get("timeout") if isinstance(advice, dict) else None,
             timeout=self.config.timeout_ms / 1000, recorded=self.hooks.recorded_connect(session))
-        await self._hold(session, seconds)
+        if seconds > 0:  # held here, not in a coroutine of its own: a held connect's chain of frames is its cost
+            session.held = True
+            session._woken = woken = asyncio.get_running_loop().create_future()
+            timer = self.clock.call_at(self.clock.now() + seconds, partial(_settle, woken))  # the hold ends empty
+            try:
+                await woken
+            finally:
+                timer.cancel()
+                if session._woken is woken:  # not yet another connect's hold (a second connect released this one)
+                    session._woken = None
+                    session.held = False
+            del woken, timer
         session.connected = True
         session.last_seen = self.clock.now()
         if session.failures and not session.ended and not (session.failures[0].after_queued and session.queue):
@@ -399,20 +410,6 @@ class BayeuxServer[C]:
         if failure.ends:
             self._end(session, "failed")
         return reply
-
-    async def _hold(self, session: Session[C], seconds: float) -> None:
-        if seconds <= 0:
-            return
-        session.held = True
-        session._woken = woken = asyncio.get_running_loop().create_future()
-        timer = self.clock.call_at(self.clock.now() + seconds, partial(_settle, woken))  # the hold ends empty
-        try:
-            await woken
-        finally:
-            timer.cancel()
-            if session._woken is woken:  # not yet another connect's hold (a second connect released this one)
-                session._woken = None
-                session.held = False
 
     @staticmethod
     def _take_ack(session: Session[C], message: Message) -> None:
