@@ -394,7 +394,9 @@ class BayeuxServer[C]:
         reply = _reply(message, successful=True, clientId=session.client_id,
                        advice={"reconnect": "retry", "interval": self.config.interval_ms,
                                "timeout": self.config.timeout_ms})
-        _merge(reply, extra)
+        # A hook's fields, their objects copied: what it answers a connect with may be its own for every client (the
+        # replayer's recorded advice), not copied before a hold that may last the whole advice.timeout.
+        _merge(reply, {key: dict(value) if type(value) is dict else value for key, value in extra.items()})
         if session.ack_enabled:
             session.ack_batch += 1
             if events:

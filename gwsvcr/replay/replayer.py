@@ -425,7 +425,7 @@ class Replayer(Hooks[Client]):
         client.connects += 1
         client.flush()  # events that waited for a subscription this session now has
         advice = client.script.connect_advice
-        return Answer({"advice": dict(advice)}) if advice else None
+        return Answer({"advice": advice}) if advice else None  # the core copies it into the reply (after any hold)
 
     def recorded_connect(self, session: Session[Client]) -> tuple[float | None, bool] | None:
         """The recorded hold of this connect: the client's Nth connect, over all its sessions, takes the Nth."""
