@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from mitmproxy import ctx, exceptions, http
 
@@ -96,22 +96,26 @@ class GwsReplayer:
         gc.collect()
         gc.freeze()
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """What answers ``flow`` (mitmproxy awaits it), not a coroutine of its own: a held connect keeps one frame
+        less."""
         if self.core is None or flow.response is not None:
-            return
+            return None
         if is_upgrade(flow):
             self.websockets.accept(flow)
-            return
+            return None
         route = flow.request.path.partition("?")[0]
         if route in (STATUS_PATH, HEALTH_PATH):
-            local = flow.request.query.get("local") == "1"
-            figures = await self.figures(flow, local=local) if route == STATUS_PATH else {"ok": True}
-            flow.response = http.Response.make(200, json_bytes(figures), {"Content-Type": "application/json"})
-            flow.is_replay = "response"
-            return
+            return self.own_endpoint(flow, route)
         # answer() tells the events a reply causes when the reply was written to the client (when_written).
         # No answer: a lenient miss goes to the upstream.
-        await answer(flow, self.core.handle, self._show if live_view.showing() else None)
+        return answer(flow, self.core.handle, self._show if live_view.showing() else None)
+
+    async def own_endpoint(self, flow: http.HTTPFlow, route: str) -> None:
+        local = flow.request.query.get("local") == "1"
+        figures = await self.figures(flow, local=local) if route == STATUS_PATH else {"ok": True}
+        flow.response = http.Response.make(200, json_bytes(figures), {"Content-Type": "application/json"})
+        flow.is_replay = "response"
 
     def _show(self, flow: http.HTTPFlow, request: Request, served: wire.Served) -> None:
         """The live view's line for an exchange the replay answered (a lenient miss: when the upstream has)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -262,9 +262,11 @@ class BayeuxServer[C]:
             self.hooks.on_session_end(session, reason)
 
     # ---------------------------------------------------------------------------------------------- requests
-    async def handle(self, messages: list[Message], context: C | None = None) -> Handled:
-        """Answer one HTTP request's worth of Bayeux messages (the reply array, events included). ``context`` is
-        whose session a handshake in it starts."""
+    def handle(self, messages: list[Message], context: C | None = None) -> Coroutine[Any, Any, Handled]:
+        """Answer one HTTP request's worth of Bayeux messages (await it: the reply array, events included).
+        ``context`` is whose session a handshake in it starts. The messages are handled when this is called; what
+        it returns answers the connect among them, if any (held: it is then the only frame of the core's own a
+        held connect keeps), else is ready at once."""
         now = self.clock.now()
         if now - self._last_sweep > 1.0:
             self.expire()
@@ -305,10 +307,10 @@ class BayeuxServer[C]:
             else:
                 answer = self.hooks.on_publish(self, session, message)
                 replies.append(_merge(_reply(message, successful=True), _fields(answer, handled)))
-        if connect is not None:
-            session, message = connect
-            replies += await self._connect(session, message, len(messages) == 1, handled)
-        return handled
+        if connect is None:
+            return _ready(handled)
+        session, message = connect
+        return self._connect(session, message, len(messages) == 1, handled)
 
     def _handshake(self, message: Message, context: C, handled: Handled) -> Message:
         offered = message.get("supportedConnectionTypes")
@@ -354,7 +356,8 @@ class BayeuxServer[C]:
                 (session.subscriptions.add if add else session.subscriptions.discard)(name)
         return _merge(_reply(message, successful=True, subscription=subs, clientId=session.client_id), extra)
 
-    async def _connect(self, session: Session[C], message: Message, alone: bool, handled: Handled) -> list[Message]:
+    async def _connect(self, session: Session[C], message: Message, alone: bool, handled: Handled) -> Handled:
+        """The connect's replies (and the events it carries) after the other replies of ``handled``."""
         started = self.clock.now()
         session.connects += 1
         extra = _fields(self.hooks.on_connect(session, message), None)
@@ -367,18 +370,33 @@ class BayeuxServer[C]:
             alone=alone, connected=session.connected, queued=bool(session.queue or session.failures),
             client_timeout=advice.get("timeout") if isinstance(advice, dict) else None,
             timeout=self.config.timeout_ms / 1000, recorded=self.hooks.recorded_connect(session))
-        await self._hold(session, seconds)
+        if seconds > 0:  # held here, not in a coroutine of its own: a held connect's chain of frames is its cost
+            session.held = True
+            session._woken = woken = asyncio.get_running_loop().create_future()
+            timer = self.clock.call_at(self.clock.now() + seconds, partial(_settle, woken))  # the hold ends empty
+            try:
+                await woken
+            finally:
+                timer.cancel()
+                if session._woken is woken:  # not yet another connect's hold (a second connect released this one)
+                    session._woken = None
+                    session.held = False
+            del woken, timer
         session.connected = True
         session.last_seen = self.clock.now()
         if session.failures and not session.ended and not (session.failures[0].after_queued and session.queue):
-            return [self._fail(session, message, session.failures.pop(0), handled)]
+            handled.replies.append(self._fail(session, message, session.failures.pop(0), handled))
+            return handled
         events, session.queue = session.queue, []
         if session.client_id not in self.sessions and not events:
-            return [self._unknown(message)]
+            handled.replies.append(self._unknown(message))
+            return handled
         reply = _reply(message, successful=True, clientId=session.client_id,
                        advice={"reconnect": "retry", "interval": self.config.interval_ms,
                                "timeout": self.config.timeout_ms})
-        _merge(reply, extra)
+        # A hook's fields, their objects copied: what it answers a connect with may be its own for every client (the
+        # replayer's recorded advice), not copied before a hold that may last the whole advice.timeout.
+        _merge(reply, {key: dict(value) if type(value) is dict else value for key, value in extra.items()})
         if session.ack_enabled:
             session.ack_batch += 1
             if events:
@@ -386,7 +404,8 @@ class BayeuxServer[C]:
             reply.setdefault("ext", {})["ack"] = session.ack_batch
         held = self.clock.now() - started
         _timesync(message, reply, held, self.clock.wall() - held)
-        return [*events, reply]
+        handled.replies += [*events, reply]
+        return handled
 
     def _fail(self, session: Session[C], message: Message, failure: Failure, handled: Handled) -> Message:
         """A connect answered with a failure; its session's queued events wait for the next connect (or, when the
@@ -399,20 +418,6 @@ class BayeuxServer[C]:
         if failure.ends:
             self._end(session, "failed")
         return reply
-
-    async def _hold(self, session: Session[C], seconds: float) -> None:
-        if seconds <= 0:
-            return
-        session.held = True
-        session._woken = woken = asyncio.get_running_loop().create_future()
-        timer = self.clock.call_at(self.clock.now() + seconds, partial(_settle, woken))  # the hold ends empty
-        try:
-            await woken
-        finally:
-            timer.cancel()
-            if session._woken is woken:  # not yet another connect's hold (a second connect released this one)
-                session._woken = None
-                session.held = False
 
     @staticmethod
     def _take_ack(session: Session[C], message: Message) -> None:
@@ -427,6 +432,10 @@ class BayeuxServer[C]:
         lost = [m for batch, msgs in session.unacked if batch > acked for m in msgs]
         session.unacked = []
         session.queue[:0] = lost
+
+
+async def _ready(handled: Handled) -> Handled:
+    return handled
 
 
 def _settle(woken: asyncio.Future[None]) -> None:

@@ -1,7 +1,8 @@
 """Finished requests (addons/cycles.py, the write watch in addons/flowconv.py) and ended CometD sessions (the
 replayer's clients, gwsvcr/replay/client.py) freed by reference counting: a replay server in process, real sockets,
 and the cycle collector's census of what it would free (gc.DEBUG_SAVEALL), the collector off meanwhile so that
-nothing is freed before it is counted."""
+nothing is freed before it is counted. And what a held connect does not keep: its request (in process, weak
+references)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from mitmproxy.utils import typecheck
 from gwsvcr.addons.cycles import FreeFinishedStreams, _dropped, _Streams, unlink
 from gwsvcr.addons.flowconv import NO_UPSTREAM
 from gwsvcr.addons.replayer import GwsReplayer
+from gwsvcr.cassette import Request, load
 from gwsvcr.cli import serve
 from gwsvcr.replay import Replayer, replayer
 from tests.procs import ROOT
@@ -256,3 +258,43 @@ def test_only_a_new_http_layer_gets_the_table() -> None:
         FreeFinishedStreams().next_layer(NextLayer(layer))
     FreeFinishedStreams().next_layer(other)
     assert type(new.streams) is _Streams and type(busy.streams) is dict and other.layer is None
+
+
+class _Headers(list[tuple[str, str]]):
+    """A request's headers whose life a weak reference can watch (a list cannot have one)."""
+
+
+async def test_a_held_connect_keeps_its_messages_not_its_request() -> None:
+    """While a /meta/connect is held (recorded timing) the replayer keeps its messages, not the request they came
+    in: its headers are freed by reference counting the moment the hold starts (issue 27, memory per session)."""
+    core = Replayer(load(CASSETTE))
+    auth = [("Authorization", "Basic YWdlbnQxOnNlY3JldA==")]
+    me = await core.handle(Request(headers=list(auth), method="GET", path="/api/v2/me"))
+    assert me.response is not None and me.response.status == 200
+    auth += [("Cookie", me.response.header("Set-Cookie").split(";")[0])]  # type: ignore[union-attr]
+
+    async def send(message: dict[str, Any], headers: list[tuple[str, str]]) -> Any:
+        return await core.handle(Request(headers=headers, kind="messages", body=[message], method="POST",
+                                         path=NOTIFICATIONS))
+
+    shake = await send({"channel": "/meta/handshake", "version": "1.0",
+                        "supportedConnectionTypes": ["long-polling"]}, list(auth))
+    cid = shake.response.body[0]["clientId"]
+    for message in ({"channel": "/meta/connect", "connectionType": "long-polling"},
+                    {"channel": "/meta/subscribe", "subscription": "/v2/me/calls"}):
+        assert (await send({**message, "clientId": cid}, list(auth))).response.body[-1]["successful"]
+    headers = _Headers(auth)
+    gone = weakref.ref(headers)
+    held = asyncio.ensure_future(core.handle(Request(  # as flowconv.answer hands it over: nothing else keeps it
+        headers=headers, kind="messages", body=[{"channel": "/meta/connect", "connectionType": "long-polling",
+                                                 "clientId": cid}], method="POST", path=NOTIFICATIONS)))
+    del headers
+    session = core.bayeux.sessions[cid]
+    for _ in range(100):
+        if session.held:
+            break
+        await asyncio.sleep(0)
+    assert session.held and not held.done()
+    assert gone() is None
+    held.cancel()
+    core.close()

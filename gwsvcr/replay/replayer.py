@@ -21,7 +21,7 @@ fails (:meth:`Replayer.unused_recovery`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,10 @@ def longest_wait(cassette: Cassette, timing: Timing, speed: float) -> float:
     hold = timeline.connect_hold(alone=True, connected=True, queued=False, client_timeout=None,
                                  timeout=connect_timeout_ms(cassette) / 1000)
     return max([hold, *(timeline.scale(ex.ttfb) for ex in cassette.exchanges)])
+
+
+async def _ready(served: wire.Served) -> wire.Served:
+    return served
 
 
 def _log_miss(miss: Miss) -> None:
@@ -239,16 +243,17 @@ class Replayer(Hooks[Client]):
         return None
 
     # ----------------------------------------------------------------------------------------- requests
-    async def handle(self, request: Request) -> wire.Served:
-        """The reply for a live request; a response of None sends it upstream (lenient with an upstream)."""
+    def handle(self, request: Request) -> Coroutine[Any, Any, wire.Served]:
+        """The reply for a live request (await it); a response of None sends it upstream (lenient with an
+        upstream). Not a coroutine itself but the one that answers: a held connect keeps one frame less."""
         self.counters.served += 1
         bayeux = wire.bayeux_of(request)
         fault = self.faults.target(request, bayeux.messages if bayeux is not None else None)
         if fault is not None:
-            return self._fault_answer(fault)
+            return _ready(self._fault_answer(fault))
         if bayeux is not None:
-            return await self._bayeux(request, bayeux)
-        return await self._rest(request)
+            return self._bayeux(request, bayeux)
+        return self._rest(request)
 
     def _fault_answer(self, fault: faults.Fault) -> wire.Served:
         self.counters.faults_injected += 1
@@ -364,7 +369,9 @@ class Replayer(Hooks[Client]):
             failed = self.binding.take(owner, "failure", failure_key(bayeux.messages))
             if failed is not None:  # the server answered this with an error page: so does the replay
                 return await self._recorded_answer(failed, owner)
-        frame = await self._replies(request, bayeux.messages)
+        replies = self._replies(request, bayeux.messages)
+        del request  # a held connect keeps its messages, not the headers and all of the request they came in
+        frame = await replies
         return frame.served(bayeux.jsonp)
 
     async def bayeux_replies(self, upgrade: Request, messages: list[Message]) -> wire.Frame:
@@ -381,6 +388,7 @@ class Replayer(Hooks[Client]):
         client = None
         if any(m.get("channel") == HANDSHAKE for m in messages):
             client = self.client_for(request, "handshake", HANDSHAKE)
+        del request  # not kept while a connect is held (see _bayeux)
         owner = self._client_of(messages) or client  # before: a failure may end the session
         handled = await self.bayeux.handle(messages, client)
         self.used.update(handled.sources)
@@ -423,7 +431,7 @@ class Replayer(Hooks[Client]):
         client.connects += 1
         client.flush()  # events that waited for a subscription this session now has
         advice = client.script.connect_advice
-        return Answer({"advice": dict(advice)}) if advice else None
+        return Answer({"advice": advice}) if advice else None  # the core copies it into the reply (after any hold)
 
     def recorded_connect(self, session: Session[Client]) -> tuple[float | None, bool] | None:
         """The recorded hold of this connect: the client's Nth connect, over all its sessions, takes the Nth."""
