@@ -34,16 +34,20 @@ def bayeux(url, cookie, **message):
     return call(url + "/api/v2/notifications", [dict(message, id="1")], {"Cookie": cookie})[0]
 
 
+def log_in(url):
+    """Log in, handshake, connect and subscribe: the login's headers, the session cookie and the clientId."""
+    me, headers = call(url + "/api/v2/me")
+    cookie = headers["Set-Cookie"].split(";")[0]
+    [hs] = bayeux(url, cookie, channel="/meta/handshake", version="1.0", supportedConnectionTypes=["long-polling"])
+    cid = hs["clientId"]
+    bayeux(url, cookie, channel="/meta/connect", clientId=cid, connectionType="long-polling", advice={"timeout": 0})
+    bayeux(url, cookie, channel="/meta/subscribe", clientId=cid, subscription="/v2/me/calls")
+    return headers, cookie, cid
+
+
 @pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml", timing="instant")
 def test_stop_call_recording(gws_replay):
-    me, headers = call(gws_replay.url + "/api/v2/me")
-    cookie = headers["Set-Cookie"].split(";")[0]
-    [hs] = bayeux(gws_replay.url, cookie, channel="/meta/handshake", version="1.0",
-                  supportedConnectionTypes=["long-polling"])
-    cid = hs["clientId"]
-    bayeux(gws_replay.url, cookie, channel="/meta/connect", clientId=cid, connectionType="long-polling",
-           advice={"timeout": 0})
-    bayeux(gws_replay.url, cookie, channel="/meta/subscribe", clientId=cid, subscription="/v2/me/calls")
+    headers, cookie, cid = log_in(gws_replay.url)
     reply, _ = call(gws_replay.url + CALL, {"operationName": "StopCallRecording"},
                     {"Cookie": cookie, "X-CSRF-TOKEN": headers["X-CSRF-TOKEN"]})
     assert reply == {"statusCode": 0}
@@ -394,14 +398,7 @@ import os, signal, time
 
 @pytest.mark.gws_cassette("cassettes/stop_call_recording.yaml")
 def test_on_a_busy_machine(gws_service, gws_replay):
-    me, headers = call(gws_replay.url + "/api/v2/me")
-    cookie = headers["Set-Cookie"].split(";")[0]
-    [hs] = bayeux(gws_replay.url, cookie, channel="/meta/handshake", version="1.0",
-                  supportedConnectionTypes=["long-polling"])
-    cid = hs["clientId"]
-    bayeux(gws_replay.url, cookie, channel="/meta/connect", clientId=cid, connectionType="long-polling",
-           advice={"timeout": 0})
-    bayeux(gws_replay.url, cookie, channel="/meta/subscribe", clientId=cid, subscription="/v2/me/calls")
+    headers, cookie, cid = log_in(gws_replay.url)
     call(gws_replay.url + CALL, {"operationName": "StopCallRecording"},
          {"Cookie": cookie, "X-CSRF-TOKEN": headers["X-CSRF-TOKEN"]})
     os.kill(gws_service.process.popen.pid, signal.SIGSTOP)  # its event is due 246 ms after that reply
