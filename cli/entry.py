@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-SERVING = frozenset({"record", "replay", "service", "sim"})
+from gwsvcr.optimized import serving_optimized
 
 
 def main() -> None:
@@ -29,29 +29,10 @@ def main() -> None:
 
 
 def wants_optimized(argv: list[str]) -> bool:
-    """A serving command started as ``gwsvcr`` or ``python -m gwsvcr`` (not its help), not yet under -O, where
-    ``python -O`` finds mitmproxy's bytecode."""
-    if len(argv) < 2 or argv[1] not in SERVING or "--help" in argv[2:] or "-h" in argv[2:]:
-        return False
-    if os.path.basename(argv[0]) not in ("gwsvcr", "__main__.py"):
-        return False
-    if sys.flags.optimize or os.environ.get("GWSVCR_DEBUG") or not sys.executable:
-        return False
-    return optimized_bytecode()
-
-
-def optimized_bytecode() -> bool:
-    """Whether ``python -O`` finds its bytecode (``.opt-1.pyc``) or may write it: with PYTHONDONTWRITEBYTECODE and
-    no such cache, every start would compile mitmproxy anew (a second or more: not worth it). ``make venv``
-    compiles it."""
-    if not sys.dont_write_bytecode:
-        return True
-    import importlib.util
-
-    spec = importlib.util.find_spec("mitmproxy.http")
-    if spec is None or not spec.origin:
-        return False
-    return os.path.exists(importlib.util.cache_from_source(spec.origin, optimization=1))
+    """A serving command started as ``gwsvcr`` or ``python -m gwsvcr`` (gwsvcr.optimized says which), not yet under
+    -O."""
+    return (bool(argv) and os.path.basename(argv[0]) in ("gwsvcr", "__main__.py") and not sys.flags.optimize
+            and bool(sys.executable) and serving_optimized(argv[1:]))
 
 
 def lean_addons_package() -> None:

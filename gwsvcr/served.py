@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gwsvcr import guard
 from gwsvcr.errors import GwsvcrError
+from gwsvcr.optimized import serving_optimized
 
 __all__ = ["LISTENING", "PARENT_ENV", "NotListening", "Proc", "gwsvcr_command", "start"]
 
@@ -26,7 +27,6 @@ LISTENING = re.compile(r"^gwsvcr: listening on (http://\S+)$")
 # The process id of whoever started a gwsvcr server through :func:`start`: the server stops when that process is
 # gone, however it ended (even SIGKILL), instead of living on unowned with its port.
 PARENT_ENV = "GWSVCR_PARENT_PID"
-SERVING = frozenset({"record", "replay", "service", "sim"})  # the commands cli/entry.py runs under python -O
 
 
 class NotListening(GwsvcrError, RuntimeError):
@@ -37,23 +37,7 @@ def gwsvcr_command(*args: str) -> list[str]:
     """The command line of ``gwsvcr ARGS`` with this interpreter. A serving command gets ``-O`` here when the
     ``gwsvcr`` entry would re-run it under ``python -O`` (cli/entry.py: same conditions): started so at once, it
     is spared that second interpreter start (about 60 ms of CPU, on every start of the pytest plugin's service)."""
-    optimized = bool(args) and args[0] in SERVING and "--help" not in args and "-h" not in args \
-        and not os.environ.get("GWSVCR_DEBUG") and _optimized_bytecode()
-    return [sys.executable, *(["-O"] if optimized else []), "-m", "gwsvcr", *args]
-
-
-def _optimized_bytecode() -> bool:
-    """Whether ``python -O`` finds mitmproxy's bytecode (``.opt-1.pyc``) or may write it (cli/entry.py's
-    ``optimized_bytecode``, without importing mitmproxy: the core never does)."""
-    if not sys.dont_write_bytecode:
-        return True
-    import importlib.util
-
-    spec = importlib.util.find_spec("mitmproxy")  # a top-level package: found, not imported
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    source = os.path.join(next(iter(spec.submodule_search_locations)), "http.py")
-    return os.path.exists(importlib.util.cache_from_source(source, optimization=1))
+    return [sys.executable, *(["-O"] if serving_optimized(args) else []), "-m", "gwsvcr", *args]
 
 
 @dataclass

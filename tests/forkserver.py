@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from gwsvcr.cli.entry import SERVING
+from gwsvcr.optimized import SERVING
 from gwsvcr.served import PARENT_ENV
 
 ENABLED = os.environ.get("GWSVCR_TEST_FORK", "1") != "0"

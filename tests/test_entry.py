@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from gwsvcr import optimized
 from gwsvcr.cli import entry
 
 
@@ -24,13 +25,13 @@ from gwsvcr.cli import entry
 def test_only_serving_commands_started_as_gwsvcr_rerun_optimized(argv: list[str], expected: bool,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GWSVCR_DEBUG", raising=False)
-    monkeypatch.setattr(entry, "optimized_bytecode", lambda: True)
+    monkeypatch.setattr(optimized, "optimized_bytecode", lambda: True)
     assert entry.wants_optimized(argv) is (expected and not sys.flags.optimize)
 
 
 def test_debug_keeps_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GWSVCR_DEBUG", "1")
-    monkeypatch.setattr(entry, "optimized_bytecode", lambda: True)
+    monkeypatch.setattr(optimized, "optimized_bytecode", lambda: True)
     assert not entry.wants_optimized(["/venv/bin/gwsvcr", "replay", "c.yaml"])
 
 
@@ -59,18 +60,10 @@ def test_a_serving_command_is_started_under_python_O_where_the_entry_would_rerun
     from gwsvcr import served
 
     monkeypatch.delenv("GWSVCR_DEBUG", raising=False)
-    monkeypatch.setattr(entry, "optimized_bytecode", lambda: True)
-    monkeypatch.setattr(served, "_optimized_bytecode", lambda: True)
+    monkeypatch.setattr(optimized, "optimized_bytecode", lambda: True)
     cmd = served.gwsvcr_command(*args)
     assert cmd[-len(args) - 2:] == ["-m", "gwsvcr", *args]
     rerun = entry.wants_optimized(["/x/gwsvcr/__main__.py", *args])  # False in a test run under -O itself
     assert ("-O" in cmd) is rerun or bool(sys.flags.optimize)
     monkeypatch.setenv("GWSVCR_DEBUG", "1")
     assert "-O" not in served.gwsvcr_command(*args)
-
-
-def test_the_started_command_and_the_entry_agree_on_the_bytecode_and_the_serving_commands() -> None:
-    from gwsvcr import served
-
-    assert served.SERVING == entry.SERVING
-    assert served._optimized_bytecode() == entry.optimized_bytecode()

@@ -415,7 +415,7 @@ def test_python_O_only_where_its_bytecode_is_cached_or_may_be_written(monkeypatc
     import importlib.util
     import sys
 
-    from gwsvcr.cli.entry import optimized_bytecode
+    from gwsvcr.optimized import optimized_bytecode
 
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     assert optimized_bytecode(), "the first -O run writes its bytecode"
