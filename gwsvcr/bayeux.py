@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from gwsvcr.timeline import Timeline
+from gwsvcr.timeline import Timeline, ready
 
 __all__ = ["CONNECT", "CORE_REPLY_FIELDS", "DISCONNECT", "HANDSHAKE", "SERVER_CONNECTION_TYPES", "SESSION_UNKNOWN",
            "SUBSCRIBE", "UNSUBSCRIBE", "Answer", "BayeuxServer", "Failure", "Handled", "Hooks",
@@ -308,7 +308,7 @@ class BayeuxServer[C]:
                 answer = self.hooks.on_publish(self, session, message)
                 replies.append(_merge(_reply(message, successful=True), _fields(answer, handled)))
         if connect is None:
-            return _ready(handled)
+            return ready(handled)
         session, message = connect
         return self._connect(session, message, len(messages) == 1, handled)
 
@@ -432,10 +432,6 @@ class BayeuxServer[C]:
         lost = [m for batch, msgs in session.unacked if batch > acked for m in msgs]
         session.unacked = []
         session.queue[:0] = lost
-
-
-async def _ready(handled: Handled) -> Handled:
-    return handled
 
 
 def _settle(woken: asyncio.Future[None]) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-__all__ = ["Cancellable", "Clock", "Schedule", "Timeline", "Timing"]
+__all__ = ["Cancellable", "Clock", "Schedule", "Timeline", "Timing", "ready"]
 
 
 class Timing(StrEnum):
@@ -173,3 +173,8 @@ class Schedule:
             self._timer = None
         self._timer_at = float("inf")
         self._heap.clear()
+
+
+async def ready[T](value: T) -> T:
+    """``value``, to await where an answer is either held (a coroutine that waits) or known at once."""
+    return value

@@ -37,7 +37,7 @@ from gwsvcr.replay.binding import Binder
 from gwsvcr.replay.client import Client, Counters
 from gwsvcr.replay.script import Script, build_scripts, cut_reason, reply_fields
 from gwsvcr.replay.status import summary_line
-from gwsvcr.timeline import Clock, Timeline, Timing
+from gwsvcr.timeline import Clock, Timeline, Timing, ready
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +112,6 @@ def longest_wait(cassette: Cassette, timing: Timing, speed: float) -> float:
     hold = timeline.connect_hold(alone=True, connected=True, queued=False, client_timeout=None,
                                  timeout=connect_timeout_ms(cassette) / 1000)
     return max([hold, *(timeline.scale(ex.ttfb) for ex in cassette.exchanges)])
-
-
-async def _ready(served: wire.Served) -> wire.Served:
-    return served
 
 
 def _log_miss(miss: Miss) -> None:
@@ -250,7 +246,7 @@ class Replayer(Hooks[Client]):
         bayeux = wire.bayeux_of(request)
         fault = self.faults.target(request, bayeux.messages if bayeux is not None else None)
         if fault is not None:
-            return _ready(self._fault_answer(fault))
+            return ready(self._fault_answer(fault))
         if bayeux is not None:
             return self._bayeux(request, bayeux)
         return self._rest(request)
