@@ -7,6 +7,7 @@ docs/ENGINE.md says, addon by addon, what each command keeps and why.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import dataclasses
@@ -362,45 +363,47 @@ class GcStats:
     (``gc.callbacks``): the figures bench/ reports as pauses. Each pause is timed twice: on the wall clock (what a
     client waits) and in the thread's CPU time (what the collector did, whatever else ran on the machine). Written
     as JSON when the server stops, to the file GWSVCR_GC_STATS names (a directory: ``gc-PID.json`` in it, one per
-    process of ``--workers``). Before each full pass it counts what the pass is about to walk (every tracked object
-    not frozen) and, for the biggest such pass, of what kinds: outside the pause it times, but the process waits
-    for it all the same (a count is a few ms at a million objects, the kinds a few tens of ms, counted only when a
-    pass is bigger than every one before)."""
+    process of ``--workers``). Every pass is kept (:attr:`PASS_FIELDS`), with the objects it left alive in the
+    generation it promoted them to, counted after it (outside the pause timed; a count before it would bring the
+    objects it walks into the cache and make it look faster: about half as long in a micro-benchmark); for the
+    biggest such count, of what kinds. It comes first among the callbacks: what follows it at a pass's end
+    (FreezeSurvivors' ``gc.freeze``, a constant-time move of lists) is not timed."""
 
     ENV = "GWSVCR_GC_STATS"
-    KINDS = 12  # the most common kinds of object reported for the biggest full pass
+    KINDS = 12  # the most common kinds of object reported for the pass that left the most alive
     SLOW_MS = 1.0  # passes listed one by one from this long
+    # each pass: when it ended (time.monotonic(), a clock every process of the machine shares, so a bench can keep
+    # those of its measured window), its generation, wall ms, CPU ms, objects collected (cyclic garbage, what the
+    # collector is there for), uncollectable, and the objects in the generation it promoted to, once it ended
+    PASS_FIELDS = ("at", "generation", "wall_ms", "cpu_ms", "collected", "uncollectable", "survived")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.began = time.monotonic()
         self.started = (0.0, 0.0)
         # per generation: collections, wall seconds in all, longest wall, CPU seconds in all, longest CPU, objects
-        # collected (cyclic garbage: what the collector is there for)
+        # collected
         self.generations = [[0, 0.0, 0.0, 0.0, 0.0, 0] for _ in range(3)]
         self.minutes: dict[int, list[float]] = {}  # minute -> [collections, full ones, longest wall, longest CPU]
-        self.walking = 0  # objects the full pass under way walks
-        self.full_passes: list[dict[str, Any]] = []
-        # every pass of SLOW_MS or longer on the wall clock, any generation: [when (time.monotonic(), a clock every
-        # process of the machine shares, so a bench can keep those of its measured window), generation, wall ms,
-        # CPU ms, objects collected]
+        self.passes = array.array("d")  # PASS_FIELDS numbers a pass: not tracked by the collector, 56 bytes a pass
+        # every pass of SLOW_MS or longer on the wall clock, any generation: [at, generation, wall ms, CPU ms,
+        # collected]
         self.slow: list[list[float]] = []
-        self.biggest: dict[str, Any] = {"walked": 0, "kinds": []}
+        self.biggest: dict[str, Any] = {"survived": 0, "kinds": []}
 
-    def _census(self) -> None:
-        """What the full pass about to start walks: the objects of the three generations (the frozen ones are in
-        a fourth, which it leaves alone)."""
-        self.walking = sum(len(gc.get_objects(g)) for g in range(3))
-        if self.walking > self.biggest["walked"]:
-            kinds = collections.Counter(type(o) for g in range(3) for o in gc.get_objects(g)).most_common(self.KINDS)
-            self.biggest = {"walked": self.walking, "frozen": gc.get_freeze_count(),
+    def _survivors(self, generation: int) -> int:
+        """The objects in the generation a pass of ``generation`` promoted what it found alive to (the oldest keeps
+        its own); for the biggest count so far, of what kinds."""
+        found = gc.get_objects(min(generation + 1, 2))
+        if len(found) > self.biggest["survived"]:
+            kinds = collections.Counter(map(type, found)).most_common(self.KINDS)
+            self.biggest = {"survived": len(found), "generation": generation, "frozen": gc.get_freeze_count(),
                             "kinds": [[f"{k.__module__}.{k.__qualname__}", n] for k, n in kinds]}
+        return len(found)
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         generation = info.get("generation", 0)
         if phase == "start":
-            if generation == 2:
-                self._census()
             self.started = (time.perf_counter(), time.thread_time())
             return
         wall, cpu = time.perf_counter(), time.thread_time()
@@ -418,9 +421,8 @@ class GcStats:
         at = now - self.began
         if wall * 1000 >= self.SLOW_MS:
             self.slow.append([now, generation, wall * 1000, cpu * 1000, collected])
-        if generation == 2:
-            self.full_passes.append({"at": at, "walked": self.walking, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000,
-                                     "collected": collected})
+        self.passes.extend((now, generation, wall * 1000, cpu * 1000, collected, info.get("uncollectable", 0),
+                            self._survivors(generation)))
         minute = self.minutes.setdefault(int(at // 60), [0, 0, 0.0, 0.0])
         minute[0] += 1
         minute[1] += generation == 2
@@ -438,7 +440,8 @@ class GcStats:
                             for n, w, lw, c, lc, k in self.generations],
             "minutes": [{"minute": k, "collections": int(n), "full": int(f), "longest_ms": lw * 1000,
                          "longest_cpu_ms": lc * 1000} for k, (n, f, lw, lc) in sorted(self.minutes.items())],
-            "full_passes": self.full_passes, "biggest_full_pass": self.biggest, "slow_passes": self.slow,
+            "pass_fields": self.PASS_FIELDS, "passes": self.passes.tolist(), "biggest_pass": self.biggest,
+            "slow_passes": self.slow,
         }
 
     def write(self) -> None:
@@ -499,7 +502,7 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
         gc.callbacks.append(freeze)
     pauses = GcStats(os.environ[GcStats.ENV]) if os.environ.get(GcStats.ENV) else None
     if pauses is not None:
-        gc.callbacks.append(pauses)  # last: the pause it times includes what the others do when it ends
+        gc.callbacks.insert(0, pauses)  # first: it counts what a pass left alive before the freeze moves it
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
