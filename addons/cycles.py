@@ -5,7 +5,7 @@ the stream keeps its states as bound methods of itself (``client_state``, ``serv
 context's list of layers. When the HTTP layer drops a finished stream, the stream, its flow, the request, the
 response and their buffers (28 objects a request) are garbage that only a collection frees. A long-poll held until
 its agent's event lives long enough to reach the oldest generation, so its garbage waits for a full pass, which
-walks it (and cli/serve.py's FreezeSurvivors freezes what a full pass finds alive, until its next unfreeze): at a
+walks it (and cli/serve.py's FreezeSurvivors freezes what a pass finds alive, until it next walks everything): at a
 shift start, the memory above ``mitmdump --server-replay``'s and the longest pauses (docs/BENCHMARKS.md).
 
 :class:`FreeFinishedStreams` gives each HTTP layer a ``streams`` table that, when mitmproxy pops a stream from it

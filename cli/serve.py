@@ -7,6 +7,7 @@ docs/ENGINE.md says, addon by addon, what each command keeps and why.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import dataclasses
@@ -311,17 +312,21 @@ def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: d
 
 
 class FreezeSurvivors:
-    """Garbage collection for thousands of live connections (issue 27). After each full collection what survived is
-    frozen (``gc.freeze``), so the next one walks only what is newer; and a full collection follows every middle
-    one (thresholds 700, 5, 0 instead of CPython's 700, 10, 10), so each walks only what one middle collection
-    promoted. At 5,000 long-polling agents full passes walked 74,000 objects for 68-100 ms of CPU with CPython's
-    thresholds, 7,500 for 2-7 ms with these, and the collector took less CPU in all (docs/BENCHMARKS.md,
-    "Collector pauses at 5,000 agents"). Frozen objects are still freed by reference counting; only cyclic garbage
-    among them waits, until everything is walked again: once the process's allocated blocks have grown ``grow``
-    times over since everything was last walked, checked once a minute from ``every`` seconds on (the first check
-    takes the measure: what a fleet grew to in its first minutes is what it lives on, not garbage). Then the next
-    full pass walks everything (about a second at 5,000 agents: rare, and bounded by memory, not by a clock) and
-    freezes what survives. GWSVCR_GC=default keeps CPython's own policy."""
+    """Garbage collection for thousands of live connections (issue 27). What each collection finds alive is frozen
+    (``gc.freeze``), so the next one walks only what was made since: every pass walks about one young generation
+    (700 new objects and what died meanwhile among the older ones), and each object that lives is walked once.
+    ``gc.freeze`` also zeroes the collection counts, so no middle or full pass comes while this policy freezes.
+    At 5,000 long-polling agents, an operation every 10 s: the longest pause in the measured window 5.8-8.0 ms of
+    CPU against 15.9-20.0 ms when only full passes froze (each middle pass, then the full one after it, walked the
+    same 7,000-11,000 objects), and the collector's CPU per request a third of it; CPython's own thresholds gave
+    68-111 ms (docs/BENCHMARKS.md, "Collector pauses at 5,000 agents").
+    Frozen objects are still freed by reference counting; only cyclic garbage among them waits, until everything is
+    walked again: once the process's allocated blocks have grown ``grow`` times over since everything was last
+    walked, checked once a minute from ``every`` seconds on (the first check takes the measure: what a fleet grew to
+    in its first minutes is what it lives on, not garbage). Then nothing is frozen until a full pass has walked
+    everything (thresholds 700, 5, 0: it follows the next middle pass; about a second at 5,000 agents: rare, and
+    bounded by memory, not by a clock), which freezes what survives. GWSVCR_GC=default keeps CPython's own
+    policy."""
 
     THRESHOLDS = (700, 5, 0)
     CHECK_EVERY = 60.0  # seconds between two counts of the allocated blocks
@@ -335,11 +340,13 @@ class FreezeSurvivors:
         gc.set_threshold(*self.THRESHOLDS)
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase != "stop" or info.get("generation") != 2:
+        if phase != "stop":
             return
         now = time.monotonic()
-        if self.walking_all:  # that pass walked everything: what survived it is alive
-            self.walking_all = False
+        if self.walking_all:
+            if info.get("generation") != 2:
+                return  # nothing frozen until the full pass has walked everything
+            self.walking_all = False  # that pass walked everything: what survived it is alive
             self.walked_at, self.blocks = now, sys.getallocatedblocks()
         elif now - self.walked_at >= self.every and now - self.checked_at >= self.CHECK_EVERY:
             self.checked_at, blocks = now, sys.getallocatedblocks()
@@ -362,45 +369,47 @@ class GcStats:
     (``gc.callbacks``): the figures bench/ reports as pauses. Each pause is timed twice: on the wall clock (what a
     client waits) and in the thread's CPU time (what the collector did, whatever else ran on the machine). Written
     as JSON when the server stops, to the file GWSVCR_GC_STATS names (a directory: ``gc-PID.json`` in it, one per
-    process of ``--workers``). Before each full pass it counts what the pass is about to walk (every tracked object
-    not frozen) and, for the biggest such pass, of what kinds: outside the pause it times, but the process waits
-    for it all the same (a count is a few ms at a million objects, the kinds a few tens of ms, counted only when a
-    pass is bigger than every one before)."""
+    process of ``--workers``). Every pass is kept (:attr:`PASS_FIELDS`), with the objects it left alive in the
+    generation it promoted them to, counted after it (outside the pause timed; a count before it would bring the
+    objects it walks into the cache and make it look faster: about half as long in a micro-benchmark); for the
+    biggest such count, of what kinds. It comes first among the callbacks: what follows it at a pass's end
+    (FreezeSurvivors' ``gc.freeze``, a constant-time move of lists) is not timed."""
 
     ENV = "GWSVCR_GC_STATS"
-    KINDS = 12  # the most common kinds of object reported for the biggest full pass
+    KINDS = 12  # the most common kinds of object reported for the pass that left the most alive
     SLOW_MS = 1.0  # passes listed one by one from this long
+    # each pass: when it ended (time.monotonic(), a clock every process of the machine shares, so a bench can keep
+    # those of its measured window), its generation, wall ms, CPU ms, objects collected (cyclic garbage, what the
+    # collector is there for), uncollectable, and the objects in the generation it promoted to, once it ended
+    PASS_FIELDS = ("at", "generation", "wall_ms", "cpu_ms", "collected", "uncollectable", "survived")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.began = time.monotonic()
         self.started = (0.0, 0.0)
         # per generation: collections, wall seconds in all, longest wall, CPU seconds in all, longest CPU, objects
-        # collected (cyclic garbage: what the collector is there for)
+        # collected
         self.generations = [[0, 0.0, 0.0, 0.0, 0.0, 0] for _ in range(3)]
         self.minutes: dict[int, list[float]] = {}  # minute -> [collections, full ones, longest wall, longest CPU]
-        self.walking = 0  # objects the full pass under way walks
-        self.full_passes: list[dict[str, Any]] = []
-        # every pass of SLOW_MS or longer on the wall clock, any generation: [when (time.monotonic(), a clock every
-        # process of the machine shares, so a bench can keep those of its measured window), generation, wall ms,
-        # CPU ms, objects collected]
+        self.passes = array.array("d")  # PASS_FIELDS numbers a pass: not tracked by the collector, 56 bytes a pass
+        # every pass of SLOW_MS or longer on the wall clock, any generation: [at, generation, wall ms, CPU ms,
+        # collected]
         self.slow: list[list[float]] = []
-        self.biggest: dict[str, Any] = {"walked": 0, "kinds": []}
+        self.biggest: dict[str, Any] = {"survived": 0, "kinds": []}
 
-    def _census(self) -> None:
-        """What the full pass about to start walks: the objects of the three generations (the frozen ones are in
-        a fourth, which it leaves alone)."""
-        self.walking = sum(len(gc.get_objects(g)) for g in range(3))
-        if self.walking > self.biggest["walked"]:
-            kinds = collections.Counter(type(o) for g in range(3) for o in gc.get_objects(g)).most_common(self.KINDS)
-            self.biggest = {"walked": self.walking, "frozen": gc.get_freeze_count(),
+    def _survivors(self, generation: int) -> int:
+        """The objects in the generation a pass of ``generation`` promoted what it found alive to (the oldest keeps
+        its own); for the biggest count so far, of what kinds."""
+        found = gc.get_objects(min(generation + 1, 2))
+        if len(found) > self.biggest["survived"]:
+            kinds = collections.Counter(map(type, found)).most_common(self.KINDS)
+            self.biggest = {"survived": len(found), "generation": generation, "frozen": gc.get_freeze_count(),
                             "kinds": [[f"{k.__module__}.{k.__qualname__}", n] for k, n in kinds]}
+        return len(found)
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         generation = info.get("generation", 0)
         if phase == "start":
-            if generation == 2:
-                self._census()
             self.started = (time.perf_counter(), time.thread_time())
             return
         wall, cpu = time.perf_counter(), time.thread_time()
@@ -418,9 +427,8 @@ class GcStats:
         at = now - self.began
         if wall * 1000 >= self.SLOW_MS:
             self.slow.append([now, generation, wall * 1000, cpu * 1000, collected])
-        if generation == 2:
-            self.full_passes.append({"at": at, "walked": self.walking, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000,
-                                     "collected": collected})
+        self.passes.extend((now, generation, wall * 1000, cpu * 1000, collected, info.get("uncollectable", 0),
+                            self._survivors(generation)))
         minute = self.minutes.setdefault(int(at // 60), [0, 0, 0.0, 0.0])
         minute[0] += 1
         minute[1] += generation == 2
@@ -438,7 +446,8 @@ class GcStats:
                             for n, w, lw, c, lc, k in self.generations],
             "minutes": [{"minute": k, "collections": int(n), "full": int(f), "longest_ms": lw * 1000,
                          "longest_cpu_ms": lc * 1000} for k, (n, f, lw, lc) in sorted(self.minutes.items())],
-            "full_passes": self.full_passes, "biggest_full_pass": self.biggest, "slow_passes": self.slow,
+            "pass_fields": self.PASS_FIELDS, "passes": self.passes.tolist(), "biggest_pass": self.biggest,
+            "slow_passes": self.slow,
         }
 
     def write(self) -> None:
@@ -499,7 +508,7 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
         gc.callbacks.append(freeze)
     pauses = GcStats(os.environ[GcStats.ENV]) if os.environ.get(GcStats.ENV) else None
     if pauses is not None:
-        gc.callbacks.append(pauses)  # last: the pause it times includes what the others do when it ends
+        gc.callbacks.insert(0, pauses)  # first: it counts what a pass left alive before the freeze moves it
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)

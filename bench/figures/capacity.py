@@ -15,6 +15,7 @@ from figures import (
     collector,
     gc_stats_dir,
     num,
+    pass_lines,
     pauses,
     ratio,
     replay_server,
@@ -51,12 +52,13 @@ def _within(x: float | None, limit: float) -> bool | None:
     return None if x is None else x <= limit
 
 
-def _walk(biggest: dict[str, Any] | None) -> str:
-    """The biggest full pass: the objects it walked, the most common kinds."""
-    if not biggest or not biggest["walked"]:
+def _alive(biggest: dict[str, Any] | None) -> str:
+    """The pass that left the most objects alive: how many, the most common kinds."""
+    if not biggest or not biggest["survived"]:
         return "none"
     kinds = ", ".join(f"{name.rsplit('.', 1)[-1]} {n:,}" for name, n in biggest["kinds"][:5])
-    return f"{biggest['walked']:,} objects ({kinds}; {biggest['frozen']:,} frozen)"
+    return (f"{biggest['survived']:,} objects after a pass of generation {biggest['generation']} ({kinds}; "
+            f"{biggest['frozen']:,} frozen)")
 
 
 def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int], worker_counts: list[int], *,
@@ -129,7 +131,8 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
                     f"{pauses(r['window_pause_ms'], r['window_pause_cpu_ms'])} (generation "
                     f"{r['window_pause_generation']}), in the whole run "
                     f"{pauses(r['longest_pause_ms'], r['longest_pause_cpu_ms'])} (generation "
-                    f"{r['longest_pause_generation']}), biggest full pass {_walk(r['biggest_full_pass'])}, "
+                    f"{r['longest_pause_generation']}), passes in the window: {pass_lines(r['window_passes'])}; "
+                    f"most left alive {_alive(r['biggest_pass'])}, "
                     f"load {r['load']:.1f} -> {r['load_end']:.1f}"
                     + (f"; errors: {r['first_errors']}" if r["first_errors"] else ""))
             rows.append([
@@ -197,8 +200,8 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
         "GC = the collector of the replay processes (gc.callbacks, written by GWSVCR_GC_STATS): full collections "
         "per minute of each replay's run, and the longest pause of any generation on the wall clock (what a "
         "client waits) and in CPU time, in the measured window, then over the whole run (the start, the ramp's "
-        "logins and the stop, when every agent's connection goes at once, included). Before each full pass "
-        "the replay counts what it is about to walk (outside the pause timed). Load average = the machine's "
+        "logins and the stop, when every agent's connection goes at once, included). After each pass the "
+        "replay counts what it left alive (outside the pause timed). Load average = the machine's "
         "1-minute load when the row's replay started and at the end of its window (2 cores, shared).",
         f"Load generator: bench/fleet.py, {gen} process(es) (cores - 1), "
         f"{next(iter(raw.values()))['loop'] if raw else ''} event loop, gwsvcr's Bayeux client (gwsvcr.client: "

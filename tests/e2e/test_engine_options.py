@@ -234,30 +234,33 @@ def test_every_addon_still_loads_in_mitmdump(mitmdump: Callable[..., Mitmdump], 
     assert "/api/v2/me" in path.read_text()
 
 
-def test_full_collections_freeze_their_survivors_and_walk_everything_again_when_memory_grew() -> None:
+def test_every_collection_freezes_its_survivors_and_all_are_walked_again_when_memory_grew() -> None:
     before = gc.get_threshold()
     policy = serve.FreezeSurvivors(every=3600)
     frozen = gc.get_freeze_count()
     try:
         assert gc.get_threshold() == serve.FreezeSurvivors.THRESHOLDS
         kept = [[i] for i in range(1000)]  # noqa: F841 - alive across the collection
-        policy("stop", {"generation": 1})
-        assert gc.get_freeze_count() == frozen, "only a full collection freezes"
-        policy("stop", {"generation": 2})
-        assert gc.get_freeze_count() >= frozen + 1000
+        policy("start", {"generation": 0})
+        assert gc.get_freeze_count() == frozen, "a collection freezes when it ends"
+        policy("stop", {"generation": 0})
+        assert gc.get_freeze_count() >= frozen + 1000, "a young collection freezes what it found alive"
         policy.every, policy.checked_at = 0, 0.0  # due: the first check takes the measure
-        policy("stop", {"generation": 2})
+        policy("stop", {"generation": 1})
         assert policy.blocks is not None and not policy.walking_all
         policy.checked_at = 0.0  # due, but the memory has not grown that much
-        policy("stop", {"generation": 2})
+        policy("stop", {"generation": 0})
         assert gc.get_freeze_count() >= frozen + 1000 and not policy.walking_all
         policy.checked_at, policy.blocks = 0.0, 1  # due, and grown
-        policy("stop", {"generation": 2})
+        policy("stop", {"generation": 0})
         assert gc.get_freeze_count() == 0 and policy.walking_all, "the next full collection walks everything"
+        policy("stop", {"generation": 0})
+        policy("stop", {"generation": 1})
+        assert gc.get_freeze_count() == 0 and policy.walking_all, "nothing frozen before that full collection"
         policy("stop", {"generation": 2})  # that one: what survived it is the new measure
         assert not policy.walking_all and policy.blocks > 1 and gc.get_freeze_count() >= 1000
         policy.checked_at = 0.0
-        policy("stop", {"generation": 2})
+        policy("stop", {"generation": 0})
         assert not policy.walking_all, "memory has not grown since everything was walked"
     finally:
         policy.close()
@@ -375,32 +378,39 @@ def test_gc_stats_list_each_slow_pass_on_the_clock_a_bench_window_uses(tmp_path:
 
 
 class _Held:
-    """Objects a full pass walks: tracked, alive, of a kind nothing else makes."""
+    """Objects a pass finds alive: tracked, of a kind nothing else makes."""
 
 
-def test_gc_stats_count_what_a_full_pass_walks_and_of_what_kinds(tmp_path: Path) -> None:
+def test_gc_stats_count_what_each_pass_left_alive_and_of_what_kinds(tmp_path: Path) -> None:
     stats = serve.GcStats(str(tmp_path))
-    held = [_Held() for _ in range(20_000)]
-    gc.callbacks.append(stats)
+    was = gc.isenabled()
+    gc.disable()  # every _Held young until the first pass below
     try:
-        gc.collect(2)
-        gc.freeze()  # as FreezeSurvivors does: the next pass leaves them alone
-        gc.collect(2)
+        held = [_Held() for _ in range(20_000)]
+        gc.callbacks.append(stats)
+        gc.collect(0)
+        gc.freeze()  # as FreezeSurvivors does: what that pass left alive is not counted again
+        gc.collect(0)
     finally:
         gc.callbacks.remove(stats)
         gc.unfreeze()
+        if was:
+            gc.enable()
     report = stats.report()
-    first, second = report["full_passes"]
-    assert first["walked"] >= len(held) and first["cpu_ms"] > 0
-    assert second["walked"] < first["walked"] - len(held), "frozen objects are not walked"
-    biggest = report["biggest_full_pass"]
-    assert biggest["walked"] == first["walked"]
+    fields = report["pass_fields"]
+    first, second = (dict(zip(fields, report["passes"][i:i + len(fields)], strict=True))
+                     for i in range(0, len(report["passes"]), len(fields)))
+    assert first["generation"] == second["generation"] == 0 and first["cpu_ms"] > 0
+    assert first["survived"] >= len(held)
+    assert second["survived"] < first["survived"] - len(held), "frozen objects are not counted"
+    biggest = report["biggest_pass"]
+    assert biggest["survived"] == first["survived"] and biggest["generation"] == 0
     kinds = dict(biggest["kinds"])
     assert kinds[f"{__name__}._Held"] >= len(held)
 
 
 def test_a_mounted_cassette_is_kept_out_of_the_collectors_passes(tmp_path: Path) -> None:
-    # CPython's own collector policy (no freezing after full passes): what is frozen is the mount's doing
+    # CPython's own collector policy (nothing frozen after its passes): what is frozen is the mount's doing
     proc = gwsvcr("service", "--port", "0", env={"GWSVCR_GC": "default", serve.GcStats.ENV: str(tmp_path)})
     try:
         ServiceClient(proc.url).mount(SAMPLE)
