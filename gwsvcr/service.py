@@ -118,7 +118,7 @@ class Service:
             logger.warning("gwsvcr: mount %s (%s): %s", mount_id, request.cassette, miss.text())
 
         try:
-            replayer = Replayer(cassette, request.config, on_miss=on_miss)
+            replayer = Replayer(cassette, request.config, on_miss=on_miss, memo=self.cassettes.memo(cassette))
         except faults.FaultError as e:
             raise MountError(f"cannot mount {request.cassette}: {e}", [str(e)]) from None
         mount = Mount(mount_id, request.cassette, replayer, request.allow_host_header)
