@@ -1,17 +1,18 @@
 """The replay service's core in process: mount requests checked field by field, loaded cassettes kept by path,
 modification time, size and inode, least recently mounted dropped first, with the scripts built from them; one
-Replayer per mount."""
+Replayer per mount; a control socket used only when it is this user's own."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
 from gwsvcr.cassette import CassetteCache
-from gwsvcr.service import MountError, Service, parse_mount
+from gwsvcr.service import MountError, Service, is_private_socket, parse_mount
 from gwsvcr.timeline import Timing
 from tests.procs import ROOT
 
@@ -89,3 +90,18 @@ def test_mounts_of_one_cassette_with_the_same_matching_options_share_its_scripts
     path.write_text(path.read_text() + "\n")  # the file changed: loaded and built again
     again = service.mount(parse_mount({"cassette": str(path), "timing": "instant"}))
     assert again.replayer.cassette is not one.replayer.cassette and again.replayer.scripts is not one.replayer.scripts
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets here")
+def test_a_control_socket_is_private_when_it_and_its_directory_are_this_users_alone(tmp_path: Path) -> None:
+    home = tmp_path / "private"
+    home.mkdir(mode=0o700)
+    path = home / "control"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+        listening.bind(str(path))
+        assert is_private_socket(str(path))
+        home.chmod(0o750)  # another user of the group could connect
+        assert not is_private_socket(str(path))
+    home.chmod(0o700)
+    (home / "file").write_text("")
+    assert not is_private_socket(str(home / "file")) and not is_private_socket("control")
