@@ -188,17 +188,13 @@ class ControlSocket:
         if not token or not hasattr(socket, "AF_UNIX") or not hasattr(os, "getuid"):
             return
         self.gate = guard.Gate(token)
-        directory = tempfile.mkdtemp(prefix="gwsvcr-")
-        path = os.path.join(directory, "control")
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path, limit=CONTROL_LINE_LIMIT)
-            os.chmod(path, 0o600)
-        except OSError as e:  # a path too long for a socket, a file system without them
+            self.path = os.path.join(tempfile.mkdtemp(prefix="gwsvcr-"), "control")
+            self._server = await asyncio.start_unix_server(self._serve, self.path, limit=CONTROL_LINE_LIMIT)
+            os.chmod(self.path, 0o600)
+        except OSError as e:  # no temporary directory, a path too long for a socket, a file system without them
             logger.info("gwsvcr: no control socket (%s): the control API is on HTTP only", e)
             self.close()
-            shutil.rmtree(directory, ignore_errors=True)
-            return
-        self.path = path
 
     def close(self) -> None:
         if self._server is not None:
