@@ -8,7 +8,7 @@ listener of its own (``http://HOST:PORT`` with the recorded paths unchanged), an
     GET    /__gwsvcr__/mounts/ID   the mount's status (served, clients, events_released, misses, unused)
     DELETE /__gwsvcr__/mounts/ID   its final status; its listener and its clients' connections closed
     GET    /__gwsvcr__/mounts      every mount's status
-    GET    /__gwsvcr__/status      the whole service
+    GET    /__gwsvcr__/status      the whole service, and its control socket (gwsvcr.service.ControlSocket)
 
 A mount's listener is one more proxy mode (``reverse:...@PORT``) that mitmproxy's Proxyserver starts and stops at
 run time. A request finds its mount from the mode its connection came in on.
@@ -20,6 +20,7 @@ import gc
 import json
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -31,7 +32,18 @@ from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, answer, requeue_
 from gwsvcr.addons.websocket import WebSocketServer, is_upgrade
 from gwsvcr.cassette import json_bytes
 from gwsvcr.replay import STATUS_PATH
-from gwsvcr.service import CONTROL_PREFIX, KEEP_MB, MB, MOUNTS_PATH, Mount, MountError, Service, parse_mount
+from gwsvcr.service import (
+    CONTROL_PREFIX,
+    CONTROL_SOCKET,
+    KEEP_MB,
+    MB,
+    MOUNTS_PATH,
+    ControlSocket,
+    Mount,
+    MountError,
+    Service,
+    parse_mount,
+)
 
 logger = logging.getLogger(__name__)
 summary = logging.getLogger(SUMMARY_LOGGER)
@@ -65,6 +77,7 @@ class GwsService:
         self.service = Service()
         self.by_mode: dict[mode_specs.ProxyMode, ServedMount] = {}
         self.by_id: dict[str, ServedMount] = {}
+        self.control_socket = ControlSocket(self.control)
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_service_keep_mb", int, KEEP_MB,
@@ -105,32 +118,40 @@ class GwsService:
             requeue_if_dropped(flow, served.mount.replayer.bayeux)
 
     # ------------------------------------------------------------------------------------------- control
+    async def running(self) -> None:
+        await self.control_socket.start(guard.token())
+
     async def _control(self, flow: http.HTTPFlow) -> None:
-        method, path = flow.request.method, flow.request.path.split("?", 1)[0].rstrip("/")
+        def body() -> Any:
+            try:
+                return json.loads(flow.request.get_content(strict=False) or b"")
+            except ValueError:
+                raise MountError("a mount request is a JSON object with the cassette's absolute path") from None
+
+        status, doc = await self.control(flow.request.method, flow.request.path, body)
+        _reply(flow, status, doc)
+
+    async def control(self, method: str, path: str, body: Callable[[], Any]) -> tuple[int, Any]:
+        """The answer to a control request, over HTTP or the control socket; ``body()`` is its JSON document."""
+        path = path.split("?", 1)[0].rstrip("/")
         try:
             if path == STATUS_PATH and method == "GET":
-                _reply(flow, 200, self.service.status())
-            elif path == MOUNTS_PATH and method == "GET":
-                _reply(flow, 200, [m.status() for m in self.service.mounts.values()])
-            elif path == MOUNTS_PATH and method == "POST":
-                try:
-                    doc = json.loads(flow.request.get_content(strict=False) or b"")
-                except ValueError:
-                    raise MountError("a mount request is a JSON object with the cassette's absolute path") from None
-                mount = await self.mount(doc)
-                _reply(flow, 201, {"id": mount.id, "url": mount.url})
-            elif path.startswith(MOUNTS_PATH + "/") and method in ("GET", "DELETE"):
+                return 200, {**self.service.status(), CONTROL_SOCKET: self.control_socket.path}
+            if path == MOUNTS_PATH and method == "GET":
+                return 200, [m.status() for m in self.service.mounts.values()]
+            if path == MOUNTS_PATH and method == "POST":
+                mount = await self.mount(body())
+                return 201, {"id": mount.id, "url": mount.url}
+            if path.startswith(MOUNTS_PATH + "/") and method in ("GET", "DELETE"):
                 mount_id = path[len(MOUNTS_PATH) + 1:]
                 if method == "GET":
-                    _reply(flow, 200, self.service.get(mount_id).status())
-                else:
-                    _reply(flow, 200, (await self.unmount(mount_id)).status())
-            else:
-                where = "the control API" if path.startswith(CONTROL_PREFIX.rstrip("/")) else "this control port"
-                _reply(flow, 404, {"error": f"{method} {path} is not part of {where}: mount a cassette with "
-                                            f"POST {MOUNTS_PATH} and send your client to the url it answers"})
+                    return 200, self.service.get(mount_id).status()
+                return 200, (await self.unmount(mount_id)).status()
+            where = "the control API" if path.startswith(CONTROL_PREFIX.rstrip("/")) else "this control port"
+            return 404, {"error": f"{method} {path} is not part of {where}: mount a cassette with "
+                                  f"POST {MOUNTS_PATH} and send your client to the url it answers"}
         except MountError as e:
-            _reply(flow, e.status, e.as_dict())
+            return e.status, e.as_dict()
 
     async def mount(self, doc: Any) -> Mount:
         """Mount the cassette a control request names on a listener of its own."""
@@ -196,6 +217,7 @@ class GwsService:
         return self.service.unmount(mount_id)
 
     def done(self) -> None:
+        self.control_socket.close()
         for mount in self.service.close():
             summary.info("gwsvcr: mount %s (%s): %s", mount.id, mount.cassette,
                          mount.replayer.summary().removeprefix("gwsvcr: "))

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import atexit
 import http.client
+import ipaddress
 import json
 import os
 import signal
+import socket
 import threading
 import urllib.parse
 from collections.abc import Sequence
@@ -34,7 +36,7 @@ from gwsvcr.errors import GwsvcrError
 from gwsvcr.options import RECORD, REPLAY, Surface
 from gwsvcr.replay import STATUS_PATH
 from gwsvcr.served import NotListening, Proc, gwsvcr_command, start
-from gwsvcr.service import MOUNTS_PATH
+from gwsvcr.service import CONTROL_SOCKET, MOUNTS_PATH, is_private_socket
 
 __all__ = ["SERVICE_ENV", "Recording", "Replay", "ReplayMiss", "ServiceClient", "ServiceError", "explain_misses",
            "recording", "replaying", "shared_service", "start_shared_service"]
@@ -64,38 +66,68 @@ class ReplayMiss(GwsvcrError):
 
 class ServiceClient:
     """The control API of one replay service, over one kept-alive connection (thread-safe). ``url`` is the one
-    ``gwsvcr service`` printed, its token in it (``http://127.0.0.1:PORT/?token=T``)."""
+    ``gwsvcr service`` printed, its token in it (``http://127.0.0.1:PORT/?token=T``). A service on this machine is
+    asked over its control socket (:class:`gwsvcr.service.ControlSocket`) when it has one of this user's: the same
+    requests, without the cost of HTTP through mitmproxy; over HTTP otherwise."""
 
     def __init__(self, url: str, process: Proc | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise ServiceError("a replay service URL looks like http://127.0.0.1:PORT/?token=..., not "
                                f"{guard.split_token(url)[0]!r}")
-        self.url, token = guard.split_token(url)  # self.url has no token: it goes into messages
+        self.url, self._token = guard.split_token(url)  # self.url has no token: it goes into messages
         self.process = process
-        self._token = {guard.TOKEN_HEADER: token} if token else {}
+        self._headers = {guard.TOKEN_HEADER: self._token} if self._token else {}
         self._address = (parts.hostname, parts.port)
         self._conn: http.client.HTTPConnection | None = None
+        self._socket: _ControlSocketClient | None = None
+        self._looked_for_socket = not _loopback(parts.hostname)  # a service elsewhere: HTTP only
         self._lock = threading.Lock()
 
     def call(self, method: str, path: str, doc: Any = None) -> tuple[int, Any]:
-        body = None if doc is None else json.dumps(doc).encode()
-        headers = {**self._token, **({"Content-Type": "application/json"} if body is not None else {})}
         with self._lock:
-            for attempt in (1, 2):  # a kept-alive connection the service closed: once more on a new one
-                if self._conn is None:
-                    self._conn = http.client.HTTPConnection(*self._address, timeout=TIMEOUT)
+            if not self._looked_for_socket:
+                self._socket = self._open_socket()
+            if self._socket is not None:
                 try:
-                    self._conn.request(method, path, body, headers)
-                    reply = self._conn.getresponse()
-                    raw = reply.read()
-                    break
-                except (OSError, http.client.HTTPException) as e:
-                    self._conn.close()
-                    self._conn = None
-                    if attempt == 2:
-                        raise ServiceError(f"the replay service at {self.url} did not answer {method} {path}: "
-                                           f"{e}") from None
+                    return self._socket.call(method, path, doc)
+                except (OSError, ValueError, KeyError):  # the service went away: HTTP says so, or answers
+                    self._socket.close()
+                    self._socket = None
+            return self._http(method, path, doc)
+
+    def _open_socket(self) -> _ControlSocketClient | None:
+        """The service's control socket, when it has one and it is this user's own (asked once, over HTTP)."""
+        try:
+            status, answer = self._http("GET", STATUS_PATH)
+        except ServiceError:
+            return None  # not up: the request itself says so, and the next one looks again
+        self._looked_for_socket = True
+        path = answer.get(CONTROL_SOCKET) if status == 200 and isinstance(answer, dict) else None
+        if not isinstance(path, str) or not is_private_socket(path):
+            return None
+        try:
+            return _ControlSocketClient(path, self._token)
+        except OSError:
+            return None
+
+    def _http(self, method: str, path: str, doc: Any = None) -> tuple[int, Any]:
+        body = None if doc is None else json.dumps(doc).encode()
+        headers = {**self._headers, **({"Content-Type": "application/json"} if body is not None else {})}
+        for attempt in (1, 2):  # a kept-alive connection the service closed: once more on a new one
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(*self._address, timeout=TIMEOUT)
+            try:
+                self._conn.request(method, path, body, headers)
+                reply = self._conn.getresponse()
+                raw = reply.read()
+                break
+            except (OSError, http.client.HTTPException) as e:
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise ServiceError(f"the replay service at {self.url} did not answer {method} {path}: "
+                                       f"{e}") from None
         try:
             return reply.status, json.loads(raw)
         except ValueError:
@@ -132,12 +164,52 @@ class ServiceClient:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
         if self.process is not None:
             if wait:
                 self.process.stop(timeout=30)
             elif self.process.popen.poll() is None:
                 self.process.popen.send_signal(signal.SIGTERM)
             self.process = None
+
+
+class _ControlSocketClient:
+    """One connection to a service's control socket: a JSON line out, a JSON line back."""
+
+    def __init__(self, path: str, token: str) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.settimeout(TIMEOUT)
+            self._sock.connect(path)
+        except OSError:
+            self._sock.close()
+            raise
+        self._replies = self._sock.makefile("rb")
+        self._token = token
+
+    def call(self, method: str, path: str, doc: Any) -> tuple[int, Any]:
+        request = {"token": self._token, "method": method, "path": path, "body": doc}
+        self._sock.sendall(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+        line = self._replies.readline()
+        if not line.endswith(b"\n"):
+            raise ConnectionResetError("the service closed its control socket")
+        answer = json.loads(line)
+        return answer["status"], answer["body"]
+
+    def close(self) -> None:
+        self._replies.close()
+        self._sock.close()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _shared: ServiceClient | None = None

@@ -118,32 +118,83 @@ def _log_miss(miss: Miss) -> None:
     logger.warning("%s", miss.text())
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a replayer makes of its cassette and its matching and session options before any client comes, the same
+    for every replay of that cassette with those options: the replay service keeps it beside the loaded cassette
+    for the next mount of that file (``memo`` of :class:`Replayer`), sparing each mount most of its own cost."""
+
+    rules: sessions.SessionRules
+    session_cookies: frozenset[str]
+    plan: Plan
+    match: RestMatch
+    message_ignore: tuple[str, ...]
+    scripts: list[Script]  # read-only, as every live client uses them
+    set_cookies: dict[int, list[tuple[str, str]]]
+    timeout_ms: int
+    interval_ms: int
+    rest_keys: frozenset[Key]
+    recorded_keys: list[tuple[Key, int, str, str]]
+
+    @classmethod
+    def of(cls, cassette: Cassette, config: ReplayConfig) -> Prepared:
+        rules = sessions.SessionRules.from_header(cassette.header.extra).with_overrides(
+            config.session_cookies, config.session_headers)
+        plan = Plan.of(cassette, config.correlate, config.no_correlate)
+        match = config.rest_match(cassette).merged(RestMatch(plan.json_ignore(), plan.ignore_query()))
+        scripts = build_scripts(cassette, match, rules, plan) or [Script("empty")]
+        return cls(
+            rules=rules,
+            session_cookies=frozenset(name for ex in cassette.exchanges for name in sessions.server_cookies(ex.response)
+                                      if rules.session_cookie(name, (name,))),
+            plan=plan, match=match, message_ignore=plan.message_ignore(), scripts=scripts,
+            set_cookies={ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
+                         for ex in cassette.exchanges if ex.response is not None
+                         and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None},
+            timeout_ms=connect_timeout_ms(cassette),
+            interval_ms=int(next((s.connect_advice.get("interval") for s in scripts if s.connect_advice), 0) or 0),
+            rest_keys=frozenset(key for script in scripts for key in script.rest),
+            recorded_keys=[(match.key(ex.request), ex.number, ex.session, f"{ex.request.method} {ex.request.path}")
+                           for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None])
+
+    @staticmethod
+    def key(config: ReplayConfig) -> tuple[tuple[str, ...], ...]:
+        """The options it depends on."""
+        return (config.json_ignore, config.ignore_query, config.match_headers, config.session_cookies,
+                config.session_headers, config.correlate, config.no_correlate)
+
+
+MEMO_SIZE = 8  # Prepared kept per cassette, one per set of options, the oldest dropped first
+
+
 class Replayer(Hooks[Client]):
     def __init__(self, cassette: Cassette, config: ReplayConfig | None = None,
                  on_miss: Callable[[Miss], None] = _log_miss, clock: Clock | None = None,
-                 show: Callable[[str], None] | None = None) -> None:
+                 show: Callable[[str], None] | None = None, memo: dict[Any, Prepared] | None = None) -> None:
+        """``memo``: where the :class:`Prepared` of ``cassette`` are kept for the next replayer of the same cassette
+        (the replay service's; it lives as long as that cassette is loaded)."""
         self.cassette = cassette
         self.show = show  # the live view: a line per event released (gwsvcr.live)
         self.config = config or ReplayConfig()
         self.timeline = Timeline(clock, timing=self.config.timing, speed=self.config.speed)
-        self.rules = sessions.SessionRules.from_header(cassette.header.extra).with_overrides(
-            self.config.session_cookies, self.config.session_headers)
-        self.session_cookies = {name for ex in cassette.exchanges for name in sessions.server_cookies(ex.response)
-                                if self.rules.session_cookie(name, (name,))}
-        self.plan = Plan.of(cassette, self.config.correlate, self.config.no_correlate)
-        self.match = self.config.rest_match(cassette).merged(RestMatch(self.plan.json_ignore(),
-                                                                       self.plan.ignore_query()))
-        self._message_ignore = self.plan.message_ignore()
-        self.scripts = build_scripts(cassette, self.match, self.rules, self.plan) or [Script("empty")]
+        prepared = memo.get(Prepared.key(self.config)) if memo is not None else None
+        if prepared is None:
+            prepared = Prepared.of(cassette, self.config)
+            if memo is not None:
+                if len(memo) >= MEMO_SIZE:
+                    del memo[next(iter(memo))]
+                memo[Prepared.key(self.config)] = prepared
+        self.rules = prepared.rules
+        self.session_cookies = prepared.session_cookies
+        self.plan = prepared.plan
+        self.match = prepared.match
+        self._message_ignore = prepared.message_ignore
+        self.scripts = prepared.scripts
         self.faults = faults.Plan(self.config.faults, self.scripts)  # FaultError: a spec that cannot strike here
-        self._set_cookies = {ex.number: [h for h in ex.response.headers if h[0].lower() == "set-cookie"]
-                             for ex in cassette.exchanges if ex.response is not None
-                             and sessions.server_cookies(ex.response) and wire.bayeux_of(ex.request) is not None}
-        timeout = connect_timeout_ms(cassette)
-        interval = next((s.connect_advice.get("interval") for s in self.scripts if s.connect_advice), 0)
+        self._set_cookies = prepared.set_cookies
         self.bayeux: BayeuxServer[Client] = BayeuxServer(
-            self, ServerConfig(timeout_ms=int(timeout), interval_ms=int(interval or 0),
-                               max_interval_ms=int(timeout) + 30_000), self.timeline)
+            self, ServerConfig(timeout_ms=prepared.timeout_ms, interval_ms=prepared.interval_ms,
+                               max_interval_ms=prepared.timeout_ms + 30_000), self.timeline)
         self.counters = Counters()
         self.by_cookie: dict[str, Client] = {}  # insertion-ordered: the oldest idle ones are evicted first
         # newest per credential, at most RECENT_CLIENTS (a list: a deque with a maxlen costs 600 bytes more, and an
@@ -154,11 +205,9 @@ class Replayer(Hooks[Client]):
                               show=show)
         self.misses: list[Miss] = []
         self.on_miss = on_miss
-        self._rest_keys = {key for script in self.scripts for key in script.rest}
+        self._rest_keys = prepared.rest_keys
         self._encoded: dict[int, Encoded] = {}  # recorded JSON replies sent as they are, by exchange number
-        self._recorded_keys = [(self.match.key(ex.request), ex.number, ex.session,
-                                f"{ex.request.method} {ex.request.path}")
-                               for ex in cassette.exchanges if wire.bayeux_of(ex.request) is None]
+        self._recorded_keys = prepared.recorded_keys
 
     # ------------------------------------------------------------------------------------------- clients
     def _new_client(self, credential: sessions.Identifier | None, first: tuple[str, Any]) -> Client:

@@ -4,8 +4,11 @@ with its own state, misses and unused exchanges, cassettes kept warm, CometD cli
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import socket
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -15,9 +18,12 @@ from pathlib import Path
 import pytest
 
 import gwsvcr
+from gwsvcr import api
 from gwsvcr.api import ServiceClient, ServiceError
+from gwsvcr.replay import STATUS_PATH
+from gwsvcr.service import CONTROL_SOCKET, MOUNTS_PATH, is_private_socket
 from tests.clients import LIFECYCLE, assert_lifecycle, run
-from tests.procs import ROOT
+from tests.procs import ROOT, Proc
 from tests.procs import gwsvcr as gwsvcr_proc
 
 STOP = ROOT / "cassettes" / "stop_call_recording.yaml"
@@ -27,13 +33,18 @@ AUTH = {"Authorization": "Basic YWdlbnQxOnNlY3JldA==", "Content-Type": "applicat
 
 
 @pytest.fixture(scope="module")
-def svc() -> Iterator[ServiceClient]:
+def service() -> Iterator[Proc]:
     proc = gwsvcr_proc("service", "--port", "0")
-    client = ServiceClient(proc.url)
-    yield client
-    client.close()
+    yield proc
     assert proc.stop() == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def svc(service: Proc) -> Iterator[ServiceClient]:
+    client = ServiceClient(service.url)
+    yield client
+    client.close()
 
 
 def post(url: str, body: object) -> tuple[int, dict]:
@@ -45,9 +56,20 @@ def post(url: str, body: object) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
-def test_each_mount_has_its_own_port_state_and_misses(svc: ServiceClient) -> None:
-    with gwsvcr.replaying(STOP, timing="instant", service=svc) as stop, \
-            gwsvcr.replaying(LIFE, timing="instant", strict=False, service=svc) as life:
+@pytest.fixture(params=["control socket", "HTTP"])
+def control(request: pytest.FixtureRequest, service: Proc, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServiceClient]:
+    """A client of the service over its control socket, or over HTTP (as where Unix sockets are missing)."""
+    if request.param == "HTTP":
+        monkeypatch.setattr(api, "is_private_socket", lambda path: False)
+    client = ServiceClient(service.url)
+    yield client
+    assert (client._socket is not None) == (request.param == "control socket")
+    client.close()
+
+
+def test_each_mount_has_its_own_port_state_and_misses(control: ServiceClient) -> None:
+    with gwsvcr.replaying(STOP, timing="instant", service=control) as stop, \
+            gwsvcr.replaying(LIFE, timing="instant", strict=False, service=control) as life:
         assert stop.url != life.url and stop.url.startswith("http://127.0.0.1:")
         assert post(stop.url + CALL, {"operationName": "StopCallRecording"}) == (200, {"statusCode": 0})
         # the other mount never answers from this one's recordings (lenient: 404 with the explanation)
@@ -55,10 +77,10 @@ def test_each_mount_has_its_own_port_state_and_misses(svc: ServiceClient) -> Non
         assert status == 404 and body["request"] == f"POST {CALL}"
         assert stop.misses == [] and [m["request"] for m in life.misses] == [f"POST {CALL}"]
         assert 5 not in stop.unused
-        whole = svc.status()
+        whole = control.status()
         assert {m["id"] for m in whole["mounts"]} >= {stop.id, life.id}
     assert stop.closed and stop.status()["served"] == 1  # final, read after the unmount
-    assert {stop.id, life.id}.isdisjoint(m["id"] for m in svc.status()["mounts"])
+    assert {stop.id, life.id}.isdisjoint(m["id"] for m in control.status()["mounts"])
 
 
 def test_unmount_closes_the_port_and_raise_on_miss(svc: ServiceClient) -> None:
@@ -121,5 +143,34 @@ def test_sigterm_stops_the_service_cleanly_with_a_summary_per_mount() -> None:
     proc = gwsvcr_proc("service", "--port", "0")
     client = ServiceClient(proc.url)
     client.mount(STOP)
+    control_socket = client.status()[CONTROL_SOCKET]
     assert proc.stop(signal.SIGTERM) == 0, proc.stderr
     assert "gwsvcr: mount 1 (" in proc.stdout and "recorded exchanges never used" in proc.stdout
+    assert not os.path.exists(os.path.dirname(control_socket))  # its directory goes with it
+
+
+def test_the_control_api_on_a_unix_socket_only_its_user_reaches(service: Proc, svc: ServiceClient) -> None:
+    path = svc.status()[CONTROL_SOCKET]
+    assert is_private_socket(path) and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(path)
+        replies = conn.makefile("rb")
+
+        def ask(line: bytes) -> tuple[int, dict]:
+            conn.sendall(line + b"\n")
+            answer = json.loads(replies.readline())
+            return answer["status"], answer["body"]
+
+        assert ask(json.dumps({"method": "GET", "path": STATUS_PATH}).encode())[0] == 403
+        status, refused = ask(json.dumps({"method": "GET", "path": STATUS_PATH, "token": "not-it"}).encode())
+        assert (status, refused["refused"]) == (403, "token")
+        assert ask(b"GET /__gwsvcr__/status HTTP/1.1")[0] == 400  # JSON lines, not HTTP
+        status, mounted = ask(json.dumps({"token": service.token, "method": "POST", "path": MOUNTS_PATH,
+                                          "body": {"cassette": str(STOP), "timing": "instant"}}).encode())
+        assert status == 201 and mounted["url"].startswith("http://127.0.0.1:")
+        assert post(mounted["url"] + CALL, {"operationName": "StopCallRecording"}) == (200, {"statusCode": 0})
+        status, final = ask(json.dumps({"token": service.token, "method": "DELETE",
+                                        "path": f"{MOUNTS_PATH}/{mounted['id']}"}).encode())
+        assert status == 200 and final["served"] == 1
