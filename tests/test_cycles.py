@@ -15,8 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from mitmproxy import http
+from mitmproxy.test import tflow, tutils
 from mitmproxy.utils import typecheck
 
+from gwsvcr.addons import flowconv
 from gwsvcr.addons.cycles import FreeFinishedStreams, _dropped, _Streams, unlink
 from gwsvcr.addons.flowconv import NO_UPSTREAM
 from gwsvcr.addons.replayer import GwsReplayer
@@ -264,37 +267,86 @@ class _Headers(list[tuple[str, str]]):
     """A request's headers whose life a weak reference can watch (a list cannot have one)."""
 
 
-async def test_a_held_connect_keeps_its_messages_not_its_request() -> None:
-    """While a /meta/connect is held (recorded timing) the replayer keeps its messages, not the request they came
-    in: its headers are freed by reference counting the moment the hold starts (issue 27, memory per session)."""
-    core = Replayer(load(CASSETTE))
+async def subscribed(core: Replayer) -> tuple[str, list[tuple[str, str]]]:
+    """A client of ``core`` logged in, handshaken, connected once and subscribed: its clientId and the headers its
+    requests send."""
     auth = [("Authorization", "Basic YWdlbnQxOnNlY3JldA==")]
     me = await core.handle(Request(headers=list(auth), method="GET", path="/api/v2/me"))
     assert me.response is not None and me.response.status == 200
     auth += [("Cookie", me.response.header("Set-Cookie").split(";")[0])]  # type: ignore[union-attr]
 
-    async def send(message: dict[str, Any], headers: list[tuple[str, str]]) -> Any:
-        return await core.handle(Request(headers=headers, kind="messages", body=[message], method="POST",
+    async def send(message: dict[str, Any]) -> Any:
+        return await core.handle(Request(headers=list(auth), kind="messages", body=[message], method="POST",
                                          path=NOTIFICATIONS))
 
-    shake = await send({"channel": "/meta/handshake", "version": "1.0",
-                        "supportedConnectionTypes": ["long-polling"]}, list(auth))
+    shake = await send({"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]})
     cid = shake.response.body[0]["clientId"]
     for message in ({"channel": "/meta/connect", "connectionType": "long-polling"},
                     {"channel": "/meta/subscribe", "subscription": "/v2/me/calls"}):
-        assert (await send({**message, "clientId": cid}, list(auth))).response.body[-1]["successful"]
+        assert (await send({**message, "clientId": cid})).response.body[-1]["successful"]
+    return cid, auth
+
+
+async def until_held(core: Replayer, cid: str, answering: asyncio.Future[Any]) -> None:
+    session = core.bayeux.sessions[cid]
+    for _ in range(100):
+        if session.held:
+            break
+        await asyncio.sleep(0)
+    assert session.held and not answering.done()
+
+
+async def test_a_held_connect_keeps_its_messages_not_its_request() -> None:
+    """While a /meta/connect is held (recorded timing) the replayer keeps its messages, not the request they came
+    in: its headers are freed by reference counting the moment the hold starts (issue 27, memory per session)."""
+    core = Replayer(load(CASSETTE))
+    cid, auth = await subscribed(core)
     headers = _Headers(auth)
     gone = weakref.ref(headers)
     held = asyncio.ensure_future(core.handle(Request(  # as flowconv.answer hands it over: nothing else keeps it
         headers=headers, kind="messages", body=[{"channel": "/meta/connect", "connectionType": "long-polling",
                                                  "clientId": cid}], method="POST", path=NOTIFICATIONS)))
     del headers
-    session = core.bayeux.sessions[cid]
-    for _ in range(100):
-        if session.held:
-            break
-        await asyncio.sleep(0)
-    assert session.held and not held.done()
+    await until_held(core, cid, held)
     assert gone() is None
     held.cancel()
+    core.close()
+
+
+@pytest.mark.parametrize("live_view", [False, True])
+async def test_a_connect_held_through_mitmproxy_keeps_one_frame_of_the_replayer_and_no_headers(
+        live_view: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a held connect's hook keeps (flowconv.answer, as mitmproxy awaits it): its own frame, the replayer's
+    :meth:`~gwsvcr.replay.replayer.Replayer._served` and the core's connect, and not the request's headers, also
+    when the live view shows a line for it once it is answered (issue 27, memory per session)."""
+    core = Replayer(load(CASSETTE))
+    cid, auth = await subscribed(core)
+    made: list[weakref.ref[_Headers]] = []
+    parse = flowconv.request_of
+
+    def request_of(req: Any) -> Request:  # flowconv's, its headers in a list whose life a weak reference watches
+        request = parse(req)
+        request.headers = _Headers(request.headers)
+        made.append(weakref.ref(request.headers))
+        return request
+
+    monkeypatch.setattr(flowconv, "request_of", request_of)
+    flow = tflow.tflow(req=tutils.treq(method=b"POST", path=NOTIFICATIONS.encode(), headers=http.Headers(
+        [(k.encode(), v.encode()) for k, v in [*auth, ("Content-Type", "application/json")]]), content=json.dumps(
+        [{"channel": "/meta/connect", "connectionType": "long-polling", "clientId": cid}]).encode()))
+    lines: list[str] = []
+    hook = flowconv.answer(flow, core.handle, (lambda f, request, served: lines.append(request.path))
+                           if live_view else None)
+    held = asyncio.ensure_future(hook)
+    await until_held(core, cid, held)
+    assert [gone() for gone in made] == [None]
+    chain, waiting = [], hook
+    while asyncio.iscoroutine(waiting):
+        chain.append(waiting.cr_code.co_qualname)
+        waiting = waiting.cr_await
+    assert chain == ["answer", "Replayer._served", "BayeuxServer._connect"]
+    core.bayeux.sessions[cid].wake()  # the hold ends: the reply goes out (and its line, with the live view)
+    await held
+    assert flow.response is not None and flow.response.status_code == 200
+    assert lines == ([NOTIFICATIONS] if live_view else [])
     core.close()
