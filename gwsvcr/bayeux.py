@@ -21,7 +21,6 @@ import asyncio
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from gwsvcr.timeline import Timeline, ready
@@ -374,7 +373,7 @@ class BayeuxServer[C]:
         if seconds > 0:  # held here, not in a coroutine of its own: a held connect's chain of frames is its cost
             session.held = True
             session._woken = woken = asyncio.get_running_loop().create_future()
-            timer = self.clock.call_at(self.clock.now() + seconds, partial(_settle, woken))  # the hold ends empty
+            timer = self.clock.call_at(self.clock.now() + seconds, _settle, woken)  # the hold ends empty
             try:
                 await woken
             finally:
