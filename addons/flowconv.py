@@ -115,10 +115,11 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Ser
         request = request_of(flow.request)
         answering = handler(request)
         # While it is answered (a held connect: as long as its hold) the request is kept for the live view's line
-        # only, and without its headers, which the line does not show: the core has kept what it needs of it.
+        # only, and without its headers, which the line does not show: the core has kept what it needs of it. Nor
+        # is the handler (a bound method) kept.
         shown_as = None if shown is None else Request(kind=request.kind, body=request.body, omitted=request.omitted,
                                                       method=request.method, path=request.path, query=request.query)
-        del request
+        del request, handler
         served = await answering
         if isinstance(served, Response):
             served = Served(served)

@@ -317,8 +317,8 @@ async def test_a_held_connect_keeps_its_messages_not_its_request() -> None:
 async def test_a_connect_held_through_mitmproxy_keeps_one_frame_of_the_replayer_and_no_headers(
         live_view: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """What a held connect's hook keeps (flowconv.answer, as mitmproxy awaits it): its own frame, the replayer's
-    :meth:`~gwsvcr.replay.replayer.Replayer._served` and the core's connect, and not the request's headers, also
-    when the live view shows a line for it once it is answered (issue 27, memory per session)."""
+    :meth:`~gwsvcr.replay.replayer.Replayer._served` and the core's connect, and not the request's headers nor the
+    handler, also when the live view shows a line for it once it is answered (issue 27, memory per session)."""
     core = Replayer(load(CASSETTE))
     cid, auth = await subscribed(core)
     made: list[weakref.ref[_Headers]] = []
@@ -345,6 +345,7 @@ async def test_a_connect_held_through_mitmproxy_keeps_one_frame_of_the_replayer_
         chain.append(waiting.cr_code.co_qualname)
         waiting = waiting.cr_await
     assert chain == ["answer", "Replayer._served", "BayeuxServer._connect"]
+    assert {"request", "handler"}.isdisjoint(hook.cr_frame.f_locals)  # nor its handler, a bound method
     core.bayeux.sessions[cid].wake()  # the hold ends: the reply goes out (and its line, with the live view)
     await held
     assert flow.response is not None and flow.response.status_code == 200
