@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from mitmproxy import http
+from mitmproxy.proxy import layer as proxy_layer
 from mitmproxy.test import tflow, tutils
 from mitmproxy.utils import typecheck
 
@@ -163,6 +164,39 @@ async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay:
     else:
         assert found["HTTPFlow"] >= 2 * REQUESTS and found["HttpStream"] >= 2 * REQUESTS
     for conn in (rest, poll, other):
+        await conn.close()
+
+
+async def test_the_layers_of_a_held_long_poll_queue_in_lists(replay: tuple[int, bool, Replayer]) -> None:
+    """Every mitmproxy layer of an agent's connections (proxy, HTTP, HTTP/1, the held stream) keeps its queue of
+    paused events as a list, 56 bytes, not a deque, 760 (addons/cycles.py); events still reach them in order: the
+    held connect is answered when the next connect releases it, and the other connection serves on."""
+    port, lean, core = replay
+    rest, poll = await Conn.open(port), await Conn.open(port)
+    cookie, cid = await log_in(rest)
+
+    def connect(n: int) -> dict[str, Any]:
+        return {"channel": "/meta/connect", "clientId": cid, "connectionType": "long-polling", "id": str(n)}
+
+    await poll.ask("POST", NOTIFICATIONS, [connect(1)], cookie)  # the first connect is answered at once
+    poll.send("POST", NOTIFICATIONS, [connect(2)], cookie)
+    for _ in range(100):
+        if core.bayeux.sessions[cid].held:
+            break
+        await asyncio.sleep(0.01)
+    assert core.bayeux.sessions[cid].held
+    ours = {conn.writer.get_extra_info("sockname")[:2] for conn in (rest, poll)}
+    queues = collections.Counter(
+        (type(o).__name__, type(o._paused_event_queue).__name__) for o in gc.get_objects()
+        if isinstance(o, proxy_layer.Layer) and tuple(o.context.client.peername or ())[:2] in ours)
+    kinds = {kind for kind, _ in queues}
+    assert {"ReverseProxy", "HttpLayer", "Http1Server", "HttpStream"} <= kinds, queues
+    assert {queue for _, queue in queues} == ({"_Queue"} if lean else {"deque"}), queues
+    assert (await rest.ask("GET", "/api/v2/me", cookie=cookie))[0] == 200
+    rest.send("POST", NOTIFICATIONS, [connect(3)], cookie)  # releases the held one
+    status, _, (reply, *_) = await poll.read()
+    assert status == 200 and reply["id"] == "2" and reply["successful"]
+    for conn in (rest, poll):
         await conn.close()
 
 
