@@ -113,11 +113,18 @@ async def answer(flow: http.HTTPFlow, handler: Callable[[Request], Awaitable[Ser
     live view), with no function made per request for it."""
     try:
         request = request_of(flow.request)
-        served = await handler(request)
+        answering = handler(request)
+        # While it is answered (a held connect: as long as its hold) the request is kept for the live view's line
+        # only, and without its headers, which the line does not show: the core has kept what it needs of it. Nor
+        # is the handler (a bound method) kept.
+        shown_as = None if shown is None else Request(kind=request.kind, body=request.body, omitted=request.omitted,
+                                                      method=request.method, path=request.path, query=request.query)
+        del request, handler
+        served = await answering
         if isinstance(served, Response):
             served = Served(served)
-        if shown is not None:
-            shown(flow, request, served)
+        if shown is not None and shown_as is not None:
+            shown(flow, shown_as, served)
         # encoded here, inside the try: a reply the core built but JSON cannot encode is a 500 as well
         response = None if served.cut is not None or served.response is None else to_mitmproxy(served.response)
     except Exception as e:

@@ -55,6 +55,7 @@ class GwsReplayer:
         self.in_a_whole = False  # started with peers (a worker of --workers, a host of a multi-host layout)
         self.loaded = CassetteCache()  # the last cassette: parsed again only when its file changed
         self.stopped = False  # done: what the core lets go of now is not shown
+        self.shown = self._show  # made once: answer() keeps it through a held connect
 
     def load(self, loader):  # type: ignore[no-untyped-def]
         loader.add_option("gwsvcr_replay_cassette", str, "", "Path of the cassette to replay.")
@@ -109,7 +110,7 @@ class GwsReplayer:
             return self.own_endpoint(flow, route)
         # answer() tells the events a reply causes when the reply was written to the client (when_written).
         # No answer: a lenient miss goes to the upstream.
-        return answer(flow, self.core.handle, self._show if live_view.showing() else None)
+        return answer(flow, self.core.handle, self.shown if live_view.showing() else None)
 
     async def own_endpoint(self, flow: http.HTTPFlow, route: str) -> None:
         local = flow.request.query.get("local") == "1"

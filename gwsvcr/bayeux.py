@@ -21,7 +21,6 @@ import asyncio
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from gwsvcr.timeline import Timeline, ready
@@ -120,7 +119,7 @@ class Session[C]:
     client_id: str
     context: C
     connected: bool = False  # a connect has been answered: the next lone connect may be held
-    subscriptions: set[str] = field(default_factory=set)
+    subscriptions: tuple[str, ...] = ()  # a tuple: 48 bytes with one subscription, where a set took 216
     queue: list[Message] = field(default_factory=list)
     last_seen: float = 0.0
     connects: int = 0  # connects received so far
@@ -352,8 +351,9 @@ class BayeuxServer[C]:
             hook = self.hooks.on_subscribe if add else self.hooks.on_unsubscribe
             extra.update(_fields(hook(session, message, name), handled))
         if extra.get("successful", True):
-            for name in names:
-                (session.subscriptions.add if add else session.subscriptions.discard)(name)
+            had = session.subscriptions
+            session.subscriptions = (*had, *(n for n in dict.fromkeys(names) if n not in had)) if add else \
+                tuple(p for p in had if p not in names)
         return _merge(_reply(message, successful=True, subscription=subs, clientId=session.client_id), extra)
 
     async def _connect(self, session: Session[C], message: Message, alone: bool, handled: Handled) -> Handled:
@@ -373,7 +373,7 @@ class BayeuxServer[C]:
         if seconds > 0:  # held here, not in a coroutine of its own: a held connect's chain of frames is its cost
             session.held = True
             session._woken = woken = asyncio.get_running_loop().create_future()
-            timer = self.clock.call_at(self.clock.now() + seconds, partial(_settle, woken))  # the hold ends empty
+            timer = self.clock.call_at(self.clock.now() + seconds, _settle, woken)  # the hold ends empty
             try:
                 await woken
             finally:

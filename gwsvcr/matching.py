@@ -39,9 +39,12 @@ class Table[K, V]:
 
     name: str
     answers: dict[K, list[V]] = field(default_factory=dict)
+    # (name, key) of each key: what every client's Cursors count under, made once, not per client and request
+    slots: dict[K, tuple[str, K]] = field(default_factory=dict)
 
     def add(self, key: K, answer: V) -> None:
         self.answers.setdefault(key, []).append(answer)
+        self.slots.setdefault(key, (self.name, key))
 
     def __iter__(self) -> Iterator[K]:
         return iter(self.answers)
@@ -74,10 +77,11 @@ class Cursors:
         answers = table.answers.get(key)
         if not answers:
             return None
-        i = self._next.get((table.name, key), 0)
+        slot = table.slots[key]  # the recorded key, shared by every client: this one keeps only its count
+        i = self._next.get(slot, 0)
         if i >= len(answers) and not self.allow_repeats:
             return None
-        self._next[(table.name, key)] = i + 1
+        self._next[slot] = i + 1
         return answers[min(i, len(answers) - 1)]
 
     def fresh[K, V](self, table: Table[K, V], key: K) -> bool:

@@ -53,8 +53,9 @@ class Clock:
         """Seconds since the epoch, for what goes on the wire (timesync ``ts``)."""
         return time.time()
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
-        return asyncio.get_running_loop().call_at(when, callback)
+    def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> Cancellable:
+        """``callback(*args)`` at ``when``: its arguments kept by the timer itself, not in a partial of their own."""
+        return asyncio.get_running_loop().call_at(when, callback, *args)
 
     async def sleep(self, seconds: float) -> None:
         if seconds > 0:

@@ -4,6 +4,7 @@ without sleeping."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 from collections.abc import Awaitable, Callable
@@ -34,8 +35,8 @@ class FakeClock(Clock):
     def wall(self) -> float:
         return 1_700_000_000.0 + self.t
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> _Timer:
-        timer = _Timer(when, callback)
+    def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> _Timer:
+        timer = _Timer(when, functools.partial(callback, *args) if args else callback)
         heapq.heappush(self._timers, (when, next(self._order), timer))
         return timer
 

@@ -175,3 +175,18 @@ async def test_one_handshake_per_request() -> None:
     server = BayeuxServer()
     replies = await ask(server, [HS, {**HS, "id": "a2"}, {**HS, "id": "a3"}])
     assert [r["successful"] for r in replies] == [True, False, False] and len(server.sessions) == 1
+
+
+async def test_subscribe_and_unsubscribe_one_channel_or_several() -> None:
+    server = BayeuxServer()
+    cid = await connected(server, "/v2/me/calls", "/v2/me/calls")  # twice: subscribed once
+    session = server.sessions[cid]
+    assert session.subscriptions == ("/v2/me/calls",)
+    several = ["/a/*", "/b", "/a/*"]
+    [reply] = await ask(server, [{"channel": "/meta/subscribe", "clientId": cid, "subscription": several}])
+    assert reply["successful"] and reply["subscription"] == several  # as asked
+    assert session.subscriptions == ("/v2/me/calls", "/a/*", "/b") and session.subscribed("/a/x")
+    [reply] = await ask(server, [{"channel": "/meta/unsubscribe", "clientId": cid, "subscription": ["/a/*", "/c"]}])
+    assert reply["successful"] and reply["subscription"] == ["/a/*", "/c"]
+    assert session.subscriptions == ("/v2/me/calls", "/b") and not session.subscribed("/a/x")
+    assert server.publish("/b", {"n": 1}) == 1 and server.publish("/a/x", {"n": 2}) == 0

@@ -15,8 +15,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from mitmproxy import http
+from mitmproxy.proxy import layer as proxy_layer
+from mitmproxy.test import tflow, tutils
 from mitmproxy.utils import typecheck
 
+from gwsvcr.addons import flowconv
 from gwsvcr.addons.cycles import FreeFinishedStreams, _dropped, _Streams, unlink
 from gwsvcr.addons.flowconv import NO_UPSTREAM
 from gwsvcr.addons.replayer import GwsReplayer
@@ -163,6 +167,39 @@ async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay:
         await conn.close()
 
 
+async def test_the_layers_of_a_held_long_poll_queue_in_lists(replay: tuple[int, bool, Replayer]) -> None:
+    """Every mitmproxy layer of an agent's connections (proxy, HTTP, HTTP/1, the held stream) keeps its queue of
+    paused events as a list, 56 bytes, not a deque, 760 (addons/cycles.py); events still reach them in order: the
+    held connect is answered when the next connect releases it, and the other connection serves on."""
+    port, lean, core = replay
+    rest, poll = await Conn.open(port), await Conn.open(port)
+    cookie, cid = await log_in(rest)
+
+    def connect(n: int) -> dict[str, Any]:
+        return {"channel": "/meta/connect", "clientId": cid, "connectionType": "long-polling", "id": str(n)}
+
+    await poll.ask("POST", NOTIFICATIONS, [connect(1)], cookie)  # the first connect is answered at once
+    poll.send("POST", NOTIFICATIONS, [connect(2)], cookie)
+    for _ in range(100):
+        if core.bayeux.sessions[cid].held:
+            break
+        await asyncio.sleep(0.01)
+    assert core.bayeux.sessions[cid].held
+    ours = {conn.writer.get_extra_info("sockname")[:2] for conn in (rest, poll)}
+    queues = collections.Counter(
+        (type(o).__name__, type(o._paused_event_queue).__name__) for o in gc.get_objects()
+        if isinstance(o, proxy_layer.Layer) and tuple(o.context.client.peername or ())[:2] in ours)
+    kinds = {kind for kind, _ in queues}
+    assert {"ReverseProxy", "HttpLayer", "Http1Server", "HttpStream"} <= kinds, queues
+    assert {queue for _, queue in queues} == ({"_Queue"} if lean else {"deque"}), queues
+    assert (await rest.ask("GET", "/api/v2/me", cookie=cookie))[0] == 200
+    rest.send("POST", NOTIFICATIONS, [connect(3)], cookie)  # releases the held one
+    status, _, (reply, *_) = await poll.read()
+    assert status == 200 and reply["id"] == "2" and reply["successful"]
+    for conn in (rest, poll):
+        await conn.close()
+
+
 @pytest.mark.parametrize("replay", ["unlinked"], indirect=True)
 async def test_a_closed_connection_leaves_its_write_watch_to_reference_counting(
         replay: tuple[int, bool, Replayer]) -> None:
@@ -264,37 +301,87 @@ class _Headers(list[tuple[str, str]]):
     """A request's headers whose life a weak reference can watch (a list cannot have one)."""
 
 
-async def test_a_held_connect_keeps_its_messages_not_its_request() -> None:
-    """While a /meta/connect is held (recorded timing) the replayer keeps its messages, not the request they came
-    in: its headers are freed by reference counting the moment the hold starts (issue 27, memory per session)."""
-    core = Replayer(load(CASSETTE))
+async def subscribed(core: Replayer) -> tuple[str, list[tuple[str, str]]]:
+    """A client of ``core`` logged in, handshaken, connected once and subscribed: its clientId and the headers its
+    requests send."""
     auth = [("Authorization", "Basic YWdlbnQxOnNlY3JldA==")]
     me = await core.handle(Request(headers=list(auth), method="GET", path="/api/v2/me"))
     assert me.response is not None and me.response.status == 200
     auth += [("Cookie", me.response.header("Set-Cookie").split(";")[0])]  # type: ignore[union-attr]
 
-    async def send(message: dict[str, Any], headers: list[tuple[str, str]]) -> Any:
-        return await core.handle(Request(headers=headers, kind="messages", body=[message], method="POST",
+    async def send(message: dict[str, Any]) -> Any:
+        return await core.handle(Request(headers=list(auth), kind="messages", body=[message], method="POST",
                                          path=NOTIFICATIONS))
 
-    shake = await send({"channel": "/meta/handshake", "version": "1.0",
-                        "supportedConnectionTypes": ["long-polling"]}, list(auth))
+    shake = await send({"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]})
     cid = shake.response.body[0]["clientId"]
     for message in ({"channel": "/meta/connect", "connectionType": "long-polling"},
                     {"channel": "/meta/subscribe", "subscription": "/v2/me/calls"}):
-        assert (await send({**message, "clientId": cid}, list(auth))).response.body[-1]["successful"]
+        assert (await send({**message, "clientId": cid})).response.body[-1]["successful"]
+    return cid, auth
+
+
+async def until_held(core: Replayer, cid: str, answering: asyncio.Future[Any]) -> None:
+    session = core.bayeux.sessions[cid]
+    for _ in range(100):
+        if session.held:
+            break
+        await asyncio.sleep(0)
+    assert session.held and not answering.done()
+
+
+async def test_a_held_connect_keeps_its_messages_not_its_request() -> None:
+    """While a /meta/connect is held (recorded timing) the replayer keeps its messages, not the request they came
+    in: its headers are freed by reference counting the moment the hold starts (issue 27, memory per session)."""
+    core = Replayer(load(CASSETTE))
+    cid, auth = await subscribed(core)
     headers = _Headers(auth)
     gone = weakref.ref(headers)
     held = asyncio.ensure_future(core.handle(Request(  # as flowconv.answer hands it over: nothing else keeps it
         headers=headers, kind="messages", body=[{"channel": "/meta/connect", "connectionType": "long-polling",
                                                  "clientId": cid}], method="POST", path=NOTIFICATIONS)))
     del headers
-    session = core.bayeux.sessions[cid]
-    for _ in range(100):
-        if session.held:
-            break
-        await asyncio.sleep(0)
-    assert session.held and not held.done()
+    await until_held(core, cid, held)
     assert gone() is None
     held.cancel()
+    core.close()
+
+
+@pytest.mark.parametrize("live_view", [False, True])
+async def test_a_connect_held_through_mitmproxy_keeps_one_frame_of_the_replayer_and_no_headers(
+        live_view: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a held connect's hook keeps (flowconv.answer, as mitmproxy awaits it): its own frame, the replayer's
+    :meth:`~gwsvcr.replay.replayer.Replayer._served` and the core's connect, and not the request's headers nor the
+    handler, also when the live view shows a line for it once it is answered (issue 27, memory per session)."""
+    core = Replayer(load(CASSETTE))
+    cid, auth = await subscribed(core)
+    made: list[weakref.ref[_Headers]] = []
+    parse = flowconv.request_of
+
+    def request_of(req: Any) -> Request:  # flowconv's, its headers in a list whose life a weak reference watches
+        request = parse(req)
+        request.headers = _Headers(request.headers)
+        made.append(weakref.ref(request.headers))
+        return request
+
+    monkeypatch.setattr(flowconv, "request_of", request_of)
+    flow = tflow.tflow(req=tutils.treq(method=b"POST", path=NOTIFICATIONS.encode(), headers=http.Headers(
+        [(k.encode(), v.encode()) for k, v in [*auth, ("Content-Type", "application/json")]]), content=json.dumps(
+        [{"channel": "/meta/connect", "connectionType": "long-polling", "clientId": cid}]).encode()))
+    lines: list[str] = []
+    hook = flowconv.answer(flow, core.handle, (lambda f, request, served: lines.append(request.path))
+                           if live_view else None)
+    held = asyncio.ensure_future(hook)
+    await until_held(core, cid, held)
+    assert [gone() for gone in made] == [None]
+    chain, waiting = [], hook
+    while asyncio.iscoroutine(waiting):
+        chain.append(waiting.cr_code.co_qualname)
+        waiting = waiting.cr_await
+    assert chain == ["answer", "Replayer._served", "BayeuxServer._connect"]
+    assert {"request", "handler"}.isdisjoint(hook.cr_frame.f_locals)  # nor its handler, a bound method
+    core.bayeux.sessions[cid].wake()  # the hold ends: the reply goes out (and its line, with the live view)
+    await held
+    assert flow.response is not None and flow.response.status_code == 200
+    assert lines == ([NOTIFICATIONS] if live_view else [])
     core.close()

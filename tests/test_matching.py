@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gwsvcr.cassette import Request
-from gwsvcr.matching import Cursors, RestMatch, Table, bayeux_key, closest, differences, rest_key
+from gwsvcr.matching import Cursors, Key, RestMatch, Table, bayeux_key, closest, differences, rest_key
 
 
 def post(body: object, path: str = "/api/v2/me/calls/C1", query: list[tuple[str, str]] | None = None) -> Request:
@@ -104,3 +104,18 @@ def test_no_repeat_cursor_answers_each_recording_once() -> None:
     assert [repeating.take(table, "k") for _ in range(3)] == [1, 2, 2], "the last one again"
     assert [once.take(table, "k") for _ in range(3)] == [1, 2, None]
     assert once.take(table, "other") is None and not once.fresh(table, "k")
+
+
+def test_clients_count_under_the_recorded_key_not_their_own_copy() -> None:
+    """Each live client's Cursors keep a count per recorded key, under the key the table recorded (one object for
+    every client), not the key its request made: a long-lived client keeps no request's key (issue 27)."""
+    recorded = ("POST", "/api/v2/me/calls/1", (), 'j:{"operationName":"StopCallRecording"}', ())
+    table: Table[Key, int] = Table("rest")
+    table.add(recorded, 1)
+    clients = [Cursors(), Cursors()]
+    for n, cursors in enumerate(clients):
+        asked = ("POST", f"/api/v2/me/calls/{n - n + 1}", (), 'j:{"operationName":"StopCallRecording"}', ())
+        assert asked == recorded and asked is not recorded  # as a request makes it: equal, not the same object
+        assert cursors.take(table, asked) == 1
+    assert [[key for _, key, _ in cursors.taken()] for cursors in clients] == [[recorded], [recorded]]
+    assert all(key is recorded for cursors in clients for _, key, _ in cursors.taken())

@@ -27,7 +27,18 @@ from typing import Any
 
 from gwsvcr import session as sessions
 from gwsvcr import wire
-from gwsvcr.bayeux import CONNECT, DISCONNECT, HANDSHAKE, Answer, BayeuxServer, Hooks, Message, ServerConfig, Session
+from gwsvcr.bayeux import (
+    CONNECT,
+    DISCONNECT,
+    HANDSHAKE,
+    Answer,
+    BayeuxServer,
+    Handled,
+    Hooks,
+    Message,
+    ServerConfig,
+    Session,
+)
 from gwsvcr.cassette import Cassette, Encoded, Exchange, Omitted, Request, Response
 from gwsvcr.correlate import Plan, find, substitute
 from gwsvcr.live import MISS_HEADER
@@ -408,16 +419,19 @@ class Replayer(Hooks[Client]):
         return Response(headers=[("Content-Type", "application/json"), (MISS_HEADER, "1")], kind="json",
                         body=miss.as_dict(), status=500 if self.config.strict else 404)
 
-    async def _bayeux(self, request: Request, bayeux: wire.BayeuxRequest) -> wire.Served:
+    def _bayeux(self, request: Request, bayeux: wire.BayeuxRequest) -> Coroutine[Any, Any, wire.Served]:
+        """The HTTP answer to Bayeux messages (await it). A held connect keeps one frame of the replayer's
+        (:meth:`_served`) and its messages, not the headers and all of the request they came in."""
         owner = self._client_of(bayeux.messages)
         if owner is not None and owner.script.failures:
             failed = self.binding.take(owner, "failure", failure_key(bayeux.messages))
             if failed is not None:  # the server answered this with an error page: so does the replay
-                return await self._recorded_answer(failed, owner)
-        replies = self._replies(request, bayeux.messages)
-        del request  # a held connect keeps its messages, not the headers and all of the request they came in
-        frame = await replies
-        return frame.served(bayeux.jsonp)
+                return self._recorded_answer(failed, owner)
+        return self._served(*self._handle(request, bayeux.messages), bayeux.jsonp)
+
+    async def _served(self, owner: Client | None, handling: Coroutine[Any, Any, Handled], jsonp: str | None
+                      ) -> wire.Served:
+        return self._frame(owner, await handling).served(jsonp)
 
     async def bayeux_replies(self, upgrade: Request, messages: list[Message]) -> wire.Frame:
         """The replies to the Bayeux messages of a WebSocket frame; ``upgrade`` (the upgrade request) tells whose
@@ -426,16 +440,19 @@ class Replayer(Hooks[Client]):
         if fault is not None:
             self.counters.faults_injected += 1
             return wire.Frame([], cut=f"fault: {fault.spec}")
-        return await self._replies(upgrade, messages)
+        owner, handling = self._handle(upgrade, messages)
+        return self._frame(owner, await handling)
 
-    async def _replies(self, request: Request, messages: list[Message]) -> wire.Frame:
-        """The replies to Bayeux messages, whatever carried them."""
+    def _handle(self, request: Request, messages: list[Message]) -> tuple[Client | None, Coroutine[Any, Any, Handled]]:
+        """Bayeux messages, whatever carried them, handed to the core: whose they are, and what answers them."""
         client = None
         if any(m.get("channel") == HANDSHAKE for m in messages):
             client = self.client_for(request, "handshake", HANDSHAKE)
-        del request  # not kept while a connect is held (see _bayeux)
         owner = self._client_of(messages) or client  # before: a failure may end the session
-        handled = await self.bayeux.handle(messages, client)
+        return owner, self.bayeux.handle(messages, client)
+
+    def _frame(self, owner: Client | None, handled: Handled) -> wire.Frame:
+        """The replies the core answered with, and what their delivery sets off."""
         self.used.update(handled.sources)
         if owner is None:
             return wire.Frame(handled.replies)
