@@ -499,6 +499,9 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     # Only the process that started this one names it: its own children must not inherit the name.
     parent = os.environ.pop(PARENT_ENV, "")
     owned = parent.isdigit() and int(parent) == os.getppid()  # else inherited from further up: not ours to watch
+    # ... or the process that started this one ended while it started (a pytest run over before its background
+    # service was up): this one was handed to another parent before it could look, and must not stay.
+    orphaned = parent.isdigit() and not owned and not _running(int(parent))
     if owned and show_token == "status":
         show_token = None  # the token came from that process (gwsvcr.served.start): no one else reads stderr for it
     master = build(addons, host=host, port=port, mode=mode, settings=settings, sets=sets, on_ready=on_ready,
@@ -512,7 +515,7 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
-    watch = asyncio.ensure_future(_end_with_parent(int(parent), master.shutdown)) if owned else None
+    watch = asyncio.ensure_future(_end_with_parent(int(parent), master.shutdown)) if owned or orphaned else None
     try:
         await master.run()
     finally:
@@ -525,6 +528,23 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
         if freeze is not None:  # the process may go on (a server run in process): its collector as it was
             gc.callbacks.remove(freeze)
             freeze.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` is still there (not a zombie: a parent that ended but was not yet reaped is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):  # no /proc here: whether it exists is all that can be told
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
 
 
 async def _end_with_parent(parent: int, shutdown: Callable[[], None]) -> None:

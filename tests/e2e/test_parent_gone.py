@@ -50,3 +50,21 @@ def test_a_server_whose_owner_is_killed_stops_by_itself() -> None:
             os.kill(server, signal.SIGKILL)
         except (NameError, ProcessLookupError):
             pass
+
+
+def test_a_server_whose_owner_ended_before_it_was_up_stops_by_itself() -> None:
+    """The owner can end while its server still starts (a pytest run over before its background service was up):
+    the server, handed to another parent before it could look, sees the process it names is gone and stops."""
+    from gwsvcr.served import PARENT_ENV, gwsvcr_command
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(30)  # reaped: its pid names no process
+    server = subprocess.Popen(gwsvcr_command("sim", "--port", "0"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, PARENT_ENV: str(gone.pid)})
+    try:
+        _, err = server.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.communicate()
+        raise AssertionError("the server outlived the process that started it, gone before it was up") from None
+    assert f"the process that started this server (pid {gone.pid}) is gone: stopping" in err
