@@ -319,7 +319,8 @@ class FreezeSurvivors:
     At 5,000 long-polling agents, an operation every 10 s: the longest pause in the measured window 5.8-8.0 ms of
     CPU against 15.9-20.0 ms when only full passes froze (each middle pass, then the full one after it, walked the
     same 7,000-11,000 objects), and the collector's CPU per request a third of it; CPython's own thresholds gave
-    68-111 ms (docs/BENCHMARKS.md, "Collector pauses at 5,000 agents").
+    68-111 ms (docs/BENCHMARKS.md, "Collector pauses at 5,000 agents"). A young pass comes at least every
+    :attr:`YOUNG_EVERY` seconds (:meth:`start`), whatever CPython's counts say (the attribute says why).
     Frozen objects are still freed by reference counting; only cyclic garbage among them waits, until everything is
     walked again: once the process's allocated blocks have grown ``grow`` times over since everything was last
     walked, checked once a minute from ``every`` seconds on (the first check takes the measure: what a fleet grew to
@@ -330,19 +331,34 @@ class FreezeSurvivors:
 
     THRESHOLDS = (700, 5, 0)
     CHECK_EVERY = 60.0  # seconds between two counts of the allocated blocks
+    # The longest pass a young generation can make, bounded by time: CPython counts a young generation down for
+    # every tracked object freed, frozen ones included, so while as many old objects die as new ones live (a fleet
+    # in steady state: each answered long-poll frees what the next one makes) the count stays near 0 and the young
+    # generation grows unwalked (22,000 objects, 27 ms of CPU, at 5,000 agents): a young pass at least this often.
+    YOUNG_EVERY = 0.1
 
     def __init__(self, every: float = 600.0, grow: float = 2.0) -> None:
         self.every, self.grow = every, grow
-        self.walked_at = self.checked_at = time.monotonic()
+        self.walked_at = self.checked_at = self.passed_at = time.monotonic()
+        self._tick: asyncio.TimerHandle | None = None
         self.blocks: int | None = None  # allocated blocks after everything was last walked (or at the first check)
         self.walking_all = False
         self.before = gc.get_threshold()
         gc.set_threshold(*self.THRESHOLDS)
 
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A young pass every :attr:`YOUNG_EVERY` seconds at least, on ``loop``."""
+        self._tick = loop.call_later(self.YOUNG_EVERY, self._young, loop)
+
+    def _young(self, loop: asyncio.AbstractEventLoop) -> None:
+        if time.monotonic() - self.passed_at >= self.YOUNG_EVERY:
+            gc.collect(0)
+        self._tick = loop.call_at(self.passed_at + self.YOUNG_EVERY, self._young, loop)
+
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase != "stop":
             return
-        now = time.monotonic()
+        now = self.passed_at = time.monotonic()
         if self.walking_all:
             if info.get("generation") != 2:
                 return  # nothing frozen until the full pass has walked everything
@@ -360,6 +376,9 @@ class FreezeSurvivors:
 
     def close(self) -> None:
         """The collector as it was (a server run in a process that goes on: a test through click's runner)."""
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         gc.set_threshold(*self.before)
         gc.unfreeze()
 
@@ -509,6 +528,7 @@ async def _run(addons: Sequence[Any], host: str, port: int, mode: str, settings:
     freeze = FreezeSurvivors() if os.environ.get("GWSVCR_GC") != "default" else None
     if freeze is not None:
         gc.callbacks.append(freeze)
+        freeze.start(asyncio.get_running_loop())
     pauses = GcStats(os.environ[GcStats.ENV]) if os.environ.get(GcStats.ENV) else None
     if pauses is not None:
         gc.callbacks.insert(0, pauses)  # first: it counts what a pass left alive before the freeze moves it
