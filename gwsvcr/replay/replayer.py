@@ -188,13 +188,14 @@ class Replayer(Hooks[Client]):
         self.show = show  # the live view: a line per event released (gwsvcr.live)
         self.config = config or ReplayConfig()
         self.timeline = Timeline(clock, timing=self.config.timing, speed=self.config.speed)
-        prepared = memo.get(Prepared.key(self.config)) if memo is not None else None
+        options = Prepared.key(self.config)
+        prepared = memo.get(options) if memo is not None else None
         if prepared is None:
             prepared = Prepared.of(cassette, self.config)
             if memo is not None:
                 if len(memo) >= MEMO_SIZE:
                     del memo[next(iter(memo))]
-                memo[Prepared.key(self.config)] = prepared
+                memo[options] = prepared
         self.rules = prepared.rules
         self.session_cookies = prepared.session_cookies
         self.plan = prepared.plan
