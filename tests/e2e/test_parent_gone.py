@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from gwsvcr.served import PARENT_ENV, gwsvcr_command
 from tests.procs import ROOT
 
 OWNER = """
@@ -55,8 +56,6 @@ def test_a_server_whose_owner_is_killed_stops_by_itself() -> None:
 def test_a_server_whose_owner_ended_before_it_was_up_stops_by_itself() -> None:
     """The owner can end while its server still starts (a pytest run over before its background service was up):
     the server, handed to another parent before it could look, sees the process it names is gone and stops."""
-    from gwsvcr.served import PARENT_ENV, gwsvcr_command
-
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(30)  # reaped: its pid names no process
     server = subprocess.Popen(gwsvcr_command("sim", "--port", "0"), cwd=ROOT, stdout=subprocess.DEVNULL,
