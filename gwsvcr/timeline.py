@@ -56,7 +56,7 @@ class _Timer:
         self.handle: asyncio.TimerHandle | None = None
 
     def __lt__(self, other: _Timer) -> bool:
-        return (self.when, self.order) < (other.when, other.order)
+        return self.when < other.when or (self.when == other.when and self.order < other.order)
 
     def cancel(self) -> None:
         self.callback, self.args = None, ()
