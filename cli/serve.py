@@ -40,6 +40,7 @@ from mitmproxy.addons import (
 )
 from mitmproxy.flow import Flow
 from mitmproxy.master import Master
+from mitmproxy.proxy import events, mode_servers
 
 from gwsvcr import guard, live
 from gwsvcr.addons.cycles import FreeFinishedStreams
@@ -195,6 +196,48 @@ class HookCache(addonmanager.AddonManager):
         await self.handle_lifecycle(event, update=False)
 
 
+class PromptHooks(mode_servers.ProxyConnectionHandler):
+    """mitmproxy's handler of a client connection, which completes a hook that returned at once in the same turn
+    of the event loop instead of the next one.
+
+    mitmproxy starts each hook as an eager task: it runs at once, inside the handling of the event that started it,
+    while that holds the connection's event lock. A hook that returns at once (every hook of a replay, but the
+    request hook of a held long-poll) then waits for the lock to report that it completed, and the lock lets it go
+    on only in the next turn of the loop, after everything else that turn brought. A reply set in the request hook
+    goes through the response hook first, so it was written two turns after its request was read (a held connect's
+    event: one turn after its release), and each turn of a busy replay is every request read in the turn before.
+    Here a hook that completed inside the handling of an event is reported right after it, in the same turn, in
+    the order mitmproxy would have; one that waited (a held connect) reports as before."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._completed: collections.deque[Any] = collections.deque()
+
+    async def hook_task(self, hook: Any) -> None:
+        await self.handle_hook(hook)
+        if not hook.blocking:
+            return
+        # Locked only while an event is handled, which never awaits: that handling started this hook. By name: a
+        # mitmproxy without the lock reports the hook as it would.
+        lock = getattr(self, "_server_event_lock", None)
+        if lock is not None and lock.locked():
+            self._completed.append(hook)
+        else:
+            await self.server_event(events.HookCompleted(hook))
+
+    async def server_event(self, event: events.Event) -> None:
+        await super().server_event(event)
+        completed = self._completed
+        while completed:
+            await super().server_event(events.HookCompleted(completed.popleft()))
+
+
+def prompt_hooks() -> None:
+    """Connections from now on get a :class:`PromptHooks` handler (once for the process: it changes nothing else)."""
+    if mode_servers.ProxyConnectionHandler is PromptHooks.__mro__[1]:
+        mode_servers.ProxyConnectionHandler = PromptHooks  # type: ignore[misc]
+
+
 class Announce:
     """Prints ``gwsvcr: listening on http://HOST:PORT`` once the port is bound (port 0 picks one). The token of
     gwsvcr's own endpoints (gwsvcr/guard.py) is shown as ``show_token`` says: ``url`` in that URL
@@ -302,6 +345,7 @@ def build(addons: Sequence[Any], *, host: str, port: int, mode: str, settings: d
     check = StartCheck()  # first: it catches errors logged while the others configure
     master = Master(options.Options(mode=[mode], listen_host=host, listen_port=port))
     master.addons = HookCache(master)
+    prompt_hooks()
     master.addons.add(*engine(mode), FreeFinishedStreams(), Guard(endpoints, upstream), *addons, InFlight(),
                       Announce(on_ready, show_token), check)
     # Nothing upstream: answer at once without connecting, and refuse absurd bodies instead of buffering them.

@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from gwsvcr.timeline import Timeline, ready
+from gwsvcr.timeline import Timeline, ready, wake_first
 
 __all__ = ["CONNECT", "CORE_REPLY_FIELDS", "DISCONNECT", "HANDSHAKE", "SERVER_CONNECTION_TYPES", "SESSION_UNKNOWN",
            "SUBSCRIBE", "UNSUBSCRIBE", "Answer", "BayeuxServer", "Failure", "Handled", "Hooks",
@@ -435,8 +435,7 @@ class BayeuxServer[C]:
 
 
 def _settle(woken: asyncio.Future[None]) -> None:
-    if not woken.done():
-        woken.set_result(None)
+    wake_first(woken)  # the held connect answers next: its event's time has come, or its hold ended
 
 
 def _reply(message: Message, **fields: Any) -> Message:

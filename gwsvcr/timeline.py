@@ -14,6 +14,7 @@ recorded hold of that connect when it ended empty, or at most ``advice.timeout``
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-__all__ = ["Cancellable", "Clock", "Schedule", "Timeline", "Timing", "ready"]
+__all__ = ["Cancellable", "Clock", "Schedule", "Timeline", "Timing", "ready", "wake_first"]
 
 
 class Timing(StrEnum):
@@ -43,8 +44,50 @@ class Cancellable(Protocol):
     def cancel(self) -> None: ...
 
 
+class _Timer:
+    """A timer of :class:`Clock`: what it runs, the loop's handle that runs it in time, and its place in the clock's
+    heap of timers (by time, then by the order they were set), so :meth:`Clock.run_due` can run it sooner."""
+
+    __slots__ = ("args", "callback", "handle", "heap", "order", "when")
+
+    def __init__(self, when: float, order: int, callback: Callable[..., None] | None, args: tuple[Any, ...],
+                 heap: list[_Timer]) -> None:
+        self.when, self.order, self.callback, self.args, self.heap = when, order, callback, args, heap
+        self.handle: asyncio.TimerHandle | None = None
+
+    def __lt__(self, other: _Timer) -> bool:
+        return self.when < other.when or (self.when == other.when and self.order < other.order)
+
+    def cancel(self) -> None:
+        self.callback, self.args = None, ()
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+def _ring(timer: _Timer) -> None:
+    """The loop's timer went off: run ``timer`` unless it ran or was cancelled, and forget from the top of the heap
+    the timers that are over (a clock nobody calls :meth:`Clock.run_due` on keeps only the timers still to come)."""
+    callback, args = timer.callback, timer.args
+    if callback is not None:
+        timer.callback, timer.args = None, ()
+        callback(*args)
+    heap = timer.heap
+    while heap and heap[0].callback is None:
+        heapq.heappop(heap)
+
+
 class Clock:
-    """Monotonic seconds, timers and waits on the running asyncio loop (whose time is ``time.monotonic``)."""
+    """Monotonic seconds, timers and waits on the running asyncio loop (whose time is ``time.monotonic``).
+
+    The loop runs its timers once per turn, after every callback that turn began with: in a busy server that is all
+    the requests read in the turn before, so a timer can go off a whole turn late (issue 27: events of a burst of
+    500 logins went out 30 ms late at the median). :meth:`run_due` runs the timers already due at once, from
+    wherever it is called; the replayer calls it as it takes each request."""
+
+    _orders = itertools.count()
+
+    def __init__(self) -> None:
+        self._pending: list[_Timer] = []  # heap: the timers set, until each ran or was cancelled and reached its top
 
     def now(self) -> float:
         return time.monotonic()
@@ -54,8 +97,25 @@ class Clock:
         return time.time()
 
     def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> Cancellable:
-        """``callback(*args)`` at ``when``: its arguments kept by the timer itself, not in a partial of their own."""
-        return asyncio.get_running_loop().call_at(when, callback, *args)
+        """``callback(*args)`` at ``when`` (or sooner after it, by :meth:`run_due`): its arguments kept by the timer
+        itself, not in a partial of their own."""
+        timer = _Timer(when, next(self._orders), callback, args, self._pending)
+        timer.handle = asyncio.get_running_loop().call_at(when, _ring, timer)
+        heapq.heappush(self._pending, timer)
+        return timer
+
+    def run_due(self) -> None:
+        """Run now, in time order, every timer whose time has come, instead of when the loop gets round to it."""
+        timers = self._pending
+        if not timers:
+            return
+        now = self.now()
+        while timers and (timers[0].callback is None or timers[0].when <= now):
+            timer = heapq.heappop(timers)
+            callback, args = timer.callback, timer.args
+            if callback is not None:
+                timer.cancel()
+                callback(*args)
 
     async def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -174,6 +234,23 @@ class Schedule:
             self._timer = None
         self._timer_at = float("inf")
         self._heap.clear()
+
+
+def wake_first(future: asyncio.Future[None]) -> None:
+    """Set ``future``'s result (unless it has one) and let the one task waiting for it go on next, before the work
+    already queued on the loop: a held long-poll whose event fell due is answered before the requests that came
+    meanwhile, not a whole turn of the loop after them. asyncio's own loop keeps that queue in ``_ready``; on a
+    loop without it, or when the result woke no one or more than one, the waiter goes on in its turn as usual."""
+    if future.done():
+        return
+    queue = getattr(future.get_loop(), "_ready", None)
+    if not isinstance(queue, collections.deque):
+        future.set_result(None)
+        return
+    before = len(queue)
+    future.set_result(None)
+    if len(queue) == before + 1:
+        queue.appendleft(queue.pop())
 
 
 async def ready[T](value: T) -> T:

@@ -302,7 +302,10 @@ class Replayer(Hooks[Client]):
     # ----------------------------------------------------------------------------------------- requests
     def handle(self, request: Request) -> Coroutine[Any, Any, wire.Served]:
         """The reply for a live request (await it); a response of None sends it upstream (lenient with an
-        upstream). Not a coroutine itself but the one that answers: a held connect keeps one frame less."""
+        upstream). Not a coroutine itself but the one that answers: a held connect keeps one frame less. Events
+        and holds whose time came while the process was busy go first (:meth:`Clock.run_due`): as if the loop had
+        run their timers in time, not after the requests it read meanwhile."""
+        self.timeline.clock.run_due()
         self.counters.served += 1
         bayeux = wire.bayeux_of(request)
         fault = self.faults.target(request, bayeux.messages if bayeux is not None else None)
