@@ -81,6 +81,24 @@ async def test_a_woken_waiter_goes_on_before_the_work_already_queued(first: bool
     assert order == (["held", "queued before"] if first else ["queued before", "held"])
 
 
+async def test_waiters_woken_first_go_on_in_the_order_they_were_woken() -> None:
+    loop, order = asyncio.get_running_loop(), []
+    woken = [loop.create_future() for _ in range(3)]
+
+    async def held(n: int) -> None:
+        await woken[n]
+        order.append(n)
+
+    tasks = [asyncio.ensure_future(held(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    loop.call_soon(order.append, "queued before")
+    for future in woken:
+        wake_first(future)
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(0)
+    assert order == [0, 1, 2, "queued before"]
+
+
 async def test_waking_no_one_leaves_the_queue_as_it_was() -> None:
     loop, order = asyncio.get_running_loop(), []
     loop.call_soon(order.append, 1)
