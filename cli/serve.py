@@ -633,6 +633,19 @@ def _to_devnull(stream: Any) -> None:
     os.close(devnull)
 
 
+class WideBacklogLoop(asyncio.SelectorEventLoop):
+    """The serving commands' event loop: asyncio's, whose listening sockets queue up to :attr:`BACKLOG` connections
+    not accepted yet where asyncio's queue 100 (mitmproxy listens with asyncio's default). 500 agents connecting at
+    once overflowed that while the loop was busy: the kernel dropped 409 connections (``ListenOverflows``), each
+    of which the client's TCP tried again a second later, and their events came a second late. The kernel caps it
+    at ``net.core.somaxconn``."""
+
+    BACKLOG = 4096
+
+    async def create_server(self, *args: Any, backlog: int = BACKLOG, **kwargs: Any) -> asyncio.Server:
+        return await super().create_server(*args, backlog=max(backlog, self.BACKLOG), **kwargs)
+
+
 def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREAM,
           settings: dict[str, Any] | None = None, sets: Sequence[str] = (),
           on_ready: Callable[[str], None] | None = None, endpoints: bool = True, upstream: bool = True,
@@ -641,7 +654,8 @@ def serve(addons: Sequence[Any], *, host: str, port: int, mode: str = NO_UPSTREA
     Option errors become a clear message and exit 2, never a traceback."""
     warn_if_exposed(host)
     try:
-        asyncio.run(_run(addons, host, port, mode, settings or {}, sets, on_ready, endpoints, upstream, show_token))
+        asyncio.run(_run(addons, host, port, mode, settings or {}, sets, on_ready, endpoints, upstream, show_token),
+                    loop_factory=WideBacklogLoop)
     except exceptions.OptionsError as e:
         raise OptionError(str(e)) from None
     except OSError as e:

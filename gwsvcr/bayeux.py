@@ -382,6 +382,7 @@ class BayeuxServer[C]:
                     session._woken = None
                     session.held = False
             del woken, timer
+            self.clock.run_due()  # what fell due while the connects woken before this one were answered
         session.connected = True
         session.last_seen = self.clock.now()
         if session.failures and not session.ended and not (session.failures[0].after_queued and session.queue):

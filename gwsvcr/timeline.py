@@ -236,11 +236,15 @@ class Schedule:
         self._heap.clear()
 
 
+_ahead: collections.deque[Any] = collections.deque()  # what wake_first put at the front of the loop's queue, in order
+
+
 def wake_first(future: asyncio.Future[None]) -> None:
     """Set ``future``'s result (unless it has one) and let the one task waiting for it go on next, before the work
-    already queued on the loop: a held long-poll whose event fell due is answered before the requests that came
-    meanwhile, not a whole turn of the loop after them. asyncio's own loop keeps that queue in ``_ready``; on a
-    loop without it, or when the result woke no one or more than one, the waiter goes on in its turn as usual."""
+    already queued on the loop (after those woken so before that have not gone on yet: first due, first answered):
+    a held long-poll whose event fell due is answered before the requests that came meanwhile, not a whole turn of
+    the loop after them. asyncio's own loop keeps that queue in ``_ready``; on a loop without it, or when the result
+    woke no one or more than one, the waiter goes on in its turn as usual."""
     if future.done():
         return
     queue = getattr(future.get_loop(), "_ready", None)
@@ -249,8 +253,14 @@ def wake_first(future: asyncio.Future[None]) -> None:
         return
     before = len(queue)
     future.set_result(None)
-    if len(queue) == before + 1:
-        queue.appendleft(queue.pop())
+    if len(queue) != before + 1:
+        return
+    # Those put ahead before that have not run yet are the queue's first, in the order they were put there.
+    while _ahead and (not queue or _ahead[0] is not queue[0]):
+        _ahead.popleft()
+    waking = queue.pop()
+    queue.insert(len(_ahead), waking)
+    _ahead.append(waking)
 
 
 async def ready[T](value: T) -> T:

@@ -1,13 +1,18 @@
 """Timing in a busy replay (issue 27): the event loop runs its timers once a turn, after all the work the turn began
 with, and lets a waiting task go on only in the next turn. Here: timers run as soon as a request is taken
 (``Clock.run_due``), a held connect whose time came goes on before the work already queued (``wake_first``), and a
-hook that returned at once is reported in the same turn (cli/serve.py ``PromptHooks``)."""
+hook that returned at once is reported in the same turn (cli/serve.py ``PromptHooks``). And a burst of connections
+the busy loop has not accepted yet waits in the kernel's queue, not dropped to retry a second later
+(``WideBacklogLoop``)."""
 
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,6 +79,24 @@ async def test_a_woken_waiter_goes_on_before_the_work_already_queued(first: bool
     await task
     await asyncio.sleep(0)
     assert order == (["held", "queued before"] if first else ["queued before", "held"])
+
+
+async def test_waiters_woken_first_go_on_in_the_order_they_were_woken() -> None:
+    loop, order = asyncio.get_running_loop(), []
+    woken = [loop.create_future() for _ in range(3)]
+
+    async def held(n: int) -> None:
+        await woken[n]
+        order.append(n)
+
+    tasks = [asyncio.ensure_future(held(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    loop.call_soon(order.append, "queued before")
+    for future in woken:
+        wake_first(future)
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(0)
+    assert order == [0, 1, 2, "queued before"]
 
 
 async def test_waking_no_one_leaves_the_queue_as_it_was() -> None:
@@ -157,3 +180,39 @@ async def test_a_hook_that_returned_at_once_is_reported_in_the_same_turn(monkeyp
     prompt = await turns_to_answer(True, monkeypatch)
     assert len(set(plain)) == len(set(prompt)) == 1, (plain, prompt)  # the same every time: no timing involved
     assert prompt[0] <= plain[0] - 2, (plain, prompt)
+
+
+def connected_within(loop: asyncio.AbstractEventLoop, attempts: int, seconds: float) -> int:
+    """How many of ``attempts`` connections at once to a server on ``loop`` that accepts none (its loop does not
+    run) the kernel completes within ``seconds``: those it queued for the server; one it dropped retries in 1 s."""
+    async def nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = loop.run_until_complete(asyncio.start_server(nothing, "127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    socks = []
+    try:
+        for _ in range(attempts):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+        done, end = set(), time.monotonic() + seconds
+        while len(done) < attempts and time.monotonic() < end:
+            _, writable, _ = select.select([], [s for s in socks if s not in done], [], 0.05)
+            done.update(s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+        return len(done)
+    finally:
+        for s in socks:
+            s.close()
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
+
+
+@pytest.mark.skipif(int(Path("/proc/sys/net/core/somaxconn").read_text()) < 1000
+                    if Path("/proc/sys/net/core/somaxconn").exists() else True,
+                    reason="needs Linux with net.core.somaxconn >= 1000")
+def test_the_serving_loop_queues_a_burst_of_connections_it_has_not_accepted_yet() -> None:
+    assert connected_within(serve.WideBacklogLoop(), 400, 0.5) == 400
+    assert connected_within(asyncio.SelectorEventLoop(), 400, 0.5) < 200  # asyncio's own: 100 (the test can fail)
