@@ -18,6 +18,7 @@ import collections
 import heapq
 import itertools
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -236,7 +237,9 @@ class Schedule:
         self._heap.clear()
 
 
-_ahead: collections.deque[Any] = collections.deque()  # what wake_first put at the front of the loop's queue, in order
+# What wake_first put at the front of the loop's queue, in order: weak references, so that a handle the loop ran and
+# dropped (and the task it woke) is not kept until the next wake_first.
+_ahead: collections.deque[weakref.ref[Any]] = collections.deque()
 
 
 def wake_first(future: asyncio.Future[None]) -> None:
@@ -256,11 +259,11 @@ def wake_first(future: asyncio.Future[None]) -> None:
     if len(queue) != before + 1:
         return
     # Those put ahead before that have not run yet are the queue's first, in the order they were put there.
-    while _ahead and (not queue or _ahead[0] is not queue[0]):
+    while _ahead and (not queue or _ahead[0]() is not queue[0]):
         _ahead.popleft()
     waking = queue.pop()
     queue.insert(len(_ahead), waking)
-    _ahead.append(waking)
+    _ahead.append(weakref.ref(waking))
 
 
 async def ready[T](value: T) -> T:

@@ -99,6 +99,23 @@ async def test_waiters_woken_first_go_on_in_the_order_they_were_woken() -> None:
     assert order == [0, 1, 2, "queued before"]
 
 
+async def test_what_was_woken_first_is_not_kept_once_it_went_on() -> None:
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+
+    async def held() -> None:
+        await woken
+
+    task = asyncio.ensure_future(held())
+    await asyncio.sleep(0)
+    wake_first(woken)
+    await task
+    gone = weakref.ref(task)
+    del task
+    await asyncio.sleep(0)
+    assert gone() is None
+
+
 async def test_waking_no_one_leaves_the_queue_as_it_was() -> None:
     loop, order = asyncio.get_running_loop(), []
     loop.call_soon(order.append, 1)
