@@ -203,9 +203,10 @@ class PromptHooks(mode_servers.ProxyConnectionHandler):
     mitmproxy starts each hook as an eager task: it runs at once, inside the handling of the event that started it,
     while that holds the connection's event lock. A hook that returns at once (every hook of a replay, but the
     request hook of a held long-poll) then waits for the lock to report that it completed, and the lock lets it go
-    on only in the next turn of the loop, after everything else that turn brought. A reply set in the request hook
-    goes through the response hook first, so it was written two turns after its request was read (a held connect's
-    event: one turn after its release), and each turn of a busy replay is every request read in the turn before.
+    on only in a later turn of the loop, after everything else that turn brought. A reply set in the request hook
+    goes through the response hook first, so it waited for the lock twice (a client in the same loop read it 8
+    turns after sending the request, against 4 here: tests/test_busy_loop.py), and each turn of a busy replay is
+    every request read in the turn before.
     Here a hook that completed inside the handling of an event is reported right after it, in the same turn, in
     the order mitmproxy would have; one that waited (a held connect) reports as before."""
 
