@@ -145,7 +145,7 @@ class Session[C]:
         """End the held connect's wait, if one waits: it then answers with what is queued or failed, or at once (a
         second connect, a disconnect)."""
         if self._woken is not None:
-            _settle(self._woken)
+            wake_first(self._woken)  # it answers next, before the requests queued meanwhile
 
     def fail(self, failure: Failure) -> None:
         """Answer the held connect, or the next one, with ``failure`` instead of events (they stay queued)."""
@@ -373,7 +373,7 @@ class BayeuxServer[C]:
         if seconds > 0:  # held here, not in a coroutine of its own: a held connect's chain of frames is its cost
             session.held = True
             session._woken = woken = asyncio.get_running_loop().create_future()
-            timer = self.clock.call_at(self.clock.now() + seconds, _settle, woken)  # the hold ends empty
+            timer = self.clock.call_at(self.clock.now() + seconds, wake_first, woken)  # the hold ends empty
             try:
                 await woken
             finally:
@@ -433,10 +433,6 @@ class BayeuxServer[C]:
         lost = [m for batch, msgs in session.unacked if batch > acked for m in msgs]
         session.unacked = []
         session.queue[:0] = lost
-
-
-def _settle(woken: asyncio.Future[None]) -> None:
-    wake_first(woken)  # the held connect answers next: its event's time has come, or its hold ended
 
 
 def _reply(message: Message, **fields: Any) -> Message:

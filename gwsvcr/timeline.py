@@ -63,18 +63,23 @@ class _Timer:
         self.callback, self.args = None, ()
         if self.handle is not None:
             self.handle.cancel()
+        _forget_over(self.heap)
+
+
+def _forget_over(heap: list[_Timer]) -> None:
+    """Forget from the top of the heap the timers that are over (ran or cancelled): a clock nobody calls
+    :meth:`Clock.run_due` on keeps only timers still to come, and those over behind them until they come up."""
+    while heap and heap[0].callback is None:
+        heapq.heappop(heap)
 
 
 def _ring(timer: _Timer) -> None:
-    """The loop's timer went off: run ``timer`` unless it ran or was cancelled, and forget from the top of the heap
-    the timers that are over (a clock nobody calls :meth:`Clock.run_due` on keeps only the timers still to come)."""
+    """The loop's timer went off: run ``timer`` unless it ran or was cancelled."""
     callback, args = timer.callback, timer.args
     if callback is not None:
         timer.callback, timer.args = None, ()
         callback(*args)
-    heap = timer.heap
-    while heap and heap[0].callback is None:
-        heapq.heappop(heap)
+    _forget_over(timer.heap)
 
 
 class Clock:

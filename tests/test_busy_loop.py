@@ -60,6 +60,15 @@ async def test_a_clock_nobody_asks_forgets_its_timers_once_they_went_off() -> No
     assert gone() is None  # neither the heap of timers nor the timer keeps what it ran with
 
 
+async def test_timers_cancelled_before_they_went_off_leave_the_clock() -> None:
+    """A clock whose timers are all cancelled (a verify run's deadlines, a hold answered by its event) keeps none."""
+    clock = Clock()
+    timers = [clock.call_at(clock.now() + 30 + n, lambda: None) for n in range(5)]
+    for timer in reversed(timers):  # the earliest last: until then each one cancelled is behind a live one
+        timer.cancel()
+    assert clock._pending == []
+
+
 @pytest.mark.parametrize("first", [True, False], ids=["wake_first", "set_result"])
 async def test_a_woken_waiter_goes_on_before_the_work_already_queued(first: bool) -> None:
     loop, order = asyncio.get_running_loop(), []
