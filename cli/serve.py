@@ -212,7 +212,9 @@ class PromptHooks(mode_servers.ProxyConnectionHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._completed: collections.deque[Any] = collections.deque()
+        # A list, not a deque: it holds a hook or two at a time, and a deque is 760 bytes even empty, for every
+        # connection (an agent has up to four).
+        self._completed: list[Any] = []
 
     async def hook_task(self, hook: Any) -> None:
         await self.handle_hook(hook)
@@ -230,7 +232,7 @@ class PromptHooks(mode_servers.ProxyConnectionHandler):
         await super().server_event(event)
         completed = self._completed
         while completed:
-            await super().server_event(events.HookCompleted(completed.popleft()))
+            await super().server_event(events.HookCompleted(completed.pop(0)))
 
 
 def prompt_hooks() -> None:

@@ -169,8 +169,9 @@ async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay:
 
 async def test_the_layers_of_a_held_long_poll_queue_in_lists(replay: tuple[int, bool, Replayer]) -> None:
     """Every mitmproxy layer of an agent's connections (proxy, HTTP, HTTP/1, the held stream) keeps its queue of
-    paused events as a list, 56 bytes, not a deque, 760 (addons/cycles.py); events still reach them in order: the
-    held connect is answered when the next connect releases it, and the other connection serves on."""
+    paused events as a list, 56 bytes, not a deque, 760 (addons/cycles.py), and so does each connection's handler
+    for the hooks it reports after an event (cli/serve.py PromptHooks); events still reach them in order: the held
+    connect is answered when the next connect releases it, and the other connection serves on."""
     port, lean, core = replay
     rest, poll = await Conn.open(port), await Conn.open(port)
     cookie, cid = await log_in(rest)
@@ -192,6 +193,9 @@ async def test_the_layers_of_a_held_long_poll_queue_in_lists(replay: tuple[int, 
     kinds = {kind for kind, _ in queues}
     assert {"ReverseProxy", "HttpLayer", "Http1Server", "HttpStream"} <= kinds, queues
     assert {queue for _, queue in queues} == ({"_Queue"} if lean else {"deque"}), queues
+    handlers = [type(o._completed).__name__ for o in gc.get_objects()
+                if isinstance(o, serve.PromptHooks) and tuple(o.client.peername or ())[:2] in ours]
+    assert handlers == ["list", "list"], handlers
     assert (await rest.ask("GET", "/api/v2/me", cookie=cookie))[0] == 200
     rest.send("POST", NOTIFICATIONS, [connect(3)], cookie)  # releases the held one
     status, _, (reply, *_) = await poll.read()
