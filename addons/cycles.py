@@ -57,12 +57,16 @@ def unlink(stream: Any, streams: dict[Any, Any]) -> None:
 
 
 class _Queue(list[Any]):
-    """A layer's queue of the events that came while it was paused, as a list (the module docstring says why)."""
+    """A queue that is nearly always empty, as a list (the module docstring says why): it does what mitmproxy and
+    asyncio ask of theirs."""
 
     __slots__ = ()
 
     def popleft(self) -> Any:
         return self.pop(0)
+
+    def appendleft(self, item: Any) -> None:
+        self.insert(0, item)
 
 
 def lean_queue(layer: Any) -> None:
@@ -70,6 +74,21 @@ def lean_queue(layer: Any) -> None:
     queue = getattr(layer, "_paused_event_queue", None)
     if type(queue) is collections.deque:
         layer._paused_event_queue = _Queue(queue)
+
+
+def lean_connection(handler: Any) -> None:
+    """The queues a client connection starts with, empty, in asyncio's objects under mitmproxy's handler (what its
+    socket could not send yet, the tasks waiting for that to drain, those waiting for its idle timeout to be allowed
+    again), as :class:`_Queue` lists; anything else is left alone. mitmdump's connections keep the deques."""
+    io = getattr(handler, "transports", {}).get(getattr(handler, "client", None))
+    writer = getattr(io, "writer", None)
+    watchdog = getattr(handler, "timeout_watchdog", None)
+    for owner, name in ((getattr(writer, "transport", None), "_buffer"),
+                        (getattr(writer, "_protocol", None), "_drain_waiters"),
+                        (getattr(watchdog, "can_timeout", None), "_waiters")):
+        queue = getattr(owner, name, None)
+        if type(queue) is collections.deque and not queue:
+            setattr(owner, name, _Queue())
 
 
 class _Streams(dict[Any, Any]):

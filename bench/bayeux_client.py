@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,9 +92,10 @@ class Session:
             raise _Failed(f"{method} {path}: HTTP {reply.status} {reply.body[:160]!r}")
         return reply.times.response_end or time.time()
 
-    async def run(self, ops: tuple[str, ...], event_timeout: float) -> SessionResult:
+    async def run(self, ops: tuple[str, ...], event_timeout: float, together: Together | None = None) -> SessionResult:
         res = self.result
         res.started = time.monotonic()
+        waited = False
         try:
             await self._rest("GET", "/api/v2/me")
             checked(await self.bayeux.handshake())
@@ -103,6 +105,9 @@ class Session:
             checked(await self.bayeux.subscribe(CALLS_CHANNEL))
             for op in ops:
                 await self._operation(op, event_timeout)
+            if together is not None:
+                waited = True
+                await together.wait()
             checked(await self.bayeux.disconnect())
             res.ok = all(d is not None for d in res.delays) and not res.wrong_events
             if not res.ok and not res.error:
@@ -111,6 +116,9 @@ class Session:
             res.error = str(e)
         except (TimeoutError, HttpFailure, NotBayeux) as e:
             res.error = f"{type(e).__name__}: {e}"
+        finally:
+            if together is not None and not waited:
+                together.arrived()
         res.requests = self.http.replies
         res.ended = time.monotonic()
         return res
@@ -141,6 +149,28 @@ class Session:
                 connect.cancel()
 
 
+class Together:
+    """Every session of a batch alive at once: ``measure`` is called when the last one has done its operations (or
+    failed), before any of them disconnects; until then each keeps its connections, cookies and CometD session.
+    What a server holds per concurrent session is read there, whatever order and pace the sessions got in."""
+
+    def __init__(self, n: int, measure: Callable[[], None]) -> None:
+        self.left = n
+        self.measure: Callable[[], None] | None = measure
+        self.all_in = asyncio.Event()
+
+    def arrived(self) -> None:
+        self.left -= 1
+        if self.left <= 0 and self.measure is not None:
+            measure, self.measure = self.measure, None
+            measure()
+            self.all_in.set()
+
+    async def wait(self) -> None:
+        self.arrived()
+        await self.all_in.wait()
+
+
 @dataclass
 class Batch:
     sessions: list[SessionResult]
@@ -149,14 +179,16 @@ class Batch:
 
 async def run_sessions(base: str, n: int, ops: tuple[str, ...], *, user: str = "agent1",
                        password: str = "secret", event_timeout: float = 10.0,
-                       deadline: float = 120.0) -> Batch:
-    """``n`` sessions at once, each with its own connections and cookies; all bounded by ``deadline``."""
+                       deadline: float = 120.0, together: Callable[[], None] | None = None) -> Batch:
+    """``n`` sessions at once, each with its own connections and cookies; all bounded by ``deadline``. With
+    ``together``: called once all ``n`` are alive at once (:class:`Together`)."""
     target = Target.parse(base)
+    meeting = Together(n, together) if together is not None else None
 
     async def one() -> SessionResult:
         http = HttpClient(target, limit=4)
         try:
-            return await Session(http, user, password, event_timeout + 5).run(ops, event_timeout)
+            return await Session(http, user, password, event_timeout + 5).run(ops, event_timeout, meeting)
         finally:
             await http.close()
 

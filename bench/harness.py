@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,32 @@ def running(srv: Server):  # type: ignore[no-untyped-def]
 
 
 # ---------------------------------------------------------------------------------------------- statistics
+
+
+@contextlib.contextmanager
+def own_cpu() -> Iterator[int | None]:
+    """The bench's own client runs on a CPU of its own (the last it may use) for the block, and may use the others
+    again after it; where there is one CPU, nothing changes. The servers it measures keep every CPU (start them
+    outside the block: a process inherits the mask it is started with).
+
+    Without it the kernel often runs the client on the CPU of the server whose reply just woke it, and the server
+    waits for the client's turn to end (3-4 times as many involuntary context switches of the replay): that is
+    the machine's CPUs shared with the instrument, not the server's timing. Figure 1 reports both
+    (docs/BENCHMARKS.md)."""
+    try:
+        before = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        yield None
+        return
+    if len(before) < 2:
+        yield None
+        return
+    cpu = max(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -43,7 +43,7 @@ from mitmproxy.master import Master
 from mitmproxy.proxy import events, mode_servers
 
 from gwsvcr import guard, live
-from gwsvcr.addons.cycles import FreeFinishedStreams
+from gwsvcr.addons.cycles import FreeFinishedStreams, lean_connection
 from gwsvcr.addons.flowconv import NO_UPSTREAM, SUMMARY_LOGGER, request_of
 from gwsvcr.addons.guard import Guard
 from gwsvcr.replay import status
@@ -212,7 +212,10 @@ class PromptHooks(mode_servers.ProxyConnectionHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._completed: collections.deque[Any] = collections.deque()
+        # A list, not a deque: it holds a hook or two at a time, and a deque is 760 bytes even empty, for every
+        # connection (an agent has up to four); so are the queues asyncio gives the connection (addons/cycles.py).
+        self._completed: list[Any] = []
+        lean_connection(self)
 
     async def hook_task(self, hook: Any) -> None:
         await self.handle_hook(hook)
@@ -230,7 +233,7 @@ class PromptHooks(mode_servers.ProxyConnectionHandler):
         await super().server_event(event)
         completed = self._completed
         while completed:
-            await super().server_event(events.HookCompleted(completed.popleft()))
+            await super().server_event(events.HookCompleted(completed.pop(0)))
 
 
 def prompt_hooks() -> None:

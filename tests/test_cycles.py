@@ -12,6 +12,7 @@ import gc
 import json
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from mitmproxy.test import tflow, tutils
 from mitmproxy.utils import typecheck
 
 from gwsvcr.addons import flowconv
-from gwsvcr.addons.cycles import FreeFinishedStreams, _dropped, _Streams, unlink
+from gwsvcr.addons.cycles import FreeFinishedStreams, _dropped, _Streams, lean_connection, unlink
 from gwsvcr.addons.flowconv import NO_UPSTREAM
 from gwsvcr.addons.replayer import GwsReplayer
 from gwsvcr.cassette import Request, load
@@ -35,7 +36,7 @@ REQUESTS = 30
 # What one finished request left to the collector before (mitmproxy's stream cycle and all it holds), and a closed
 # connection's write watch.
 FLOW_KINDS = {"HTTPFlow", "HttpStream", "Request", "Response"}
-WATCH_KINDS = {"_Watch", "StreamWriter"}
+WATCH_KINDS = {"WatchedWriter", "StreamWriter"}
 # What a replayed CometD session is made of, once it ended and its client was forgotten.
 SESSION_KINDS = {"Session", "Client", "Schedule", "Cursors"}
 SESSIONS = 20
@@ -169,8 +170,10 @@ async def test_finished_requests_and_released_long_polls_leave_no_cycles(replay:
 
 async def test_the_layers_of_a_held_long_poll_queue_in_lists(replay: tuple[int, bool, Replayer]) -> None:
     """Every mitmproxy layer of an agent's connections (proxy, HTTP, HTTP/1, the held stream) keeps its queue of
-    paused events as a list, 56 bytes, not a deque, 760 (addons/cycles.py); events still reach them in order: the
-    held connect is answered when the next connect releases it, and the other connection serves on."""
+    paused events as a list, 56 bytes, not a deque, 760 (addons/cycles.py), and so does each connection's handler
+    for the hooks it reports after an event (cli/serve.py PromptHooks), and its socket's queues; events still reach
+    them in order: the held connect is answered when the next connect releases it, and the other connection serves
+    on."""
     port, lean, core = replay
     rest, poll = await Conn.open(port), await Conn.open(port)
     cookie, cid = await log_in(rest)
@@ -192,6 +195,14 @@ async def test_the_layers_of_a_held_long_poll_queue_in_lists(replay: tuple[int, 
     kinds = {kind for kind, _ in queues}
     assert {"ReverseProxy", "HttpLayer", "Http1Server", "HttpStream"} <= kinds, queues
     assert {queue for _, queue in queues} == ({"_Queue"} if lean else {"deque"}), queues
+    handlers = [o for o in gc.get_objects()
+                if isinstance(o, serve.PromptHooks) and tuple(o.client.peername or ())[:2] in ours]
+    assert len(handlers) == 2
+    for handler in handlers:
+        writer = handler.transports[handler.client].writer
+        queues = [handler._completed, writer.transport._buffer, writer._protocol._drain_waiters,
+                  handler.timeout_watchdog.can_timeout._waiters]
+        assert [type(q).__name__ for q in queues] == ["list", "_Queue", "_Queue", "_Queue"], queues
     assert (await rest.ask("GET", "/api/v2/me", cookie=cookie))[0] == 200
     rest.send("POST", NOTIFICATIONS, [connect(3)], cookie)  # releases the held one
     status, _, (reply, *_) = await poll.read()
@@ -386,3 +397,32 @@ async def test_a_connect_held_through_mitmproxy_keeps_one_frame_of_the_replayer_
     assert flow.response is not None and flow.response.status_code == 200
     assert lines == ([NOTIFICATIONS] if live_view else [])
     core.close()
+
+
+async def test_a_lean_socket_still_sends_what_it_could_not_send_at_once_complete_and_in_order() -> None:
+    """A connection's write buffer and drain waiters as lists (addons/cycles.py lean_connection): what the socket
+    takes only in parts (the reader reads late) still arrives whole and in order, and a writer waiting for the
+    buffer to drain goes on once it has."""
+    accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = \
+        asyncio.get_running_loop().create_future()
+    server = await asyncio.start_server(lambda r, w: accepted.set_result((r, w)), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, client = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await accepted
+
+    who = object()  # what lean_connection reads of mitmproxy's handler
+    lean_connection(SimpleNamespace(client=who, transports={who: SimpleNamespace(writer=writer)},
+                                    timeout_watchdog=SimpleNamespace(can_timeout=asyncio.Event())))
+    assert type(writer.transport._buffer).__name__ == "_Queue"  # type: ignore[attr-defined]
+    assert type(writer._protocol._drain_waiters).__name__ == "_Queue"  # type: ignore[attr-defined]
+    chunks = [bytes([n]) * 300_000 for n in range(20)]  # 6 MB: far more than the socket takes at once
+    for chunk in chunks:
+        writer.write(chunk)
+    assert writer.transport.get_write_buffer_size() > 0
+    drained = asyncio.ensure_future(writer.drain())
+    got = await reader.readexactly(sum(map(len, chunks)))
+    await drained
+    assert got == b"".join(chunks)
+    for w in (writer, client):
+        w.close()
+    server.close()

@@ -4,6 +4,8 @@ reply's delivery is told when it was written to the client, or when its connecti
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
@@ -70,23 +72,28 @@ def test_request_of_reads_what_mitmproxy_headers_give(req: http.Request) -> None
     assert ours.body is not None
 
 
-class Writer:
-    """A client connection's writer, as mitmproxy's transports hold it."""
+class Transport(asyncio.Transport):
+    """The socket side of a client connection's writer: what was written, and whether it closed."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.written: list[bytes] = []
         self.closed = False
 
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
 
     def close(self) -> None:
         self.closed = True
 
 
-def test_a_delivery_is_told_at_the_write_and_one_never_written_when_its_connection_closes(
+async def test_a_delivery_is_told_at_the_write_and_one_never_written_when_its_connection_closes(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    clock, writer, flow = FakeClock(), Writer(), tflow.tflow()
+    clock, transport, flow = FakeClock(), Transport(), tflow.tflow()
+    writer = asyncio.StreamWriter(transport, asyncio.Protocol(), None, asyncio.get_running_loop())
     monkeypatch.setattr(flowconv, "CLOCK", clock)
     monkeypatch.setattr(flowconv, "_client_writer", lambda f: writer)
     told: list[tuple[str, float]] = []
@@ -94,12 +101,23 @@ def test_a_delivery_is_told_at_the_write_and_one_never_written_when_its_connecti
     clock.t += 0.25  # the event-loop turns between handing the reply over and writing it
     assert told == []
     writer.write(b"HTTP/1.1 200 OK")
-    assert (told, writer.written) == ([("first", 1000.25)], [b"HTTP/1.1 200 OK"])
+    assert (told, transport.written) == ([("first", 1000.25)], [b"HTTP/1.1 200 OK"])
     when_written(flow, lambda at: told.append(("held", at)))  # a held long-poll its client leaves
     clock.t += 1.0
     writer.close()
-    assert told[1:] == [("held", 1001.25)] and writer.closed
-    assert flow.client_conn.id not in flowconv._watched, "the watch ends with the connection"
+    assert told[1:] == [("held", 1001.25)] and transport.closed
+    writer.write(b"late")  # nothing waits any more: nothing is told twice
+    assert len(told) == 2
+
+
+def test_a_reply_with_no_live_connection_counts_as_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No live TCP connection behind the flow (a test context, an injected flow): its reply counts as written now."""
+    clock = FakeClock()
+    monkeypatch.setattr(flowconv, "CLOCK", clock)
+    monkeypatch.setattr(flowconv, "_client_writer", lambda f: None)
+    told: list[float] = []
+    when_written(tflow.tflow(), told.append)
+    assert told == [1000.0]
 
 
 async def test_a_reply_json_cannot_encode_is_a_500_naming_the_request() -> None:

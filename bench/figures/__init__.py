@@ -11,14 +11,17 @@ repeated ``ctx.runs`` times (tool order alternating between runs) and medians ar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import harness
 import loadgen
 from bayeux_client import CALL_ID, SHORT_OPS, Batch, long_ops, run_sessions
 from harness import BenchError, Server, gwsvcr, mitmdump, percentile
@@ -179,8 +182,12 @@ def load_rounds(ctx: Context, fleet: Fleet, names: list[str], figure: str) -> di
 # ----------------------------------------------------------------------------------------------- recordings
 
 
-def session(url: str, ops: tuple[str, ...], user: str, n: int = 1, deadline: float = 120) -> Batch:
-    return asyncio.run(run_sessions(url, n, ops, user=user, deadline=deadline))
+def session(url: str, ops: tuple[str, ...], user: str, n: int = 1, deadline: float = 120, *,
+            own_cpu: bool = True, together: Callable[[], None] | None = None) -> Batch:
+    """``n`` sessions of the bench's client at once, on a CPU of its own unless ``own_cpu`` is False
+    (:func:`harness.own_cpu`); ``together``: see :class:`bayeux_client.Together`."""
+    with harness.own_cpu() if own_cpu else contextlib.nullcontext():
+        return asyncio.run(run_sessions(url, n, ops, user=user, deadline=deadline, together=together))
 
 
 def record_all(ctx: Context) -> None:
