@@ -121,6 +121,10 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
             if r["rss_steady_kb"] and r["rss_ready_kb"]:
                 rss_per_k = (r["rss_steady_kb"] - r["rss_ready_kb"]) / 1024 * 1000 / n
             r["rss_per_1000_mb"] = rss_per_k
+            # what a second of replay CPU carries: the agents over the replay processes' summed CPU (the load
+            # generator shares the cores, so the raw count alone understates what more workers add)
+            replay_total = sum(r["replay_cpu"] or ())
+            r["agents_per_replay_cpu_s"] = n / replay_total if replay_total else None
             replay_cpu = _percents(r["replay_cpu"])
             ctx.log(f"{key} {n} agents, --workers {w}: {r['agents_ok']}/{n} ok, {r['ops']} operations, lost "
                     f"{r['lost']}, duplicated {r['duplicated']}, error p50 {num(r['p50_ms'], 1)} ms p99 "
@@ -139,7 +143,7 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
                 str(w), f"{n:,}", f"{r['agents_ok']:,}/{n:,}", f"{r['ops']:,}",
                 f"{r['lost']:,} / {r['duplicated']:,}", f"{num(r['p50_ms'], 1)} ms / {num(r['p99_ms'], 1)} ms",
                 num(r["requests"] / steady), f"{num(r['rss_steady_kb'] / 1024)} MB", f"{num(rss_per_k, 1)} MB",
-                replay_cpu, f"{r['haproxy_cpu'] * 100:.0f} %" if w > 1 else "",
+                replay_cpu, num(r["agents_per_replay_cpu_s"]), f"{r['haproxy_cpu'] * 100:.0f} %" if w > 1 else "",
                 _percents(r["client_cpu"]), f"{num(r['lag_p99_ms'], 1)} ms",
                 f"{_per_minute(r['full_per_minute'])}, {pauses(r['window_pause_ms'], r['window_pause_cpu_ms'])}; "
                 f"whole run {pauses(r['longest_pause_ms'], r['longest_pause_cpu_ms'])}",
@@ -147,8 +151,10 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
     rows.sort(key=lambda row: (int(row[0]), int(row[1].replace(",", ""))))
     for w in worker_counts:
         goal = "" if scaling or w != 1 else f"10,000 agents: {verdict((best[w] or 0) >= 10_000)}"
+        per_cpu = raw[f"{w}/{best[w]}"]["agents_per_replay_cpu_s"] if best[w] else None
         summary.append([f"{key}, --workers {w}, an operation every {period:g} s: largest N with event timing error "
-                        "p99 <= 50 ms and nothing lost", f"{best[w]:,} agents" if best[w] else "none", "", "", goal])
+                        "p99 <= 50 ms and nothing lost (agents per replay CPU-second there)",
+                        f"{best[w]:,} agents ({num(per_cpu)})" if best[w] else "none", "", "", goal])
     goal_n, goal_period, goal_ms = GC_PAUSE_GOAL
     for w in worker_counts:
         r = raw.get(f"{w}/{goal_n}")
@@ -164,7 +170,8 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
         summary.append([f"{key}: agents carried at --workers 2 / at --workers 1", rx(carried), "", "",
                         f">= 1.7x: {verdict(carried is not None and carried >= 1.7)}"])
     head = ["workers", "agents", "agents ok", "operations", "events lost / duplicated", "timing error p50 / p99",
-            "requests/s", "replay RSS", "RSS per 1,000 agents", "replay CPU (per worker)", "HAProxy CPU",
+            "requests/s", "replay RSS", "RSS per 1,000 agents", "replay CPU (per worker)",
+            "agents per replay CPU-second", "HAProxy CPU",
             "load generator CPU", "load generator loop lag p99",
             "GC: full collections per minute (per worker), longest pause wall / CPU in the window; whole run",
             "load average (start / end)",
@@ -194,7 +201,9 @@ def _fleet(ctx: Context, key: str, title: str, period: float, levels: list[int],
            "(HAProxy's maxconn follows from that limit)." if too_many else ""),
         "requests/s = HTTP replies the agents received in the window / window (REST, long-polls, logins). CPU = "
         "user+system time in the window / window (100 % = one core), of each replay process, of HAProxy and of "
-        "each load generator process: all share these cores, so their sum shows what bounds a level. Replay RSS "
+        "each load generator process: all share these cores, so their sum shows what bounds a level; agents per "
+        "replay CPU-second = N / the replay processes' summed CPU (what one core's second of replay carries, "
+        "whatever the load generator took of the cores). Replay RSS "
         "= the replay processes' summed RSS at the window's end; per 1,000 agents = (that - the same when "
         "ready) x 1000 / N.",
         "GC = the collector of the replay processes (gc.callbacks, written by GWSVCR_GC_STATS): full collections "
