@@ -69,11 +69,16 @@ class _Queue(list[Any]):
         self.insert(0, item)
 
 
-def lean_queue(layer: Any) -> None:
-    """Give ``layer`` a :class:`_Queue` for mitmproxy's deque, with what it holds; anything else is left alone."""
-    queue = getattr(layer, "_paused_event_queue", None)
+def _lean(owner: Any, name: str) -> None:
+    """``owner``'s deque ``name`` as a :class:`_Queue`, with what it holds; anything else is left alone."""
+    queue = getattr(owner, name, None)
     if type(queue) is collections.deque:
-        layer._paused_event_queue = _Queue(queue)
+        setattr(owner, name, _Queue(queue))
+
+
+def lean_queue(layer: Any) -> None:
+    """Give ``layer`` a :class:`_Queue` for mitmproxy's deque of paused events."""
+    _lean(layer, "_paused_event_queue")
 
 
 def lean_connection(handler: Any) -> None:
@@ -83,12 +88,9 @@ def lean_connection(handler: Any) -> None:
     io = getattr(handler, "transports", {}).get(getattr(handler, "client", None))
     writer = getattr(io, "writer", None)
     watchdog = getattr(handler, "timeout_watchdog", None)
-    for owner, name in ((getattr(writer, "transport", None), "_buffer"),
-                        (getattr(writer, "_protocol", None), "_drain_waiters"),
-                        (getattr(watchdog, "can_timeout", None), "_waiters")):
-        queue = getattr(owner, name, None)
-        if type(queue) is collections.deque and not queue:
-            setattr(owner, name, _Queue())
+    _lean(getattr(writer, "transport", None), "_buffer")
+    _lean(getattr(writer, "_protocol", None), "_drain_waiters")
+    _lean(getattr(watchdog, "can_timeout", None), "_waiters")
 
 
 class _Streams(dict[Any, Any]):
