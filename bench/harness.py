@@ -160,9 +160,6 @@ def running(srv: Server):  # type: ignore[no-untyped-def]
         srv.stop()
 
 
-# ---------------------------------------------------------------------------------------------- statistics
-
-
 @contextlib.contextmanager
 def own_cpu() -> Iterator[int | None]:
     """The bench's own client runs on a CPU of its own (the last it may use) for the block, and may use the others
@@ -187,6 +184,9 @@ def own_cpu() -> Iterator[int | None]:
         yield cpu
     finally:
         os.sched_setaffinity(0, before)
+
+
+# ---------------------------------------------------------------------------------------------- statistics
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -90,10 +90,9 @@ def fig_timing(ctx: Context) -> Figure:
                     "misses": miss_line(srv) if tool == "gwsvcr" else None,
                     "first_error": next((s.error for s in batch.sessions if s.error), ""),
                 })
-                if level == biggest and own and base_kb and alive_kb and batch.sessions:
+                if level == biggest and own and base_kb and alive_kb:
                     ctx.memory_sessions.append({"tool": tool, "sessions": level, "base_mb": base_kb / 1024,
-                                                "alive_mb": alive_kb / 1024, "peak_mb": (peak_kb or 0) / 1024,
-                                                "ok": sum(s.ok for s in batch.sessions)})
+                                                "alive_mb": alive_kb / 1024, "peak_mb": (peak_kb or 0) / 1024})
                 ctx.log(f"fig 1 run {run + 1}: {tool} {case} sessions: "
                         f"{entry[-1]['sessions_ok']}/{level} ok, error p50 {ms(entry[-1]['p50'])} "
                         f"p99 {ms(entry[-1]['p99'])} ({wall:.1f} s)")
